@@ -1,0 +1,22 @@
+//! oni-systems: the pure core of oni, a Bitcoin P2P node built as an ECS.
+//!
+//! # Layout
+//! - [`wire`]: frame header, per-command payload bounds, strict bounded decode, in-place encode.
+//! - [`components`]: what a peer entity is made of (link, queues, stats, score, negotiated state).
+//! - [`resources`]: node-wide state: config and limits, clock, seeded rng, metrics, IO inbox/outbox.
+//! - [`systems`]: one file per system; [`schedule`] states their one order.
+//! - [`harness`]: a World with no IO and domain verbs, for tests, benches and the simulator.
+//!
+//! Nothing here opens a socket, spawns a thread, reads the wall clock or touches disk: the shell
+//! (crate `oni`) feeds events into [`resources::Inbox`], runs the schedule, and carries out
+//! [`resources::Outbox`]. The simulator does the same on a virtual clock, so one seed replays a run.
+#![warn(missing_docs)]
+// ECS queries are tuples of components by design; naming each one would hide what a system touches.
+#![allow(clippy::type_complexity)]
+
+pub mod components;
+pub mod harness;
+pub mod resources;
+pub mod schedule;
+pub mod systems;
+pub mod wire;

@@ -1,0 +1,86 @@
+//! Node configuration and limits. Defaults are Bitcoin Core's (DESIGN.md §3); every one is
+//! configurable so tests and scenarios can cross it.
+
+use crate::wire::{Network, PROTOCOL_VERSION};
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Limits that bound per-peer and node-wide work and memory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Messages decoded per peer per tick (the per-message CPU budget; round robin across peers).
+    pub decode_msgs_per_tick: usize,
+    /// Payload bytes decoded per peer per tick.
+    pub decode_bytes_per_tick: usize,
+    /// Receive buffer per peer; over it the socket's reader is paused.
+    pub recv_buffer_bytes_max: usize,
+    /// Send queue per peer; over it we stop processing that peer's messages.
+    pub send_queue_bytes_soft: usize,
+    /// Send queue per peer; over it the peer is disconnected.
+    pub send_queue_bytes_hard: usize,
+    /// Bytes handed to a peer's writer task and not yet written.
+    pub writer_window_bytes: usize,
+    /// Time to complete version/verack.
+    pub handshake_timeout_ms: u64,
+    /// Interval between our pings.
+    pub ping_interval_ms: u64,
+    /// Time a ping may go unanswered.
+    pub ping_timeout_ms: u64,
+    /// Time with nothing received.
+    pub inactivity_timeout_ms: u64,
+    /// Inbound connections.
+    pub max_inbound: usize,
+    /// Outbound connections (all kinds but manual).
+    pub max_outbound: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            decode_msgs_per_tick: 32,
+            decode_bytes_per_tick: 4_000_000,
+            recv_buffer_bytes_max: 5_000_000,
+            send_queue_bytes_soft: 1_000_000,
+            send_queue_bytes_hard: 8_000_000,
+            writer_window_bytes: 256 * 1024,
+            handshake_timeout_ms: 60_000,
+            ping_interval_ms: 120_000,
+            ping_timeout_ms: 20 * 60_000,
+            inactivity_timeout_ms: 20 * 60_000,
+            max_inbound: 114,
+            max_outbound: 11,
+        }
+    }
+}
+
+/// Who we are on the network.
+#[derive(Resource, Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    /// Which network.
+    pub network: Network,
+    /// Protocol version we announce.
+    pub protocol_version: i32,
+    /// Services we announce: only what we really serve.
+    pub services: u64,
+    /// BIP14 user agent.
+    pub user_agent: String,
+    /// Whether we want tx announcements (false until we relay txs).
+    pub relay: bool,
+    /// The limits.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Defaults for `network`.
+    pub fn new(network: Network) -> Self {
+        Config {
+            network,
+            protocol_version: PROTOCOL_VERSION,
+            services: 0,
+            user_agent: concat!("/oni:", env!("CARGO_PKG_VERSION"), "/").to_string(),
+            relay: false,
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The boundary with the shell: events in ([`Inbox`]) and IO commands out ([`Outbox`]). The tokio
+//! bridge and the simulator's pipes are the two producers and consumers.
+
+use crate::components::{ConnId, Direction};
+use crate::resources::reasons::DisconnectReason;
+use crate::wire::{HeaderError, RawFrame};
+use ahash::AHashMap;
+use bevy_ecs::prelude::*;
+use std::net::SocketAddr;
+
+/// Something that happened on the network since the last tick.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// An outbound dial started (the shell allocated `conn`).
+    Dialing {
+        /// The connection.
+        conn: ConnId,
+        /// Where to.
+        addr: SocketAddr,
+        /// What kind of outbound.
+        direction: Direction,
+    },
+    /// A socket is up: an accepted inbound, or an outbound dial that succeeded.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        addr: SocketAddr,
+        /// Our end.
+        local: Option<SocketAddr>,
+        /// Inbound, or the outbound kind.
+        direction: Direction,
+    },
+    /// A delimited frame (header checked, checksum not yet).
+    Frame {
+        /// The connection.
+        conn: ConnId,
+        /// The frame.
+        frame: RawFrame,
+    },
+    /// A header the reader refused; the reader has stopped.
+    BadHeader {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        error: HeaderError,
+    },
+    /// Bytes the writer put on the socket.
+    Written {
+        /// The connection.
+        conn: ConnId,
+        /// How many.
+        bytes: usize,
+    },
+    /// The socket is gone (peer closed, IO error, or dial failed).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// True when the dial itself failed.
+        connect_failed: bool,
+    },
+}
+
+/// Events waiting for the ingest system.
+#[derive(Resource, Debug, Default)]
+pub struct Inbox(pub Vec<NetEvent>);
+
+/// What the world asks the shell to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IoCommand {
+    /// Write this frame.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The encoded frame.
+        bytes: Vec<u8>,
+    },
+    /// Close the socket; the reason is for the shell's log.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Stop reading this socket (receive buffer full).
+    PauseRead {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Read again.
+    ResumeRead {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Dial an address.
+    Connect {
+        /// Where.
+        addr: SocketAddr,
+        /// What kind of outbound.
+        direction: Direction,
+    },
+}
+
+/// Commands for the shell, drained after each tick.
+#[derive(Resource, Debug, Default)]
+pub struct Outbox(pub Vec<IoCommand>);
+
+/// Maps the shell's connection ids to peer entities.
+#[derive(Resource, Debug, Default)]
+pub struct ConnIndex(pub AHashMap<ConnId, Entity>);

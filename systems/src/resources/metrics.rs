@@ -1,0 +1,156 @@
+//! Node-wide counters and histograms. Fixed arrays indexed by typed reasons and commands; recording
+//! a sample never allocates.
+
+use crate::components::Direction;
+use crate::resources::reasons::{DisconnectReason, Misbehavior};
+use crate::wire::{Command, DecodeError, HeaderError};
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A histogram over fixed upper bounds (milliseconds); the last bucket is +Inf.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Upper bounds of the buckets (inclusive), ascending.
+    pub bounds: Vec<u64>,
+    /// Non-cumulative counts per bucket; one more than bounds (the +Inf bucket).
+    pub counts: Vec<u64>,
+    /// Sum of all samples.
+    pub sum: u64,
+    /// Number of samples.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// Buckets suited to network latencies: 1 ms to 2 min.
+    pub fn latency_ms() -> Self {
+        Self::with_bounds(&[1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000])
+    }
+
+    /// A histogram over the given bounds.
+    pub fn with_bounds(bounds: &[u64]) -> Self {
+        Histogram { bounds: bounds.to_vec(), counts: vec![0; bounds.len() + 1], sum: 0, count: 0 }
+    }
+
+    /// Records one sample.
+    pub fn record(&mut self, v: u64) {
+        let i = self.bounds.partition_point(|&b| b < v);
+        self.counts[i] += 1;
+        self.sum = self.sum.saturating_add(v);
+        self.count += 1;
+    }
+
+    /// The smallest bucket bound under which fraction `q` of samples fall (upper estimate).
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let target = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Some(self.bounds.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        None
+    }
+}
+
+/// Node-wide telemetry.
+#[derive(Resource, Clone, Debug, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Messages received by command.
+    pub msgs_in: Vec<u64>,
+    /// Wire bytes received by command.
+    pub bytes_in: Vec<u64>,
+    /// Messages sent by command.
+    pub msgs_out: Vec<u64>,
+    /// Wire bytes sent by command.
+    pub bytes_out: Vec<u64>,
+    /// Well-formed frames with commands we do not know (ignored).
+    pub unknown_commands: u64,
+    /// Frames refused at the header, by `HeaderError`.
+    pub header_errors: Vec<u64>,
+    /// Payloads refused, by `DecodeError`.
+    pub decode_errors: Vec<u64>,
+    /// Disconnects by reason.
+    pub disconnects: Vec<u64>,
+    /// Violations by kind.
+    pub misbehavior: Vec<u64>,
+    /// Connections opened, by direction.
+    pub connections: Vec<u64>,
+    /// Peers now, by direction (set by telemetry each tick).
+    pub peers: Vec<u64>,
+    /// Peers now that completed the handshake.
+    pub peers_ready: u64,
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Handshake durations.
+    pub handshake_ms: Histogram,
+    /// Ping round trips.
+    pub ping_rtt_ms: Histogram,
+    /// Times a socket's reader was paused for a full receive buffer.
+    pub recv_pauses: u64,
+    /// Ticks run.
+    pub ticks: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            msgs_in: vec![0; Command::COUNT],
+            bytes_in: vec![0; Command::COUNT],
+            msgs_out: vec![0; Command::COUNT],
+            bytes_out: vec![0; Command::COUNT],
+            unknown_commands: 0,
+            header_errors: vec![0; 3],
+            decode_errors: vec![0; 7],
+            disconnects: vec![0; DisconnectReason::COUNT],
+            misbehavior: vec![0; Misbehavior::COUNT],
+            connections: vec![0; Direction::ALL.len()],
+            peers: vec![0; Direction::ALL.len()],
+            peers_ready: 0,
+            handshakes: 0,
+            handshake_ms: Histogram::latency_ms(),
+            ping_rtt_ms: Histogram::latency_ms(),
+            recv_pauses: 0,
+            ticks: 0,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a refused header.
+    pub fn header_error(&mut self, e: HeaderError) {
+        self.header_errors[e as usize] += 1;
+    }
+
+    /// Counts a refused payload.
+    pub fn decode_error(&mut self, e: DecodeError) {
+        self.decode_errors[e as usize] += 1;
+    }
+
+    /// Disconnects counted for `reason`.
+    pub fn disconnects_for(&self, reason: DisconnectReason) -> u64 {
+        self.disconnects[reason as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_and_quantiles() {
+        let mut h = Histogram::with_bounds(&[10, 100]);
+        for v in [1, 10, 11, 100, 1000] {
+            h.record(v);
+        }
+        assert_eq!(h.counts, vec![2, 2, 1]);
+        assert_eq!(h.count, 5);
+        assert_eq!(h.sum, 1122);
+        assert_eq!(h.quantile(0.4), Some(10));
+        assert_eq!(h.quantile(0.8), Some(100));
+        assert_eq!(h.quantile(1.0), Some(u64::MAX));
+    }
+}

@@ -1,0 +1,29 @@
+//! Node-wide state shared by the systems: configuration and limits, the clock and rng the shell
+//! sets, metrics, the score table, and the IO boundary.
+
+mod clock;
+mod config;
+mod io;
+mod metrics;
+pub mod reasons;
+
+pub use clock::{Clock, Rng};
+pub use config::{Config, Limits};
+pub use io::{ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
+pub use metrics::{Histogram, Metrics};
+pub use reasons::{DisconnectReason, Misbehavior, ScoreTable};
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Our best chain as far as the P2P layer needs it (start height in `version`).
+#[derive(Resource, Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChainTip {
+    /// Height of our best block.
+    pub height: i32,
+}
+
+/// Nonces of versions we sent on connections not yet past handshake: an inbound version carrying one
+/// means we dialed ourselves.
+#[derive(Resource, Debug, Default)]
+pub struct LocalNonces(pub ahash::AHashSet<u64>);

@@ -1,0 +1,170 @@
+//! Typed reasons: why a peer was disconnected and what it did wrong. Tests match on them, counters
+//! are labelled with them, operators read them. The score of each violation lives in one table.
+
+use crate::wire::{DecodeError, HeaderError};
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+macro_rules! labelled {
+    ($(#[$m:meta])* $name:ident { $( $(#[$d:meta])* $v:ident = $label:literal, )* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name { $( $(#[$d])* $v, )* }
+
+        impl $name {
+            /// Every variant; the index of each is `as usize`.
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            /// Number of variants: the length of counter arrays.
+            pub const COUNT: usize = [$($label,)*].len();
+            /// Stable label for metrics, logs and RPC.
+            pub const fn label(self) -> &'static str {
+                match self { $($name::$v => $label,)* }
+            }
+        }
+    };
+}
+
+labelled! {
+    /// Why a connection ended.
+    DisconnectReason {
+        /// The frame did not start with this network's magic (also a BIP324 v2 attempt).
+        BadMagic = "bad_magic",
+        /// The command name was not printable ASCII with NUL padding.
+        BadCommand = "bad_command",
+        /// A frame length over the absolute or the command's bound.
+        Oversized = "oversized",
+        /// The peer closed the socket or it failed.
+        PeerClosed = "peer_closed",
+        /// The outbound dial failed.
+        ConnectFailed = "connect_failed",
+        /// No verack within the handshake timeout.
+        HandshakeTimeout = "handshake_timeout",
+        /// A ping went unanswered for the ping timeout.
+        PingTimeout = "ping_timeout",
+        /// Nothing received for the inactivity timeout.
+        InactivityTimeout = "inactivity_timeout",
+        /// We connected to ourselves (nonce match).
+        SelfConnection = "self_connection",
+        /// Its protocol version is below our floor.
+        ObsoleteVersion = "obsolete_version",
+        /// Its misbehavior score reached the threshold.
+        Misbehavior = "misbehavior",
+        /// Its send queue passed the hard bound: it asks more than it reads.
+        SendQueueOverflow = "send_queue_overflow",
+        /// Outbound peer lacks services we need.
+        MissingServices = "missing_services",
+        /// Refused: no free inbound slot.
+        NoSlot = "no_slot",
+        /// Evicted to make room for a new inbound.
+        Evicted = "evicted",
+        /// Refused or dropped: address banned or discouraged.
+        Banned = "banned",
+        /// A feeler's job was done.
+        FeelerDone = "feeler_done",
+        /// Operator asked (RPC disconnectnode).
+        Manual = "manual",
+        /// The node is stopping.
+        Shutdown = "shutdown",
+    }
+}
+
+impl From<HeaderError> for DisconnectReason {
+    fn from(e: HeaderError) -> Self {
+        match e {
+            HeaderError::BadMagic => DisconnectReason::BadMagic,
+            HeaderError::BadCommand => DisconnectReason::BadCommand,
+            HeaderError::Oversized => DisconnectReason::Oversized,
+        }
+    }
+}
+
+labelled! {
+    /// A protocol violation. Each has a score in [`ScoreTable`].
+    Misbehavior {
+        /// Payload did not match the header's checksum (Core drops silently; we count and score).
+        BadChecksum = "bad_checksum",
+        /// Payload ended early.
+        Truncated = "truncated",
+        /// Bytes after the message.
+        TrailingBytes = "trailing_bytes",
+        /// CompactSize not minimally encoded.
+        NonCanonicalCompactSize = "noncanonical_compactsize",
+        /// A list over its limit (inv > 50,000, headers > 2,000, addr > 1,000...).
+        TooManyEntries = "too_many_entries",
+        /// A string or byte field over its bound.
+        FieldTooLong = "field_too_long",
+        /// A value no valid message carries.
+        InvalidValue = "invalid_value",
+        /// A message other than version before the handshake started.
+        MessageBeforeVersion = "message_before_version",
+        /// A message other than the handshake ones before verack.
+        MessageBeforeVerack = "message_before_verack",
+        /// A second version.
+        DuplicateVersion = "duplicate_version",
+        /// A second verack.
+        DuplicateVerack = "duplicate_verack",
+        /// wtxidrelay after verack (BIP339 says before).
+        WtxidRelayAfterVerack = "wtxidrelay_after_verack",
+        /// sendaddrv2 after verack (BIP155 says before).
+        SendAddrV2AfterVerack = "sendaddrv2_after_verack",
+        /// A pong whose nonce matches no ping of ours.
+        UnsolicitedPong = "unsolicited_pong",
+    }
+}
+
+impl From<DecodeError> for Misbehavior {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::BadChecksum => Misbehavior::BadChecksum,
+            DecodeError::Truncated => Misbehavior::Truncated,
+            DecodeError::TrailingBytes => Misbehavior::TrailingBytes,
+            DecodeError::NonCanonicalCompactSize => Misbehavior::NonCanonicalCompactSize,
+            DecodeError::TooManyEntries => Misbehavior::TooManyEntries,
+            DecodeError::FieldTooLong => Misbehavior::FieldTooLong,
+            DecodeError::InvalidValue => Misbehavior::InvalidValue,
+        }
+    }
+}
+
+/// Score per violation and the threshold at which a peer is disconnected. One place, readable by
+/// operators and tests. Scores are ours: Core (≥ 28) disconnects on any misbehavior and ignores some
+/// of these; we accumulate so an honest peer with one odd message is never pushed out.
+#[derive(Resource, Clone, Debug, Serialize, Deserialize)]
+pub struct ScoreTable {
+    /// Score of each violation, indexed by `Misbehavior as usize`.
+    pub scores: Vec<u32>,
+    /// Points at which the peer is disconnected (and discouraged).
+    pub threshold: u32,
+}
+
+impl ScoreTable {
+    /// The score of one violation.
+    pub fn score(&self, m: Misbehavior) -> u32 {
+        self.scores.get(m as usize).copied().unwrap_or(0)
+    }
+}
+
+impl Default for ScoreTable {
+    fn default() -> Self {
+        let scores = Misbehavior::ALL
+            .iter()
+            .map(|m| match m {
+                // A garbled frame can be a flipped bit on a bad link: costly only when repeated.
+                Misbehavior::BadChecksum => 10,
+                // Malformed payloads are never produced by a correct implementation.
+                Misbehavior::Truncated
+                | Misbehavior::TrailingBytes
+                | Misbehavior::NonCanonicalCompactSize
+                | Misbehavior::FieldTooLong
+                | Misbehavior::InvalidValue => 20,
+                Misbehavior::TooManyEntries => 100,
+                // Ordering mistakes: honest modern peers never make them, but old ones might.
+                Misbehavior::MessageBeforeVersion | Misbehavior::MessageBeforeVerack => 10,
+                Misbehavior::DuplicateVersion | Misbehavior::DuplicateVerack => 1,
+                Misbehavior::WtxidRelayAfterVerack | Misbehavior::SendAddrV2AfterVerack => 1,
+                Misbehavior::UnsolicitedPong => 0,
+            })
+            .collect();
+        ScoreTable { scores, threshold: 100 }
+    }
+}

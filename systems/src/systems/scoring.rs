@@ -1,0 +1,33 @@
+//! scoring: applies the violations systems reported this tick. Each adds its score from the one
+//! table; at the threshold the peer is disconnected for misbehavior.
+
+use crate::components::{Disconnect, Score, Socket, Violations};
+use crate::resources::{DisconnectReason, Metrics, ScoreTable};
+use bevy_ecs::prelude::*;
+
+/// Adds this tick's violations to each peer's score.
+pub fn scoring(
+    mut peers: Query<(Entity, &Socket, &mut Score, &mut Violations, Has<Disconnect>)>,
+    table: Res<ScoreTable>,
+    mut metrics: ResMut<Metrics>,
+    mut commands: Commands,
+) {
+    for (entity, socket, mut score, mut violations, disconnecting) in &mut peers {
+        if violations.0.is_empty() {
+            continue;
+        }
+        for m in violations.0.drain(..) {
+            metrics.misbehavior[m as usize] += 1;
+            let points = table.score(m);
+            score.points = score.points.saturating_add(points);
+            match score.events.iter_mut().find(|(k, _)| *k == m) {
+                Some((_, n)) => *n += 1,
+                None => score.events.push((m, 1)),
+            }
+            tracing::debug!(peer = socket.conn.0, addr = %socket.addr, violation = m.label(), points, total = score.points, "misbehavior");
+        }
+        if !disconnecting && score.points >= table.threshold {
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::Misbehavior });
+        }
+    }
+}

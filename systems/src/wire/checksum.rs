@@ -1,0 +1,28 @@
+//! The frame checksum: the first four bytes of sha256d(payload). This is the hottest loop of the
+//! decoder, so it uses the `sha2` crate, which picks the CPU's SHA extensions at run time.
+
+use sha2::{Digest, Sha256};
+
+/// First four bytes of sha256(sha256(payload)).
+pub fn checksum(payload: &[u8]) -> [u8; 4] {
+    let first = Sha256::digest(payload);
+    let second = Sha256::digest(first);
+    [second[0], second[1], second[2], second[3]]
+}
+
+/// Full sha256d, for hashes of headers and transactions computed from raw bytes.
+pub fn sha256d(data: &[u8]) -> [u8; 32] {
+    let first = Sha256::digest(data);
+    Sha256::digest(first).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_payload_checksum_is_the_well_known_constant() {
+        // verack, sendheaders... all carry 5df6e0e2.
+        assert_eq!(checksum(&[]), [0x5d, 0xf6, 0xe0, 0xe2]);
+    }
+}

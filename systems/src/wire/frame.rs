@@ -1,0 +1,132 @@
+//! Splits a byte stream into frames, checking each header before its payload buffer exists. The
+//! tokio reader and the simulator's in-memory pipes both use it, so framing is attacked the same way.
+
+use super::{FrameHeader, HeaderError, Network, HEADER_LEN};
+
+/// A delimited frame: a checked header and exactly `header.len` payload bytes (checksum unchecked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawFrame {
+    /// The checked header.
+    pub header: FrameHeader,
+    /// The payload, allocated only after the header passed.
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// Bytes the frame took on the wire.
+    pub fn wire_len(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+}
+
+/// Incremental frame splitter. Holds at most one header and one bounded payload.
+#[derive(Debug)]
+pub struct FrameSplitter {
+    network: Network,
+    header_buf: [u8; HEADER_LEN],
+    header_have: usize,
+    pending: Option<(FrameHeader, Vec<u8>)>,
+    failed: bool,
+}
+
+impl FrameSplitter {
+    /// A splitter for one connection on `network`.
+    pub fn new(network: Network) -> Self {
+        FrameSplitter { network, header_buf: [0; HEADER_LEN], header_have: 0, pending: None, failed: false }
+    }
+
+    /// Consumes bytes from `input` until a frame completes (returned with the number of bytes used)
+    /// or the input runs out (`Ok((None, input.len()))`). After an error the splitter stays failed:
+    /// the connection must close.
+    pub fn push(&mut self, input: &[u8]) -> (usize, Result<Option<RawFrame>, HeaderError>) {
+        if self.failed {
+            return (0, Err(HeaderError::BadMagic));
+        }
+        let mut used = 0;
+        if self.pending.is_none() {
+            let take = (HEADER_LEN - self.header_have).min(input.len());
+            self.header_buf[self.header_have..self.header_have + take].copy_from_slice(&input[..take]);
+            self.header_have += take;
+            used += take;
+            // Refuse bad magic from the first four bytes, as Core does for v2 attempts.
+            if self.header_have >= 4 && self.header_buf[..4] != self.network.magic() {
+                self.failed = true;
+                return (used, Err(HeaderError::BadMagic));
+            }
+            if self.header_have < HEADER_LEN {
+                return (used, Ok(None));
+            }
+            self.header_have = 0;
+            match FrameHeader::parse(&self.header_buf, self.network) {
+                Ok(h) => self.pending = Some((h, Vec::with_capacity(h.len as usize))),
+                Err(e) => {
+                    self.failed = true;
+                    return (used, Err(e));
+                }
+            }
+        }
+        let Some((header, payload)) = self.pending.as_mut() else {
+            return (used, Ok(None));
+        };
+        let want = header.len as usize - payload.len();
+        let take = want.min(input.len() - used);
+        payload.extend_from_slice(&input[used..used + take]);
+        used += take;
+        if payload.len() == header.len as usize {
+            let (header, payload) = self.pending.take().unwrap_or_else(|| unreachable!());
+            return (used, Ok(Some(RawFrame { header, payload })));
+        }
+        (used, Ok(None))
+    }
+
+    /// Capacity of the payload buffer currently held (the allocation a header caused).
+    pub fn buffered_capacity(&self) -> usize {
+        self.pending.as_ref().map_or(0, |(_, p)| p.capacity())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Command, Message};
+
+    #[test]
+    fn splits_frames_fed_one_byte_at_a_time() {
+        let mut stream = Vec::new();
+        Message::Ping(1).encode_frame(Network::Regtest, &mut stream);
+        Message::Verack.encode_frame(Network::Regtest, &mut stream);
+        let mut s = FrameSplitter::new(Network::Regtest);
+        let mut frames = Vec::new();
+        for b in &stream {
+            let (used, r) = s.push(std::slice::from_ref(b));
+            assert_eq!(used, 1);
+            if let Some(f) = r.unwrap() {
+                frames.push(f.header.command);
+            }
+        }
+        assert_eq!(frames, vec![Command::Ping, Command::Verack]);
+    }
+
+    #[test]
+    fn a_4_000_001_byte_length_is_refused_before_any_payload_allocation() {
+        let mut h = [0u8; HEADER_LEN];
+        FrameHeader::write(Network::Regtest, Command::Block, 0, [0; 4], &mut h);
+        h[16..20].copy_from_slice(&4_000_001u32.to_le_bytes());
+        let mut s = FrameSplitter::new(Network::Regtest);
+        let mut input = h.to_vec();
+        input.extend_from_slice(&[0u8; 1000]);
+        let (used, r) = s.push(&input);
+        assert_eq!(r, Err(HeaderError::Oversized));
+        assert_eq!(used, HEADER_LEN, "not one payload byte was read");
+        assert_eq!(s.buffered_capacity(), 0, "no payload buffer was allocated");
+    }
+
+    #[test]
+    fn bad_magic_is_refused_after_four_bytes() {
+        let mut s = FrameSplitter::new(Network::Regtest);
+        let (used, r) = s.push(&[0x12, 0x34, 0x56, 0x78, 0x9a]);
+        assert_eq!(r, Err(HeaderError::BadMagic));
+        assert!(used <= 5, "refused before a whole header arrived");
+        assert!(s.push(&[0]).1.is_err(), "stays failed");
+    }
+}

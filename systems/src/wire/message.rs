@@ -1,0 +1,206 @@
+//! Decoded messages: one enum, decoded from a borrowed payload by command, encoded straight into
+//! the outgoing frame buffer.
+
+use super::reader::Reader;
+use super::version::Version;
+use super::{checksum, Command, DecodeError, FrameHeader, Network, HEADER_LEN};
+
+/// A decoded message. Variants follow Bitcoin Core's command names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// `version`.
+    Version(Version),
+    /// `verack`.
+    Verack,
+    /// `ping` with its nonce.
+    Ping(u64),
+    /// `pong` with the nonce it answers.
+    Pong(u64),
+    /// `sendheaders`.
+    SendHeaders,
+    /// `wtxidrelay`.
+    WtxidRelay,
+    /// `sendaddrv2`.
+    SendAddrV2,
+    /// `feefilter`, in sat per 1,000 vbytes.
+    FeeFilter(i64),
+    /// `sendcmpct`: high-bandwidth flag and compact block version.
+    SendCmpct {
+        /// Whether the peer wants unsolicited compact blocks.
+        announce: bool,
+        /// Compact block version (2 = witness).
+        version: u64,
+    },
+    /// `getaddr`.
+    GetAddr,
+    /// `mempool`.
+    Mempool,
+}
+
+impl Message {
+    /// The command this message travels under.
+    pub fn command(&self) -> Command {
+        match self {
+            Message::Version(_) => Command::Version,
+            Message::Verack => Command::Verack,
+            Message::Ping(_) => Command::Ping,
+            Message::Pong(_) => Command::Pong,
+            Message::SendHeaders => Command::SendHeaders,
+            Message::WtxidRelay => Command::WtxidRelay,
+            Message::SendAddrV2 => Command::SendAddrV2,
+            Message::FeeFilter(_) => Command::FeeFilter,
+            Message::SendCmpct { .. } => Command::SendCmpct,
+            Message::GetAddr => Command::GetAddr,
+            Message::Mempool => Command::Mempool,
+        }
+    }
+
+    /// Decodes a payload whose checksum was already verified. `Ok(None)` for commands that carry
+    /// nothing oni acts on yet (the caller counts them as ignored).
+    pub fn decode(command: Command, payload: &[u8]) -> Result<Option<Message>, DecodeError> {
+        let mut r = Reader::new(payload);
+        let msg = match command {
+            Command::Version => Message::Version(Version::decode(&mut r)?),
+            Command::Verack => Message::Verack,
+            Command::Ping => Message::Ping(r.u64_le()?),
+            Command::Pong => Message::Pong(r.u64_le()?),
+            Command::SendHeaders => Message::SendHeaders,
+            Command::WtxidRelay => Message::WtxidRelay,
+            Command::SendAddrV2 => Message::SendAddrV2,
+            Command::FeeFilter => Message::FeeFilter(r.i64_le()?),
+            Command::SendCmpct => Message::SendCmpct { announce: r.u8()? != 0, version: r.u64_le()? },
+            Command::GetAddr => Message::GetAddr,
+            Command::Mempool => Message::Mempool,
+            _ => return Ok(None),
+        };
+        r.finish()?;
+        Ok(Some(msg))
+    }
+
+    /// Appends the payload (no header).
+    pub fn encode_payload(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Version(v) => v.encode(out),
+            Message::Ping(n) | Message::Pong(n) => out.extend_from_slice(&n.to_le_bytes()),
+            Message::FeeFilter(f) => out.extend_from_slice(&f.to_le_bytes()),
+            Message::SendCmpct { announce, version } => {
+                out.push(*announce as u8);
+                out.extend_from_slice(&version.to_le_bytes());
+            }
+            Message::Verack
+            | Message::SendHeaders
+            | Message::WtxidRelay
+            | Message::SendAddrV2
+            | Message::GetAddr
+            | Message::Mempool => {}
+        }
+    }
+
+    /// Appends a whole frame (header + payload) to `out`: the payload is written in place after a
+    /// header-sized gap, then the header is filled in from it. Returns the frame's length.
+    pub fn encode_frame(&self, network: Network, out: &mut Vec<u8>) -> usize {
+        encode_frame_with(network, self.command(), out, |o| self.encode_payload(o))
+    }
+}
+
+/// Appends a frame whose payload is written by `write` straight into `out`.
+pub fn encode_frame_with(
+    network: Network,
+    command: Command,
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> usize {
+    let start = out.len();
+    out.resize(start + HEADER_LEN, 0);
+    write(out);
+    let len = out.len() - start - HEADER_LEN;
+    let sum = checksum(&out[start + HEADER_LEN..]);
+    let mut header = [0u8; HEADER_LEN];
+    FrameHeader::write(network, command, len as u32, sum, &mut header);
+    out[start..start + HEADER_LEN].copy_from_slice(&header);
+    out.len() - start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::version::NetAddr;
+
+    fn round_trip(m: Message) {
+        let mut frame = Vec::new();
+        let n = m.encode_frame(Network::Regtest, &mut frame);
+        assert_eq!(n, frame.len());
+        let header = FrameHeader::parse(frame[..HEADER_LEN].try_into().unwrap(), Network::Regtest).unwrap();
+        assert_eq!(header.command, m.command());
+        assert_eq!(header.len as usize, frame.len() - HEADER_LEN);
+        assert_eq!(header.checksum, checksum(&frame[HEADER_LEN..]));
+        assert_eq!(Message::decode(header.command, &frame[HEADER_LEN..]), Ok(Some(m)));
+    }
+
+    #[test]
+    fn handshake_messages_round_trip() {
+        round_trip(Message::Version(Version {
+            version: 70016,
+            services: 9,
+            timestamp: 1_700_000_000,
+            receiver: NetAddr::from_socket("127.0.0.1:18444".parse().unwrap(), 1),
+            sender: NetAddr::default(),
+            nonce: 0x0102030405060708,
+            user_agent: b"/oni:0.1.0/".as_slice().into(),
+            start_height: 2100,
+            relay: false,
+        }));
+        for m in [
+            Message::Verack,
+            Message::Ping(7),
+            Message::Pong(u64::MAX),
+            Message::SendHeaders,
+            Message::WtxidRelay,
+            Message::SendAddrV2,
+            Message::FeeFilter(1000),
+            Message::SendCmpct { announce: false, version: 2 },
+            Message::GetAddr,
+            Message::Mempool,
+        ] {
+            round_trip(m);
+        }
+    }
+
+    #[test]
+    fn version_without_relay_byte_means_relay() {
+        let mut p = Vec::new();
+        Message::Version(Version {
+            version: 70015,
+            services: 1,
+            timestamp: 0,
+            receiver: NetAddr::default(),
+            sender: NetAddr::default(),
+            nonce: 1,
+            user_agent: Default::default(),
+            start_height: 0,
+            relay: false,
+        })
+        .encode_payload(&mut p);
+        p.pop();
+        match Message::decode(Command::Version, &p) {
+            Ok(Some(Message::Version(v))) => assert!(v.relay),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncated_and_trailing_payloads_have_distinct_reasons() {
+        assert_eq!(Message::decode(Command::Ping, &[1, 2, 3]), Err(DecodeError::Truncated));
+        assert_eq!(Message::decode(Command::Verack, &[0]), Err(DecodeError::TrailingBytes));
+    }
+
+    #[test]
+    fn user_agent_over_256_bytes_is_refused() {
+        let mut p = Vec::new();
+        p.extend_from_slice(&70016i32.to_le_bytes());
+        p.extend_from_slice(&[0u8; 8 + 8 + 26 + 26 + 8]);
+        p.extend_from_slice(&[0xfd, 0x01, 0x01]);
+        p.extend_from_slice(&[b'a'; 257]);
+        assert_eq!(Message::decode(Command::Version, &p), Err(DecodeError::FieldTooLong));
+    }
+}
