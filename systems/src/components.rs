@@ -172,6 +172,10 @@ pub struct Stats {
     pub ping_rtt_ms: Option<u64>,
     /// Best ping round trip seen.
     pub min_ping_ms: Option<u64>,
+    /// Last time it gave us a block we did not have (eviction protects block relayers).
+    pub last_block_ms: Option<u64>,
+    /// Last time it gave us a tx we accepted (eviction protects tx relayers).
+    pub last_tx_ms: Option<u64>,
 }
 
 /// Accumulated misbehavior; at the threshold the peer is disconnected (and discouraged by policy).
@@ -239,6 +243,13 @@ pub struct Disconnect {
     pub reason: DisconnectReason,
 }
 
+/// Operator-granted permissions (Core's `-whitelist` flags).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    /// Scored but never disconnected or discouraged for misbehavior, never evicted.
+    pub noban: bool,
+}
+
 /// Misbehavior reported by systems this tick, applied by the scoring system.
 #[derive(Component, Debug, Default)]
 pub struct Violations(pub SmallVec<[Misbehavior; 2]>);
@@ -270,6 +281,8 @@ pub struct PeerBundle {
     pub handshake: Handshake,
     /// Keep-alive.
     pub ping: PingState,
+    /// Permissions.
+    pub permissions: Permissions,
 }
 
 impl PeerBundle {
@@ -292,6 +305,7 @@ impl PeerBundle {
             negotiated: Negotiated::default(),
             handshake: Handshake::default(),
             ping: PingState::default(),
+            permissions: Permissions::default(),
         }
     }
 }

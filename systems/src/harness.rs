@@ -179,9 +179,35 @@ impl TestNode {
         self.paused.contains(&conn)
     }
 
-    /// Outbound dials the node asked for.
+    /// Outbound dials the node asked for and nobody answered yet.
     pub fn dials(&self) -> &[(SocketAddr, Direction)] {
         &self.dials
+    }
+
+    /// Answers every pending dial: each socket connects, and the peer completes the handshake
+    /// offering `services`. Returns the new connections.
+    pub fn complete_dials(&mut self, services: u64) -> Vec<(ConnId, SocketAddr, Direction)> {
+        let dials = std::mem::take(&mut self.dials);
+        let mut out = Vec::new();
+        for (addr, direction) in dials {
+            let conn = ConnId(self.next_conn);
+            self.next_conn += 1;
+            self.event(NetEvent::Dialing { conn, addr, direction });
+            self.event(NetEvent::Connected { conn, addr, local: None, direction });
+            self.tick();
+            let Message::Version(mut v) = Self::peer_version(0xbeef ^ conn.0) else { unreachable!() };
+            v.services = services;
+            self.receive(conn, &Message::Version(v));
+            self.receive(conn, &Message::Verack);
+            self.sent_to(conn);
+            out.push((conn, addr, direction));
+        }
+        out
+    }
+
+    /// A resource, mutably (policy, ban list, address book...).
+    pub fn resource_mut<R: Resource + Component<Mutability = bevy_ecs::component::Mutable>>(&mut self) -> Mut<'_, R> {
+        self.world.resource_mut::<R>()
     }
 
     /// The peer entity of `conn`, while it exists.

@@ -1,16 +1,23 @@
 //! The one ordered chain of systems, and the world every node and simulation starts from. Later
 //! systems (inv filter, request scheduler, address manager, ...) slot into this chain.
 
-use crate::resources::{ChainTip, Clock, Config, ConnIndex, Inbox, LocalNonces, Metrics, Outbox, Rng, ScoreTable};
+use crate::resources::{
+    AddrBook, BanList, ChainTip, Clock, Config, ConnIndex, Inbox, LocalNonces, Metrics, Outbox, PeerManagerState,
+    PeerPolicy, Rng, ScoreTable,
+};
 use crate::systems::*;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
-/// Builds the schedule: ingest → decode → handshake → ping → scoring → egress → teardown → telemetry.
+/// Builds the schedule: ingest → admission → decode → handshake → ping → scoring → discipline →
+/// connections → egress → teardown → telemetry.
 pub fn build_schedule() -> Schedule {
     let mut schedule = Schedule::default();
     schedule.set_executor(SingleThreadedExecutor::new());
-    schedule.add_systems((ingest, decode, handshake, ping, scoring, egress, teardown, telemetry).chain());
+    schedule.add_systems(
+        (ingest, admission, decode, handshake, ping, scoring, discipline, connections, egress, teardown, telemetry)
+            .chain(),
+    );
     schedule
 }
 
@@ -19,7 +26,12 @@ pub fn build_world(config: Config, seed: u64) -> World {
     let mut world = World::new();
     world.insert_resource(config);
     world.insert_resource(Clock::default());
-    world.insert_resource(Rng::seeded(seed));
+    let mut rng = Rng::seeded(seed);
+    world.insert_resource(AddrBook::random(&mut rng));
+    world.insert_resource(rng);
+    world.insert_resource(BanList::default());
+    world.insert_resource(PeerPolicy::default());
+    world.insert_resource(PeerManagerState::default());
     world.insert_resource(Metrics::default());
     world.insert_resource(ScoreTable::default());
     world.insert_resource(ChainTip::default());

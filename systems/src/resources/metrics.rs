@@ -89,6 +89,10 @@ pub struct Metrics {
     pub handshake_ms: Histogram,
     /// Ping round trips.
     pub ping_rtt_ms: Histogram,
+    /// Addresses discouraged for misbehavior.
+    pub discouraged: u64,
+    /// Bans made by escalation (discouraged again while discouraged).
+    pub bans_escalated: u64,
     /// Times a socket's reader was paused for a full receive buffer.
     pub recv_pauses: u64,
     /// Ticks run.
@@ -113,6 +117,8 @@ impl Default for Metrics {
             handshakes: 0,
             handshake_ms: Histogram::latency_ms(),
             ping_rtt_ms: Histogram::latency_ms(),
+            discouraged: 0,
+            bans_escalated: 0,
             recv_pauses: 0,
             ticks: 0,
         }

@@ -1,16 +1,22 @@
 //! Node-wide state shared by the systems: configuration and limits, the clock and rng the shell
 //! sets, metrics, the score table, and the IO boundary.
 
+pub mod addrman;
+pub mod banlist;
 mod clock;
 mod config;
 mod io;
 mod metrics;
+mod policy;
 pub mod reasons;
 
+pub use addrman::{AddrBook, AddrInfo, NetAddress, PeerAddr};
+pub use banlist::{BanChange, BanEntry, BanList, BanReason, Subnet};
 pub use clock::{Clock, Rng};
 pub use config::{Config, Limits};
 pub use io::{ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
 pub use metrics::{Histogram, Metrics};
+pub use policy::{PeerManagerState, PeerPolicy};
 pub use reasons::{DisconnectReason, Misbehavior, ScoreTable};
 
 use bevy_ecs::prelude::*;

@@ -1,7 +1,7 @@
 //! ingest: turns the shell's events into entities and buffered frames. Exclusive, because a peer
 //! spawned by one event must be found by the next event of the same batch.
 
-use crate::components::{Direction, Disconnect, PeerBundle, PeerState, RecvBuffer, SendQueue, Socket, Stats};
+use crate::components::{Disconnect, PeerBundle, PeerState, RecvBuffer, SendQueue, Socket, Stats};
 use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCommand, Metrics, NetEvent, Outbox};
 use bevy_ecs::prelude::*;
 
@@ -43,9 +43,6 @@ pub fn ingest(world: &mut World) {
                     let e = world.spawn(PeerBundle::new(socket, PeerState::Handshaking, direction)).id();
                     world.resource_mut::<ConnIndex>().0.insert(conn, e);
                     tracing::debug!(peer = conn.0, %addr, direction = direction.label(), "connected");
-                    if direction == Direction::Inbound {
-                        admit_inbound(world, e);
-                    }
                 }
             }
             NetEvent::Frame { conn, frame } => {
@@ -94,16 +91,6 @@ pub fn ingest(world: &mut World) {
                 mark(world, conn, reason);
             }
         }
-    }
-}
-
-/// Refuses an inbound peer when every inbound slot is taken.
-fn admit_inbound(world: &mut World, new_peer: Entity) {
-    let max = world.resource::<Config>().limits.max_inbound;
-    let mut q = world.query_filtered::<&Direction, Without<Disconnect>>();
-    let inbound = q.iter(world).filter(|d| **d == Direction::Inbound).count();
-    if inbound > max {
-        world.entity_mut(new_peer).insert(Disconnect { reason: DisconnectReason::NoSlot });
     }
 }
 

@@ -1,0 +1,158 @@
+//! connections: the Peer Manager's outbound side. Keeps the configured mix of outbound peers (full
+//! relay, block-relay-only, a periodic feeler), never two automatic outbounds in one network group,
+//! redials manual peers, promotes addresses that answered to "tried", sweeps expired bans and
+//! enforces new ones on connected peers.
+
+use crate::components::{Direction, Disconnect, Negotiated, PeerState, Permissions, Socket};
+use crate::resources::{
+    AddrBook, BanList, Clock, Config, DisconnectReason, IoCommand, NetAddress, Outbox, PeerAddr, PeerManagerState,
+    PeerPolicy, Rng,
+};
+use crate::wire::services::{NODE_NETWORK, NODE_WITNESS};
+use ahash::AHashSet;
+use bevy_ecs::prelude::*;
+use std::net::SocketAddr;
+
+/// How long an issued dial counts against its slot before the shell reports it.
+const DIAL_PENDING_MS: u64 = 10_000;
+/// Addresses drawn from the book per dial before giving up for this round.
+const SELECT_TRIES: usize = 100;
+
+/// Services an automatic outbound peer must offer.
+pub const REQUIRED_SERVICES: u64 = NODE_NETWORK | NODE_WITNESS;
+
+/// Node-wide inputs of the connection manager.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct ConnCtx<'w> {
+    book: ResMut<'w, AddrBook>,
+    bans: ResMut<'w, BanList>,
+    policy: Res<'w, PeerPolicy>,
+    state: ResMut<'w, PeerManagerState>,
+    config: Res<'w, Config>,
+    clock: Res<'w, Clock>,
+    rng: ResMut<'w, Rng>,
+    outbox: ResMut<'w, Outbox>,
+}
+
+/// The outbound half of the Peer Manager.
+pub fn connections(
+    peers: Query<(Entity, Ref<PeerState>, &Socket, &Direction, &Negotiated, &Permissions, Has<Disconnect>)>,
+    mut ctx: ConnCtx,
+    mut commands: Commands,
+) {
+    let now = ctx.clock.now_ms;
+    let now_s = ctx.clock.unix_s();
+    if now >= ctx.state.next_sweep_ms {
+        ctx.state.next_sweep_ms = now + 60_000;
+        ctx.bans.sweep(now_s);
+    }
+    let bans_changed = ctx.bans.is_changed();
+    let mut connected: AHashSet<SocketAddr> = AHashSet::new();
+    let mut groups: AHashSet<[u8; 5]> = AHashSet::new();
+    let (mut full, mut block, mut feelers) = (0usize, 0usize, 0usize);
+    for (entity, state, socket, direction, neg, perms, disconnecting) in &peers {
+        if disconnecting {
+            continue;
+        }
+        connected.insert(socket.addr);
+        let group = NetAddress::from_ip(socket.addr.ip()).group();
+        match direction {
+            Direction::OutboundFullRelay => full += 1,
+            Direction::BlockRelayOnly => block += 1,
+            Direction::Feeler => feelers += 1,
+            _ => {}
+        }
+        if matches!(direction, Direction::OutboundFullRelay | Direction::BlockRelayOnly | Direction::Feeler) {
+            groups.insert(group);
+        }
+        if bans_changed && !perms.noban && ctx.bans.is_banned(socket.addr.ip(), now_s) {
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::Banned });
+            continue;
+        }
+        if state.is_changed() && *state == PeerState::Ready && direction.is_outbound() {
+            ctx.book.good(&PeerAddr::from_socket(socket.addr), now_s);
+            let automatic = *direction != Direction::Manual;
+            if automatic && neg.services & REQUIRED_SERVICES != REQUIRED_SERVICES {
+                commands.entity(entity).insert(Disconnect { reason: DisconnectReason::MissingServices });
+            } else if *direction == Direction::Feeler {
+                commands.entity(entity).insert(Disconnect { reason: DisconnectReason::FeelerDone });
+            }
+        }
+    }
+    // Dials issued but not yet reported by the shell hold their slot for a while.
+    ctx.state.pending.retain(|(addr, _, at)| now < at + DIAL_PENDING_MS && !connected.contains(addr));
+    for (addr, direction, _) in &ctx.state.pending {
+        connected.insert(*addr);
+        groups.insert(NetAddress::from_ip(addr.ip()).group());
+        match direction {
+            Direction::OutboundFullRelay => full += 1,
+            Direction::BlockRelayOnly => block += 1,
+            Direction::Feeler => feelers += 1,
+            _ => {}
+        }
+    }
+    redial_manual(&mut ctx, &connected, now);
+    if !ctx.policy.auto_outbound || now < ctx.state.next_dial_ms {
+        return;
+    }
+    let max = ctx.config.limits.max_outbound;
+    let want_full = ctx.policy.outbound_full_relay.min(max);
+    let want_block = ctx.policy.outbound_block_relay.min(max - want_full);
+    let direction = if full < want_full {
+        Direction::OutboundFullRelay
+    } else if block < want_block {
+        Direction::BlockRelayOnly
+    } else if feelers == 0 && max > want_full + want_block && now >= ctx.state.next_feeler_ms {
+        let interval = ctx.policy.feeler_interval_ms.max(1);
+        ctx.state.next_feeler_ms = now + interval / 2 + ctx.rng.below(interval);
+        Direction::Feeler
+    } else {
+        return;
+    };
+    if let Some(addr) = pick_address(&mut ctx, &connected, &groups, direction == Direction::Feeler) {
+        ctx.book.attempt(&PeerAddr::from_socket(addr), now_s);
+        ctx.state.pending.push((addr, direction, now));
+        ctx.state.next_dial_ms = now + ctx.policy.dial_interval_ms;
+        tracing::debug!(%addr, direction = direction.label(), "dialing");
+        ctx.outbox.0.push(IoCommand::Connect { addr, direction });
+    }
+}
+
+fn redial_manual(ctx: &mut ConnCtx, connected: &AHashSet<SocketAddr>, now: u64) {
+    for i in 0..ctx.policy.manual.len() {
+        let addr = ctx.policy.manual[i];
+        if connected.contains(&addr) {
+            continue;
+        }
+        let due = ctx.state.manual_next_ms.get(&addr).copied().unwrap_or(0);
+        if now >= due {
+            ctx.state.manual_next_ms.insert(addr, now + ctx.policy.manual_retry_ms);
+            ctx.state.pending.push((addr, Direction::Manual, now));
+            ctx.outbox.0.push(IoCommand::Connect { addr, direction: Direction::Manual });
+        }
+    }
+}
+
+fn pick_address(
+    ctx: &mut ConnCtx,
+    connected: &AHashSet<SocketAddr>,
+    groups: &AHashSet<[u8; 5]>,
+    feeler: bool,
+) -> Option<SocketAddr> {
+    let now_s = ctx.clock.unix_s();
+    for _ in 0..SELECT_TRIES {
+        let info = ctx.book.select(&mut ctx.rng, feeler, now_s)?;
+        let Some(addr) = info.addr.socket() else { continue };
+        let known_lacking = info.services != 0 && info.services & REQUIRED_SERVICES != REQUIRED_SERVICES;
+        if connected.contains(&addr)
+            || groups.contains(&info.addr.addr.group())
+            || known_lacking
+            || ctx.bans.is_banned(addr.ip(), now_s)
+            || ctx.bans.is_discouraged(addr.ip(), now_s)
+        {
+            continue;
+        }
+        return Some(addr);
+    }
+    None
+}

@@ -1,0 +1,194 @@
+//! The Peer Manager's systems together (admission, discipline, connections) on a world with no IO.
+
+use crate::components::{Direction, PeerState, Permissions, Score};
+use crate::harness::TestNode;
+use crate::resources::{
+    AddrBook, BanEntry, BanList, BanReason, DisconnectReason, Limits, PeerAddr, PeerPolicy, Subnet,
+};
+use crate::wire::services::{NODE_NETWORK, NODE_WITNESS};
+use crate::wire::Message;
+use std::net::SocketAddr;
+
+const GOOD: u64 = NODE_NETWORK | NODE_WITNESS;
+
+fn misbehave(node: &mut TestNode, conn: crate::components::ConnId) {
+    for i in 0..10 {
+        node.receive(conn, &Message::Ping(i)); // before version: 10 points each
+    }
+}
+
+#[test]
+fn a_banned_address_is_refused_at_accept_before_any_handshake_work() {
+    let mut node = TestNode::regtest();
+    let now_s = 1_700_000_000;
+    node.resource_mut::<BanList>().ban(
+        "10.9.0.0/16".parse().unwrap(),
+        BanEntry { created_s: now_s, until_s: now_s + 3600, reason: BanReason::Manual },
+    );
+    let conn = node.connect_inbound("10.9.8.7:1234");
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Banned));
+    node.receive(conn, &TestNode::peer_version(1));
+    assert!(node.sent_to(conn).is_empty(), "no version was sent to a banned peer");
+    let other = node.connect_inbound("10.10.0.1:1234");
+    assert_eq!(node.closed_reason(other), None);
+}
+
+#[test]
+fn misbehavior_discourages_and_a_second_offence_while_discouraged_bans() {
+    let mut node = TestNode::regtest();
+    let a = node.connect_inbound("10.1.1.1:1000");
+    let b = node.connect_inbound("10.1.1.1:1001");
+    misbehave(&mut node, a);
+    assert_eq!(node.closed_reason(a), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().discouraged, 1);
+    let c = node.connect_inbound("10.1.1.1:1002");
+    assert_eq!(node.closed_reason(c), Some(DisconnectReason::Banned), "discouraged: refused inbound");
+    misbehave(&mut node, b);
+    assert_eq!(node.metrics().bans_escalated, 1);
+    let bans: Vec<_> = node.world.resource::<BanList>().bans().map(|(s, e)| (*s, *e)).collect();
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].0, Subnet::host("10.1.1.1".parse().unwrap()));
+    assert_eq!(bans[0].1.until_s - bans[0].1.created_s, 24 * 3600, "default ban is 24 h");
+}
+
+#[test]
+fn loopback_peers_are_disconnected_but_not_discouraged_unless_asked() {
+    let mut node = TestNode::regtest();
+    let a = node.connect_inbound("127.0.0.1:1000");
+    misbehave(&mut node, a);
+    assert_eq!(node.closed_reason(a), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().discouraged, 0);
+    let again = node.connect_inbound("127.0.0.1:1001");
+    assert_eq!(node.closed_reason(again), None);
+
+    node.resource_mut::<PeerPolicy>().discourage_local = true;
+    misbehave(&mut node, again);
+    assert_eq!(node.metrics().discouraged, 1);
+    let third = node.connect_inbound("127.0.0.1:1002");
+    assert_eq!(node.closed_reason(third), Some(DisconnectReason::Banned));
+}
+
+#[test]
+fn noban_peers_are_scored_but_kept() {
+    let mut node = TestNode::regtest();
+    node.resource_mut::<PeerPolicy>().whitelist.push("10.5.0.0/16".parse().unwrap());
+    let a = node.connect_inbound("10.5.1.1:1000");
+    misbehave(&mut node, a);
+    assert_eq!(node.closed_reason(a), None);
+    assert!(node.get::<Permissions>(a).is_some_and(|p| p.noban));
+    assert!(node.get::<Score>(a).is_some_and(|s| s.points >= 100));
+}
+
+#[test]
+fn bans_expire_and_new_bans_kick_connected_peers() {
+    let mut node = TestNode::regtest();
+    let a = node.ready_inbound("10.7.7.7:1000");
+    let now_s = 1_700_000_000;
+    node.resource_mut::<BanList>().ban(
+        Subnet::host("10.7.7.7".parse().unwrap()),
+        BanEntry { created_s: now_s, until_s: now_s + 120, reason: BanReason::Manual },
+    );
+    node.tick();
+    assert_eq!(node.closed_reason(a), Some(DisconnectReason::Banned));
+    node.elapse(121_000);
+    node.elapse(60_000);
+    assert_eq!(node.world.resource::<BanList>().bans().count(), 0, "swept");
+    let b = node.connect_inbound("10.7.7.7:1001");
+    assert_eq!(node.closed_reason(b), None);
+}
+
+#[test]
+fn a_full_inbound_set_evicts_by_netgroup_and_keeps_long_lived_honest_peers() {
+    let mut node = TestNode::regtest();
+    node.world.resource_mut::<crate::resources::Config>().limits = Limits { max_inbound: 32, ..Limits::default() };
+    let honest: Vec<_> = (0..16).map(|i| node.ready_inbound(&format!("10.{i}.0.1:8333"))).collect();
+    node.elapse(1000);
+    let mut refused_or_evicted = 0;
+    for i in 0..200 {
+        let c = node.connect_inbound(&format!("66.66.{}.{}:9000", i / 250, i % 250));
+        node.receive(c, &TestNode::peer_version(5000 + i));
+        node.receive(c, &Message::Verack);
+        if node.closed_reason(c).is_some() {
+            refused_or_evicted += 1;
+        }
+    }
+    let inbound = node.metrics().peers[Direction::Inbound as usize];
+    assert_eq!(inbound, 32, "stays at max_inbound");
+    assert!(honest.iter().all(|c| node.closed_reason(*c).is_none()), "honest diverse peers survive");
+    assert!(node.metrics().disconnects_for(DisconnectReason::Evicted) >= 150);
+    assert!(refused_or_evicted < 200);
+}
+
+fn fill_book(node: &mut TestNode, groups: u8) -> Vec<SocketAddr> {
+    let now_s = 1_700_000_000;
+    let mut addrs = Vec::new();
+    for g in 0..groups {
+        for h in 0..3u8 {
+            let addr: SocketAddr = format!("{}.{}.0.{}:8333", 20 + g, g, h + 1).parse().unwrap();
+            node.resource_mut::<AddrBook>().add(PeerAddr::from_socket(addr), GOOD, now_s - 60, [1, 1, 1, 0, 0], now_s);
+            addrs.push(addr);
+        }
+    }
+    addrs
+}
+
+#[test]
+fn outbound_slots_fill_with_one_peer_per_netgroup_then_a_feeler() {
+    let mut node = TestNode::regtest();
+    fill_book(&mut node, 30);
+    let mut conns = Vec::new();
+    for _ in 0..40 {
+        node.elapse(600);
+        conns.extend(node.complete_dials(GOOD));
+    }
+    let full = conns.iter().filter(|c| c.2 == Direction::OutboundFullRelay).count();
+    let block = conns.iter().filter(|c| c.2 == Direction::BlockRelayOnly).count();
+    assert_eq!((full, block), (8, 2));
+    let mut groups: Vec<_> = conns.iter().filter(|c| c.2 != Direction::Feeler).map(|c| c.1.ip()).collect();
+    groups.sort();
+    groups.dedup_by_key(|ip| match ip {
+        std::net::IpAddr::V4(v) => [v.octets()[0], v.octets()[1]],
+        _ => [0, 0],
+    });
+    assert_eq!(groups.len(), 10, "no two outbound in one netgroup");
+    for c in &conns {
+        if c.2 != Direction::Feeler {
+            assert_eq!(node.state(c.0), Some(PeerState::Ready));
+        }
+    }
+    node.elapse(200_000);
+    let feelers = node.complete_dials(GOOD);
+    assert_eq!(feelers.len(), 1);
+    assert_eq!(feelers[0].2, Direction::Feeler);
+    assert_eq!(node.closed_reason(feelers[0].0), Some(DisconnectReason::FeelerDone));
+    let tried = node.world.resource::<AddrBook>().counts().1;
+    assert_eq!(tried, conns.len() + feelers.len(), "every address that answered went to tried");
+    let first_feeler = conns.iter().position(|c| c.2 == Direction::Feeler);
+    assert!(first_feeler.is_none_or(|i| i >= 10), "feelers only once the outbound slots are full");
+}
+
+#[test]
+fn outbound_peers_without_network_and_witness_are_dropped() {
+    let mut node = TestNode::regtest();
+    fill_book(&mut node, 2);
+    node.elapse(600);
+    let conns = node.complete_dials(NODE_WITNESS);
+    assert_eq!(conns.len(), 1);
+    assert_eq!(node.closed_reason(conns[0].0), Some(DisconnectReason::MissingServices));
+}
+
+#[test]
+fn manual_peers_are_redialed_with_backoff() {
+    let mut node = TestNode::regtest();
+    let addr: SocketAddr = "10.3.3.3:18444".parse().unwrap();
+    node.resource_mut::<PeerPolicy>().manual.push(addr);
+    node.tick();
+    assert_eq!(node.dials(), &[(addr, Direction::Manual)]);
+    let conns = node.complete_dials(0);
+    assert_eq!(node.state(conns[0].0), Some(PeerState::Ready), "manual peers need no services");
+    node.close(conns[0].0);
+    node.elapse(5_000);
+    assert!(node.dials().is_empty(), "not before the retry delay");
+    node.elapse(6_000);
+    assert_eq!(node.dials(), &[(addr, Direction::Manual)]);
+}
