@@ -1,0 +1,211 @@
+//! The node's durable state in LMDB (heed): bans, the address book and its secret key. Every ban
+//! change is committed (fsync'd) before the caller reports it done, so a kill -9 after that loses
+//! nothing. A damaged store is a clear error with a way out, never a panic: LMDB would fault on a
+//! truncated file, so its meta pages are checked against the file's size before it is mapped.
+
+use heed::types::{Bytes, Str};
+use heed::{Database, Env, EnvOpenOptions};
+use oni_systems::resources::{AddrInfo, BanChange, BanEntry, Subnet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Largest the store may grow (address book + bans are far smaller; LMDB maps this lazily).
+const MAP_SIZE_BYTES: usize = 1 << 30;
+const META_ADDR_KEY: &str = "addrman_key";
+
+/// Why the store could not be used.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The files exist but are not a valid LMDB environment (truncated, overwritten, wrong format).
+    Corrupt {
+        /// The store directory.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The directory cannot be created or written.
+    Io(PathBuf, std::io::Error),
+    /// LMDB refused an operation.
+    Lmdb(heed::Error),
+    /// A record did not decode.
+    Record(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Corrupt { path, detail } => write!(
+                f,
+                "the store at {} is damaged ({detail}); start with --reset-store to keep a copy of it \
+                 beside the datadir's store and begin with an empty one",
+                path.display()
+            ),
+            StoreError::Io(p, e) => write!(f, "cannot use {}: {e}", p.display()),
+            StoreError::Lmdb(e) => write!(f, "store error: {e}"),
+            StoreError::Record(e) => write!(f, "store record unreadable: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<heed::Error> for StoreError {
+    fn from(e: heed::Error) -> Self {
+        StoreError::Lmdb(e)
+    }
+}
+
+/// An address book as saved: its secret key and its entries.
+pub type SavedBook = ([u8; 32], Vec<AddrInfo>);
+
+/// The open store.
+pub struct Store {
+    env: Env,
+    bans: Database<Str, Bytes>,
+    addrs: Database<Bytes, Bytes>,
+    meta: Database<Str, Bytes>,
+}
+
+/// Checks LMDB's two meta pages against the data file's length, so a truncated file is reported
+/// instead of faulting when mapped.
+fn precheck(dir: &Path) -> Result<(), StoreError> {
+    let file = dir.join("data.mdb");
+    let corrupt = |detail: String| StoreError::Corrupt { path: dir.to_path_buf(), detail };
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::Io(file, e)),
+    };
+    // page header 16 bytes; meta: magic u32, version u32, address u64, mapsize u64, 2 × 48-byte db
+    // records (the first's leading u32 is the page size), last_pg u64, txnid u64.
+    let read_meta = |off: usize| -> Option<(u32, u64, u64)> {
+        let m = bytes.get(off + 16..off + 16 + 136)?;
+        let u32_at = |i: usize| u32::from_le_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]]);
+        let u64_at = |i: usize| u64::from_le_bytes(m[i..i + 8].try_into().unwrap_or([0; 8]));
+        (u32_at(0) == 0xBEEF_C0DE).then(|| (u32_at(24), u64_at(120), u64_at(128)))
+    };
+    let Some((psize, last0, txn0)) = read_meta(0) else {
+        return Err(corrupt(format!("{} has no valid LMDB meta page ({} bytes)", file.display(), bytes.len())));
+    };
+    if !(512..=65536).contains(&psize) || !psize.is_power_of_two() {
+        return Err(corrupt(format!("implausible page size {psize}")));
+    }
+    let last = match read_meta(psize as usize) {
+        Some((_, last1, txn1)) if txn1 > txn0 => last1,
+        Some(_) => last0,
+        None => return Err(corrupt("second meta page missing or invalid".into())),
+    };
+    let need = (last + 1).saturating_mul(psize as u64);
+    if (bytes.len() as u64) < need {
+        return Err(corrupt(format!("data file is {} bytes, its meta pages need {need}", bytes.len())));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
+        precheck(dir)?;
+        // SAFETY: the environment is opened once per process (the node holds the only handle) and
+        // the file was checked against truncation above.
+        let env =
+            unsafe { EnvOpenOptions::new().map_size(MAP_SIZE_BYTES).max_dbs(4).open(dir) }.map_err(|e| match e {
+                heed::Error::Mdb(
+                    m @ (heed::MdbError::Invalid | heed::MdbError::Corrupted | heed::MdbError::VersionMismatch),
+                ) => StoreError::Corrupt { path: dir.to_path_buf(), detail: m.to_string() },
+                other => StoreError::Lmdb(other),
+            })?;
+        let mut wtxn = env.write_txn()?;
+        let bans = env.create_database(&mut wtxn, Some("bans"))?;
+        let addrs = env.create_database(&mut wtxn, Some("addrs"))?;
+        let meta = env.create_database(&mut wtxn, Some("meta"))?;
+        wtxn.commit()?;
+        Ok(Store { env, bans, addrs, meta })
+    }
+
+    /// Moves a damaged store aside (kept as `<dir>.corrupt-<unix_s>`) so a fresh one can start.
+    pub fn reset(dir: &Path, now_s: u64) -> Result<Option<PathBuf>, StoreError> {
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let mut aside = dir.as_os_str().to_owned();
+        aside.push(format!(".corrupt-{now_s}"));
+        let aside = PathBuf::from(aside);
+        std::fs::rename(dir, &aside).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
+        Ok(Some(aside))
+    }
+
+    /// Every stored ban.
+    pub fn load_bans(&self) -> Result<Vec<(Subnet, BanEntry)>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.bans.iter(&rtxn)? {
+            let (k, v) = item?;
+            let subnet: Subnet = k.parse().map_err(|e| StoreError::Record(format!("ban key {k}: {e}")))?;
+            let entry: BanEntry = serde_json::from_slice(v).map_err(|e| StoreError::Record(format!("ban {k}: {e}")))?;
+            out.push((subnet, entry));
+        }
+        Ok(out)
+    }
+
+    /// Applies ban changes in one durable transaction.
+    pub fn apply_ban_changes(&self, changes: &[BanChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut wtxn = self.env.write_txn()?;
+        for c in changes {
+            match c {
+                BanChange::Set(s, e) => {
+                    let v = serde_json::to_vec(e).map_err(|e| StoreError::Record(e.to_string()))?;
+                    self.bans.put(&mut wtxn, &s.to_string(), &v)?;
+                }
+                BanChange::Remove(s) => {
+                    self.bans.delete(&mut wtxn, &s.to_string())?;
+                }
+                BanChange::Clear => self.bans.clear(&mut wtxn)?,
+            }
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// Replaces the stored address book with `entries` and its key, in one transaction.
+    pub fn save_addrs<'a>(
+        &self,
+        key: [u8; 32],
+        entries: impl IntoIterator<Item = &'a AddrInfo>,
+    ) -> Result<usize, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        self.addrs.clear(&mut wtxn)?;
+        let mut n = 0;
+        for info in entries {
+            let k = serde_json::to_vec(&info.addr).map_err(|e| StoreError::Record(e.to_string()))?;
+            let v = serde_json::to_vec(info).map_err(|e| StoreError::Record(e.to_string()))?;
+            self.addrs.put(&mut wtxn, &k, &v)?;
+            n += 1;
+        }
+        self.meta.put(&mut wtxn, META_ADDR_KEY, &key)?;
+        wtxn.commit()?;
+        Ok(n)
+    }
+
+    /// The stored address book and its key, if one was saved.
+    pub fn load_addrs(&self) -> Result<Option<SavedBook>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let Some(key) = self.meta.get(&rtxn, META_ADDR_KEY)? else { return Ok(None) };
+        let key: [u8; 32] =
+            key.try_into().map_err(|_| StoreError::Record("address book key is not 32 bytes".into()))?;
+        let mut out = Vec::new();
+        for item in self.addrs.iter(&rtxn)? {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(v).map_err(|e| StoreError::Record(format!("address: {e}")))?);
+        }
+        Ok(Some((key, out)))
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,77 @@
+use super::*;
+use oni_systems::resources::{BanReason, NetAddress, PeerAddr};
+
+fn entry(until_s: i64) -> BanEntry {
+    BanEntry { created_s: 1, until_s, reason: BanReason::Manual }
+}
+
+#[test]
+fn bans_survive_reopen_and_changes_apply_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let a: Subnet = "10.0.0.0/8".parse().unwrap();
+    let b: Subnet = "2001:db8::/32".parse().unwrap();
+    {
+        let s = Store::open(&path).unwrap();
+        s.apply_ban_changes(&[BanChange::Set(a, entry(100)), BanChange::Set(b, entry(200))]).unwrap();
+        s.apply_ban_changes(&[BanChange::Remove(a)]).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.load_bans().unwrap(), vec![(b, entry(200))]);
+    s.apply_ban_changes(&[BanChange::Clear]).unwrap();
+    assert!(s.load_bans().unwrap().is_empty());
+}
+
+#[test]
+fn the_address_book_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    assert!(s.load_addrs().unwrap().is_none());
+    let infos: Vec<AddrInfo> = (0..50u8)
+        .map(|i| AddrInfo {
+            addr: PeerAddr { addr: NetAddress::Ipv4([1, 2, 3, i]), port: 8333 },
+            services: 9,
+            time_s: 1000 + i as i64,
+            last_try_s: 0,
+            last_success_s: 0,
+            attempts: 1,
+            source_group: [1, 9, 9, 0, 0],
+            tried: i % 2 == 0,
+        })
+        .collect();
+    assert_eq!(s.save_addrs([7; 32], &infos).unwrap(), 50);
+    let (key, mut back) = s.load_addrs().unwrap().unwrap();
+    assert_eq!(key, [7; 32]);
+    back.sort_by_key(|i| i.addr);
+    assert_eq!(back, infos);
+}
+
+#[test]
+fn a_truncated_store_is_a_clear_error_and_reset_keeps_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let s = Store::open(&path).unwrap();
+        let many: Vec<_> =
+            (0..2000u32).map(|i| BanChange::Set(Subnet::host(std::net::Ipv4Addr::from(i).into()), entry(9))).collect();
+        s.apply_ban_changes(&many).unwrap();
+    }
+    let data = path.join("data.mdb");
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(len / 2).unwrap();
+    let err = Store::open(&path).err().expect("a truncated store must not open");
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{msg}");
+    assert!(msg.contains("--reset-store"), "{msg}");
+    let aside = Store::reset(&path, 42).unwrap().unwrap();
+    assert!(aside.join("data.mdb").exists(), "the damaged store is kept");
+    let s = Store::open(&path).unwrap();
+    assert!(s.load_bans().unwrap().is_empty());
+}
+
+#[test]
+fn garbage_in_place_of_the_store_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.mdb"), vec![0x5a; 10_000]).unwrap();
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
+}
