@@ -6,8 +6,12 @@
 //! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it.
 //! - [`cli`]: the `oni` command line.
 //! - [`store`]: LMDB (heed): bans, the address book.
+//! - [`rpc`]: Core-shaped JSON-RPC over HTTP; [`dump`]: the component dump; [`telemetry`]:
+//!   Prometheus text and tick timings.
 
 pub mod bridge;
 pub mod cli;
+pub mod dump;
 pub mod node;
+pub mod rpc;
 pub mod store;

@@ -5,6 +5,7 @@
 //! thread starts, and returns a typed [`StartError`] so the CLI can print it and exit cleanly.
 
 mod manual;
+pub mod persist;
 mod world_loop;
 
 use crate::bridge::{Bridge, BridgeConfig, EVENT_CHANNEL_CAP};
@@ -78,6 +79,8 @@ pub enum StartError {
     },
     /// The IO runtime or the world thread could not start.
     Runtime(std::io::Error),
+    /// The store in the datadir cannot be opened (damaged, locked, unreadable).
+    Store(crate::store::StoreError),
 }
 
 impl std::fmt::Display for StartError {
@@ -91,6 +94,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             StartError::Runtime(e) => write!(f, "cannot start the IO runtime: {e}"),
+            StartError::Store(e) => write!(f, "{e}"),
         }
     }
 }
@@ -109,6 +113,9 @@ impl std::fmt::Display for NodeGone {
 
 impl std::error::Error for NodeGone {}
 
+/// The store's directory inside the datadir.
+pub const STORE_DIR: &str = "store";
+
 /// Starts nodes.
 pub struct Node;
 
@@ -118,6 +125,12 @@ impl Node {
         if let Some(dir) = &cfg.datadir {
             prepare_datadir(dir).map_err(|source| StartError::Datadir { path: dir.clone(), source })?;
         }
+        let store = match &cfg.datadir {
+            Some(dir) => Some(std::sync::Arc::new(
+                crate::store::Store::open(&dir.join(STORE_DIR)).map_err(StartError::Store)?,
+            )),
+            None => None,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cfg.io_threads.max(1))
             .thread_name("oni-io")
@@ -147,7 +160,7 @@ impl Node {
         let io = runtime.handle().clone();
         // Disconnects (its sender is dropped) once the node has fully stopped.
         let (stopped_tx, stopped_rx) = flume::bounded::<()>(0);
-        let world_loop = WorldLoop::new(&cfg, bridge, events_rx, control_rx);
+        let world_loop = WorldLoop::new(&cfg, bridge, events_rx, control_rx, store).map_err(StartError::Store)?;
         let thread = std::thread::Builder::new()
             .name("oni-world".into())
             .spawn(move || {

@@ -65,10 +65,16 @@ impl WorldLoop {
         bridge: Bridge,
         events: flume::Receiver<NetEvent>,
         control: flume::Receiver<Control>,
-    ) -> WorldLoop {
+        store: Option<std::sync::Arc<crate::store::Store>>,
+    ) -> Result<WorldLoop, crate::store::StoreError> {
         let seed = cfg.seed.unwrap_or_else(os_seed);
-        WorldLoop {
-            world: build_world(cfg.config.clone(), seed),
+        let mut world = build_world(cfg.config.clone(), seed);
+        if let Some(store) = store {
+            let n = super::persist::install(&mut world, store)?;
+            tracing::info!(bans = n, "bans loaded from the store");
+        }
+        Ok(WorldLoop {
+            world,
             schedule: build_schedule(),
             bridge,
             events,
@@ -77,7 +83,7 @@ impl WorldLoop {
             manual: ManualPeers::new(&cfg.manual_peers, cfg.manual_redial_ms),
             tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
             last_now_ms: 0,
-        }
+        })
     }
 
     /// Runs until shutdown, then closes every socket.
@@ -148,6 +154,10 @@ impl WorldLoop {
         self.world.resource_mut::<Clock>().now_ms = now_ms;
         self.world.resource_mut::<Inbox>().0.append(&mut self.pending);
         self.schedule.run(&mut self.world);
+        // Ban changes made by the systems (escalations, expiries) reach the disk every tick.
+        if let Err(e) = super::persist::commit_bans(&mut self.world) {
+            tracing::error!("cannot save ban changes (will retry): {e}");
+        }
         let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
         for cmd in commands {
             self.bridge.execute(cmd, &mut self.pending);

@@ -1,0 +1,149 @@
+//! The method table: every call oni answers, with Core's name, parameter names and a help text, and
+//! the dispatcher that binds parameters and runs a call. Calls read or change the world through
+//! [`crate::node::NodeHandle::with_world_async`], between two ticks.
+
+mod bans;
+mod chain;
+mod net;
+
+use super::jsonrpc::{codes, RpcError};
+use super::params::{bind, opt, req, Args, Kind, Param};
+use crate::node::NodeHandle;
+use oni_systems::wire::Network;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every call may use.
+pub struct Ctx {
+    /// The node.
+    pub node: NodeHandle,
+    /// Its network.
+    pub network: Network,
+    /// When the node started (uptime).
+    pub started: Instant,
+    /// Set by `stop`, so the CLI tells a requested stop from a crash.
+    pub stop_requested: Arc<AtomicBool>,
+}
+
+/// One method.
+pub struct Method {
+    /// Core's name.
+    pub name: &'static str,
+    /// Help category, as Core groups them.
+    pub category: &'static str,
+    /// Parameters in positional order.
+    pub params: &'static [Param],
+    /// One-paragraph help.
+    pub help: &'static str,
+}
+
+use Kind::{Bool, Num, Str};
+
+/// Every method, in help order.
+pub const METHODS: &[Method] = &[
+    Method { name: "getbestblockhash", category: "Blockchain", params: &[], help: "Returns the hash of the best (tip) block in the most-work fully-validated chain." },
+    Method { name: "getblockchaininfo", category: "Blockchain", params: &[], help: "Returns an object containing various state info regarding blockchain processing." },
+    Method { name: "getblockcount", category: "Blockchain", params: &[], help: "Returns the height of the most-work fully-validated chain." },
+    Method { name: "getblockhash", category: "Blockchain", params: &[req("height", Num)], help: "Returns hash of block in best-block-chain at height provided." },
+    Method { name: "getblockheader", category: "Blockchain", params: &[req("blockhash", Str), opt("verbose", Bool)], help: "Returns information about the block header with the given hash." },
+    Method { name: "dumpcomponents", category: "Control", params: &[], help: "Returns every peer entity with all its components and the node-wide resources (oni)." },
+    Method { name: "help", category: "Control", params: &[opt("command", Str)], help: "List all commands, or get help for a specified command." },
+    Method { name: "stop", category: "Control", params: &[], help: "Request a graceful shutdown of oni." },
+    Method { name: "uptime", category: "Control", params: &[], help: "Returns the total uptime of the server, in seconds." },
+    Method { name: "addnode", category: "Network", params: &[req("node", Str), req("command", Str), opt("v2transport", Bool)], help: "Attempts to add or remove a node from the addnode list, or to try a connection to a node once. command: 'add' | 'remove' | 'onetry'." },
+    Method { name: "clearbanned", category: "Network", params: &[], help: "Clear all banned IPs." },
+    Method { name: "disconnectnode", category: "Network", params: &[opt("address", Str), opt("nodeid", Num)], help: "Immediately disconnects from the specified peer node. Give either address or nodeid, not both." },
+    Method { name: "getaddednodeinfo", category: "Network", params: &[opt("node", Str)], help: "Returns information about the given added node, or all added nodes." },
+    Method { name: "getconnectioncount", category: "Network", params: &[], help: "Returns the number of connections to other nodes." },
+    Method { name: "getnettotals", category: "Network", params: &[], help: "Returns information about network traffic, including bytes in, bytes out, and current system time." },
+    Method { name: "getnetworkinfo", category: "Network", params: &[], help: "Returns an object containing various state info regarding P2P networking." },
+    Method { name: "getpeerinfo", category: "Network", params: &[], help: "Returns data about each connected network peer as a json array of objects." },
+    Method { name: "listbanned", category: "Network", params: &[], help: "List all manually banned IPs/Subnets." },
+    Method { name: "setban", category: "Network", params: &[req("subnet", Str), req("command", Str), opt("bantime", Num), opt("absolute", Bool)], help: "Attempts to add or remove an IP/Subnet from the banned list. command: 'add' | 'remove'; bantime in seconds (0 or absent: 24 h), absolute: bantime is a unix time." },
+];
+
+/// The usage text of a method: its signature and help.
+pub fn usage(m: &Method) -> String {
+    let mut sig = m.name.to_string();
+    for p in m.params {
+        if p.required {
+            sig.push_str(&format!(" \"{}\"", p.name));
+        } else {
+            sig.push_str(&format!(" ( \"{}\" )", p.name));
+        }
+    }
+    format!("{sig}\n\n{}\n", m.help)
+}
+
+fn help(args: &Args) -> Value {
+    if let Some(name) = args.str(0) {
+        return match METHODS.iter().find(|m| m.name == name) {
+            Some(m) => Value::from(usage(m)),
+            None => Value::from(format!("help: unknown command: {name}")),
+        };
+    }
+    let mut out = String::new();
+    let mut category = "";
+    for m in METHODS {
+        if m.category != category {
+            if !category.is_empty() {
+                out.push('\n');
+            }
+            category = m.category;
+            out.push_str(&format!("== {category} ==\n"));
+        }
+        let sig = usage(m);
+        out.push_str(sig.lines().next().unwrap_or(m.name));
+        out.push('\n');
+    }
+    Value::from(out.trim_end().to_string())
+}
+
+/// Maps a gone node to an error (the node stopped while the call waited).
+pub(crate) fn gone(_: crate::node::NodeGone) -> RpcError {
+    RpcError::new(codes::MISC_ERROR, "the node is shutting down")
+}
+
+/// Runs one call.
+pub async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, RpcError> {
+    let Some(m) = METHODS.iter().find(|m| m.name == method) else {
+        return Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found"));
+    };
+    let args = bind(params, m.params, &usage(m))?;
+    let bad_command = || RpcError::new(codes::MISC_ERROR, usage(m));
+    match method {
+        "help" => Ok(help(&args)),
+        "uptime" => Ok(json!(ctx.started.elapsed().as_secs())),
+        "stop" => {
+            ctx.stop_requested.store(true, Ordering::SeqCst);
+            let node = ctx.node.clone();
+            // The answer goes out first; the node stops right after (Core does the same).
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                node.shutdown();
+            });
+            Ok(json!("oni stopping"))
+        }
+        "dumpcomponents" => {
+            let dump = ctx.node.with_world_async(|w| crate::dump::Dump::capture(w)).await.map_err(gone)?;
+            serde_json::to_value(dump).map_err(|e| RpcError::new(codes::INTERNAL_ERROR, e.to_string()))
+        }
+        "getpeerinfo" => net::getpeerinfo(ctx).await,
+        "getnettotals" => net::getnettotals(ctx).await,
+        "getnetworkinfo" => net::getnetworkinfo(ctx).await,
+        "getconnectioncount" => net::getconnectioncount(ctx).await,
+        "disconnectnode" => net::disconnectnode(ctx, &args).await,
+        "addnode" => net::addnode(ctx, &args, bad_command).await,
+        "getaddednodeinfo" => net::getaddednodeinfo(ctx, &args).await,
+        "setban" => bans::setban(ctx, &args, bad_command).await,
+        "listbanned" => bans::listbanned(ctx).await,
+        "clearbanned" => bans::clearbanned(ctx).await,
+        "getblockcount" => chain::getblockcount(ctx).await,
+        "getblockchaininfo" | "getbestblockhash" | "getblockhash" | "getblockheader" => {
+            chain::unavailable(method, &args)
+        }
+        _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
+    }
+}
