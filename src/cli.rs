@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a node until Ctrl-C.
     Node(NodeArgs),
+    /// Print a running node's peers with all their components and its resources (RPC
+    /// `dumpcomponents`), as RON or JSON.
+    Dump(crate::dump::DumpArgs),
 }
 
 /// A network name on the command line.
@@ -111,6 +114,9 @@ pub struct NodeArgs {
     /// Log filter (e.g. `debug`, `oni=trace`); overrides RUST_LOG [default: RUST_LOG, else info].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// JSON-RPC and metrics endpoints.
+    #[command(flatten)]
+    pub operator: crate::rpc::flags::OperatorArgs,
 }
 
 impl NodeArgs {
@@ -164,11 +170,23 @@ pub fn run_node(args: &NodeArgs) -> i32 {
         eprintln!("error: {e}");
         return EXIT_USAGE;
     }
-    let handle = match Node::start(args.node_config()) {
+    let cfg = args.node_config();
+    let (network, datadir) = (cfg.config.network, cfg.datadir.clone());
+    let handle = match Node::start(cfg) {
         Ok(h) => h,
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    // RPC and metrics (held until exit: dropping them removes the RPC cookie).
+    let endpoints = match crate::rpc::flags::start_endpoints(&handle, network, datadir.as_deref(), &args.operator) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            handle.shutdown();
             return EXIT_USAGE;
         }
     };
@@ -187,6 +205,10 @@ pub fn run_node(args: &NodeArgs) -> i32 {
             _ = handle.stopped() => true,
         }
     });
+    if stopped_alone && endpoints.stop_requested() {
+        tracing::info!("stopped by RPC");
+        return 0;
+    }
     if stopped_alone {
         tracing::error!("the node stopped unexpectedly");
         return 1;
@@ -232,7 +254,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_network() {
         let cli = Cli::try_parse_from(["oni", "node", "--network", "regtest"]).unwrap();
-        let Command::Node(args) = cli.command;
+        let Command::Node(args) = cli.command else { panic!("not node") };
         let cfg = args.node_config();
         assert_eq!(cfg.listen, Some("0.0.0.0:18444".parse().unwrap()));
         assert!(cfg.datadir.unwrap().ends_with(".oni/regtest"));
@@ -257,7 +279,7 @@ mod tests {
             "1",
         ])
         .unwrap();
-        let Command::Node(args) = cli.command;
+        let Command::Node(args) = cli.command else { panic!("not node") };
         let cfg = args.node_config();
         assert_eq!(cfg.listen, None);
         assert_eq!(cfg.manual_peers, vec!["1.2.3.4:38333".parse().unwrap(), "5.6.7.8:9".parse().unwrap()]);

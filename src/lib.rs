@@ -15,3 +15,4 @@ pub mod dump;
 pub mod node;
 pub mod rpc;
 pub mod store;
+pub mod telemetry;

@@ -8,6 +8,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Node(args) => run_node(&args),
+        Command::Dump(args) => oni::dump::run_dump(&args),
     };
     std::process::exit(code);
 }

@@ -126,9 +126,9 @@ impl Node {
             prepare_datadir(dir).map_err(|source| StartError::Datadir { path: dir.clone(), source })?;
         }
         let store = match &cfg.datadir {
-            Some(dir) => Some(std::sync::Arc::new(
-                crate::store::Store::open(&dir.join(STORE_DIR)).map_err(StartError::Store)?,
-            )),
+            Some(dir) => {
+                Some(std::sync::Arc::new(crate::store::Store::open(&dir.join(STORE_DIR)).map_err(StartError::Store)?))
+            }
             None => None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -55,6 +55,8 @@ pub(super) struct WorldLoop {
     /// Events for the next tick, in order (dials' `Dialing` first, then what the tasks reported).
     pending: Vec<NetEvent>,
     manual: ManualPeers,
+    /// Times each system and the whole tick (telemetry).
+    timer: crate::telemetry::timings::SpanTimer,
     tick_interval: Duration,
     last_now_ms: u64,
 }
@@ -69,13 +71,15 @@ impl WorldLoop {
     ) -> Result<WorldLoop, crate::store::StoreError> {
         let seed = cfg.seed.unwrap_or_else(os_seed);
         let mut world = build_world(cfg.config.clone(), seed);
+        let timer = crate::telemetry::timings::SpanTimer::default();
         if let Some(store) = store {
             let n = super::persist::install(&mut world, store)?;
             tracing::info!(bans = n, "bans loaded from the store");
         }
         Ok(WorldLoop {
             world,
-            schedule: build_schedule(),
+            schedule: timer.capture(build_schedule),
+            timer,
             bridge,
             events,
             control,
@@ -153,7 +157,9 @@ impl WorldLoop {
         let now_ms = self.now_ms();
         self.world.resource_mut::<Clock>().now_ms = now_ms;
         self.world.resource_mut::<Inbox>().0.append(&mut self.pending);
+        let started = Instant::now();
         self.schedule.run(&mut self.world);
+        self.timer.publish(&mut self.world, started.elapsed());
         // Ban changes made by the systems (escalations, expiries) reach the disk every tick.
         if let Err(e) = super::persist::commit_bans(&mut self.world) {
             tracing::error!("cannot save ban changes (will retry): {e}");

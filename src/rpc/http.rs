@@ -184,11 +184,7 @@ async fn read_line<R: AsyncRead + Unpin>(
 ) -> Result<usize, ReadError> {
     buf.clear();
     let limit = (*budget as u64).saturating_add(1);
-    let n = (&mut *reader)
-        .take(limit)
-        .read_until(b'\n', buf)
-        .await
-        .map_err(|_| ReadError::Closed)?;
+    let n = (&mut *reader).take(limit).read_until(b'\n', buf).await.map_err(|_| ReadError::Closed)?;
     if n > *budget {
         return Err(ReadError::Reject(431, "request headers too large"));
     }

@@ -8,9 +8,11 @@
 //! - [`params`]: positional and named parameters.
 //! - [`methods`]: the calls.
 //! - [`client`]: a small client (`oni dump` talks to a running node with it).
+//! - [`flags`]: `oni node`'s RPC and metrics flags, and starting those endpoints.
 
 pub mod auth;
 pub mod client;
+pub mod flags;
 pub mod http;
 pub mod jsonrpc;
 pub mod methods;

@@ -127,7 +127,7 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, 
             Ok(json!("oni stopping"))
         }
         "dumpcomponents" => {
-            let dump = ctx.node.with_world_async(|w| crate::dump::Dump::capture(w)).await.map_err(gone)?;
+            let dump = ctx.node.with_world_async(crate::dump::Dump::capture).await.map_err(gone)?;
             serde_json::to_value(dump).map_err(|e| RpcError::new(codes::INTERNAL_ERROR, e.to_string()))
         }
         "getpeerinfo" => net::getpeerinfo(ctx).await,

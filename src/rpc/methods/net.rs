@@ -147,11 +147,8 @@ pub async fn getpeerinfo(ctx: &Ctx) -> Result<Value, RpcError> {
     let peers = ctx.node.with_world_async(|world| {
         let now_ms = world.resource::<Clock>().now_ms;
         let mut q = world.query::<PeerRow>();
-        let mut rows: Vec<(ConnId, Value)> = q
-            .iter(world)
-            .filter(|r| *r.1 != PeerState::Connecting)
-            .map(|r| (r.0.conn, peer_json(r, now_ms)))
-            .collect();
+        let mut rows: Vec<(ConnId, Value)> =
+            q.iter(world).filter(|r| *r.1 != PeerState::Connecting).map(|r| (r.0.conn, peer_json(r, now_ms))).collect();
         rows.sort_by_key(|(id, _)| *id);
         rows.into_iter().map(|(_, v)| v).collect::<Vec<Value>>()
     });
@@ -260,9 +257,7 @@ pub async fn disconnectnode(ctx: &Ctx, args: &Args) -> Result<Value, RpcError> {
     let target = match (address, nodeid) {
         (Some(a), None) => Target::Addr(a),
         (None | Some(_), Some(id)) if args.str(0).is_none_or(str::is_empty) => Target::Id(id.max(0) as u64),
-        _ => {
-            return Err(RpcError::new(codes::INVALID_PARAMETER, "Only one of address and nodeid should be provided."))
-        }
+        _ => return Err(RpcError::new(codes::INVALID_PARAMETER, "Only one of address and nodeid should be provided.")),
     };
     let found = ctx.node.with_world_async(move |world| {
         let mut q = world.query_filtered::<(Entity, &Socket), Without<Disconnect>>();
@@ -289,7 +284,9 @@ fn parse_node(s: &str, default_port: u16) -> Result<SocketAddr, RpcError> {
         .trim_end_matches(']')
         .parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, default_port))
-        .map_err(|_| RpcError::new(codes::INVALID_PARAMETER, format!("Error: '{s}' is not an IP address with an optional port")))
+        .map_err(|_| {
+            RpcError::new(codes::INVALID_PARAMETER, format!("Error: '{s}' is not an IP address with an optional port"))
+        })
 }
 
 /// `addnode "node" "add"|"remove"|"onetry"`: add/remove edit the manual peers the connections
@@ -302,7 +299,9 @@ pub async fn addnode(ctx: &Ctx, args: &Args, bad_command: impl Fn() -> RpcError)
     let addr = parse_node(args.str(0).unwrap_or(""), ctx.network.default_port())?;
     let r = ctx.node.with_world_async(move |world| {
         match command.as_str() {
-            "onetry" => world.resource_mut::<Outbox>().0.push(IoCommand::Connect { addr, direction: Direction::Manual }),
+            "onetry" => {
+                world.resource_mut::<Outbox>().0.push(IoCommand::Connect { addr, direction: Direction::Manual })
+            }
             "add" => {
                 if world.resource::<PeerPolicy>().manual.contains(&addr) {
                     return Err(RpcError::new(codes::CLIENT_NODE_ALREADY_ADDED, "Error: Node already added"));
@@ -365,7 +364,10 @@ mod tests {
 
     #[test]
     fn service_names_follow_core() {
-        assert_eq!(service_names(NODE_NETWORK | NODE_WITNESS | NODE_NETWORK_LIMITED), ["NETWORK", "WITNESS", "NETWORK_LIMITED"]);
+        assert_eq!(
+            service_names(NODE_NETWORK | NODE_WITNESS | NODE_NETWORK_LIMITED),
+            ["NETWORK", "WITNESS", "NETWORK_LIMITED"]
+        );
         assert_eq!(service_names(1 << 5), ["UNKNOWN[2^5]"]);
         assert!(service_names(0).is_empty());
     }

@@ -1,0 +1,106 @@
+//! The operator endpoints' flags of `oni node` (RPC and metrics), with Core's names, and starting
+//! those endpoints beside a running node.
+
+use super::{RpcConfig, RpcServer};
+use crate::cli::AddrArg;
+use crate::node::NodeHandle;
+use crate::telemetry::MetricsServer;
+use oni_systems::wire::Network;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// RPC and metrics flags, flattened into `oni node`'s.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OperatorArgs {
+    /// Address for JSON-RPC [default: 127.0.0.1]; a port here overrides --rpcport.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub rpcbind: Option<AddrArg>,
+    /// JSON-RPC port [default: Bitcoin Core's for the network: 8332, 48332, 38332, 18443]; 0 picks a
+    /// free one (logged).
+    #[arg(long, value_name = "PORT")]
+    pub rpcport: Option<u16>,
+    /// JSON-RPC user (with --rpcpassword); without them a cookie file is written where
+    /// bitcoin-cli looks: <datadir>/.cookie on main, <datadir>/<network>/.cookie otherwise.
+    #[arg(long, value_name = "USER", requires = "rpcpassword")]
+    pub rpcuser: Option<String>,
+    /// JSON-RPC password.
+    #[arg(long, value_name = "PW", requires = "rpcuser")]
+    pub rpcpassword: Option<String>,
+    /// Where to write the cookie instead.
+    #[arg(long, value_name = "FILE")]
+    pub rpccookiefile: Option<PathBuf>,
+    /// Run no JSON-RPC server.
+    #[arg(long)]
+    pub norpc: bool,
+    /// Serve Prometheus metrics over HTTP at this address (e.g. 127.0.0.1:9332).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+}
+
+impl OperatorArgs {
+    /// Whether the operator chose the RPC address (then failing to bind it is fatal).
+    pub fn rpc_explicit(&self) -> bool {
+        self.rpcbind.is_some() || self.rpcport.is_some()
+    }
+
+    /// The RPC configuration these flags ask for, or `None` with `--norpc`.
+    pub fn rpc_config(&self, network: Network, datadir: Option<&Path>) -> Option<RpcConfig> {
+        if self.norpc {
+            return None;
+        }
+        let mut cfg = RpcConfig::new(network, datadir);
+        let port = self.rpcport.unwrap_or(network.default_rpc_port());
+        cfg.bind = match self.rpcbind {
+            Some(a) => a.resolve(port),
+            None => SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        if let (Some(u), Some(p)) = (&self.rpcuser, &self.rpcpassword) {
+            cfg.user_password = Some((u.clone(), p.clone()));
+        }
+        if let Some(c) = &self.rpccookiefile {
+            cfg.cookie_path = Some(c.clone());
+        }
+        Some(cfg)
+    }
+}
+
+/// The endpoints running beside a node; dropping them removes the cookie.
+#[derive(Default)]
+pub struct Endpoints {
+    /// The RPC server, if running.
+    pub rpc: Option<RpcServer>,
+    /// The metrics server, if running.
+    pub metrics: Option<MetricsServer>,
+}
+
+impl Endpoints {
+    /// Whether a client asked the node to stop over RPC.
+    pub fn stop_requested(&self) -> bool {
+        self.rpc.as_ref().is_some_and(RpcServer::stop_requested)
+    }
+}
+
+/// Starts what `args` asks for. An address the operator gave that cannot be used is an error; the
+/// default RPC port being taken (another node, a test running beside) only disables RPC, loudly.
+pub fn start_endpoints(
+    node: &NodeHandle,
+    network: Network,
+    datadir: Option<&Path>,
+    args: &OperatorArgs,
+) -> Result<Endpoints, String> {
+    let mut out = Endpoints::default();
+    if let Some(cfg) = args.rpc_config(network, datadir) {
+        match RpcServer::start(node, network, cfg) {
+            Ok(s) => out.rpc = Some(s),
+            Err(e @ super::RpcStartError::Bind(..)) if !args.rpc_explicit() => {
+                tracing::error!("{e}; running without RPC (choose another with --rpcport)");
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if let Some(addr) = args.metrics {
+        out.metrics =
+            Some(MetricsServer::start(node, addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?);
+    }
+    Ok(out)
+}

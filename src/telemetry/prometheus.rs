@@ -1,0 +1,223 @@
+//! Prometheus text exposition (format 0.0.4) of the world's telemetry: the `Metrics` resource
+//! (counters by command, direction and reason; latency histograms with cumulative buckets and
+//! `le="+Inf"`), peer gauges, bans, per-peer traffic and score, and the shell's tick timings.
+//! Names start with `oni_`; times are in seconds, as Prometheus expects.
+
+use super::timings::SystemTimings;
+use bevy_ecs::prelude::*;
+use oni_systems::components::{Direction, PeerState, Score, SendQueue, Socket, Stats};
+use oni_systems::resources::{BanList, DisconnectReason, Histogram, Metrics, Misbehavior};
+use oni_systems::wire::{Command, DecodeError, HeaderError};
+use std::fmt::Write;
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const HEADER_ERRORS: [HeaderError; 3] = [HeaderError::BadMagic, HeaderError::BadCommand, HeaderError::Oversized];
+const DECODE_ERRORS: [DecodeError; 7] = [
+    DecodeError::BadChecksum,
+    DecodeError::Truncated,
+    DecodeError::TrailingBytes,
+    DecodeError::NonCanonicalCompactSize,
+    DecodeError::TooManyEntries,
+    DecodeError::FieldTooLong,
+    DecodeError::InvalidValue,
+];
+
+/// Builds the text; one family at a time.
+struct Out {
+    s: String,
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return v.into();
+    }
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+}
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.s.push_str(name);
+        if !labels.is_empty() {
+            self.s.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.s.push(',');
+                }
+                let _ = write!(self.s, "{k}=\"{}\"", escape(v));
+            }
+            self.s.push('}');
+        }
+        let _ = writeln!(self.s, " {value}");
+    }
+
+    /// A counter family with one label over `(label value, count)` pairs.
+    fn labelled(&mut self, name: &str, help: &str, label: &str, values: impl Iterator<Item = (&'static str, u64)>) {
+        self.family(name, "counter", help);
+        for (l, v) in values {
+            self.sample(name, &[(label, l)], v);
+        }
+    }
+
+    fn single(&mut self, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], v);
+    }
+
+    /// A millisecond histogram rendered in seconds: cumulative buckets, +Inf, sum and count.
+    fn histogram_ms(&mut self, name: &str, help: &str, h: &Histogram) {
+        self.family(name, "histogram", help);
+        let mut cumulative = 0;
+        for (i, c) in h.counts.iter().enumerate() {
+            cumulative += c;
+            let le = match h.bounds.get(i) {
+                Some(b) => format!("{}", *b as f64 / 1000.0),
+                None => "+Inf".to_string(),
+            };
+            self.sample(&format!("{name}_bucket"), &[("le", &le)], cumulative);
+        }
+        self.sample(&format!("{name}_sum"), &[], h.sum as f64 / 1000.0);
+        self.sample(&format!("{name}_count"), &[], h.count);
+    }
+}
+
+fn by_command(v: &[u64]) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    Command::ALL.iter().zip(v).map(|(c, n)| (c.name(), *n))
+}
+
+/// Renders the exposition from `world`. Per-peer series are labelled by peer id, address and
+/// direction; per-command series are node-wide only, to keep the series count bounded.
+pub fn render(world: &mut World) -> String {
+    let mut o = Out { s: String::with_capacity(64 * 1024) };
+    {
+        let m = world.resource::<Metrics>();
+        o.labelled("oni_messages_received_total", "Messages received, by command.", "command", by_command(&m.msgs_in));
+        o.labelled(
+            "oni_received_bytes_total",
+            "Wire bytes received (24-byte headers included), by command.",
+            "command",
+            by_command(&m.bytes_in),
+        );
+        o.labelled("oni_messages_sent_total", "Messages sent, by command.", "command", by_command(&m.msgs_out));
+        o.labelled("oni_sent_bytes_total", "Wire bytes sent, by command.", "command", by_command(&m.bytes_out));
+        o.single(
+            "oni_unknown_commands_total",
+            "counter",
+            "Well-formed frames with commands oni does not know.",
+            m.unknown_commands,
+        );
+        o.labelled(
+            "oni_header_errors_total",
+            "Frames refused from their header, by reason.",
+            "reason",
+            HEADER_ERRORS.iter().zip(&m.header_errors).map(|(e, n)| (e.label(), *n)),
+        );
+        o.labelled(
+            "oni_decode_errors_total",
+            "Payloads refused, by reason.",
+            "reason",
+            DECODE_ERRORS.iter().zip(&m.decode_errors).map(|(e, n)| (e.label(), *n)),
+        );
+        o.labelled(
+            "oni_disconnects_total",
+            "Peers disconnected, by reason.",
+            "reason",
+            DisconnectReason::ALL.iter().zip(&m.disconnects).map(|(r, n)| (r.label(), *n)),
+        );
+        o.labelled(
+            "oni_misbehavior_total",
+            "Protocol violations, by kind.",
+            "reason",
+            Misbehavior::ALL.iter().zip(&m.misbehavior).map(|(r, n)| (r.label(), *n)),
+        );
+        o.labelled(
+            "oni_connections_total",
+            "Connections opened, by direction.",
+            "direction",
+            Direction::ALL.iter().zip(&m.connections).map(|(d, n)| (d.label(), *n)),
+        );
+        o.family("oni_peers", "gauge", "Peers now, by direction.");
+        for (d, n) in Direction::ALL.iter().zip(&m.peers) {
+            o.sample("oni_peers", &[("direction", d.label())], n);
+        }
+        o.single("oni_peers_ready", "gauge", "Peers now past the handshake.", m.peers_ready);
+        o.single("oni_handshakes_total", "counter", "Handshakes completed.", m.handshakes);
+        o.histogram_ms("oni_handshake_duration_seconds", "Time from connection to verack.", &m.handshake_ms);
+        o.histogram_ms("oni_ping_rtt_seconds", "Ping round trips.", &m.ping_rtt_ms);
+        o.single("oni_discouraged_total", "counter", "Addresses discouraged for misbehavior.", m.discouraged);
+        o.single("oni_bans_escalated_total", "counter", "Bans made by escalation.", m.bans_escalated);
+        o.single("oni_recv_pauses_total", "counter", "Socket reads paused for a full receive buffer.", m.recv_pauses);
+        o.single("oni_ticks_total", "counter", "Schedule runs.", m.ticks);
+    }
+    {
+        let bans = world.resource::<BanList>();
+        o.single("oni_bans", "gauge", "Subnets banned now.", bans.bans().count());
+        o.single("oni_discouraged", "gauge", "Addresses discouraged now.", bans.discouraged_len());
+    }
+    if let Some(t) = world.get_resource::<SystemTimings>() {
+        t.render_into(&mut o.s);
+    }
+    render_peers(world, &mut o);
+    o.s
+}
+
+fn render_peers(world: &mut World, o: &mut Out) {
+    let mut q = world.query::<(&Socket, &Direction, &PeerState, &Stats, &Score, &SendQueue)>();
+    let mut rows: Vec<_> = q.iter(world).filter(|r| *r.2 != PeerState::Connecting).collect();
+    rows.sort_by_key(|r| r.0.conn);
+    let ids: Vec<(String, String)> = rows.iter().map(|r| (r.0.conn.0.to_string(), r.0.addr.to_string())).collect();
+    type Series = (&'static str, &'static str, &'static str, fn(&Stats, &Score, &SendQueue) -> u64);
+    let series: [Series; 6] = [
+        ("oni_peer_received_bytes_total", "counter", "Wire bytes received from the peer.", |s, _, _| s.bytes_in),
+        ("oni_peer_sent_bytes_total", "counter", "Wire bytes sent to the peer.", |s, _, _| s.bytes_out),
+        ("oni_peer_messages_received_total", "counter", "Messages received from the peer.", |s, _, _| {
+            s.msgs_in.iter().map(|&n| n as u64).sum()
+        }),
+        ("oni_peer_messages_sent_total", "counter", "Messages sent to the peer.", |s, _, _| {
+            s.msgs_out.iter().map(|&n| n as u64).sum()
+        }),
+        ("oni_peer_score", "gauge", "The peer's misbehavior points.", |_, sc, _| sc.points as u64),
+        ("oni_peer_send_queue_bytes", "gauge", "Bytes queued for the peer.", |_, _, q| q.bytes() as u64),
+    ];
+    for (name, kind, help, f) in series {
+        o.family(name, kind, help);
+        for (r, (id, addr)) in rows.iter().zip(&ids) {
+            let labels = [("peer", id.as_str()), ("addr", addr.as_str()), ("direction", r.1.label())];
+            o.sample(name, &labels, f(r.3, r.4, r.5));
+        }
+    }
+    o.family("oni_peer_ping_seconds", "gauge", "The peer's last ping round trip.");
+    for (r, (id, addr)) in rows.iter().zip(&ids) {
+        if let Some(rtt) = r.3.ping_rtt_ms {
+            let labels = [("peer", id.as_str()), ("addr", addr.as_str()), ("direction", r.1.label())];
+            o.sample("oni_peer_ping_seconds", &labels, rtt as f64 / 1000.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_with_inf_and_labels_are_escaped() {
+        let mut h = Histogram::with_bounds(&[10, 100]);
+        for v in [1, 50, 500] {
+            h.record(v);
+        }
+        let mut o = Out { s: String::new() };
+        o.histogram_ms("x_seconds", "h", &h);
+        assert!(o.s.contains("x_seconds_bucket{le=\"0.01\"} 1\n"), "{}", o.s);
+        assert!(o.s.contains("x_seconds_bucket{le=\"0.1\"} 2\n"));
+        assert!(o.s.contains("x_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(o.s.contains("x_seconds_sum 0.551\n"));
+        assert!(o.s.contains("x_seconds_count 3\n"));
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
