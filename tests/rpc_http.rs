@@ -104,7 +104,9 @@ fn connections_over_the_cap_get_503() {
     let mut third = TcpStream::connect(addr).unwrap();
     assert_eq!(read_reply(&mut third).status, 503);
     drop(held);
-    wait_for(5, "a free slot", || (post(addr, Some(&n.auth), r#"{"method":"uptime","id":1}"#).0 == 200).then_some(()));
+    // Once the server has seen them close, their slots serve again.
+    let req = request(Some(&n.auth), r#"{"method":"uptime","id":1}"#, false);
+    wait_for(5, "a free slot", || (try_exchange(addr, &req) == Some(200)).then_some(()));
 }
 
 #[test]
@@ -185,4 +187,24 @@ fn parameters_positional_named_and_wrong() {
     let bans = n.call("listbanned", json!([]));
     assert_eq!(bans[0]["address"], "10.0.0.0/8");
     assert_eq!(bans[0]["ban_duration"], 600);
+}
+
+#[test]
+fn a_taken_default_port_disables_rpc_but_a_chosen_one_is_an_error() {
+    use oni::rpc::flags::{start_endpoints, OperatorArgs};
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = oni::node::NodeConfig::new(oni_systems::wire::Network::Regtest);
+    cfg.listen = None;
+    let node = oni::node::Node::start(cfg).unwrap();
+    let explicit = OperatorArgs { rpcport: Some(port), ..Default::default() };
+    let err = start_endpoints(&node, oni_systems::wire::Network::Regtest, Some(dir.path()), &explicit).err();
+    assert!(err.expect("a chosen port in use is an error").contains("cannot listen for RPC"));
+    // Core's regtest port, held here (or by whoever already holds it): taken either way.
+    let _held = std::net::TcpListener::bind("127.0.0.1:18443");
+    let defaults = OperatorArgs::default();
+    let e = start_endpoints(&node, oni_systems::wire::Network::Regtest, Some(dir.path()), &defaults).unwrap();
+    assert!(e.rpc.is_none(), "the node runs on without RPC");
+    node.shutdown();
 }

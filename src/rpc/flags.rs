@@ -104,3 +104,46 @@ pub fn start_endpoints(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use oni_systems::wire::Network;
+    use std::path::Path;
+
+    fn operator(args: &[&str]) -> super::OperatorArgs {
+        let mut argv = vec!["oni", "node", "--network", "regtest"];
+        argv.extend_from_slice(args);
+        let Command::Node(a) = Cli::try_parse_from(argv).unwrap().command else { panic!("not node") };
+        a.operator
+    }
+
+    #[test]
+    fn defaults_are_cores_loopback_port_and_cookie_place() {
+        let o = operator(&[]);
+        assert!(!o.rpc_explicit());
+        let c = o.rpc_config(Network::Regtest, Some(Path::new("/d"))).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:18443".parse().unwrap());
+        assert_eq!(c.cookie_path.as_deref(), Some(Path::new("/d/regtest/.cookie")));
+        assert!(c.user_password.is_none());
+        assert!(o.metrics.is_none());
+    }
+
+    #[test]
+    fn flags_override_and_norpc_disables() {
+        let o = operator(&["--rpcbind", "0.0.0.0", "--rpcport", "7000", "--rpcuser", "u", "--rpcpassword", "p"]);
+        assert!(o.rpc_explicit());
+        let c = o.rpc_config(Network::Regtest, None).unwrap();
+        assert_eq!(c.bind, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(c.user_password, Some(("u".into(), "p".into())));
+        let c = operator(&["--rpcbind", "[::1]:7001"]).rpc_config(Network::Main, None).unwrap();
+        assert_eq!(c.bind, "[::1]:7001".parse().unwrap(), "a port in --rpcbind wins");
+        let c = operator(&["--rpccookiefile", "/x/c"]).rpc_config(Network::Main, Some(Path::new("/d"))).unwrap();
+        assert_eq!(c.cookie_path.as_deref(), Some(Path::new("/x/c")));
+        assert!(operator(&["--norpc"]).rpc_config(Network::Main, None).is_none());
+        assert_eq!(operator(&["--metrics", "127.0.0.1:9332"]).metrics, Some("127.0.0.1:9332".parse().unwrap()));
+        let bad = Cli::try_parse_from(["oni", "node", "--rpcuser", "u"]);
+        assert!(bad.is_err(), "a user needs a password");
+    }
+}

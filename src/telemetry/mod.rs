@@ -29,8 +29,9 @@ impl MetricsServer {
                 if req.method != "GET" {
                     return Response::new(405, "text/plain", "GET only\n");
                 }
-                match node.with_world_async(prometheus::render).await {
-                    Ok(text) => Response::new(200, prometheus::CONTENT_TYPE, text),
+                // Only the copy happens on the world thread; the text is built here.
+                match node.with_world_async(prometheus::Snapshot::capture).await {
+                    Ok(snapshot) => Response::new(200, prometheus::CONTENT_TYPE, snapshot.render()),
                     Err(_) => Response::new(503, "text/plain", "the node is shutting down\n"),
                 }
             }

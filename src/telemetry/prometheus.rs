@@ -9,6 +9,7 @@ use oni_systems::components::{Direction, PeerState, Score, SendQueue, Socket, St
 use oni_systems::resources::{BanList, DisconnectReason, Histogram, Metrics, Misbehavior};
 use oni_systems::wire::{Command, DecodeError, HeaderError};
 use std::fmt::Write;
+use std::net::SocketAddr;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -91,12 +92,72 @@ fn by_command(v: &[u64]) -> impl Iterator<Item = (&'static str, u64)> + '_ {
     Command::ALL.iter().zip(v).map(|(c, n)| (c.name(), *n))
 }
 
-/// Renders the exposition from `world`. Per-peer series are labelled by peer id, address and
-/// direction; per-command series are node-wide only, to keep the series count bounded.
+/// What one scrape needs, copied out of the world in one short step so the text itself is built off
+/// the world thread.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    metrics: Metrics,
+    bans: usize,
+    discouraged: usize,
+    timings: Option<SystemTimings>,
+    peers: Vec<PeerRow>,
+}
+
+/// One peer's series.
+#[derive(Clone, Debug)]
+struct PeerRow {
+    id: u64,
+    addr: SocketAddr,
+    direction: Direction,
+    bytes_in: u64,
+    bytes_out: u64,
+    msgs_in: u64,
+    msgs_out: u64,
+    score: u32,
+    send_queue_bytes: usize,
+    ping_rtt_ms: Option<u64>,
+}
+
+/// Renders the exposition from `world` (capture and render in one go).
 pub fn render(world: &mut World) -> String {
-    let mut o = Out { s: String::with_capacity(64 * 1024) };
-    {
-        let m = world.resource::<Metrics>();
+    Snapshot::capture(world).render()
+}
+
+impl Snapshot {
+    /// Copies what a scrape shows; peers by id, dialing ones left out.
+    pub fn capture(world: &mut World) -> Snapshot {
+        let mut q = world.query::<(&Socket, &Direction, &PeerState, &Stats, &Score, &SendQueue)>();
+        let mut peers: Vec<PeerRow> = q
+            .iter(world)
+            .filter(|r| *r.2 != PeerState::Connecting)
+            .map(|(so, d, _, st, sc, sq)| PeerRow {
+                id: so.conn.0,
+                addr: so.addr,
+                direction: *d,
+                bytes_in: st.bytes_in,
+                bytes_out: st.bytes_out,
+                msgs_in: st.msgs_in.iter().map(|&n| n as u64).sum(),
+                msgs_out: st.msgs_out.iter().map(|&n| n as u64).sum(),
+                score: sc.points,
+                send_queue_bytes: sq.bytes(),
+                ping_rtt_ms: st.ping_rtt_ms,
+            })
+            .collect();
+        peers.sort_unstable_by_key(|p| p.id);
+        let bans = world.resource::<BanList>();
+        Snapshot {
+            metrics: world.resource::<Metrics>().clone(),
+            bans: bans.bans().count(),
+            discouraged: bans.discouraged_len(),
+            timings: world.get_resource::<SystemTimings>().cloned(),
+            peers,
+        }
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut o = Out { s: String::with_capacity(16 * 1024 + self.peers.len() * 700) };
+        let m = &self.metrics;
         o.labelled("oni_messages_received_total", "Messages received, by command.", "command", by_command(&m.msgs_in));
         o.labelled(
             "oni_received_bytes_total",
@@ -154,49 +215,42 @@ pub fn render(world: &mut World) -> String {
         o.single("oni_bans_escalated_total", "counter", "Bans made by escalation.", m.bans_escalated);
         o.single("oni_recv_pauses_total", "counter", "Socket reads paused for a full receive buffer.", m.recv_pauses);
         o.single("oni_ticks_total", "counter", "Schedule runs.", m.ticks);
-    }
-    {
-        let bans = world.resource::<BanList>();
-        o.single("oni_bans", "gauge", "Subnets banned now.", bans.bans().count());
-        o.single("oni_discouraged", "gauge", "Addresses discouraged now.", bans.discouraged_len());
-    }
-    if let Some(t) = world.get_resource::<SystemTimings>() {
-        t.render_into(&mut o.s);
-    }
-    render_peers(world, &mut o);
-    o.s
-}
-
-fn render_peers(world: &mut World, o: &mut Out) {
-    let mut q = world.query::<(&Socket, &Direction, &PeerState, &Stats, &Score, &SendQueue)>();
-    let mut rows: Vec<_> = q.iter(world).filter(|r| *r.2 != PeerState::Connecting).collect();
-    rows.sort_by_key(|r| r.0.conn);
-    let ids: Vec<(String, String)> = rows.iter().map(|r| (r.0.conn.0.to_string(), r.0.addr.to_string())).collect();
-    type Series = (&'static str, &'static str, &'static str, fn(&Stats, &Score, &SendQueue) -> u64);
-    let series: [Series; 6] = [
-        ("oni_peer_received_bytes_total", "counter", "Wire bytes received from the peer.", |s, _, _| s.bytes_in),
-        ("oni_peer_sent_bytes_total", "counter", "Wire bytes sent to the peer.", |s, _, _| s.bytes_out),
-        ("oni_peer_messages_received_total", "counter", "Messages received from the peer.", |s, _, _| {
-            s.msgs_in.iter().map(|&n| n as u64).sum()
-        }),
-        ("oni_peer_messages_sent_total", "counter", "Messages sent to the peer.", |s, _, _| {
-            s.msgs_out.iter().map(|&n| n as u64).sum()
-        }),
-        ("oni_peer_score", "gauge", "The peer's misbehavior points.", |_, sc, _| sc.points as u64),
-        ("oni_peer_send_queue_bytes", "gauge", "Bytes queued for the peer.", |_, _, q| q.bytes() as u64),
-    ];
-    for (name, kind, help, f) in series {
-        o.family(name, kind, help);
-        for (r, (id, addr)) in rows.iter().zip(&ids) {
-            let labels = [("peer", id.as_str()), ("addr", addr.as_str()), ("direction", r.1.label())];
-            o.sample(name, &labels, f(r.3, r.4, r.5));
+        o.single("oni_bans", "gauge", "Subnets banned now.", self.bans);
+        o.single("oni_discouraged", "gauge", "Addresses discouraged now.", self.discouraged);
+        if let Some(t) = &self.timings {
+            t.render_into(&mut o.s);
         }
+        self.render_peers(&mut o);
+        o.s
     }
-    o.family("oni_peer_ping_seconds", "gauge", "The peer's last ping round trip.");
-    for (r, (id, addr)) in rows.iter().zip(&ids) {
-        if let Some(rtt) = r.3.ping_rtt_ms {
-            let labels = [("peer", id.as_str()), ("addr", addr.as_str()), ("direction", r.1.label())];
-            o.sample("oni_peer_ping_seconds", &labels, rtt as f64 / 1000.0);
+
+    fn render_peers(&self, o: &mut Out) {
+        // Each peer's label set is formatted once and reused by all its series.
+        let labels: Vec<String> = self
+            .peers
+            .iter()
+            .map(|p| format!("{{peer=\"{}\",addr=\"{}\",direction=\"{}\"}}", p.id, p.addr, p.direction.label()))
+            .collect();
+        type Series = (&'static str, &'static str, &'static str, fn(&PeerRow) -> u64);
+        let series: [Series; 6] = [
+            ("oni_peer_received_bytes_total", "counter", "Wire bytes received from the peer.", |p| p.bytes_in),
+            ("oni_peer_sent_bytes_total", "counter", "Wire bytes sent to the peer.", |p| p.bytes_out),
+            ("oni_peer_messages_received_total", "counter", "Messages received from the peer.", |p| p.msgs_in),
+            ("oni_peer_messages_sent_total", "counter", "Messages sent to the peer.", |p| p.msgs_out),
+            ("oni_peer_score", "gauge", "The peer's misbehavior points.", |p| p.score as u64),
+            ("oni_peer_send_queue_bytes", "gauge", "Bytes queued for the peer.", |p| p.send_queue_bytes as u64),
+        ];
+        for (name, kind, help, f) in series {
+            o.family(name, kind, help);
+            for (p, l) in self.peers.iter().zip(&labels) {
+                let _ = writeln!(o.s, "{name}{l} {}", f(p));
+            }
+        }
+        o.family("oni_peer_ping_seconds", "gauge", "The peer's last ping round trip.");
+        for (p, l) in self.peers.iter().zip(&labels) {
+            if let Some(rtt) = p.ping_rtt_ms {
+                let _ = writeln!(o.s, "oni_peer_ping_seconds{l} {}", rtt as f64 / 1000.0);
+            }
         }
     }
 }

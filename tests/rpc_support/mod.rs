@@ -105,6 +105,17 @@ pub fn exchange(s: &mut TcpStream, request: &[u8]) -> HttpReply {
     read_reply(s)
 }
 
+/// [`exchange`] that gives None on any IO failure (a server that closed the connection).
+pub fn try_exchange(addr: SocketAddr, request: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(request).ok()?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Reads one response (status line, headers, Content-Length body).
 pub fn read_reply(s: &mut TcpStream) -> HttpReply {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
