@@ -94,3 +94,36 @@ fn a_refused_dial_is_reported_as_connect_failed() {
     assert!(peers(&node).is_empty());
     node.shutdown();
 }
+
+#[test]
+fn a_dial_that_hangs_fails_at_the_connect_timeout() {
+    // A listener that never accepts, its queue already full: further SYNs go unanswered.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (_listener, _fillers, addr) = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            let c = tokio::net::TcpSocket::new_v4().unwrap();
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), c.connect(addr)).await {
+                fillers.push(s);
+            }
+        }
+        (listener, fillers, addr)
+    });
+    let mut cfg = regtest_config(false);
+    cfg.connect_timeout_ms = 400;
+    let node = Node::start(cfg).unwrap();
+    let started = std::time::Instant::now();
+    node.connect(addr, Direction::Manual).unwrap();
+    assert!(wait_until(Duration::from_millis(200), || peers(&node).first().map(|p| p.0) == Some(PeerState::Connecting)));
+    let failed =
+        wait_until(Duration::from_secs(5), || metrics(&node).disconnects_for(DisconnectReason::ConnectFailed) == 1);
+    assert!(failed, "the dial never failed");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "failed before the timeout: {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    node.shutdown();
+}
