@@ -5,9 +5,10 @@ mod common;
 
 use common::{regtest_config, regtest_node, wait_until};
 use oni::node::{Node, NodeHandle};
+use oni_systems::components::SendQueue;
 use oni_systems::harness::TestNode;
 use oni_systems::resources::{DisconnectReason, Metrics};
-use oni_systems::wire::{Command, FrameHeader, HeaderError, Network, HEADER_LEN};
+use oni_systems::wire::{Command, FrameHeader, FrameSplitter, HeaderError, Message, Network, HEADER_LEN};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -107,5 +108,53 @@ fn a_full_receive_buffer_pauses_the_reader_and_every_frame_still_arrives() {
     let m = metrics(&node);
     assert!(all, "only {} of {FRAMES} frames decoded", m.unknown_commands);
     assert!(m.recv_pauses >= 1, "the reader was never paused");
+    node.shutdown();
+}
+
+#[test]
+fn thousands_of_pings_get_thousands_of_pongs_and_the_writer_window_drains() {
+    const PINGS: u64 = 5_000;
+    let mut cfg = regtest_config(true);
+    // A small window: the world must wait for `Written` credit many times over.
+    cfg.config.limits.writer_window_bytes = 4 * 1024;
+    let node = Node::start(cfg).unwrap();
+    let mut s = connect(&node);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    TestNode::peer_version(99).encode_frame(Network::Regtest, &mut out);
+    Message::Verack.encode_frame(Network::Regtest, &mut out);
+    for i in 0..PINGS {
+        Message::Ping(i).encode_frame(Network::Regtest, &mut out);
+    }
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&out).unwrap());
+
+    let mut splitter = FrameSplitter::new(Network::Regtest);
+    let mut pongs = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while (pongs.len() as u64) < PINGS {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {} pongs", pongs.len());
+        let mut at = 0;
+        while at < n {
+            let (used, frame) = splitter.push(&buf[at..n]);
+            at += used;
+            if let Some(f) = frame.unwrap() {
+                if let Ok(Some(Message::Pong(nonce))) = Message::decode(f.header.command, &f.payload) {
+                    pongs.push(nonce);
+                }
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(pongs, (0..PINGS).collect::<Vec<_>>(), "every ping answered, in order");
+    let drained = wait_until(Duration::from_secs(2), || {
+        node.with_world(|w| {
+            let mut q = w.query::<&SendQueue>();
+            q.iter(w).all(|sq| sq.is_empty() && sq.in_writer_bytes == 0)
+        })
+        .unwrap()
+    });
+    assert!(drained, "every byte handed to the writer was reported written");
     node.shutdown();
 }
