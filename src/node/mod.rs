@@ -36,6 +36,10 @@ pub struct NodeConfig {
     pub manual_redial_ms: u64,
     /// Longest time between two ticks when nothing happens (timeouts are checked on ticks).
     pub tick_interval_ms: u64,
+    /// Events in flight from the IO tasks to the world; when full, readers wait (TCP backpressure).
+    pub event_channel_cap: usize,
+    /// Events moved into one tick at most, so one busy tick stays short.
+    pub events_per_tick_max: usize,
     /// Seed of the world's rng; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Tokio worker threads for the IO bridge.
@@ -53,6 +57,8 @@ impl NodeConfig {
             connect_timeout_ms: 5_000,
             manual_redial_ms: 10_000,
             tick_interval_ms: 100,
+            event_channel_cap: EVENT_CHANNEL_CAP,
+            events_per_tick_max: 4096,
             seed: None,
             io_threads: 2,
         }
@@ -133,7 +139,7 @@ impl Node {
             None => None,
         };
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-        let (events_tx, events_rx) = flume::bounded(EVENT_CHANNEL_CAP);
+        let (events_tx, events_rx) = flume::bounded(cfg.event_channel_cap.max(1));
         let bridge_cfg = BridgeConfig { network: cfg.config.network, connect_timeout_ms: cfg.connect_timeout_ms };
         let bridge = Bridge::new(bridge_cfg, runtime.handle().clone(), events_tx);
         if let Some(listener) = listener {
