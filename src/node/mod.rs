@@ -130,12 +130,18 @@ impl Node {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
+        // Bound with std (no block_on), so a node can start from inside another runtime (async tests,
+        // an RPC server's handler), then handed to this node's runtime.
         let listener = match cfg.listen {
-            Some(addr) => Some(
-                runtime
-                    .block_on(tokio::net::TcpListener::bind(addr))
-                    .map_err(|source| StartError::Listen { addr, source })?,
-            ),
+            Some(addr) => {
+                let bind = || {
+                    let l = std::net::TcpListener::bind(addr)?;
+                    l.set_nonblocking(true)?;
+                    let _in_runtime = runtime.enter();
+                    tokio::net::TcpListener::from_std(l)
+                };
+                Some(bind().map_err(|source| StartError::Listen { addr, source })?)
+            }
             None => None,
         };
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -203,7 +209,8 @@ impl NodeHandle {
         &self.io
     }
 
-    /// Dials `addr` as `direction`; returns the connection's id once the dial has started.
+    /// Dials `addr` as `direction`; returns the connection's id once the dial has started. Blocks:
+    /// not for use inside [`NodeHandle::with_world`] closures (push `IoCommand::Connect` there).
     pub fn connect(&self, addr: SocketAddr, direction: Direction) -> Result<ConnId, NodeGone> {
         let (tx, rx) = flume::bounded(1);
         self.control.send(Control::Connect { addr, direction, reply: tx }).map_err(|_| NodeGone)?;
@@ -212,7 +219,8 @@ impl NodeHandle {
 
     /// Runs `f` on the world thread between two ticks and returns its result. The world is the
     /// node's only state, so this is how tests, RPC and dumps read it (or change it: IO commands
-    /// pushed to the `Outbox` are carried out after the next tick).
+    /// pushed to the `Outbox` are carried out after the next tick). Blocks until `f` has run, so `f`
+    /// must not call back into the handle.
     pub fn with_world<R, F>(&self, f: F) -> Result<R, NodeGone>
     where
         R: Send + 'static,
