@@ -9,13 +9,26 @@ use crate::systems::*;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
-/// Builds the schedule: ingest → admission → decode → handshake → ping → scoring → discipline →
+/// Builds the schedule: ingest → admission → decode → handshake → addr_relay → ping → scoring → discipline →
 /// connections → egress → teardown → telemetry.
 pub fn build_schedule() -> Schedule {
     let mut schedule = Schedule::default();
     schedule.set_executor(SingleThreadedExecutor::new());
     schedule.add_systems(
-        (ingest, admission, decode, handshake, ping, scoring, discipline, connections, egress, teardown, telemetry)
+        (
+            ingest,
+            admission,
+            decode,
+            handshake,
+            addr_relay,
+            ping,
+            scoring,
+            discipline,
+            connections,
+            egress,
+            teardown,
+            telemetry,
+        )
             .chain(),
     );
     schedule
@@ -30,6 +43,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(AddrBook::random(&mut rng));
     world.insert_resource(rng);
     world.insert_resource(BanList::default());
+    world.insert_resource(crate::systems::AddrResponseCache::default());
     world.insert_resource(PeerPolicy::default());
     world.insert_resource(PeerManagerState::default());
     world.insert_resource(Metrics::default());

@@ -89,6 +89,14 @@ pub struct Metrics {
     pub handshake_ms: Histogram,
     /// Ping round trips.
     pub ping_rtt_ms: Histogram,
+    /// Addresses received in addr/addrv2.
+    pub addr_received: u64,
+    /// Addresses dropped by the per-peer rate limit.
+    pub addr_rate_limited: u64,
+    /// Addresses new to the book.
+    pub addr_added: u64,
+    /// getaddr requests answered.
+    pub getaddr_answered: u64,
     /// Addresses discouraged for misbehavior.
     pub discouraged: u64,
     /// Bans made by escalation (discouraged again while discouraged).
@@ -117,6 +125,10 @@ impl Default for Metrics {
             handshakes: 0,
             handshake_ms: Histogram::latency_ms(),
             ping_rtt_ms: Histogram::latency_ms(),
+            addr_received: 0,
+            addr_rate_limited: 0,
+            addr_added: 0,
+            getaddr_answered: 0,
             discouraged: 0,
             bans_escalated: 0,
             recv_pauses: 0,

@@ -1,5 +1,6 @@
 //! One file per system. Their order is stated once, in [`crate::schedule`].
 
+mod addr_relay;
 mod admission;
 mod connections;
 mod decode;
@@ -13,6 +14,7 @@ mod scoring;
 mod teardown;
 mod telemetry;
 
+pub use addr_relay::{addr_relay, AddrResponseCache};
 pub use admission::admission;
 pub use connections::{connections, REQUIRED_SERVICES};
 pub use decode::decode;
