@@ -6,8 +6,10 @@
 //! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it.
 //! - [`cli`]: the `oni` command line.
 //! - [`store`]: LMDB (heed): bans, the address book.
+//! - [`seeds`]: DNS and fixed seeds, for an empty address book.
 
 pub mod bridge;
 pub mod cli;
 pub mod node;
+pub mod seeds;
 pub mod store;
