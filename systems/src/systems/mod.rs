@@ -29,3 +29,6 @@ pub use telemetry::telemetry;
 
 #[cfg(test)]
 mod peer_manager_tests;
+
+#[cfg(test)]
+mod limits_tests;
