@@ -1,0 +1,178 @@
+//! The world loop: the only thread that touches the World. Each turn it waits for IO events or
+//! control requests (at most one tick interval), moves them into the `Inbox`, sets the clock from
+//! the wall clock, runs the schedule, and hands the `Outbox` to the bridge. Control requests (dial,
+//! run a closure on the world, shut down) run between ticks.
+
+use super::manual::ManualPeers;
+use super::NodeConfig;
+use crate::bridge::Bridge;
+use bevy_ecs::prelude::*;
+use oni_systems::components::{ConnId, Direction};
+use oni_systems::resources::{Clock, Inbox, NetEvent, Outbox};
+use oni_systems::schedule::{build_schedule, build_world};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Events moved into one tick at most, so one busy tick cannot grow without bound.
+const EVENTS_PER_TICK_MAX: usize = 4096;
+
+/// A closure run on the world thread.
+pub(super) type Job = Box<dyn FnOnce(&mut World) + Send>;
+
+/// Requests from other threads.
+pub(super) enum Control {
+    /// Dial an address; reply with the connection id.
+    Connect {
+        /// Where.
+        addr: SocketAddr,
+        /// What kind of outbound.
+        direction: Direction,
+        /// Gets the id.
+        reply: flume::Sender<ConnId>,
+    },
+    /// Run a closure on the world.
+    Call(Job),
+    /// Stop.
+    Shutdown,
+}
+
+/// What one wait produced.
+enum Woken {
+    Event(NetEvent),
+    Control(Control),
+    Timeout,
+    /// Every handle is gone: nobody can stop us any more, so stop.
+    Orphaned,
+}
+
+/// The world, its schedule and the IO around it.
+pub(super) struct WorldLoop {
+    world: World,
+    schedule: Schedule,
+    bridge: Bridge,
+    events: flume::Receiver<NetEvent>,
+    control: flume::Receiver<Control>,
+    /// Events for the next tick, in order (dials' `Dialing` first, then what the tasks reported).
+    pending: Vec<NetEvent>,
+    manual: ManualPeers,
+    tick_interval: Duration,
+    last_now_ms: u64,
+}
+
+impl WorldLoop {
+    pub(super) fn new(
+        cfg: &NodeConfig,
+        bridge: Bridge,
+        events: flume::Receiver<NetEvent>,
+        control: flume::Receiver<Control>,
+    ) -> WorldLoop {
+        let seed = cfg.seed.unwrap_or_else(os_seed);
+        WorldLoop {
+            world: build_world(cfg.config.clone(), seed),
+            schedule: build_schedule(),
+            bridge,
+            events,
+            control,
+            pending: Vec::new(),
+            manual: ManualPeers::new(&cfg.manual_peers, cfg.manual_redial_ms),
+            tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
+            last_now_ms: 0,
+        }
+    }
+
+    /// Runs until shutdown, then closes every socket.
+    pub(super) fn run(mut self) {
+        self.tick();
+        let mut next_tick = Instant::now() + self.tick_interval;
+        loop {
+            let woken = self.wait(next_tick);
+            let mut stop = false;
+            match woken {
+                Woken::Event(e) => self.pending.push(e),
+                Woken::Control(c) => stop = self.control(c),
+                Woken::Timeout => {}
+                Woken::Orphaned => stop = true,
+            }
+            // Take whatever else is ready, bounded, then tick once for the batch.
+            while !stop {
+                match self.control.try_recv() {
+                    Ok(c) => stop = self.control(c),
+                    Err(flume::TryRecvError::Empty) => break,
+                    Err(flume::TryRecvError::Disconnected) => stop = true,
+                }
+            }
+            if stop {
+                break;
+            }
+            let room = EVENTS_PER_TICK_MAX.saturating_sub(self.pending.len());
+            self.pending.extend(self.events.try_iter().take(room));
+            self.tick();
+            next_tick = Instant::now() + self.tick_interval;
+        }
+        tracing::info!("shutting down: closing all connections");
+        self.bridge.shutdown();
+    }
+
+    fn wait(&self, deadline: Instant) -> Woken {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            return Woken::Timeout;
+        }
+        let r = flume::Selector::new()
+            .recv(&self.control, |r| match r {
+                Ok(c) => Woken::Control(c),
+                Err(_) => Woken::Orphaned,
+            })
+            // The bridge holds the event sender for as long as this loop runs.
+            .recv(&self.events, |r| r.map_or(Woken::Timeout, Woken::Event))
+            .wait_timeout(timeout);
+        r.unwrap_or(Woken::Timeout)
+    }
+
+    /// Handles one request; returns true to stop.
+    fn control(&mut self, c: Control) -> bool {
+        match c {
+            Control::Connect { addr, direction, reply } => {
+                let conn = self.bridge.dial(addr, direction, &mut self.pending);
+                let _ = reply.send(conn);
+            }
+            Control::Call(job) => job(&mut self.world),
+            Control::Shutdown => return true,
+        }
+        false
+    }
+
+    /// One run of the schedule with the events gathered so far.
+    fn tick(&mut self) {
+        let now_ms = self.now_ms();
+        self.world.resource_mut::<Clock>().now_ms = now_ms;
+        self.world.resource_mut::<Inbox>().0.append(&mut self.pending);
+        self.schedule.run(&mut self.world);
+        let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
+        for cmd in commands {
+            self.bridge.execute(cmd, &mut self.pending);
+        }
+        self.manual.after_tick(&self.world, now_ms, &self.bridge, &mut self.pending);
+    }
+
+    /// Wall-clock unix ms, never going backwards (timeouts compare against earlier readings).
+    fn now_ms(&mut self) -> u64 {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.last_now_ms = self.last_now_ms.max(wall);
+        self.last_now_ms
+    }
+}
+
+/// A seed for the world's rng from the OS: /dev/urandom, else std's per-process random hash keys.
+fn os_seed() -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    let from_urandom = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
+    if from_urandom {
+        return u64::from_le_bytes(buf);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
