@@ -76,6 +76,8 @@ fn core_dials_oni_falls_back_to_v1_and_stays_connected() {
     // Core retries v1 at once only when oni closes on the v2 bytes; waiting instead costs ~a minute.
     assert!(start.elapsed() < Duration::from_secs(20), "v1 fallback took {:?}", start.elapsed());
     assert_eq!(peer["connection_type"].as_str(), Some("manual"), "{peer:#}");
+    // Core's first try was BIP324 v2; oni closed it on the first four bytes.
+    oni.proc.wait_for_line(&["disconnected", "reason=", "bad_magic"], WAIT);
     check_peer(&mut core, &mut oni, &peer, false);
 }
 

@@ -52,9 +52,12 @@ fn oni_passes_cores_p2p_test_framework_checks() {
     ] {
         assert!(out.lines().any(|l| l.starts_with(check)), "{check:?} missing from the script's output:\n{out}");
     }
-    // oni says why it dropped each misbehaving connection.
+    // oni scored what it dropped, and says why it closed each misbehaving connection.
+    for violation in ["bad_checksum", "message_before_version"] {
+        oni.proc.wait_for_line(&["misbehavior", "violation=", violation], Duration::from_secs(5));
+    }
     for reason in ["oversized", "bad_magic", "misbehavior"] {
-        oni.proc.wait_for_line(&["disconnected", reason], Duration::from_secs(5));
+        oni.proc.wait_for_line(&["disconnected", "reason=", reason], Duration::from_secs(5));
     }
     oni.proc.assert_running();
 }

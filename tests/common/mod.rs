@@ -186,6 +186,9 @@ impl Drop for Proc {
     }
 }
 
+/// oni's log filter in tests: info, plus the scoring system's per-violation lines.
+pub const ONI_LOG: &str = "info,oni_systems::systems::scoring=debug";
+
 /// A running `oni node` on regtest with its own temp datadir, listening on a free loopback port.
 pub struct OniNode {
     /// The process (killed on drop).
@@ -197,33 +200,26 @@ pub struct OniNode {
 }
 
 impl OniNode {
-    /// Starts a node with `extra` arguments after the usual ones and waits until it listens.
+    /// Starts a node with `extra` arguments after the usual ones and waits until it listens. It binds
+    /// port 0 and reports the port it got, so parallel tests never race for one.
     pub fn start(extra: &[String]) -> OniNode {
-        // The port is picked free then released, so another process may take it first: retry.
-        let mut last = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().unwrap();
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_oni"));
-            cmd.args(["node", "--network", "regtest", "--datadir"])
-                .arg(dir.path().join("data"))
-                .args(["--listen", &addr.to_string()])
-                .args(extra)
-                .env("RUST_LOG", std::env::var("ONI_TEST_LOG").unwrap_or_else(|_| "info".into()));
-            let mut proc = Proc::spawn("oni node", cmd, dir.path().join("oni.log"));
-            let listening = wait_for(WAIT, || {
-                if proc.output().lines().any(|l| l.contains("listening on")) {
-                    return Some(true);
-                }
-                (!proc.running()).then_some(false)
-            });
-            match listening {
-                Some(true) => return OniNode { proc, addr, dir },
-                Some(false) => last = proc.output(),
-                None => panic!("oni node did not log 'listening on' within {WAIT:?}; its output:\n{}", proc.output()),
-            }
-        }
-        panic!("oni node failed to start three times; last output:\n{last}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oni"));
+        cmd.args(["node", "--network", "regtest", "--datadir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            // Scores are logged at debug: tests read them.
+            .env("RUST_LOG", std::env::var("ONI_TEST_LOG").unwrap_or_else(|_| ONI_LOG.into()));
+        let mut proc = Proc::spawn("oni node", cmd, dir.path().join("oni.log"));
+        let line = proc.wait_for_line(&["listening on "], WAIT);
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("no address in oni's line {line:?}"));
+        OniNode { proc, addr, dir }
     }
 
     /// Its output so far.
