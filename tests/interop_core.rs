@@ -6,7 +6,7 @@
 mod common;
 
 use common::bitcoind::{Bitcoind, CoreExes};
-use common::{wait_for, OniNode, WAIT};
+use common::proc::{wait_for, OniNode, WAIT};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

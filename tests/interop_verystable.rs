@@ -7,7 +7,7 @@
 mod common;
 
 use common::bitcoind::{Bitcoind, CoreExes};
-use common::{python, repo_root, OniNode, Proc};
+use common::proc::{python, repo_root, OniNode, Proc};
 use std::process::Command;
 use std::time::Duration;
 

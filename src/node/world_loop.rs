@@ -7,8 +7,8 @@ use super::manual::ManualPeers;
 use super::NodeConfig;
 use crate::bridge::Bridge;
 use bevy_ecs::prelude::*;
-use oni_systems::components::{ConnId, Direction};
-use oni_systems::resources::{Clock, Inbox, NetEvent, Outbox};
+use oni_systems::components::{ConnId, Direction, Disconnect, RecvBuffer, SendQueue};
+use oni_systems::resources::{Clock, Config, Inbox, NetEvent, Outbox};
 use oni_systems::schedule::{build_schedule, build_world};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,6 +55,8 @@ pub(super) struct WorldLoop {
     /// Events for the next tick, in order (dials' `Dialing` first, then what the tasks reported).
     pending: Vec<NetEvent>,
     manual: ManualPeers,
+    /// Peers with frames left over after a tick (the decode budget ran out).
+    backlog: QueryState<(&'static RecvBuffer, &'static SendQueue), Without<Disconnect>>,
     tick_interval: Duration,
     last_now_ms: u64,
 }
@@ -67,8 +69,11 @@ impl WorldLoop {
         control: flume::Receiver<Control>,
     ) -> WorldLoop {
         let seed = cfg.seed.unwrap_or_else(os_seed);
+        let mut world = build_world(cfg.config.clone(), seed);
+        let backlog = world.query_filtered();
         WorldLoop {
-            world: build_world(cfg.config.clone(), seed),
+            world,
+            backlog,
             schedule: build_schedule(),
             bridge,
             events,
@@ -82,8 +87,7 @@ impl WorldLoop {
 
     /// Runs until shutdown, then closes every socket.
     pub(super) fn run(mut self) {
-        self.tick();
-        let mut next_tick = Instant::now() + self.tick_interval;
+        let mut next_tick = Instant::now();
         loop {
             let woken = self.wait(next_tick);
             let mut stop = false;
@@ -106,8 +110,8 @@ impl WorldLoop {
             }
             let room = EVENTS_PER_TICK_MAX.saturating_sub(self.pending.len());
             self.pending.extend(self.events.try_iter().take(room));
-            self.tick();
-            next_tick = Instant::now() + self.tick_interval;
+            // Frames left undecoded (budget spent) are served on the next turn, not a timer later.
+            next_tick = if self.tick() { Instant::now() } else { Instant::now() + self.tick_interval };
         }
         tracing::info!("shutting down: closing all connections");
         self.bridge.shutdown();
@@ -142,8 +146,9 @@ impl WorldLoop {
         false
     }
 
-    /// One run of the schedule with the events gathered so far.
-    fn tick(&mut self) {
+    /// One run of the schedule with the events gathered so far; returns whether frames that could
+    /// be decoded are left over.
+    fn tick(&mut self) -> bool {
         let now_ms = self.now_ms();
         self.world.resource_mut::<Clock>().now_ms = now_ms;
         self.world.resource_mut::<Inbox>().0.append(&mut self.pending);
@@ -153,6 +158,10 @@ impl WorldLoop {
             self.bridge.execute(cmd, &mut self.pending);
         }
         self.manual.after_tick(&self.world, now_ms, &self.bridge, &mut self.pending);
+        // A peer over its send-queue soft bound is not served until its writer drains, which
+        // `Written` events announce: it is no reason to spin.
+        let soft_bytes = self.world.resource::<Config>().limits.send_queue_bytes_soft;
+        self.backlog.iter(&self.world).any(|(rb, sq)| !rb.frames.is_empty() && sq.bytes() <= soft_bytes)
     }
 
     /// Wall-clock unix ms, never going backwards (timeouts compare against earlier readings).

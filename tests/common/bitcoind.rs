@@ -2,7 +2,7 @@
 //! (`BITCOIND_EXE`, then `../shared/bin/bitcoind`, then PATH), started on free loopback ports in a
 //! temp datadir, queried with `bitcoin-cli`, killed on drop.
 
-use super::{find_exe, free_port, repo_root, require, wait_for, Proc, WAIT};
+use super::proc::{find_exe, free_port, repo_root, require, wait_for, Proc, WAIT};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
