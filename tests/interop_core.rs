@@ -6,14 +6,9 @@
 mod common;
 
 use common::bitcoind::{Bitcoind, CoreExes};
-use common::proc::{wait_for, OniNode, WAIT};
+use common::proc::{oni_services, wait_for, OniNode, WAIT};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-/// Services oni announces on regtest (what Core must report for it).
-fn oni_services() -> u64 {
-    oni_systems::resources::Config::new(oni_systems::wire::Network::Regtest).services
-}
 
 /// Waits until Core lists a peer for which `is_oni` holds and whose handshake finished (Core reports
 /// version 0 until it has the peer's version message).

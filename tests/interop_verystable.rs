@@ -7,7 +7,7 @@
 mod common;
 
 use common::bitcoind::{Bitcoind, CoreExes};
-use common::proc::{python, repo_root, OniNode, Proc};
+use common::proc::{oni_services, python, repo_root, OniNode, Proc};
 use std::process::Command;
 use std::time::Duration;
 
@@ -34,8 +34,7 @@ fn run_checks(py: &std::path::Path, port: u16, args: &[&str], node_output: impl 
 fn oni_passes_cores_p2p_test_framework_checks() {
     let Some(py) = python() else { return };
     let mut oni = OniNode::start(&[]);
-    let services = oni_systems::resources::Config::new(oni_systems::wire::Network::Regtest).services;
-    let services = format!("{services:#x}");
+    let services = format!("{:#x}", oni_services());
     let out = run_checks(&py, oni.addr.port(), &["--profile", "oni", "--services", &services, "--height", "0"], || {
         oni.output()
     });

@@ -184,6 +184,15 @@ impl Drop for Proc {
     }
 }
 
+/// Services `oni node --network regtest` announces, as its command line builds its config: what a
+/// peer must see in oni's `version`.
+pub fn oni_services() -> u64 {
+    use clap::Parser;
+    let cli = oni::cli::Cli::try_parse_from(["oni", "node", "--network", "regtest"]).unwrap();
+    let oni::cli::Command::Node(args) = cli.command;
+    args.node_config().config.services
+}
+
 /// oni's log filter in tests: info, plus the scoring system's per-violation lines.
 pub const ONI_LOG: &str = "info,oni_systems::systems::scoring=debug";
 
