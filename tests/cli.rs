@@ -91,3 +91,10 @@ fn ctrl_c_closes_sockets_without_sending_and_exits_0() {
     assert!(r.is_ok() && got.is_empty(), "the socket is closed with nothing sent: {r:?} {got:?}");
     assert!(p.drain(SECOND).contains("shutting down"));
 }
+
+#[test]
+fn invalid_log_filter_exits_2() {
+    let mut p = OniProcess::spawn(&["node", "--network", "regtest", "--log-level", "oni=loudest"]);
+    assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)));
+    assert!(p.drain(SECOND).contains("invalid --log-level 'oni=loudest'"));
+}

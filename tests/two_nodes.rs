@@ -127,3 +127,42 @@ fn a_dial_that_hangs_fails_at_the_connect_timeout() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
     node.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_node_starts_queries_and_stops_from_inside_an_async_runtime() {
+    let a = regtest_node(true);
+    let b = regtest_node(false);
+    b.connect(a.local_addr().unwrap(), Direction::Manual).unwrap();
+    let mut ready = false;
+    for _ in 0..500 {
+        let handshakes = a.with_world_async(|w| w.resource::<Metrics>().handshakes).await.unwrap();
+        if handshakes == 1 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready, "no handshake within 10 s");
+    tokio::task::block_in_place(|| {
+        b.shutdown();
+        a.shutdown();
+    });
+    assert!(a.with_world_async(|_| ()).await.is_err());
+}
+
+#[test]
+fn a_stopped_node_can_listen_on_the_same_port_again_at_once() {
+    let a = regtest_node(true);
+    let addr = a.local_addr().unwrap();
+    let b = regtest_node(false);
+    b.connect(addr, Direction::Manual).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || metrics(&a).handshakes == 1));
+    // A closes first, so its side of the connection lingers in TIME_WAIT on `addr`'s port.
+    a.shutdown();
+    let mut cfg = regtest_config(true);
+    cfg.listen = Some(addr);
+    let again = Node::start(cfg).unwrap_or_else(|e| panic!("restart on {addr}: {e}"));
+    assert_eq!(again.local_addr(), Some(addr));
+    again.shutdown();
+    b.shutdown();
+}

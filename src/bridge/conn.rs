@@ -8,12 +8,14 @@ use oni_systems::components::ConnId;
 use oni_systems::resources::NetEvent;
 use oni_systems::wire::{FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 /// Read buffer per connection: fewer syscalls for small frames, bounded memory per socket.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Write buffer per connection: small frames queued in one tick go out in one syscall.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The controls the world-facing side keeps for one connection.
 pub(super) struct ConnCtl {
@@ -147,31 +149,53 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
 async fn writer<W: tokio::io::AsyncWrite + Unpin>(
     inner: Arc<Inner>,
     conn: ConnId,
-    mut wr: W,
+    wr: W,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     mut closed: watch::Receiver<bool>,
 ) {
+    // Frames queued together leave in one write; a frame larger than the buffer bypasses it.
+    let mut wr = BufWriter::with_capacity(WRITE_BUFFER_BYTES, wr);
     loop {
         let frame = tokio::select! {
             biased;
             _ = closed.wait_for(|c| *c) => return,
             frame = frames.recv() => frame,
         };
-        let Some(frame) = frame else { return };
-        let bytes = frame.len();
+        let Some(mut frame) = frame else { return };
+        let mut bytes = 0;
         let written = tokio::select! {
             biased;
             _ = closed.wait_for(|c| *c) => return,
-            r = wr.write_all(&frame) => r,
+            r = async {
+                loop {
+                    bytes += frame.len();
+                    wr.write_all(&frame).await?;
+                    match frames.try_recv() {
+                        Ok(next) if bytes < WRITE_BUFFER_BYTES => frame = next,
+                        Ok(next) => {
+                            wr.flush().await?;
+                            report_written(&inner, conn, std::mem::take(&mut bytes)).await;
+                            frame = next;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                wr.flush().await
+            } => r,
         };
         if let Err(e) = written {
             tracing::debug!(peer = conn.0, error = %e, "write failed");
             inner.end(conn, Ending::Closed { connect_failed: false });
             return;
         }
-        if inner.events.send_async(NetEvent::Written { conn, bytes }).await.is_err() {
-            return;
-        }
+        report_written(&inner, conn, bytes).await;
+    }
+}
+
+/// Credits the world's writer window with bytes now on the socket.
+async fn report_written(inner: &Inner, conn: ConnId, bytes: usize) {
+    if bytes > 0 {
+        let _ = inner.events.send_async(NetEvent::Written { conn, bytes }).await;
     }
 }
 

@@ -22,8 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-/// Events in flight from the IO tasks to the world. Bounded so a flood of frames waits in the
-/// sockets' kernel buffers (TCP backpressure) rather than in our memory while the world catches up.
+/// Default bound of events in flight from the IO tasks to the world. Bounded so a flood of frames
+/// waits in the sockets' kernel buffers (TCP backpressure) rather than in our memory while the world
+/// catches up.
 pub const EVENT_CHANNEL_CAP: usize = 1024;
 
 /// What the bridge needs to know about the node.
@@ -125,11 +126,6 @@ impl Bridge {
         let inner = self.inner.clone();
         self.inner.runtime.spawn(async move { inner.dial(conn, addr, direction, ctl, tasks).await });
         conn
-    }
-
-    /// Connections with live IO tasks (or a dial in progress).
-    pub fn open_connections(&self) -> usize {
-        self.inner.lock().len()
     }
 
     /// Stops accepting and dialing and closes every socket without writing anything more.

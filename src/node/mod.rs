@@ -36,6 +36,10 @@ pub struct NodeConfig {
     pub manual_redial_ms: u64,
     /// Longest time between two ticks when nothing happens (timeouts are checked on ticks).
     pub tick_interval_ms: u64,
+    /// Events in flight from the IO tasks to the world; when full, readers wait (TCP backpressure).
+    pub event_channel_cap: usize,
+    /// Events moved into one tick at most, so one busy tick stays short.
+    pub events_per_tick_max: usize,
     /// Seed of the world's rng; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Tokio worker threads for the IO bridge.
@@ -53,6 +57,8 @@ impl NodeConfig {
             connect_timeout_ms: 5_000,
             manual_redial_ms: 10_000,
             tick_interval_ms: 100,
+            event_channel_cap: EVENT_CHANNEL_CAP,
+            events_per_tick_max: 4096,
             seed: None,
             io_threads: 2,
         }
@@ -124,16 +130,22 @@ impl Node {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
+        // Bound with std (no block_on), so a node can start from inside another runtime (async tests,
+        // an RPC server's handler), then handed to this node's runtime.
         let listener = match cfg.listen {
-            Some(addr) => Some(
-                runtime
-                    .block_on(tokio::net::TcpListener::bind(addr))
-                    .map_err(|source| StartError::Listen { addr, source })?,
-            ),
+            Some(addr) => {
+                let bind = || {
+                    let l = std::net::TcpListener::bind(addr)?;
+                    l.set_nonblocking(true)?;
+                    let _in_runtime = runtime.enter();
+                    tokio::net::TcpListener::from_std(l)
+                };
+                Some(bind().map_err(|source| StartError::Listen { addr, source })?)
+            }
             None => None,
         };
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-        let (events_tx, events_rx) = flume::bounded(EVENT_CHANNEL_CAP);
+        let (events_tx, events_rx) = flume::bounded(cfg.event_channel_cap.max(1));
         let bridge_cfg = BridgeConfig { network: cfg.config.network, connect_timeout_ms: cfg.connect_timeout_ms };
         let bridge = Bridge::new(bridge_cfg, runtime.handle().clone(), events_tx);
         if let Some(listener) = listener {
@@ -197,7 +209,8 @@ impl NodeHandle {
         &self.io
     }
 
-    /// Dials `addr` as `direction`; returns the connection's id once the dial has started.
+    /// Dials `addr` as `direction`; returns the connection's id once the dial has started. Blocks:
+    /// not for use inside [`NodeHandle::with_world`] closures (push `IoCommand::Connect` there).
     pub fn connect(&self, addr: SocketAddr, direction: Direction) -> Result<ConnId, NodeGone> {
         let (tx, rx) = flume::bounded(1);
         self.control.send(Control::Connect { addr, direction, reply: tx }).map_err(|_| NodeGone)?;
@@ -206,7 +219,8 @@ impl NodeHandle {
 
     /// Runs `f` on the world thread between two ticks and returns its result. The world is the
     /// node's only state, so this is how tests, RPC and dumps read it (or change it: IO commands
-    /// pushed to the `Outbox` are carried out after the next tick).
+    /// pushed to the `Outbox` are carried out after the next tick). Blocks until `f` has run, so `f`
+    /// must not call back into the handle.
     pub fn with_world<R, F>(&self, f: F) -> Result<R, NodeGone>
     where
         R: Send + 'static,

@@ -13,9 +13,6 @@ use oni_systems::schedule::{build_schedule, build_world};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Events moved into one tick at most, so one busy tick cannot grow without bound.
-const EVENTS_PER_TICK_MAX: usize = 4096;
-
 /// A closure run on the world thread.
 pub(super) type Job = Box<dyn FnOnce(&mut World) + Send>;
 
@@ -58,6 +55,7 @@ pub(super) struct WorldLoop {
     /// Peers with frames left over after a tick (the decode budget ran out).
     backlog: QueryState<(&'static RecvBuffer, &'static SendQueue), Without<Disconnect>>,
     tick_interval: Duration,
+    events_per_tick_max: usize,
     last_now_ms: u64,
 }
 
@@ -81,6 +79,7 @@ impl WorldLoop {
             pending: Vec::new(),
             manual: ManualPeers::new(&cfg.manual_peers, cfg.manual_redial_ms),
             tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
+            events_per_tick_max: cfg.events_per_tick_max.max(1),
             last_now_ms: 0,
         }
     }
@@ -108,7 +107,7 @@ impl WorldLoop {
             if stop {
                 break;
             }
-            let room = EVENTS_PER_TICK_MAX.saturating_sub(self.pending.len());
+            let room = self.events_per_tick_max.saturating_sub(self.pending.len());
             self.pending.extend(self.events.try_iter().take(room));
             // Frames left undecoded (budget spent) are served on the next turn, not a timer later.
             next_tick = if self.tick() { Instant::now() } else { Instant::now() + self.tick_interval };
