@@ -63,7 +63,8 @@ fn a_ban_survives_a_restart_and_the_peer_is_refused_at_accept() {
     let mut s = TcpStream::connect(node.local_addr().unwrap()).unwrap();
     s.write_all(&frame(&TestNode::peer_version(1))).unwrap();
     assert!(closed_without_a_word(&mut s, Duration::from_secs(2)), "a banned peer gets no version");
-    assert!(wait_until(Duration::from_secs(2), || metrics(&node).disconnects_for(DisconnectReason::Banned) == 1));
+    let refused = wait_until(Duration::from_secs(5), || metrics(&node).disconnects_for(DisconnectReason::Banned) == 1);
+    assert!(refused, "{:?}", metrics(&node).disconnects);
     node.shutdown();
 }
 

@@ -78,6 +78,8 @@ impl WorldLoop {
         }
         policy.manual_retry_ms = cfg.manual_redial_ms;
         world.insert_resource::<oni_systems::resources::PeerPolicy>(policy);
+        // Callers may read or change the world before its first tick: give them the real time.
+        world.resource_mut::<Clock>().now_ms = wall_ms();
         if let Some(store) = &store {
             let bans = store.load_bans()?;
             if !bans.is_empty() {
@@ -105,7 +107,7 @@ impl WorldLoop {
             next_addr_save: Instant::now() + ADDR_SAVE_INTERVAL,
             tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
             events_per_tick_max: cfg.events_per_tick_max.max(1),
-            last_now_ms: 0,
+            last_now_ms: wall_ms(),
         })
     }
 
