@@ -270,6 +270,14 @@ pub struct AddrRelay {
     pub rate_limited: u64,
 }
 
+/// What we know of a peer's transaction inventory: a rolling filter of hashes it announced or we
+/// sent it, made on its first announcement (most peers never need one).
+#[derive(Component, Clone, Debug, Default)]
+pub struct TxInventory {
+    /// Hashes known to the peer.
+    pub known: Option<crate::resources::rolling_filter::RollingFilter>,
+}
+
 /// Misbehavior reported by systems this tick, applied by the scoring system.
 #[derive(Component, Debug, Default)]
 pub struct Violations(pub SmallVec<[Misbehavior; 2]>);
@@ -305,6 +313,8 @@ pub struct PeerBundle {
     pub permissions: Permissions,
     /// Address gossip.
     pub addr_relay: AddrRelay,
+    /// Transaction inventory.
+    pub tx_inventory: TxInventory,
 }
 
 impl PeerBundle {
@@ -329,6 +339,7 @@ impl PeerBundle {
             ping: PingState::default(),
             permissions: Permissions::default(),
             addr_relay: AddrRelay { tokens: 1.0, ..Default::default() },
+            tx_inventory: TxInventory::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod metrics;
 mod policy;
 pub mod reasons;
 pub mod rolling_filter;
+pub mod tx_requests;
 
 pub use addrman::{AddrBook, AddrInfo, NetAddress, PeerAddr};
 pub use banlist::{BanChange, BanEntry, BanList, BanReason, Subnet};

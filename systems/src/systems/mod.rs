@@ -9,10 +9,12 @@ mod egress;
 pub mod eviction;
 mod handshake;
 mod ingest;
+pub mod inv_filter;
 mod ping;
 mod scoring;
 mod teardown;
 mod telemetry;
+mod tx_request;
 
 pub use addr_relay::{addr_relay, AddrResponseCache};
 pub use admission::admission;
@@ -22,13 +24,18 @@ pub use discipline::discipline;
 pub use egress::egress;
 pub use handshake::{handshake, is_routable};
 pub use ingest::ingest;
+pub use inv_filter::{inv_filter, TxRelayState};
 pub use ping::ping;
 pub use scoring::scoring;
 pub use teardown::teardown;
 pub use telemetry::telemetry;
+pub use tx_request::tx_request;
 
 #[cfg(test)]
 mod peer_manager_tests;
 
 #[cfg(test)]
 mod limits_tests;
+
+#[cfg(test)]
+mod tx_relay_tests;
