@@ -91,6 +91,19 @@ fn push_addresses(sq: &mut SendQueue, config: &Config, addrv2: bool, infos: &[Ad
     }
 }
 
+/// The peer entity's parts address gossip uses.
+type AddrPeer<'a> = (
+    Entity,
+    &'a Socket,
+    &'a Direction,
+    Ref<'a, PeerState>,
+    &'a Negotiated,
+    &'a Permissions,
+    &'a mut AddrRelay,
+    &'a mut Received,
+    &'a mut SendQueue,
+);
+
 /// Node-wide inputs of address gossip.
 #[derive(bevy_ecs::system::SystemParam)]
 pub struct AddrCtx<'w> {
@@ -103,20 +116,7 @@ pub struct AddrCtx<'w> {
 }
 
 /// Processes address messages and trickles relayed addresses out.
-pub fn addr_relay(
-    mut peers: Query<(
-        Entity,
-        &Socket,
-        &Direction,
-        Ref<PeerState>,
-        &Negotiated,
-        &Permissions,
-        &mut AddrRelay,
-        &mut Received,
-        &mut SendQueue,
-    )>,
-    mut ctx: AddrCtx,
-) {
+pub fn addr_relay(mut peers: Query<AddrPeer>, mut ctx: AddrCtx) {
     let now = ctx.clock.now_ms;
     let now_s = ctx.clock.unix_s();
     let mut relay: Vec<(Entity, AddrInfo)> = Vec::new();
@@ -214,21 +214,7 @@ pub fn addr_relay(
 
 /// Each fresh address goes to two gossiping peers other than its source, chosen by a keyed hash of
 /// the address so repeats of it go to the same two (Core's rule against relay amplification).
-fn queue_relays(
-    peers: &mut Query<(
-        Entity,
-        &Socket,
-        &Direction,
-        Ref<PeerState>,
-        &Negotiated,
-        &Permissions,
-        &mut AddrRelay,
-        &mut Received,
-        &mut SendQueue,
-    )>,
-    relay: Vec<(Entity, AddrInfo)>,
-    ctx: &mut AddrCtx,
-) {
+fn queue_relays(peers: &mut Query<AddrPeer>, relay: Vec<(Entity, AddrInfo)>, ctx: &mut AddrCtx) {
     let mut targets: Vec<(Entity, u64)> = peers
         .iter()
         .filter(|p| {
