@@ -60,7 +60,7 @@ fn scheduler(c: &mut Criterion) {
         (t, first)
     };
     c.bench_function("scheduler: 100k announcements, first step (all ready)", |b| {
-        b.iter_batched(
+        b.iter_batched_ref(
             || {
                 let mut t = TxRequests::new(9);
                 for (i, h) in all.iter().enumerate() {
@@ -68,14 +68,14 @@ fn scheduler(c: &mut Criterion) {
                 }
                 t
             },
-            |mut t| black_box(t.step(0).len()),
+            |t| black_box(t.step(0).len()),
             BatchSize::LargeInput,
         )
     });
     c.bench_function("scheduler: step after 125 answers, 100k outstanding", |b| {
-        b.iter_batched(
+        b.iter_batched_ref(
             build,
-            |(mut t, first)| {
+            |(t, first)| {
                 for r in first.iter().step_by(100) {
                     t.response(r.peer, &r.hash, 10);
                 }

@@ -46,8 +46,10 @@ impl RollingFilter {
         }
     }
 
+    /// Where `key` lives: its block and bit stream. Filters of equal size and keys share it, so a
+    /// caller checking several can hash once ([`RollingFilter::contains_at`]).
     #[inline]
-    fn locate(&self, key: &[u8; 32]) -> (usize, u64, u64) {
+    pub fn locate(&self, key: &[u8; 32]) -> (usize, u64, u64) {
         let w = |i: usize| {
             u64::from_le_bytes([
                 key[i],
@@ -97,6 +99,13 @@ impl RollingFilter {
     pub fn contains(&self, key: &[u8; 32]) -> bool {
         let (b, h, seed) = self.locate(key);
         self.gens.iter().any(|g| Self::probe(&g[b], h, seed, self.hashes))
+    }
+
+    /// [`RollingFilter::contains`] with a location from [`RollingFilter::locate`] of a filter with
+    /// the same size and keys.
+    #[inline]
+    pub fn contains_at(&self, (b, h, seed): (usize, u64, u64)) -> bool {
+        self.gens.iter().any(|g| g.get(b).is_some_and(|blk| Self::probe(blk, h, seed, self.hashes)))
     }
 
     /// Remembers `key`; when the current generation is full, the older one is forgotten.

@@ -27,19 +27,21 @@ pub struct TxRelayState {
 }
 
 impl TxRelayState {
-    /// Filters keyed from the node's rng.
+    /// Filters keyed from the node's rng. All three share size and keys, so a lookup hashes once.
     pub fn new(rng: &mut Rng) -> Self {
-        let mut keys = || [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
+        let keys = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
         TxRelayState {
-            seen: RollingFilter::new(RECENT_TXS, 1e-6, keys()),
-            rejected: RollingFilter::new(RECENT_TXS, 1e-6, keys()),
-            confirmed: RollingFilter::new(48_000, 1e-6, keys()),
+            seen: RollingFilter::new(RECENT_TXS, 1e-6, keys),
+            rejected: RollingFilter::new(RECENT_TXS, 1e-6, keys),
+            confirmed: RollingFilter::new(RECENT_TXS, 1e-6, keys),
         }
     }
 
     /// Whether `hash` needs no request.
+    #[inline]
     pub fn already_have(&self, hash: &[u8; 32]) -> bool {
-        self.seen.contains(hash) || self.rejected.contains(hash) || self.confirmed.contains(hash)
+        let at = self.seen.locate(hash);
+        self.seen.contains_at(at) || self.rejected.contains_at(at) || self.confirmed.contains_at(at)
     }
 }
 
