@@ -2,4 +2,7 @@
 //! pure core owns every decision.
 //!
 //! # Layout
-//! (filled in as the shell's modules land: bridge, node loop, store, rpc, scenario runner)
+//! (filled in as the shell's modules land: bridge, node loop, store, rpc)
+//! - [`scenario`]: RON attack scenarios, the deterministic simulator, bots, expectations, report.
+
+pub mod scenario;

@@ -1,0 +1,53 @@
+//! PingFlood: a peer that completes the handshake and then pings as fast as its rate and TCP send
+//! window allow. Pings are legal (Core answers every one and does not score them), so the defence is
+//! not a disconnect: it is bounded work per tick (the decode budget caps the pongs a flooder gets
+//! per tick), bounded memory (a full receive buffer pauses reading the socket), and honest peers
+//! served as before. The shipped scenario states exactly that.
+
+use super::{Behaviour, BotIo, Handshaker, HsState, Pacer};
+use oni_systems::wire::Message;
+
+/// The flooder.
+#[derive(Debug)]
+pub struct PingFlood {
+    rate: Pacer,
+    hs: Handshaker,
+    started: bool,
+}
+
+impl PingFlood {
+    /// Up to `pings_per_s` pings per second once the handshake is done.
+    pub fn new(pings_per_s: u64) -> Self {
+        PingFlood { rate: Pacer::new(pings_per_s as f64, 0), hs: Handshaker::default(), started: false }
+    }
+}
+
+impl Behaviour for PingFlood {
+    fn tick(&mut self, io: &mut BotIo) {
+        if !io.connected() {
+            if !self.started {
+                self.started = true;
+                io.connect();
+            }
+            return;
+        }
+        if self.hs.state != HsState::Ready {
+            self.rate.restart(io.now_ms);
+            return;
+        }
+        for _ in 0..self.rate.due(io.now_ms) {
+            let nonce = io.rng.next_u64();
+            if !io.send(&Message::Ping(nonce)) {
+                break; // the send window is full: TCP would block this writer
+            }
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut BotIo) {
+        self.hs.start(io);
+    }
+
+    fn on_message(&mut self, msg: Message, io: &mut BotIo) {
+        self.hs.on_message(&msg, io);
+    }
+}
