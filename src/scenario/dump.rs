@@ -5,11 +5,11 @@
 use bevy_ecs::prelude::*;
 use oni_systems::components::{Direction, Negotiated, PeerState, Score, Socket, Stats};
 use oni_systems::resources::{Clock, Metrics};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// One peer, as dumped.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct PeerDump {
     /// The link.
     pub socket: Socket,
@@ -26,7 +26,7 @@ pub struct PeerDump {
 }
 
 /// The whole dump.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct WorldDump {
     /// The node's clock at the dump (unix ms).
     pub clock_ms: u64,

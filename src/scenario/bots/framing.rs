@@ -69,7 +69,7 @@ pub struct BadChecksum {
 impl BadChecksum {
     /// `msgs_per_s` bad frames per second.
     pub fn new(msgs_per_s: f64, handshake: bool) -> Self {
-        BadChecksum { rate: Pacer::new(msgs_per_s, 0), handshake, hs: Handshaker::default(), started: false }
+        BadChecksum { rate: Pacer::new(msgs_per_s), handshake, hs: Handshaker::default(), started: false }
     }
 }
 
@@ -83,7 +83,7 @@ impl Behaviour for BadChecksum {
             return;
         }
         if !attack_ready(&self.hs, self.handshake) {
-            self.rate.restart(io.now_ms);
+            self.rate.restart();
             return;
         }
         for _ in 0..self.rate.due(io.now_ms) {
@@ -121,7 +121,7 @@ pub struct GarbageBytes {
 impl GarbageBytes {
     /// `bytes_per_s` random bytes per second.
     pub fn new(bytes_per_s: u64, handshake: bool) -> Self {
-        GarbageBytes { rate: Pacer::new(bytes_per_s as f64, 0), handshake, hs: Handshaker::default(), started: false }
+        GarbageBytes { rate: Pacer::new(bytes_per_s as f64), handshake, hs: Handshaker::default(), started: false }
     }
 }
 
@@ -135,7 +135,7 @@ impl Behaviour for GarbageBytes {
             return;
         }
         if !attack_ready(&self.hs, self.handshake) {
-            self.rate.restart(io.now_ms);
+            self.rate.restart();
             return;
         }
         let n = (self.rate.due(io.now_ms) as usize).min(io.window_free());

@@ -75,7 +75,7 @@ pub struct MalformedFuzz {
 impl MalformedFuzz {
     /// `msgs_per_s` malformed messages per second, after a handshake if asked.
     pub fn new(msgs_per_s: f64, handshake: bool) -> Self {
-        MalformedFuzz { rate: Pacer::new(msgs_per_s, 0), handshake, hs: Handshaker::default(), started: false }
+        MalformedFuzz { rate: Pacer::new(msgs_per_s), handshake, hs: Handshaker::default(), started: false }
     }
 }
 
@@ -89,7 +89,7 @@ impl Behaviour for MalformedFuzz {
             return;
         }
         if self.handshake && self.hs.state != HsState::Ready {
-            self.rate.restart(io.now_ms);
+            self.rate.restart();
             return;
         }
         for _ in 0..self.rate.due(io.now_ms) {

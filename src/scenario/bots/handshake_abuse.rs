@@ -19,7 +19,7 @@ impl Slowloris {
     /// One byte every `byte_interval_ms`.
     pub fn new(byte_interval_ms: u64) -> Self {
         Slowloris {
-            rate: Pacer::new(1_000.0 / byte_interval_ms as f64, 0),
+            rate: Pacer::new(1_000.0 / byte_interval_ms as f64),
             stream: Vec::new(),
             frame_ends: Vec::new(),
             pos: 0,
@@ -48,7 +48,7 @@ impl Behaviour for Slowloris {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        self.rate.restart(io.now_ms);
+        self.rate.restart();
         for m in [modern_version(io), Message::WtxidRelay, Message::SendAddrV2, Message::Verack] {
             m.encode_frame(io.network, &mut self.stream);
             self.frame_ends.push(self.stream.len());
@@ -75,7 +75,7 @@ const VERSION_FLOOD_GIVE_UP_MS: u64 = 5_000;
 impl VersionFlood {
     /// At most `conns_per_s` connections per second, one at a time.
     pub fn new(conns_per_s: f64) -> Self {
-        VersionFlood { rate: Pacer::new(conns_per_s, 0), opened_ms: 0 }
+        VersionFlood { rate: Pacer::new(conns_per_s), opened_ms: 0 }
     }
 }
 

@@ -217,36 +217,38 @@ impl Handshaker {
 }
 
 /// Spreads events at a rate over virtual time, in integer microseconds so a seed replays exactly.
+/// The first event is due at the first poll (or the first poll after [`Pacer::restart`]).
 #[derive(Debug)]
 pub struct Pacer {
     interval_us: u64,
-    next_us: u64,
+    next_us: Option<u64>,
 }
 
 /// Most events one pacer yields in one tick, whatever the rate: bounds a tick's work.
 pub const PACER_MAX_PER_TICK: u64 = 100_000;
 
 impl Pacer {
-    /// `per_s` events per second, the first one at `start_ms`.
-    pub fn new(per_s: f64, start_ms: u64) -> Self {
+    /// `per_s` events per second.
+    pub fn new(per_s: f64) -> Self {
         let interval_us = (1_000_000.0 / per_s).round().max(1.0) as u64;
-        Pacer { interval_us, next_us: start_ms * 1_000 }
+        Pacer { interval_us, next_us: None }
     }
 
     /// Events due by `now_ms` (at most [`PACER_MAX_PER_TICK`]; the excess is dropped, not owed).
     pub fn due(&mut self, now_ms: u64) -> u64 {
         let now_us = now_ms * 1_000;
-        if self.next_us > now_us {
+        let next = *self.next_us.get_or_insert(now_us);
+        if next > now_us {
             return 0;
         }
-        let n = (now_us - self.next_us) / self.interval_us + 1;
-        self.next_us += n * self.interval_us;
+        let n = (now_us - next) / self.interval_us + 1;
+        self.next_us = Some(next + n * self.interval_us);
         n.min(PACER_MAX_PER_TICK)
     }
 
-    /// Restarts the schedule at `now_ms`.
-    pub fn restart(&mut self, now_ms: u64) {
-        self.next_us = now_ms * 1_000;
+    /// Starts the schedule over: the next poll yields one event.
+    pub fn restart(&mut self) {
+        self.next_us = None;
     }
 }
 
@@ -256,17 +258,20 @@ mod tests {
 
     #[test]
     fn pacer_spreads_events_at_the_rate() {
-        let mut p = Pacer::new(5.0, 0);
-        let total: u64 = (0..=100).map(|t| p.due(t * 10)).sum();
-        assert_eq!(total, 6, "5/s over [0, 1000] ms inclusive is 6 events");
-        let mut p = Pacer::new(20_000.0, 0);
-        assert_eq!(p.due(0), 1);
-        assert_eq!(p.due(50), 1_000, "50 ms at 20k/s");
+        let mut p = Pacer::new(5.0);
+        let total: u64 = (100..=200).map(|t| p.due(t * 10)).sum();
+        assert_eq!(total, 6, "5/s over [1000, 2000] ms inclusive is 6 events, the first at the first poll");
+        let mut p = Pacer::new(20_000.0);
+        assert_eq!(p.due(7_000), 1);
+        assert_eq!(p.due(7_050), 1_000, "50 ms at 20k/s");
+        p.restart();
+        assert_eq!(p.due(9_000), 1, "a restart forgets the gap");
     }
 
     #[test]
     fn pacer_caps_one_tick() {
-        let mut p = Pacer::new(1_000_000.0, 0);
+        let mut p = Pacer::new(1_000_000.0);
+        p.due(0);
         assert_eq!(p.due(1_000_000), PACER_MAX_PER_TICK);
     }
 }
