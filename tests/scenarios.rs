@@ -250,3 +250,39 @@ fn nonsense_that_parses_is_refused_with_the_reason() {
     let e = Scenario::load(Path::new("/nonexistent/x.ron")).unwrap_err();
     assert!(matches!(&e, ScenarioError::Io { .. }) && e.to_string().contains("/nonexistent/x.ron"), "{e}");
 }
+
+fn honest_rtts(out: &oni::scenario::Outcome) -> Vec<u64> {
+    let mut v: Vec<u64> = out
+        .instances
+        .iter()
+        .filter_map(|i| i.ping_log.as_ref())
+        .flat_map(|l| l.pings.iter().filter_map(|p| p.rtt_ms))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn the_network_model_sets_round_trips_and_bandwidth_backs_up_the_writer() {
+    let text = |net: &str| {
+        format!(
+            r#"Scenario(name: "net", seed: 3, duration_s: 20, net: ({net}),
+                peers: [Honest(count: 2)], expect: [NoHonestDisconnected])"#
+        )
+    };
+    let s = Scenario::parse(&text("tick_ms: 10, latency_ms: 30"), "net").unwrap();
+    let (report, out) = run(&s, Mode::Sim);
+    assert!(report.passed(), "{report}");
+    let rtts = honest_rtts(&out);
+    assert!(rtts.len() > 30);
+    assert!(rtts.iter().all(|&r| r == 60), "one tick-aligned round trip is two latencies: {rtts:?}");
+    assert!(out.peak_send_bytes < 400, "instant writer: only this tick's bytes are unacked");
+
+    let s = Scenario::parse(&text("tick_ms: 10, latency_ms: 30, node_write_bytes_per_s: 100"), "net").unwrap();
+    let (_, out) = run(&s, Mode::Sim);
+    let rtts = honest_rtts(&out);
+    assert!(!rtts.is_empty());
+    // 100 B/s is one byte per 10 ms tick: a 32-byte pong's last byte leaves 31 ticks after its first.
+    assert_eq!(rtts[rtts.len() / 2], 60 + 310, "{rtts:?}");
+    assert!(out.peak_send_bytes >= 200, "the handshake burst waits for the slow writer: {}", out.peak_send_bytes);
+}
