@@ -290,3 +290,17 @@ fn the_network_model_sets_round_trips_and_bandwidth_backs_up_the_writer() {
     // The node's 193-byte version..verack burst drains at 1 B per tick before the peer can answer.
     assert!(handshake_p50(&out) >= 2_000, "the handshake waits for the slow writer: {}", handshake_p50(&out));
 }
+
+#[test]
+fn no_leaked_state_fails_on_a_stray_nonce_or_index_entry() {
+    use oni::scenario::{judge, outcome::EndState};
+    let s = load("reconnect_churn");
+    let (report, mut out) = run(&s, Mode::Sim);
+    assert!(report.passed(), "{report}");
+    let clean = out.end;
+    // What the runner would have measured had teardown forgotten one nonce / one index entry.
+    out.end = EndState { nonces: clean.nonces + 1, ..clean };
+    assert_fails_on(&judge(&s, &out, Mode::Sim, 0.0), "NoLeakedState");
+    out.end = EndState { index_len: clean.index_len + 1, ..clean };
+    assert_fails_on(&judge(&s, &out, Mode::Sim, 0.0), "NoLeakedState");
+}

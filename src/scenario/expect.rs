@@ -1,8 +1,9 @@
 //! Judges a run: each expectation becomes a row with pass/fail and the figure it measured, so a
 //! failing row says by how much, and a passing one says with what margin.
 
+use super::outcome::Outcome;
 use super::report::Row;
-use super::sim::{Outcome, HONEST};
+use super::sim::HONEST;
 use super::spec::Expectation;
 use super::trace::Closed;
 

@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`spec`]: the file format and its validation.
-//! - [`sim`]: the simulator (virtual clock, byte pipes, the tick loop).
+//! - [`sim`]: the simulator (virtual clock, instances, the tick loop); [`link`]: one connection's
+//!   byte pipes; [`outcome`]: what a run produced.
 //! - [`bots`]: one behaviour per attack, plus the honest peer.
 //! - [`expect`]: expectations → measured rows; [`report`]: the table.
 //! - [`trace`]: per-connection records and the trace hash; [`dump`]: `--dump`.
@@ -15,13 +16,16 @@ pub mod bots;
 pub mod cli;
 pub mod dump;
 pub mod expect;
+pub mod link;
+pub mod outcome;
 pub mod report;
 pub mod sim;
 pub mod spec;
 pub mod trace;
 
+pub use outcome::Outcome;
 pub use report::{Report, Row};
-pub use sim::{Outcome, Sim};
+pub use sim::Sim;
 pub use spec::{BotKind, Expectation, NetModel, PeerSpec, Scenario};
 
 use oni_systems::resources::{DisconnectReason, Metrics};

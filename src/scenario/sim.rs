@@ -8,15 +8,17 @@
 //! IO commands, move written bytes onto the wire (instantly or at the modelled bandwidth, acked with
 //! `Written`), sample the peaks.
 
-use super::bots::{self, Behaviour, BotIo, Honest, PingLog};
+use super::bots::{self, Behaviour, BotIo, Honest};
+use super::link::{Delivery, Link};
+use super::outcome::{EndState, InstanceInfo, Outcome};
 use super::spec::{instance_addr, BotKind, NetModel, PeerSpec, Scenario};
 use super::trace::{tag, Closed, ConnRecord, TraceHash};
 use bevy_ecs::prelude::*;
 use oni_systems::components::{ConnId, Direction, Handshake, PeerState, RecvBuffer, SendQueue};
 use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, LocalNonces, NetEvent, Outbox, ScoreTable};
 use oni_systems::schedule::{build_schedule, build_world};
-use oni_systems::wire::{Command, FrameSplitter, Message, Network};
-use std::collections::{BTreeMap, VecDeque};
+use oni_systems::wire::{Command, Network};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// Virtual time zero on the node's clock (unix ms); any fixed value works, this one is recent.
@@ -34,104 +36,6 @@ struct Instance {
     conn: Option<u64>,
     max_per_tick: [u32; Command::COUNT],
     recv_total: [u64; Command::COUNT],
-}
-
-/// Bytes in flight, usable from `ready_ms` on.
-struct Chunk {
-    ready_ms: u64,
-    bytes: Vec<u8>,
-    off: usize,
-}
-
-/// One connection's two pipes and the state of each end.
-struct Link {
-    instance: usize,
-    to_node: VecDeque<Chunk>,
-    to_node_bytes: usize,
-    reader: FrameSplitter,
-    reader_failed: bool,
-    paused: bool,
-    bot_closed: bool,
-    eof_reported: bool,
-    writer: Vec<u8>,
-    to_bot: VecDeque<Chunk>,
-    bot_reader: FrameSplitter,
-    node_closed: bool,
-    eof_delivered: bool,
-}
-
-impl Link {
-    fn new(instance: usize, network: Network) -> Self {
-        Link {
-            instance,
-            to_node: VecDeque::new(),
-            to_node_bytes: 0,
-            reader: FrameSplitter::new(network),
-            reader_failed: false,
-            paused: false,
-            bot_closed: false,
-            eof_reported: false,
-            writer: Vec::new(),
-            to_bot: VecDeque::new(),
-            bot_reader: FrameSplitter::new(network),
-            node_closed: false,
-            eof_delivered: false,
-        }
-    }
-}
-
-/// What one instance was and what it saw, for the expectations.
-#[derive(Clone, Debug)]
-pub struct InstanceInfo {
-    /// "Honest" or the bot kind's name.
-    pub label: &'static str,
-    /// Most messages of each command it received in one tick.
-    pub max_per_tick: [u32; Command::COUNT],
-    /// Messages of each command it received in all.
-    pub recv_total: [u64; Command::COUNT],
-    /// Honest instances' pings.
-    pub ping_log: Option<PingLog>,
-}
-
-/// The node-side state at the end that a leak would show in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EndState {
-    /// Entries in the conn index.
-    pub index_len: usize,
-    /// Peer entities.
-    pub peers: usize,
-    /// Our version nonces still remembered.
-    pub nonces: usize,
-    /// Peers that were sent our version and have not completed the handshake (each owns one nonce).
-    pub awaiting_verack: usize,
-}
-
-/// Everything a run produced.
-pub struct Outcome {
-    /// The node's world at the end (for the dump).
-    pub world: World,
-    /// Each instance.
-    pub instances: Vec<InstanceInfo>,
-    /// Each connection, by conn id - 1.
-    pub conns: Vec<ConnRecord>,
-    /// Virtual ms the run covered.
-    pub end_ms: u64,
-    /// Schedule runs.
-    pub ticks: u64,
-    /// Most peers after a tick.
-    pub peak_peers: u64,
-    /// Largest per-peer send backlog after a tick.
-    pub peak_send_bytes: u64,
-    /// Largest per-peer receive buffer after a tick.
-    pub peak_recv_bytes: u64,
-    /// Leak-relevant state at the end.
-    pub end: EndState,
-    /// Frames from the node that a bot could not frame or decode (a node bug if ever non-zero).
-    pub node_bad_frames: u64,
-    /// Outbound dials the node asked for (the sim has no outbound targets yet).
-    pub dials: u64,
-    /// Hash over the whole event trace.
-    pub trace_hash: u64,
 }
 
 /// The simulator.
@@ -263,7 +167,7 @@ impl Sim {
         self.carry_out_commands(now);
         self.write_to_bots(now);
         self.sample();
-        self.links.retain(|_, l| !(l.node_closed && (l.bot_closed || l.eof_delivered)));
+        self.links.retain(|_, l| !l.finished());
         self.now_ms += self.net.tick_ms;
     }
 
@@ -289,18 +193,13 @@ impl Sim {
                 rec.frames_sent += a.frames as u64;
                 rec.bytes_sent += a.out.len() as u64;
                 if let Some(link) = self.links.get_mut(&c) {
-                    if !link.node_closed {
-                        link.to_node_bytes += a.out.len();
-                        link.to_node.push_back(Chunk { ready_ms: now + self.net.latency_ms, bytes: a.out, off: 0 });
-                    }
+                    link.bot_writes(now + self.net.latency_ms, a.out);
                 }
             }
             if a.close {
                 self.instances[i].conn = None;
                 if let Some(link) = self.links.get_mut(&c) {
-                    link.bot_closed = true;
-                    link.writer.clear();
-                    link.to_bot.clear();
+                    link.bot_closes();
                 }
                 let rec = &mut self.conns[c as usize - 1];
                 if rec.closed.is_none() {
@@ -340,38 +239,11 @@ impl Sim {
         for c in ids {
             let Some(link) = self.links.get_mut(&c) else { continue };
             let i = link.instance;
-            let mut msgs = Vec::new();
-            let mut bytes_in = 0u64;
-            while link.to_bot.front().is_some_and(|ch| ch.ready_ms <= now) {
-                let Some(ch) = link.to_bot.pop_front() else { break };
-                self.hash.event(tag::DELIVER, &[now, c]);
-                self.hash.bytes(&ch.bytes);
-                bytes_in += ch.bytes.len() as u64;
-                let mut rest = &ch.bytes[..];
-                while !rest.is_empty() {
-                    let (used, r) = link.bot_reader.push(rest);
-                    rest = &rest[used..];
-                    match r {
-                        Ok(Some(f)) => match Message::decode(f.header.command, &f.payload) {
-                            Ok(Some(m)) => msgs.push(m),
-                            Ok(None) => {}
-                            Err(_) => self.node_bad_frames += 1,
-                        },
-                        Ok(None) => {}
-                        Err(_) => {
-                            self.node_bad_frames += 1;
-                            break;
-                        }
-                    }
-                }
-            }
-            let eof = link.node_closed && link.writer.is_empty() && link.to_bot.is_empty() && !link.eof_delivered;
-            if eof {
-                link.eof_delivered = true;
-            }
+            let Delivery { msgs, bytes, bad_frames, eof } = link.deliver(c, now, &mut self.hash);
+            self.node_bad_frames += bad_frames;
             let rec = &mut self.conns[c as usize - 1];
             rec.msgs_recv += msgs.len() as u64;
-            rec.bytes_recv += bytes_in;
+            rec.bytes_recv += bytes;
             if self.instances[i].conn != Some(c) {
                 continue; // the bot already closed this socket: the bytes fall on the floor
             }
@@ -412,46 +284,7 @@ impl Sim {
         let budget = self.net.read_bytes_per_tick;
         let mut events = Vec::new();
         for (&c, link) in self.links.iter_mut() {
-            if link.node_closed {
-                continue;
-            }
-            let conn = ConnId(c);
-            let mut read = 0;
-            while !link.paused && !link.reader_failed && read < budget {
-                let Some(ch) = link.to_node.front_mut() else { break };
-                if ch.ready_ms > now {
-                    break;
-                }
-                let take = (ch.bytes.len() - ch.off).min(budget - read);
-                let mut rest = &ch.bytes[ch.off..ch.off + take];
-                while !rest.is_empty() {
-                    let (used, r) = link.reader.push(rest);
-                    rest = &rest[used..];
-                    match r {
-                        Ok(Some(frame)) => events.push(NetEvent::Frame { conn, frame }),
-                        Ok(None) => {}
-                        Err(error) => {
-                            events.push(NetEvent::BadHeader { conn, error });
-                            link.reader_failed = true;
-                            break;
-                        }
-                    }
-                }
-                ch.off += take;
-                read += take;
-                link.to_node_bytes -= take;
-                if ch.off == ch.bytes.len() {
-                    link.to_node.pop_front();
-                }
-            }
-            if link.reader_failed {
-                link.to_node.clear();
-                link.to_node_bytes = 0;
-            }
-            if link.bot_closed && link.to_node.is_empty() && !link.eof_reported && !link.reader_failed {
-                link.eof_reported = true;
-                events.push(NetEvent::Closed { conn, connect_failed: false });
-            }
+            link.node_reads(ConnId(c), now, budget, &mut events);
         }
         self.world.resource_mut::<Inbox>().0.extend(events);
     }
@@ -462,19 +295,14 @@ impl Sim {
             match cmd {
                 IoCommand::Send { conn, bytes } => {
                     if let Some(link) = self.links.get_mut(&conn.0) {
-                        if !link.bot_closed {
-                            link.writer.extend_from_slice(&bytes);
-                        }
+                        link.node_writes(&bytes);
                     }
                 }
                 IoCommand::Close { conn, reason } => {
                     let Some(link) = self.links.get_mut(&conn.0) else { continue };
-                    if link.node_closed {
+                    if !link.node_closes() {
                         continue;
                     }
-                    link.node_closed = true;
-                    link.to_node.clear();
-                    link.to_node_bytes = 0;
                     let rec = &mut self.conns[conn.0 as usize - 1];
                     if rec.closed.is_none() {
                         rec.closed = Some(Closed::ByNode {
@@ -508,17 +336,10 @@ impl Sim {
         };
         let mut written = Vec::new();
         for (&c, link) in self.links.iter_mut() {
-            if link.writer.is_empty() {
-                continue;
+            let n = link.node_writer_drains(now + self.net.latency_ms, budget);
+            if n > 0 {
+                written.push(NetEvent::Written { conn: ConnId(c), bytes: n });
             }
-            let n = link.writer.len().min(budget);
-            let bytes: Vec<u8> = if n == link.writer.len() {
-                std::mem::take(&mut link.writer)
-            } else {
-                link.writer.drain(..n).collect()
-            };
-            link.to_bot.push_back(Chunk { ready_ms: now + self.net.latency_ms, bytes, off: 0 });
-            written.push(NetEvent::Written { conn: ConnId(c), bytes: n });
         }
         self.world.resource_mut::<Inbox>().0.extend(written);
     }
