@@ -201,6 +201,8 @@ const GOOD: &str = r#"Scenario(
 #[test]
 fn file_errors_name_the_line_and_column() {
     assert!(Scenario::parse(GOOD, "t.ron").is_ok());
+    let s = Scenario::parse(&GOOD.replace("seed: 1,", "seed: 1,\n    score_threshold: 250,"), "t.ron").unwrap();
+    assert_eq!(s.score_threshold, Some(250), "optional fields need no Some(...)");
     let e = parse_err(&GOOD.replace("seed: 1,", "seed: 1,\n    speed: 2,"));
     match &e {
         ScenarioError::Parse { line, col, message, .. } => {
