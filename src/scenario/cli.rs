@@ -112,4 +112,29 @@ mod tests {
         assert!(Cli::try_parse_from(["oni", "run"]).is_err(), "a path is required");
         assert!(Cli::try_parse_from(["oni", "run", "a.ron", "--mode", "live"]).is_err(), "live is not built yet");
     }
+
+    fn args(paths: &[&std::path::Path], dump: Option<PathBuf>) -> RunArgs {
+        RunArgs { paths: paths.iter().map(|p| p.to_path_buf()).collect(), mode: Mode::Sim, seed: None, dump }
+    }
+
+    #[test]
+    fn exit_code_is_0_pass_1_fail_2_unrunnable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok =
+            "Scenario(name: \"ok\", seed: 1, duration_s: 3, peers: [Honest(count: 1)], expect: [NoHonestDisconnected])";
+        std::fs::write(dir.path().join("a_ok.ron"), ok).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a scenario").unwrap();
+        let run = args(&[dir.path()], None);
+        assert_eq!(run.files().unwrap(), [dir.path().join("a_ok.ron")], "only .ron files of a directory");
+        assert_eq!(run.execute(), ExitCode::from(0));
+
+        let failing = ok.replace("NoHonestDisconnected", "PeakPeersAtMost(0)");
+        std::fs::write(dir.path().join("b_fail.ron"), failing).unwrap();
+        assert_eq!(args(&[dir.path()], None).execute(), ExitCode::from(1));
+
+        std::fs::write(dir.path().join("c_bad.ron"), "Scenario(").unwrap();
+        assert_eq!(args(&[dir.path()], None).execute(), ExitCode::from(2));
+        let dump = Some(dir.path().join("d.ron"));
+        assert_eq!(args(&[dir.path()], dump).execute(), ExitCode::from(2), "--dump with several files");
+    }
 }

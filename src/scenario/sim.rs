@@ -1,5 +1,5 @@
 //! The sim mode: the node's own world and schedule on a virtual clock, bots joined to it by
-//! in-memory byte pipes. Bot bytes reach the node through a [`FrameSplitter`] exactly as the tokio
+//! in-memory byte pipes. Bot bytes reach the node through a [`FrameSplitter`](oni_systems::wire::FrameSplitter) exactly as the tokio
 //! reader frames them; the node's `Send` bytes reach the bot through the same splitter and
 //! `Message::decode`. Nothing here reads the wall clock, so a seed replays the run bit for bit.
 //!
