@@ -306,3 +306,11 @@ fn no_leaked_state_fails_on_a_stray_nonce_or_index_entry() {
     out.end = EndState { index_len: clean.index_len + 1, ..clean };
     assert_fails_on(&judge(&s, &out, Mode::Sim, 0.0), "NoLeakedState");
 }
+
+#[test]
+fn an_inv_storm_is_tolerated_only_by_a_node_that_asked_for_transactions() {
+    let mut s = load("inv_storm_blocksonly");
+    s.relay = true;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(InvStorm");
+}

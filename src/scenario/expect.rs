@@ -126,6 +126,17 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
             (total > 0 && closed.is_empty(), m)
         }
         Expectation::PeakPeersAtMost(n) => (out.peak_peers <= *n, format!("peak {} peers", out.peak_peers)),
+        Expectation::PeakTxTrackedAtMost(n) => {
+            (out.peak_tx_tracked <= *n, format!("peak {} transactions tracked", out.peak_tx_tracked))
+        }
+        Expectation::MetricAtLeast { metric, at_least } => {
+            let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
+            (v.is_some_and(|v| v >= *at_least), format!("{metric} = {}", v.unwrap_or(0)))
+        }
+        Expectation::MetricAtMost { metric, at_most } => {
+            let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
+            (v.is_some_and(|v| v <= *at_most), format!("{metric} = {}", v.unwrap_or(0)))
+        }
         Expectation::PeakSendQueueBytesAtMost(n) => {
             (out.peak_send_bytes <= *n, format!("peak {} B queued or unacked for one peer", out.peak_send_bytes))
         }

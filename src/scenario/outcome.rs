@@ -50,6 +50,8 @@ pub struct Outcome {
     pub peak_send_bytes: u64,
     /// Largest per-peer receive buffer after a tick.
     pub peak_recv_bytes: u64,
+    /// Most transactions the request tracker held after a tick.
+    pub peak_tx_tracked: u64,
     /// Leak-relevant state at the end.
     pub end: EndState,
     /// Frames from the node that a bot could not frame or decode (a node bug if ever non-zero).

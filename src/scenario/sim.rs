@@ -55,6 +55,7 @@ pub struct Sim {
     peak_peers: u64,
     peak_send_bytes: u64,
     peak_recv_bytes: u64,
+    peak_tx_tracked: u64,
     node_bad_frames: u64,
     dials: u64,
 }
@@ -73,6 +74,7 @@ impl Sim {
         let network = Network::Regtest;
         let mut config = Config::new(network);
         config.limits = scenario.node.clone();
+        config.relay = scenario.relay;
         let mut world = build_world(config, scenario.seed);
         if let Some(t) = scenario.score_threshold {
             world.resource_mut::<ScoreTable>().threshold = t;
@@ -95,6 +97,7 @@ impl Sim {
             peak_peers: 0,
             peak_send_bytes: 0,
             peak_recv_bytes: 0,
+            peak_tx_tracked: 0,
             node_bad_frames: 0,
             dials: 0,
         };
@@ -352,6 +355,8 @@ impl Sim {
             self.peak_recv_bytes = self.peak_recv_bytes.max(rb.bytes as u64);
         }
         self.peak_peers = self.peak_peers.max(peers);
+        let tracked = self.world.resource::<oni_systems::resources::tx_requests::TxRequests>().len() as u64;
+        self.peak_tx_tracked = self.peak_tx_tracked.max(tracked);
     }
 
     fn finish(mut self) -> Outcome {
@@ -386,6 +391,7 @@ impl Sim {
             peak_peers: self.peak_peers,
             peak_send_bytes: self.peak_send_bytes,
             peak_recv_bytes: self.peak_recv_bytes,
+            peak_tx_tracked: self.peak_tx_tracked,
             end,
             node_bad_frames: self.node_bad_frames,
             dials: self.dials,

@@ -30,6 +30,9 @@ pub struct Scenario {
     /// Overrides the misbehavior score threshold (default: the core's table, 100).
     #[serde(default)]
     pub score_threshold: Option<u32>,
+    /// Whether the node asks peers for transaction relay (its version's relay flag).
+    #[serde(default)]
+    pub relay: bool,
     /// How the simulated network behaves.
     #[serde(default)]
     pub net: NetModel,
@@ -176,6 +179,20 @@ pub enum BotKind {
         #[serde(default)]
         handshake: bool,
     },
+    /// After a correct handshake, `inv` messages of `invs_per_msg` fresh random wtxids.
+    InvStorm {
+        /// Entries per inv (1..=50,000).
+        invs_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
+    /// After a correct handshake, `addr` messages of `addrs_per_msg` fresh routable addresses.
+    AddrSpam {
+        /// Entries per addr (1..=1,000).
+        addrs_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
 }
 
 fn default_oversized_command() -> String {
@@ -199,6 +216,8 @@ impl BotKind {
         "ReconnectChurn",
         "NetgroupEclipse",
         "MalformedFuzz",
+        "InvStorm",
+        "AddrSpam",
     ];
 
     /// This kind's name.
@@ -214,6 +233,8 @@ impl BotKind {
             BotKind::ReconnectChurn { .. } => "ReconnectChurn",
             BotKind::NetgroupEclipse { .. } => "NetgroupEclipse",
             BotKind::MalformedFuzz { .. } => "MalformedFuzz",
+            BotKind::InvStorm { .. } => "InvStorm",
+            BotKind::AddrSpam { .. } => "AddrSpam",
         }
     }
 
@@ -241,6 +262,18 @@ impl BotKind {
             BotKind::Slowloris { byte_interval_ms } => rate(*byte_interval_ms as f64, "byte_interval_ms"),
             BotKind::VersionFlood { conns_per_s } => rate(*conns_per_s, "conns_per_s"),
             BotKind::PingFlood { pings_per_s } => rate(*pings_per_s as f64, "pings_per_s"),
+            BotKind::InvStorm { invs_per_msg, msgs_per_s } => {
+                if *invs_per_msg == 0 || *invs_per_msg > 50_000 {
+                    return Err(format!("InvStorm: invs_per_msg must be in 1..=50000, got {invs_per_msg}"));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::AddrSpam { addrs_per_msg, msgs_per_s } => {
+                if *addrs_per_msg == 0 || *addrs_per_msg > 1_000 {
+                    return Err(format!("AddrSpam: addrs_per_msg must be in 1..=1000, got {addrs_per_msg}"));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
             BotKind::HandshakeNeverCompletes | BotKind::ReconnectChurn { .. } | BotKind::NetgroupEclipse { .. } => {
                 Ok(())
             }
@@ -310,6 +343,60 @@ pub enum Expectation {
     PeakRecvBufferBytesAtMost(u64),
     /// At the end: the conn index matches the peer entities, no nonce outlives its handshake.
     NoLeakedState,
+    /// Transactions the request tracker held after any tick.
+    PeakTxTrackedAtMost(u64),
+    /// A node counter at the end is at least this (names: see [`METRICS`]).
+    MetricAtLeast {
+        /// Counter name.
+        #[serde(deserialize_with = "de_metric")]
+        metric: String,
+        /// Bound.
+        at_least: u64,
+    },
+    /// A node counter at the end is at most this.
+    MetricAtMost {
+        /// Counter name.
+        #[serde(deserialize_with = "de_metric")]
+        metric: String,
+        /// Bound.
+        at_most: u64,
+    },
+}
+
+/// Node counters an expectation may name.
+pub const METRICS: &[&str] = &[
+    "tx_inv_received",
+    "tx_announcements_dropped",
+    "tx_requests_sent",
+    "addr_received",
+    "addr_rate_limited",
+    "addr_added",
+    "discouraged",
+    "bans_escalated",
+];
+
+/// The value of a named counter.
+pub fn metric_value(m: &oni_systems::resources::Metrics, name: &str) -> Option<u64> {
+    Some(match name {
+        "tx_inv_received" => m.tx_inv_received,
+        "tx_announcements_dropped" => m.tx_announcements_dropped,
+        "tx_requests_sent" => m.tx_requests_sent,
+        "addr_received" => m.addr_received,
+        "addr_rate_limited" => m.addr_rate_limited,
+        "addr_added" => m.addr_added,
+        "discouraged" => m.discouraged,
+        "bans_escalated" => m.bans_escalated,
+        _ => return None,
+    })
+}
+
+fn de_metric<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if METRICS.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(de::Error::custom(format!("unknown metric {s:?}; known: {}", METRICS.join(", "))))
+    }
 }
 
 impl Expectation {
@@ -344,6 +431,9 @@ impl Expectation {
             Expectation::PeakSendQueueBytesAtMost(n) => format!("PeakSendQueueBytesAtMost({n})"),
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
             Expectation::NoLeakedState => "NoLeakedState".into(),
+            Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
+            Expectation::MetricAtLeast { metric, at_least } => format!("MetricAtLeast({metric}, {at_least})"),
+            Expectation::MetricAtMost { metric, at_most } => format!("MetricAtMost({metric}, {at_most})"),
         }
     }
 }

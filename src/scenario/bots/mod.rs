@@ -8,6 +8,7 @@ mod eclipse;
 mod flood;
 mod framing;
 mod fuzz;
+mod gossip;
 mod handshake_abuse;
 mod honest;
 
@@ -138,6 +139,8 @@ pub fn spawn(kind: &BotKind) -> Box<dyn Behaviour> {
         }
         BotKind::NetgroupEclipse { retry_ms, .. } => Box::new(eclipse::NetgroupEclipse::new(*retry_ms)),
         BotKind::MalformedFuzz { msgs_per_s, handshake } => Box::new(fuzz::MalformedFuzz::new(*msgs_per_s, *handshake)),
+        BotKind::InvStorm { invs_per_msg, msgs_per_s } => Box::new(gossip::InvStorm::new(*invs_per_msg, *msgs_per_s)),
+        BotKind::AddrSpam { addrs_per_msg, msgs_per_s } => Box::new(gossip::AddrSpam::new(*addrs_per_msg, *msgs_per_s)),
     }
 }
 
