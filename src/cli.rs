@@ -4,6 +4,7 @@
 
 use crate::node::{Node, NodeConfig};
 use clap::{Parser, Subcommand, ValueEnum};
+use oni_systems::resources::Subnet;
 use oni_systems::wire::Network;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub enum Command {
     /// Print a running node's peers with all their components and its resources (RPC
     /// `dumpcomponents`), as RON or JSON.
     Dump(crate::dump::DumpArgs),
+    /// Attack and workload scenarios (RON files).
+    #[command(subcommand)]
+    Scenario(crate::scenario::cli::ScenarioCommand),
 }
 
 /// A network name on the command line.
@@ -98,13 +102,29 @@ pub struct NodeArgs {
     /// Accept no inbound peers.
     #[arg(long)]
     pub nolisten: bool,
-    /// Keep a connection to this peer (repeatable); redialed after disconnects.
+    /// Connect only to this peer (repeatable): no automatic outbound connections, as in Core;
+    /// redialed after disconnects.
     #[arg(long, value_name = "ADDR:PORT")]
     pub connect: Vec<AddrArg>,
-    /// Also keep a connection to this peer (repeatable); same as --connect until oni makes its own
-    /// outbound connections.
+    /// Keep a connection to this peer (repeatable) besides the automatic ones; redialed after
+    /// disconnects.
     #[arg(long, value_name = "ADDR:PORT")]
     pub addnode: Vec<AddrArg>,
+    /// Ask DNS seeds for addresses when the address book is empty (0 to never).
+    #[arg(long, value_name = "0|1", default_value = "1", value_parser = parse_flag)]
+    pub dnsseed: bool,
+    /// Discourage misbehaving loopback peers too (by default they are only disconnected).
+    #[arg(long)]
+    pub discourage_local: bool,
+    /// Give peers from this subnet `noban` (repeatable): scored, never disconnected for it.
+    #[arg(long, value_name = "SUBNET")]
+    pub whitelist: Vec<Subnet>,
+    /// Seconds an escalated ban lasts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub bantime: i64,
+    /// Move a damaged store aside (kept as store.corrupt-<time>) and start with an empty one.
+    #[arg(long)]
+    pub reset_store: bool,
     /// Most inbound peers.
     #[arg(long, value_name = "N")]
     pub max_inbound: Option<usize>,
@@ -132,6 +152,12 @@ impl NodeArgs {
         };
         cfg.datadir = Some(self.datadir.clone().unwrap_or_else(|| default_datadir(network)));
         cfg.manual_peers = self.connect.iter().chain(&self.addnode).map(|a| a.resolve(port)).collect();
+        cfg.policy.auto_outbound = self.connect.is_empty();
+        cfg.policy.discourage_local = self.discourage_local;
+        cfg.policy.whitelist = self.whitelist.clone();
+        cfg.policy.ban_s = self.bantime;
+        cfg.dnsseed = self.dnsseed;
+        cfg.reset_store = self.reset_store;
         if let Some(n) = self.max_inbound {
             cfg.config.limits.max_inbound = n;
         }
@@ -139,6 +165,15 @@ impl NodeArgs {
             cfg.config.limits.max_outbound = n;
         }
         cfg
+    }
+}
+
+/// Parses Core-style boolean flags: 0/1, true/false.
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!("expected 0 or 1, got '{s}'")),
     }
 }
 
@@ -282,6 +317,7 @@ mod tests {
         let Command::Node(args) = cli.command else { panic!("not node") };
         let cfg = args.node_config();
         assert_eq!(cfg.listen, None);
+        assert!(!cfg.policy.auto_outbound, "--connect turns automatic outbound off");
         assert_eq!(cfg.manual_peers, vec!["1.2.3.4:38333".parse().unwrap(), "5.6.7.8:9".parse().unwrap()]);
         assert_eq!(cfg.config.limits.max_inbound, 3);
         assert_eq!(cfg.config.limits.max_outbound, 1);

@@ -6,6 +6,8 @@
 //! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it.
 //! - [`cli`]: the `oni` command line.
 //! - [`store`]: LMDB (heed): bans, the address book.
+//! - [`seeds`]: DNS and fixed seeds, for an empty address book.
+//! - [`scenario`]: RON attack scenarios, the deterministic simulator, bots, expectations, report.
 //! - [`rpc`]: Core-shaped JSON-RPC over HTTP; [`dump`]: the component dump; [`telemetry`]:
 //!   Prometheus text and tick timings.
 
@@ -14,5 +16,7 @@ pub mod cli;
 pub mod dump;
 pub mod node;
 pub mod rpc;
+pub mod scenario;
+pub mod seeds;
 pub mod store;
 pub mod telemetry;

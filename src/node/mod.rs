@@ -4,14 +4,14 @@
 //! Start-up does everything that can fail for operator reasons (datadir, listening port) before any
 //! thread starts, and returns a typed [`StartError`] so the CLI can print it and exit cleanly.
 
-mod manual;
 pub mod persist;
 mod world_loop;
 
 use crate::bridge::{Bridge, BridgeConfig, EVENT_CHANNEL_CAP};
+use crate::store::{Store, StoreError};
 use bevy_ecs::world::World;
 use oni_systems::components::{ConnId, Direction};
-use oni_systems::resources::Config;
+use oni_systems::resources::{Config, PeerPolicy};
 use oni_systems::wire::Network;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +41,13 @@ pub struct NodeConfig {
     pub event_channel_cap: usize,
     /// Events moved into one tick at most, so one busy tick stays short.
     pub events_per_tick_max: usize,
+    /// Peer Manager policy (outbound mix, discouragement, bans, whitelist); `manual_peers` and
+    /// `manual_redial_ms` above are copied into it at start.
+    pub policy: PeerPolicy,
+    /// Ask DNS seeds for addresses when the address book is empty (never on regtest).
+    pub dnsseed: bool,
+    /// Move a damaged store aside and start with an empty one.
+    pub reset_store: bool,
     /// Seed of the world's rng; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Tokio worker threads for the IO bridge.
@@ -60,6 +67,9 @@ impl NodeConfig {
             tick_interval_ms: 100,
             event_channel_cap: EVENT_CHANNEL_CAP,
             events_per_tick_max: 4096,
+            policy: PeerPolicy::default(),
+            dnsseed: true,
+            reset_store: false,
             seed: None,
             io_threads: 2,
         }
@@ -85,8 +95,8 @@ pub enum StartError {
     },
     /// The IO runtime or the world thread could not start.
     Runtime(std::io::Error),
-    /// The store in the datadir cannot be opened (damaged, locked, unreadable).
-    Store(crate::store::StoreError),
+    /// The store in the datadir cannot be used.
+    Store(StoreError),
 }
 
 impl std::fmt::Display for StartError {
@@ -119,9 +129,6 @@ impl std::fmt::Display for NodeGone {
 
 impl std::error::Error for NodeGone {}
 
-/// The store's directory inside the datadir.
-pub const STORE_DIR: &str = "store";
-
 /// Starts nodes.
 pub struct Node;
 
@@ -132,9 +139,7 @@ impl Node {
             prepare_datadir(dir).map_err(|source| StartError::Datadir { path: dir.clone(), source })?;
         }
         let store = match &cfg.datadir {
-            Some(dir) => {
-                Some(std::sync::Arc::new(crate::store::Store::open(&dir.join(STORE_DIR)).map_err(StartError::Store)?))
-            }
+            Some(dir) => Some(open_store(&dir.join("store"), cfg.reset_store)?),
             None => None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -173,6 +178,7 @@ impl Node {
         // Disconnects (its sender is dropped) once the node has fully stopped.
         let (stopped_tx, stopped_rx) = flume::bounded::<()>(0);
         let world_loop = WorldLoop::new(&cfg, bridge, events_rx, control_rx, store).map_err(StartError::Store)?;
+        let seeds_wanted = world_loop.wants_seeds(&cfg);
         let thread = std::thread::Builder::new()
             .name("oni-world".into())
             .spawn(move || {
@@ -182,13 +188,33 @@ impl Node {
                 drop(stopped_tx);
             })
             .map_err(StartError::Runtime)?;
-        Ok(NodeHandle {
+        let handle = NodeHandle {
             control: control_tx,
             local_addr,
             io,
             stopped: stopped_rx,
             thread: Arc::new(Mutex::new(Some(thread))),
-        })
+        };
+        if seeds_wanted {
+            crate::seeds::query_dns_seeds(&handle, cfg.config.network);
+        }
+        Ok(handle)
+    }
+}
+
+/// Opens the store, or with `reset` moves a damaged one aside first.
+fn open_store(dir: &std::path::Path, reset: bool) -> Result<Store, StartError> {
+    match Store::open(dir) {
+        Ok(s) => Ok(s),
+        Err(StoreError::Corrupt { .. }) if reset => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let aside = Store::reset(dir, now).map_err(StartError::Store)?;
+            if let Some(a) = aside {
+                tracing::warn!(kept = %a.display(), "damaged store moved aside; starting with an empty one");
+            }
+            Store::open(dir).map_err(StartError::Store)
+        }
+        Err(e) => Err(StartError::Store(e)),
     }
 }
 

@@ -1,7 +1,7 @@
-//! Durable bans: the store is opened at start, its bans loaded into the world's `BanList`, and every
-//! change the world queues in `BanList::pending` is committed to LMDB — after each tick by the world
-//! loop, and at once by RPC calls that change bans, before they answer (a kill -9 after `setban`
-//! returns must not lose the ban).
+//! Ban durability for calls made from outside the world loop: the store is also a world resource,
+//! so an RPC call that changes bans commits them inside its own world call, before it answers (a
+//! kill -9 after `setban` returns must not lose the ban). The world loop commits whatever else the
+//! systems queue after each tick.
 
 use crate::store::{Store, StoreError};
 use bevy_ecs::prelude::*;
@@ -11,15 +11,6 @@ use std::sync::Arc;
 /// The store, as a world resource so closures run on the world thread (RPC) can commit through it.
 #[derive(Resource, Clone)]
 pub struct DurableStore(pub Arc<Store>);
-
-/// Loads the stored bans into the world and keeps the store in it.
-pub fn install(world: &mut World, store: Arc<Store>) -> Result<usize, StoreError> {
-    let bans = store.load_bans()?;
-    let n = bans.len();
-    world.insert_resource(BanList::load(bans));
-    world.insert_resource(DurableStore(store));
-    Ok(n)
-}
 
 /// Commits the ban changes queued in the world. With no store (no datadir) they are dropped. On a
 /// failure the changes stay queued for the next attempt and the error is returned.

@@ -3,12 +3,12 @@
 //! the wall clock, runs the schedule, and hands the `Outbox` to the bridge. Control requests (dial,
 //! run a closure on the world, shut down) run between ticks.
 
-use super::manual::ManualPeers;
 use super::NodeConfig;
 use crate::bridge::Bridge;
+use crate::store::{Store, StoreError};
 use bevy_ecs::prelude::*;
 use oni_systems::components::{ConnId, Direction, Disconnect, RecvBuffer, SendQueue};
-use oni_systems::resources::{Clock, Config, Inbox, NetEvent, Outbox};
+use oni_systems::resources::{AddrBook, BanList, Clock, Config, Inbox, NetEvent, Outbox};
 use oni_systems::schedule::{build_schedule, build_world};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,11 +51,12 @@ pub(super) struct WorldLoop {
     control: flume::Receiver<Control>,
     /// Events for the next tick, in order (dials' `Dialing` first, then what the tasks reported).
     pending: Vec<NetEvent>,
-    manual: ManualPeers,
-    /// Peers with frames left over after a tick (the decode budget ran out).
-    backlog: QueryState<(&'static RecvBuffer, &'static SendQueue), Without<Disconnect>>,
+    store: Option<std::sync::Arc<Store>>,
     /// Times each system and the whole tick (telemetry).
     timer: crate::telemetry::timings::SpanTimer,
+    next_addr_save: Instant,
+    /// Peers with frames left over after a tick (the decode budget ran out).
+    backlog: QueryState<(&'static RecvBuffer, &'static SendQueue), Without<Disconnect>>,
     tick_interval: Duration,
     events_per_tick_max: usize,
     last_now_ms: u64,
@@ -67,14 +68,37 @@ impl WorldLoop {
         bridge: Bridge,
         events: flume::Receiver<NetEvent>,
         control: flume::Receiver<Control>,
-        store: Option<std::sync::Arc<crate::store::Store>>,
-    ) -> Result<WorldLoop, crate::store::StoreError> {
+        store: Option<Store>,
+    ) -> Result<WorldLoop, StoreError> {
         let seed = cfg.seed.unwrap_or_else(os_seed);
         let mut world = build_world(cfg.config.clone(), seed);
+        let store = store.map(std::sync::Arc::new);
         let timer = crate::telemetry::timings::SpanTimer::default();
-        if let Some(store) = store {
-            let n = super::persist::install(&mut world, store)?;
-            tracing::info!(bans = n, "bans loaded from the store");
+        let mut policy = cfg.policy.clone();
+        for addr in &cfg.manual_peers {
+            if !policy.manual.contains(addr) {
+                policy.manual.push(*addr);
+            }
+        }
+        policy.manual_retry_ms = cfg.manual_redial_ms;
+        world.insert_resource::<oni_systems::resources::PeerPolicy>(policy);
+        // Callers may read or change the world before its first tick: give them the real time.
+        world.resource_mut::<Clock>().now_ms = wall_ms();
+        if let Some(store) = &store {
+            let bans = store.load_bans()?;
+            if !bans.is_empty() {
+                tracing::info!(bans = bans.len(), "bans loaded");
+            }
+            world.insert_resource(BanList::load(bans));
+            // RPC calls that change bans commit through it before they answer.
+            world.insert_resource(super::persist::DurableStore(store.clone()));
+            if let Some((key, entries)) = store.load_addrs()? {
+                let now_s = (wall_ms() / 1000) as i64;
+                let mut book = AddrBook::new(key);
+                book.restore(entries, now_s);
+                tracing::info!(addresses = book.len(), "address book loaded");
+                world.insert_resource(book);
+            }
         }
         let backlog = world.query_filtered();
         Ok(WorldLoop {
@@ -86,11 +110,40 @@ impl WorldLoop {
             events,
             control,
             pending: Vec::new(),
-            manual: ManualPeers::new(&cfg.manual_peers, cfg.manual_redial_ms),
+            store,
+            next_addr_save: Instant::now() + ADDR_SAVE_INTERVAL,
             tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
             events_per_tick_max: cfg.events_per_tick_max.max(1),
-            last_now_ms: 0,
+            last_now_ms: wall_ms(),
         })
+    }
+
+    /// Whether to ask DNS seeds: enabled, not regtest, and the book is empty.
+    pub(super) fn wants_seeds(&self, cfg: &NodeConfig) -> bool {
+        cfg.dnsseed
+            && cfg.config.network != oni_systems::wire::Network::Regtest
+            && cfg.policy.auto_outbound
+            && self.world.resource::<AddrBook>().is_empty()
+    }
+
+    /// Commits ban changes made during the last tick or call: a ban is durable once this returns.
+    fn persist_bans(&mut self) {
+        let changes = std::mem::take(&mut self.world.resource_mut::<BanList>().pending);
+        if let (Some(store), false) = (&self.store, changes.is_empty()) {
+            if let Err(e) = store.apply_ban_changes(&changes) {
+                tracing::error!("cannot persist bans: {e}");
+            }
+        }
+    }
+
+    /// Saves the address book (periodically and at shutdown).
+    fn save_addrs(&mut self) {
+        let Some(store) = &self.store else { return };
+        let book = self.world.resource::<AddrBook>();
+        match store.save_addrs(book.key(), book.entries()) {
+            Ok(n) => tracing::debug!(addresses = n, "address book saved"),
+            Err(e) => tracing::error!("cannot save the address book: {e}"),
+        }
     }
 
     /// Runs until shutdown, then closes every socket.
@@ -123,6 +176,8 @@ impl WorldLoop {
         }
         tracing::info!("shutting down: closing all connections");
         self.bridge.shutdown();
+        self.persist_bans();
+        self.save_addrs();
     }
 
     fn wait(&self, deadline: Instant) -> Woken {
@@ -148,7 +203,10 @@ impl WorldLoop {
                 let conn = self.bridge.dial(addr, direction, &mut self.pending);
                 let _ = reply.send(conn);
             }
-            Control::Call(job) => job(&mut self.world),
+            Control::Call(job) => {
+                job(&mut self.world);
+                self.persist_bans();
+            }
             Control::Shutdown => return true,
         }
         false
@@ -163,15 +221,16 @@ impl WorldLoop {
         let started = Instant::now();
         self.schedule.run(&mut self.world);
         self.timer.publish(&mut self.world, started.elapsed());
-        // Ban changes made by the systems (escalations, expiries) reach the disk every tick.
-        if let Err(e) = super::persist::commit_bans(&mut self.world) {
-            tracing::error!("cannot save ban changes (will retry): {e}");
-        }
+        // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
+        self.persist_bans();
         let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
         for cmd in commands {
             self.bridge.execute(cmd, &mut self.pending);
         }
-        self.manual.after_tick(&self.world, now_ms, &self.bridge, &mut self.pending);
+        if Instant::now() >= self.next_addr_save {
+            self.next_addr_save = Instant::now() + ADDR_SAVE_INTERVAL;
+            self.save_addrs();
+        }
         // A peer over its send-queue soft bound is not served until its writer drains, which
         // `Written` events announce: it is no reason to spin.
         let soft_bytes = self.world.resource::<Config>().limits.send_queue_bytes_soft;
@@ -180,10 +239,16 @@ impl WorldLoop {
 
     /// Wall-clock unix ms, never going backwards (timeouts compare against earlier readings).
     fn now_ms(&mut self) -> u64 {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.last_now_ms = self.last_now_ms.max(wall);
+        self.last_now_ms = self.last_now_ms.max(wall_ms());
         self.last_now_ms
     }
+}
+
+/// How often the address book is written to the store (Core dumps peers.dat every 15 min).
+const ADDR_SAVE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A seed for the world's rng from the OS: /dev/urandom, else std's per-process random hash keys.

@@ -2,6 +2,9 @@
 //! and bounded waits (every wait has a deadline; nothing here can hang a test run).
 #![allow(dead_code)]
 
+pub mod bitcoind;
+pub mod proc;
+
 use oni::node::{Node, NodeConfig, NodeHandle};
 use oni_systems::wire::Network;
 use std::io::{BufRead, BufReader};

@@ -109,6 +109,8 @@ labelled! {
         SendAddrV2AfterVerack = "sendaddrv2_after_verack",
         /// A pong whose nonce matches no ping of ours.
         UnsolicitedPong = "unsolicited_pong",
+        /// Transaction announcements from a peer we asked for none (relay off, block-relay-only).
+        UnwantedTxAnnouncement = "unwanted_tx_announcement",
     }
 }
 
@@ -163,6 +165,8 @@ impl Default for ScoreTable {
                 Misbehavior::DuplicateVersion | Misbehavior::DuplicateVerack => 1,
                 Misbehavior::WtxidRelayAfterVerack | Misbehavior::SendAddrV2AfterVerack => 1,
                 Misbehavior::UnsolicitedPong => 0,
+                // Core disconnects at once: a correct peer honours our relay flag.
+                Misbehavior::UnwantedTxAnnouncement => 100,
             })
             .collect();
         ScoreTable { scores, threshold: 100 }

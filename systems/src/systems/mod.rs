@@ -1,5 +1,6 @@
 //! One file per system. Their order is stated once, in [`crate::schedule`].
 
+mod addr_relay;
 mod admission;
 mod connections;
 mod decode;
@@ -8,11 +9,14 @@ mod egress;
 pub mod eviction;
 mod handshake;
 mod ingest;
+pub mod inv_filter;
 mod ping;
 mod scoring;
 mod teardown;
 mod telemetry;
+mod tx_request;
 
+pub use addr_relay::{addr_relay, AddrResponseCache};
 pub use admission::admission;
 pub use connections::{connections, REQUIRED_SERVICES};
 pub use decode::decode;
@@ -20,10 +24,18 @@ pub use discipline::discipline;
 pub use egress::egress;
 pub use handshake::{handshake, is_routable};
 pub use ingest::ingest;
+pub use inv_filter::{inv_filter, TxRelayState};
 pub use ping::ping;
 pub use scoring::scoring;
 pub use teardown::teardown;
 pub use telemetry::telemetry;
+pub use tx_request::tx_request;
 
 #[cfg(test)]
 mod peer_manager_tests;
+
+#[cfg(test)]
+mod limits_tests;
+
+#[cfg(test)]
+mod tx_relay_tests;
