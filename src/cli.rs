@@ -23,6 +23,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
+// Parsed once at start-up: the size of the node's flags does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a node until Ctrl-C.
     Node(NodeArgs),

@@ -79,6 +79,8 @@ pub struct ResourcesDump {
     pub addr_book: AddrBookCounts,
     /// Our tip.
     pub chain_tip: ChainTip,
+    /// Per-system and tick times, when the shell measures them.
+    pub timings: Option<crate::telemetry::timings::SystemTimings>,
 }
 
 /// The whole dump.
@@ -140,6 +142,7 @@ impl Dump {
             discouraged: bans.discouraged_len(),
             addr_book: AddrBookCounts { new, tried },
             chain_tip: world.resource::<ChainTip>().clone(),
+            timings: world.get_resource::<crate::telemetry::timings::SystemTimings>().cloned(),
         };
         Dump { clock_ms: world.resource::<Clock>().now_ms, peers, resources }
     }

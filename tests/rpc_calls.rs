@@ -237,6 +237,9 @@ fn help_uptime_dump_and_stop() {
         (d.peers.len() == 1 && d.peers[0].stats.bytes_in == sent).then_some(d)
     });
     assert_eq!(dump.peers[0].negotiated.user_agent.as_slice(), b"/rawpeer:1.0/");
+    let timings = dump.resources.timings.expect("the node measures its systems");
+    assert!(timings.systems.iter().any(|s| s.name.ends_with("::ingest") && s.runs > 0), "{timings:?}");
+    assert!(timings.tick_us.count > 0);
     assert_eq!(dump.resources.config.network, oni_systems::wire::Network::Regtest);
     assert_eq!(n.call("stop", json!([])), "oni stopping");
     assert!(n.rpc.stop_requested());

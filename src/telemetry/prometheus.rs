@@ -92,6 +92,44 @@ fn by_command(v: &[u64]) -> impl Iterator<Item = (&'static str, u64)> + '_ {
     Command::ALL.iter().zip(v).map(|(c, n)| (c.name(), *n))
 }
 
+/// `Metrics` fields rendered above under their own names and labels.
+const RENDERED: &[&str] = &[
+    "msgs_in",
+    "bytes_in",
+    "msgs_out",
+    "bytes_out",
+    "unknown_commands",
+    "header_errors",
+    "decode_errors",
+    "disconnects",
+    "misbehavior",
+    "connections",
+    "peers",
+    "peers_ready",
+    "handshakes",
+    "handshake_ms",
+    "ping_rtt_ms",
+    "discouraged",
+    "bans_escalated",
+    "recv_pauses",
+    "ticks",
+];
+
+/// Every other plain counter of `Metrics` as `oni_<field>_total`, so a counter added to the resource
+/// is exported without touching this file (a test fails if a non-counter field is left out).
+fn render_other_counters(m: &Metrics, o: &mut Out) {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(m) else { return };
+    for (name, v) in &fields {
+        if RENDERED.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(n) = v.as_u64() {
+            let metric = format!("oni_{name}_total");
+            o.single(&metric, "counter", &format!("Metrics.{name}."), n);
+        }
+    }
+}
+
 /// What one scrape needs, copied out of the world in one short step so the text itself is built off
 /// the world thread.
 #[derive(Clone, Debug)]
@@ -215,6 +253,7 @@ impl Snapshot {
         o.single("oni_bans_escalated_total", "counter", "Bans made by escalation.", m.bans_escalated);
         o.single("oni_recv_pauses_total", "counter", "Socket reads paused for a full receive buffer.", m.recv_pauses);
         o.single("oni_ticks_total", "counter", "Schedule runs.", m.ticks);
+        render_other_counters(m, &mut o);
         o.single("oni_bans", "gauge", "Subnets banned now.", self.bans);
         o.single("oni_discouraged", "gauge", "Addresses discouraged now.", self.discouraged);
         if let Some(t) = &self.timings {
@@ -258,6 +297,22 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_metrics_field_is_exported() {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(Metrics::default()) else { panic!() };
+        let text = Snapshot { metrics: Metrics::default(), bans: 0, discouraged: 0, timings: None, peers: Vec::new() }
+            .render();
+        for (name, v) in fields {
+            assert!(
+                RENDERED.contains(&name.as_str()) || v.is_u64(),
+                "Metrics.{name} is neither rendered by name nor a plain counter: give it a family"
+            );
+            if !RENDERED.contains(&name.as_str()) {
+                assert!(text.contains(&format!("\noni_{name}_total 0\n")), "{name} missing");
+            }
+        }
+    }
 
     #[test]
     fn histograms_are_cumulative_with_inf_and_labels_are_escaped() {
