@@ -193,6 +193,13 @@ pub fn init_logging(level: Option<&str>) -> Result<(), String> {
         Some(l) => EnvFilter::try_new(l).map_err(|e| format!("invalid --log-level '{l}': {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    // bevy's per-system spans (feature `trace`, used for tick timings) would otherwise be built and
+    // logged every tick; they are opt-in by naming bevy_ecs in the filter.
+    let named = level.map(str::to_string).or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_default();
+    let filter = match "bevy_ecs=warn".parse() {
+        Ok(d) if !named.contains("bevy_ecs") => filter.add_directive(d),
+        _ => filter,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
