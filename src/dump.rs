@@ -5,8 +5,8 @@
 
 use bevy_ecs::prelude::*;
 use oni_systems::components::{
-    Direction, Disconnect, Handshake, Negotiated, PeerState, Permissions, PingState, RecvBuffer, Score, SendQueue,
-    Socket, Stats,
+    AddrRelay, Direction, Disconnect, Handshake, Negotiated, PeerState, Permissions, PingState, RecvBuffer, Score,
+    SendQueue, Socket, Stats,
 };
 use oni_systems::resources::{
     AddrBook, BanEntry, BanList, ChainTip, Clock, Config, Metrics, PeerPolicy, ScoreTable, Subnet,
@@ -36,6 +36,8 @@ pub struct PeerDump {
     pub permissions: Permissions,
     /// Set when the peer is being torn down.
     pub disconnect: Option<Disconnect>,
+    /// Address gossip state (rate limit, queued addresses).
+    pub addr_relay: Option<AddrRelay>,
     /// Bytes waiting in its send queue (frames are not dumped).
     pub send_queue_bytes: usize,
     /// Bytes waiting in its receive buffer.
@@ -107,6 +109,7 @@ type Row<'a> = (
     Option<&'a Disconnect>,
     &'a SendQueue,
     &'a RecvBuffer,
+    Option<&'a AddrRelay>,
 );
 
 impl Dump {
@@ -115,7 +118,7 @@ impl Dump {
         let mut q = world.query::<Row>();
         let mut peers: Vec<PeerDump> = q
             .iter(world)
-            .map(|(so, st, d, stats, score, neg, hs, ping, perms, disc, sq, rb)| PeerDump {
+            .map(|(so, st, d, stats, score, neg, hs, ping, perms, disc, sq, rb, addr)| PeerDump {
                 socket: so.clone(),
                 state: *st,
                 direction: *d,
@@ -126,6 +129,7 @@ impl Dump {
                 ping: ping.clone(),
                 permissions: *perms,
                 disconnect: disc.copied(),
+                addr_relay: addr.cloned(),
                 send_queue_bytes: sq.bytes(),
                 recv_buffer_bytes: rb.bytes,
             })

@@ -72,6 +72,7 @@ fn getpeerinfo_agrees_exactly_with_what_the_peer_sent_and_got() {
     assert_eq!(info["state"], "ready");
     assert_eq!(info["score"], 0);
     assert_eq!(info["sendqueue_bytes"], 0);
+    assert_eq!(info["addr_rate_limited"], 0);
     assert!(info["handshake_ms"].is_u64());
     assert_eq!(info["addrlocal"], n.node.local_addr().unwrap().to_string());
     for f in ["id", "lastsend", "lastrecv", "conntime", "startingheight"] {
@@ -237,6 +238,7 @@ fn help_uptime_dump_and_stop() {
         (d.peers.len() == 1 && d.peers[0].stats.bytes_in == sent).then_some(d)
     });
     assert_eq!(dump.peers[0].negotiated.user_agent.as_slice(), b"/rawpeer:1.0/");
+    assert!(dump.peers[0].addr_relay.is_some(), "the address gossip component is dumped");
     let timings = dump.resources.timings.expect("the node measures its systems");
     assert!(timings.systems.iter().any(|s| s.name.ends_with("::ingest") && s.runs > 0), "{timings:?}");
     assert!(timings.tick_us.count > 0);

@@ -7,7 +7,8 @@ use crate::rpc::jsonrpc::{codes, RpcError};
 use crate::rpc::params::Args;
 use bevy_ecs::prelude::*;
 use oni_systems::components::{
-    ConnId, Direction, Disconnect, Negotiated, PeerState, Permissions, PingState, Score, SendQueue, Socket, Stats,
+    AddrRelay, ConnId, Direction, Disconnect, Negotiated, PeerState, Permissions, PingState, Score, SendQueue, Socket,
+    Stats,
 };
 use oni_systems::resources::{Clock, Config, IoCommand, Metrics, Outbox, PeerPolicy};
 use oni_systems::systems::is_routable;
@@ -81,10 +82,11 @@ type PeerRow<'a> = (
     &'a SendQueue,
     &'a Permissions,
     &'a PingState,
+    Option<&'a AddrRelay>,
 );
 
 fn peer_json(row: PeerRow<'_>, now_ms: u64) -> Value {
-    let (socket, state, direction, stats, score, neg, sq, perms, ping) = row;
+    let (socket, state, direction, stats, score, neg, sq, perms, ping, addr_relay) = row;
     let secs = |ms: u64| ms / 1000;
     let mut o = Map::new();
     o.insert("id".into(), json!(socket.conn.0));
@@ -125,6 +127,9 @@ fn peer_json(row: PeerRow<'_>, now_ms: u64) -> Value {
     o.insert("permissions".into(), json!(permissions));
     if let Some(fee) = neg.feefilter {
         o.insert("minfeefilter".into(), json!(fee as f64 / 1e8));
+    }
+    if let Some(a) = addr_relay {
+        o.insert("addr_rate_limited".into(), json!(a.rate_limited));
     }
     o.insert("bytessent_per_msg".into(), per_msg(&stats.bytes_out_by_cmd));
     o.insert("bytesrecv_per_msg".into(), per_msg(&stats.bytes_in_by_cmd));
