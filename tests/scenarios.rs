@@ -167,7 +167,7 @@ fn run_cli_fails_with_the_report_and_dumps_the_world() {
     let d: WorldDump = ron::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert_eq!(d.peers.len(), 4, "the four honest peers remain");
     assert!(d.peers.windows(2).all(|w| w[0].socket.conn < w[1].socket.conn));
-    assert_eq!(d.metrics.disconnects_for(oni_systems::resources::DisconnectReason::Misbehavior), 3);
+    assert_eq!(d.resources.metrics.disconnects_for(oni_systems::resources::DisconnectReason::Misbehavior), 3);
 
     let weak = dir.path().join("weak.ron");
     let text = std::fs::read_to_string(scenario_dir().join("slowloris.ron")).unwrap();

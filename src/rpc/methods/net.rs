@@ -99,7 +99,7 @@ fn peer_json(row: PeerRow<'_>, now_ms: u64) -> Value {
     o.insert("servicesnames".into(), json!(service_names(neg.services)));
     o.insert("relaytxes".into(), json!(neg.relay));
     o.insert("lastsend".into(), json!(secs(stats.last_send_ms)));
-    o.insert("lastrecv".into(), json!(secs(stats.last_recv_ms)));
+    o.insert("lastrecv".into(), json!(secs(ping.last_recv_ms)));
     o.insert("bytessent".into(), json!(stats.bytes_out));
     o.insert("bytesrecv".into(), json!(stats.bytes_in));
     o.insert("conntime".into(), json!(secs(socket.connected_ms)));
