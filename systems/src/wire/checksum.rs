@@ -16,6 +16,15 @@ pub fn sha256d(data: &[u8]) -> [u8; 32] {
     Sha256::digest(first).into()
 }
 
+/// sha256d of several slices hashed as one (a segwit tx's txid skips marker, flag and witness).
+pub fn sha256d_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    Sha256::digest(h.finalize()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,5 +33,12 @@ mod tests {
     fn empty_payload_checksum_is_the_well_known_constant() {
         // verack, sendheaders... all carry 5df6e0e2.
         assert_eq!(checksum(&[]), [0x5d, 0xf6, 0xe0, 0xe2]);
+    }
+
+    #[test]
+    fn hashing_in_parts_equals_hashing_the_concatenation() {
+        let data: Vec<u8> = (0..200u8).collect();
+        assert_eq!(sha256d_parts(&[&data[..3], &data[3..150], &data[150..]]), sha256d(&data));
+        assert_ne!(sha256d_parts(&[&data[..3], &data[4..]]), sha256d(&data));
     }
 }

@@ -1,7 +1,12 @@
 //! Decoded messages: one enum, decoded from a borrowed payload by command, encoded straight into
 //! the outgoing frame buffer.
 
+use super::addr::{decode_addr, encode_addr, AddrEntry, AddrV2List};
+use super::block::Block;
+use super::headers::{HeaderList, Locator};
+use super::inv::InvList;
 use super::reader::Reader;
+use super::tx::Tx;
 use super::version::Version;
 use super::{checksum, Command, DecodeError, FrameHeader, Network, HEADER_LEN};
 
@@ -35,6 +40,26 @@ pub enum Message {
     GetAddr,
     /// `mempool`.
     Mempool,
+    /// `inv`: announcements (unknown inventory types are kept; consumers skip them).
+    Inv(InvList),
+    /// `getdata`: requests.
+    GetData(InvList),
+    /// `notfound`: requested items the peer does not have.
+    NotFound(InvList),
+    /// `getheaders`.
+    GetHeaders(Locator),
+    /// `getblocks`.
+    GetBlocks(Locator),
+    /// `headers`, raw 80-byte headers.
+    Headers(HeaderList),
+    /// `addr`.
+    Addr(Vec<AddrEntry>),
+    /// `addrv2` (BIP155), with the entries oni keeps.
+    AddrV2(AddrV2List),
+    /// `tx`, raw bytes with ids.
+    Tx(Tx),
+    /// `block`, raw bytes with transaction spans.
+    Block(Block),
 }
 
 impl Message {
@@ -52,12 +77,28 @@ impl Message {
             Message::SendCmpct { .. } => Command::SendCmpct,
             Message::GetAddr => Command::GetAddr,
             Message::Mempool => Command::Mempool,
+            Message::Inv(_) => Command::Inv,
+            Message::GetData(_) => Command::GetData,
+            Message::NotFound(_) => Command::NotFound,
+            Message::GetHeaders(_) => Command::GetHeaders,
+            Message::GetBlocks(_) => Command::GetBlocks,
+            Message::Headers(_) => Command::Headers,
+            Message::Addr(_) => Command::Addr,
+            Message::AddrV2(_) => Command::AddrV2,
+            Message::Tx(_) => Command::Tx,
+            Message::Block(_) => Command::Block,
         }
     }
 
     /// Decodes a payload whose checksum was already verified. `Ok(None)` for commands that carry
     /// nothing oni acts on yet (the caller counts them as ignored).
+    /// `tx` and `block` copy the payload; [`Message::decode_owned`] avoids that copy.
     pub fn decode(command: Command, payload: &[u8]) -> Result<Option<Message>, DecodeError> {
+        match command {
+            Command::Tx => return Tx::decode(payload).map(|t| Some(Message::Tx(t))),
+            Command::Block => return Block::decode(payload).map(|b| Some(Message::Block(b))),
+            _ => {}
+        }
         let mut r = Reader::new(payload);
         let msg = match command {
             Command::Version => Message::Version(Version::decode(&mut r)?),
@@ -71,10 +112,28 @@ impl Message {
             Command::SendCmpct => Message::SendCmpct { announce: r.u8()? != 0, version: r.u64_le()? },
             Command::GetAddr => Message::GetAddr,
             Command::Mempool => Message::Mempool,
+            Command::Inv => Message::Inv(InvList::decode(&mut r)?),
+            Command::GetData => Message::GetData(InvList::decode(&mut r)?),
+            Command::NotFound => Message::NotFound(InvList::decode(&mut r)?),
+            Command::GetHeaders => Message::GetHeaders(Locator::decode(&mut r)?),
+            Command::GetBlocks => Message::GetBlocks(Locator::decode(&mut r)?),
+            Command::Headers => Message::Headers(HeaderList::decode(&mut r)?),
+            Command::Addr => Message::Addr(decode_addr(&mut r)?),
+            Command::AddrV2 => Message::AddrV2(AddrV2List::decode(&mut r)?),
             _ => return Ok(None),
         };
         r.finish()?;
         Ok(Some(msg))
+    }
+
+    /// Like [`Message::decode`], taking the payload buffer: `tx` and `block` keep it as their raw
+    /// bytes instead of copying (the decode system owns each frame's payload, so it can pass it).
+    pub fn decode_owned(command: Command, payload: Vec<u8>) -> Result<Option<Message>, DecodeError> {
+        match command {
+            Command::Tx => Tx::decode_owned(payload).map(|t| Some(Message::Tx(t))),
+            Command::Block => Block::decode_owned(payload).map(|b| Some(Message::Block(b))),
+            _ => Self::decode(command, &payload),
+        }
     }
 
     /// Appends the payload (no header).
@@ -93,6 +152,13 @@ impl Message {
             | Message::SendAddrV2
             | Message::GetAddr
             | Message::Mempool => {}
+            Message::Inv(l) | Message::GetData(l) | Message::NotFound(l) => l.encode(out),
+            Message::GetHeaders(l) | Message::GetBlocks(l) => l.encode(out),
+            Message::Headers(h) => h.encode(out),
+            Message::Addr(a) => encode_addr(a, out),
+            Message::AddrV2(a) => a.encode(out),
+            Message::Tx(t) => t.encode(out),
+            Message::Block(b) => b.encode(out),
         }
     }
 
@@ -163,6 +229,71 @@ mod tests {
             Message::Mempool,
         ] {
             round_trip(m);
+        }
+    }
+
+    #[test]
+    fn data_messages_round_trip() {
+        use crate::wire::{
+            AddrEntry, AddrV2Addr, AddrV2Entry, AddrV2List, Block, HeaderList, InvList, InvType, Locator, Tx,
+        };
+        use bitcoin::hashes::Hash;
+        let mut inv = InvList::default();
+        inv.push(InvType::WTX, [1; 32]);
+        inv.push(InvType::WITNESS_BLOCK, [2; 32]);
+        inv.push(InvType(77), [3; 32]);
+        let locator = Locator {
+            version: 70016,
+            hashes: vec![bitcoin::BlockHash::from_byte_array([4; 32])],
+            stop: bitcoin::BlockHash::all_zeros(),
+        };
+        let tx = crate::wire::tx::tests::sample_tx(2, 3, true, 5);
+        let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
+        for m in [
+            Message::Inv(inv.clone()),
+            Message::GetData(inv.clone()),
+            Message::NotFound(InvList::default()),
+            Message::GetHeaders(locator.clone()),
+            Message::GetBlocks(locator),
+            Message::Headers(HeaderList::from_headers(&[genesis.header])),
+            Message::Headers(HeaderList::default()),
+            Message::Addr(vec![AddrEntry { time: 9, addr: NetAddr::from_socket("1.2.3.4:8333".parse().unwrap(), 1) }]),
+            Message::AddrV2(AddrV2List {
+                entries: vec![AddrV2Entry { time: 9, services: 1, addr: AddrV2Addr::TorV3([7; 32]), port: 0 }],
+                skipped: 0,
+            }),
+            Message::Tx(Tx::from_bitcoin(&tx).unwrap()),
+            Message::Block(Block::from_bitcoin(&genesis).unwrap()),
+        ] {
+            let mut payload = Vec::new();
+            m.encode_payload(&mut payload);
+            assert_eq!(Message::decode_owned(m.command(), payload), Ok(Some(m.clone())));
+            round_trip(m);
+        }
+    }
+
+    #[test]
+    fn every_data_message_refuses_trailing_bytes() {
+        use bitcoin::hashes::Hash;
+        let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
+        let tx = crate::wire::tx::tests::sample_tx(1, 1, false, 1);
+        for m in [
+            Message::Inv(Default::default()),
+            Message::GetHeaders(crate::wire::Locator {
+                version: 1,
+                hashes: vec![],
+                stop: bitcoin::BlockHash::from_byte_array([0; 32]),
+            }),
+            Message::Headers(Default::default()),
+            Message::Addr(vec![]),
+            Message::AddrV2(Default::default()),
+            Message::Tx(crate::wire::Tx::from_bitcoin(&tx).unwrap()),
+            Message::Block(crate::wire::Block::from_bitcoin(&genesis).unwrap()),
+        ] {
+            let mut p = Vec::new();
+            m.encode_payload(&mut p);
+            p.push(0);
+            assert_eq!(Message::decode(m.command(), &p), Err(DecodeError::TrailingBytes), "{}", m.command().name());
         }
     }
 

@@ -2,23 +2,38 @@
 //! in-place encode. Pure functions over byte slices; the shell's reader and the simulator's pipes
 //! both frame through [`FrameSplitter`].
 
+pub mod addr;
+pub mod block;
 mod checksum;
 mod command;
 mod error;
 mod frame;
 mod header;
+pub mod headers;
+pub mod inv;
 mod message;
 mod network;
 pub mod reader;
+pub mod tx;
+
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod rust_bitcoin_tests;
 pub mod version;
 
-pub use checksum::{checksum, sha256d};
+pub use addr::{AddrEntry, AddrV2Addr, AddrV2Entry, AddrV2List};
+pub use block::Block;
+pub use checksum::{checksum, sha256d, sha256d_parts};
 pub use command::*;
 pub use error::{DecodeError, HeaderError};
 pub use frame::{FrameSplitter, RawFrame};
 pub use header::{FrameHeader, HEADER_LEN};
+pub use headers::{HeaderList, Locator};
+pub use inv::{InvList, InvType, Inventory};
 pub use message::{encode_frame_with, Message};
 pub use network::Network;
+pub use tx::{Tx, TxSpan};
 pub use version::{NetAddr, Version, PROTOCOL_VERSION};
 
 /// Service bits (Core's protocol.h).

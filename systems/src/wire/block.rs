@@ -1,0 +1,216 @@
+//! Blocks: the 80-byte header, a tx count bounded by the bytes left, and each transaction walked
+//! structurally by [`parse_tx`]. The block keeps the bytes it arrived in plus one [`TxSpan`] per
+//! transaction, so validation and serving reuse them; ids and the merkle root are computed on
+//! request (decode itself hashes nothing beyond the frame checksum, which keeps it near sha256d speed).
+//!
+//! A block with no transaction decodes (it is a consensus failure, not a framing one; validation
+//! refuses it).
+
+use super::headers::{block_hash, header_from_bytes, HEADER_BYTES};
+use super::reader::Reader;
+use super::tx::{parse_tx, TxSpan, MIN_TX_BYTES};
+use super::{sha256d, DecodeError};
+use bitcoin::block::Header;
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, TxMerkleNode, Txid, Wtxid};
+
+/// A `block` message: raw bytes and where each transaction lies in them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    raw: Vec<u8>,
+    txs: Vec<TxSpan>,
+}
+
+impl Block {
+    fn parse(payload: &[u8]) -> Result<Vec<TxSpan>, DecodeError> {
+        let mut r = Reader::new(payload);
+        r.bytes(HEADER_BYTES)?;
+        let n = r.count(usize::MAX, MIN_TX_BYTES)?;
+        let mut txs = Vec::with_capacity(n);
+        for _ in 0..n {
+            txs.push(parse_tx(&mut r)?);
+        }
+        r.finish()?;
+        Ok(txs)
+    }
+
+    /// Parses a whole payload and copies it.
+    pub fn decode(payload: &[u8]) -> Result<Block, DecodeError> {
+        let txs = Self::parse(payload)?;
+        Ok(Block { raw: payload.to_vec(), txs })
+    }
+
+    /// Like [`Block::decode`] but keeps the payload buffer it is given (no copy).
+    pub fn decode_owned(payload: Vec<u8>) -> Result<Block, DecodeError> {
+        let txs = Self::parse(&payload)?;
+        Ok(Block { raw: payload, txs })
+    }
+
+    /// From a rust-bitcoin block (for serving and tests).
+    pub fn from_bitcoin(block: &bitcoin::Block) -> Result<Block, DecodeError> {
+        Self::decode_owned(bitcoin::consensus::serialize(block))
+    }
+
+    /// The wire bytes.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// The 80 header bytes.
+    pub fn header_bytes(&self) -> &[u8; HEADER_BYTES] {
+        self.raw.first_chunk::<HEADER_BYTES>().unwrap_or_else(|| unreachable!("parsed blocks have a header"))
+    }
+
+    /// The header, parsed.
+    pub fn header(&self) -> Header {
+        header_from_bytes(self.header_bytes())
+    }
+
+    /// The block hash, from the raw header.
+    pub fn block_hash(&self) -> BlockHash {
+        block_hash(self.header_bytes())
+    }
+
+    /// Number of transactions.
+    pub fn tx_count(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Where each transaction lies in [`Block::raw`].
+    pub fn tx_spans(&self) -> &[TxSpan] {
+        &self.txs
+    }
+
+    /// Transaction `i`'s wire bytes.
+    pub fn tx_bytes(&self, i: usize) -> Option<&[u8]> {
+        self.txs.get(i).map(|s| s.bytes(&self.raw))
+    }
+
+    /// Transaction `i`'s txid.
+    pub fn txid(&self, i: usize) -> Option<Txid> {
+        self.txs.get(i).map(|s| s.txid(&self.raw))
+    }
+
+    /// Transaction `i`'s wtxid.
+    pub fn wtxid(&self, i: usize) -> Option<Wtxid> {
+        self.txs.get(i).map(|s| s.wtxid(&self.raw))
+    }
+
+    /// Every txid, in block order.
+    pub fn txids(&self) -> impl ExactSizeIterator<Item = Txid> + '_ {
+        self.txs.iter().map(|s| s.txid(&self.raw))
+    }
+
+    /// The merkle root of the txids (duplicating the last of an odd level, as consensus does);
+    /// `None` for a block without transactions.
+    pub fn compute_merkle_root(&self) -> Option<TxMerkleNode> {
+        let mut level: Vec<[u8; 32]> = self.txids().map(|t| t.to_byte_array()).collect();
+        if level.is_empty() {
+            return None;
+        }
+        while level.len() > 1 {
+            let mut next = Vec::with_capacity(level.len().div_ceil(2));
+            for pair in level.chunks(2) {
+                let mut buf = [0u8; 64];
+                buf[..32].copy_from_slice(&pair[0]);
+                buf[32..].copy_from_slice(pair.get(1).unwrap_or(&pair[0]));
+                next.push(sha256d(&buf));
+            }
+            level = next;
+        }
+        Some(TxMerkleNode::from_byte_array(level[0]))
+    }
+
+    /// Block weight (BIP141): 3 × base size + total size.
+    pub fn weight(&self) -> usize {
+        let tx_base: usize = self.txs.iter().map(TxSpan::base_len).sum();
+        let tx_total: usize = self.txs.iter().map(TxSpan::len).sum();
+        let prefix = self.raw.len() - tx_total;
+        3 * (prefix + tx_base) + self.raw.len()
+    }
+
+    /// Builds the rust-bitcoin block (allocates every transaction).
+    pub fn to_bitcoin(&self) -> Result<bitcoin::Block, DecodeError> {
+        bitcoin::consensus::deserialize(&self.raw).map_err(|_| DecodeError::InvalidValue)
+    }
+
+    /// Appends the payload.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.raw);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::reader::write_compact_size;
+    use crate::wire::tx::tests::sample_tx;
+
+    fn sample_block(n: usize) -> bitcoin::Block {
+        let txdata: Vec<_> = (0..n).map(|i| sample_tx(1 + i % 3, 1 + i % 2, i % 2 == 1, i as u8)).collect();
+        let mut header = crate::wire::headers::header_from_bytes(&[0; 80]);
+        header.time = 1_700_000_000;
+        let mut b = bitcoin::Block { header, txdata };
+        if let Some(root) = b.compute_merkle_root() {
+            b.header.merkle_root = root;
+        }
+        b
+    }
+
+    #[test]
+    fn a_block_round_trips_with_rust_bitcoins_ids_root_and_weight() {
+        for n in [1usize, 2, 5, 64] {
+            let b = sample_block(n);
+            let ours = Block::from_bitcoin(&b).unwrap();
+            assert_eq!(ours.tx_count(), n);
+            assert_eq!(ours.block_hash(), b.block_hash());
+            assert_eq!(ours.compute_merkle_root(), Some(b.header.merkle_root));
+            assert_eq!(ours.weight(), b.weight().to_wu() as usize);
+            for (i, tx) in b.txdata.iter().enumerate() {
+                assert_eq!(ours.txid(i), Some(tx.compute_txid()));
+                assert_eq!(ours.wtxid(i), Some(tx.compute_wtxid()));
+                assert_eq!(ours.tx_bytes(i).unwrap(), bitcoin::consensus::serialize(tx));
+            }
+            assert_eq!(ours.to_bitcoin().unwrap(), b);
+            let mut out = Vec::new();
+            ours.encode(&mut out);
+            assert_eq!(Block::decode(&out), Ok(ours));
+        }
+    }
+
+    #[test]
+    fn trailing_and_truncated_blocks_are_refused() {
+        let raw = bitcoin::consensus::serialize(&sample_block(3));
+        let mut long = raw.clone();
+        long.push(0);
+        assert_eq!(Block::decode(&long), Err(DecodeError::TrailingBytes));
+        assert_eq!(Block::decode(&raw[..raw.len() - 1]), Err(DecodeError::Truncated));
+        assert_eq!(Block::decode(&raw[..79]), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn a_tx_count_beyond_the_bytes_left_is_refused_before_allocating() {
+        let mut raw = vec![0u8; 80];
+        write_compact_size(&mut raw, 100_000);
+        raw.resize(raw.len() + 50 * MIN_TX_BYTES, 0);
+        assert_eq!(Block::decode(&raw), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn a_non_canonical_tx_count_is_refused() {
+        let raw = bitcoin::consensus::serialize(&sample_block(1));
+        let mut bad = raw[..80].to_vec();
+        bad.extend_from_slice(&[0xfd, 1, 0]);
+        bad.extend_from_slice(&raw[81..]);
+        assert_eq!(Block::decode(&bad), Err(DecodeError::NonCanonicalCompactSize));
+    }
+
+    #[test]
+    fn an_empty_block_decodes_but_has_no_merkle_root() {
+        let mut raw = vec![0u8; 80];
+        raw.push(0);
+        let b = Block::decode(&raw).unwrap();
+        assert_eq!(b.tx_count(), 0);
+        assert_eq!(b.compute_merkle_root(), None);
+    }
+}
