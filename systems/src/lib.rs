@@ -1,6 +1,7 @@
 //! oni-systems: the pure core of oni, a Bitcoin P2P node built as an ECS.
 //!
 //! # Layout
+//! - [`chain`]: header validation, the header tree, sync state, the validator boundary.
 //! - [`wire`]: frame header, per-command payload bounds, strict bounded decode, in-place encode.
 //! - [`components`]: what a peer entity is made of (link, queues, stats, score, negotiated state).
 //! - [`resources`]: node-wide state: config and limits, clock, seeded rng, metrics, IO inbox/outbox.
@@ -14,6 +15,7 @@
 // ECS queries are tuples of components by design; naming each one would hide what a system touches.
 #![allow(clippy::type_complexity)]
 
+pub mod chain;
 pub mod components;
 pub mod harness;
 pub mod resources;
