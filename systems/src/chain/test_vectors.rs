@@ -67,3 +67,60 @@ impl Ancestry for Sparse {
         *self.blocks.range(..=height).next_back().map(|(_, v)| v).unwrap()
     }
 }
+
+fn fixture(name: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/regtest-core");
+    let text = std::fs::read_to_string(dir.join(name)).expect("fixture present");
+    text.lines().filter(|l| !l.is_empty()).map(unhex).collect()
+}
+
+/// Raw blocks of the fixture chain (heights 1..=2100), read once.
+pub fn chain_blocks() -> &'static [Vec<u8>] {
+    static B: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    B.get_or_init(|| fixture("chain.hex"))
+}
+
+/// Raw blocks of the heavier fork (heights 2095..=2101), read once.
+pub fn fork_blocks() -> &'static [Vec<u8>] {
+    static B: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    B.get_or_init(|| fixture("fork.hex"))
+}
+
+/// The 80-byte header of a raw block.
+pub fn header_of(block: &[u8]) -> [u8; HEADER_BYTES] {
+    block[..HEADER_BYTES].try_into().unwrap()
+}
+
+/// A clock well after the fixture was made (2027), in unix seconds.
+pub const AFTER_FIXTURE_S: i64 = 1_800_000_000;
+
+/// Mines a regtest header on `prev` (about two tries per header at regtest difficulty).
+pub fn mine(prev: &bitcoin::BlockHash, time: u32, version: i32, salt: u32) -> [u8; HEADER_BYTES] {
+    use bitcoin::hashes::Hash;
+    let mut raw = [0u8; HEADER_BYTES];
+    raw[0..4].copy_from_slice(&version.to_le_bytes());
+    raw[4..36].copy_from_slice(prev.as_byte_array());
+    raw[36..40].copy_from_slice(&salt.to_le_bytes());
+    raw[68..72].copy_from_slice(&time.to_le_bytes());
+    raw[72..76].copy_from_slice(&0x207fffffu32.to_le_bytes());
+    for nonce in 0u32.. {
+        raw[76..80].copy_from_slice(&nonce.to_le_bytes());
+        let h = crate::wire::headers::block_hash(&raw);
+        if h.as_byte_array()[31] & 0x80 == 0 {
+            return raw;
+        }
+    }
+    unreachable!()
+}
+
+/// A chain of `n` mined regtest headers on `prev` whose times start after `time`.
+pub fn mine_chain(prev: bitcoin::BlockHash, time: u32, n: usize, salt: u32) -> Vec<[u8; HEADER_BYTES]> {
+    let mut out = Vec::with_capacity(n);
+    let mut prev = prev;
+    for i in 0..n {
+        let raw = mine(&prev, time + 1 + i as u32, 0x2000_0000, salt);
+        prev = crate::wire::headers::block_hash(&raw);
+        out.push(raw);
+    }
+    out
+}
