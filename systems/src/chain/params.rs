@@ -133,7 +133,10 @@ mod tests {
     fn genesis_meets_its_own_target_and_limits_match_rust_bitcoin() {
         for n in Network::ALL {
             let p = ChainParams::for_network(n);
-            assert_eq!(p.genesis.block_hash(), bitcoin::blockdata::constants::genesis_block(n.to_bitcoin()).block_hash());
+            assert_eq!(
+                p.genesis.block_hash(),
+                bitcoin::blockdata::constants::genesis_block(n.to_bitcoin()).block_hash()
+            );
             let params = bitcoin::consensus::Params::new(n.to_bitcoin());
             #[allow(deprecated)]
             let rb_limit = params.pow_limit;

@@ -70,7 +70,11 @@ pub fn calculate_next_work(params: &ChainParams, base_bits: u32, first_time: i64
     let actual = (last_time - first_time).clamp(span / 4, span * 4);
     let base = U256::from_compact(base_bits).unwrap_or(params.pow_limit);
     let new = base.mul_u64(actual as u64).div_u64(span as u64);
-    if new > params.pow_limit { params.pow_limit_bits } else { new.to_compact() }
+    if new > params.pow_limit {
+        params.pow_limit_bits
+    } else {
+        new.to_compact()
+    }
 }
 
 /// The `bits` a header at `chain.tip_height() + 1` with timestamp `time` must carry.
@@ -78,7 +82,7 @@ pub fn next_work_required(params: &ChainParams, chain: &impl Ancestry, time: u32
     let last_h = chain.tip_height();
     let (last_bits, last_time) = chain.at(last_h);
     let interval = params.interval();
-    if (last_h + 1) % interval != 0 {
+    if !(last_h + 1).is_multiple_of(interval) {
         if params.allow_min_difficulty {
             if time as i64 > last_time as i64 + params.target_spacing_s * 2 {
                 return params.pow_limit_bits;
@@ -86,7 +90,7 @@ pub fn next_work_required(params: &ChainParams, chain: &impl Ancestry, time: u32
             // The last block that did not use the min-difficulty exception.
             let mut h = last_h;
             let mut bits = last_bits;
-            while h > 0 && h % interval != 0 && bits == params.pow_limit_bits {
+            while h > 0 && !h.is_multiple_of(interval) && bits == params.pow_limit_bits {
                 h -= 1;
                 bits = chain.at(h).0;
             }
@@ -107,7 +111,7 @@ pub fn permitted_transition(params: &ChainParams, height: u32, old_bits: u32, ne
     if params.allow_min_difficulty {
         return true;
     }
-    if height % params.interval() != 0 {
+    if !height.is_multiple_of(params.interval()) {
         return old_bits == new_bits;
     }
     let Ok(observed) = U256::from_compact(new_bits) else { return false };

@@ -64,7 +64,7 @@ struct BitQueue {
 
 impl BitQueue {
     fn push(&mut self, bit: bool) {
-        if self.len % 64 == 0 {
+        if self.len.is_multiple_of(64) {
             self.words.push(0);
         }
         if bit {
@@ -122,7 +122,14 @@ fn header_work(bits: u32, params: &ChainParams) -> Work {
 impl HeadersPresync {
     /// Starts a sync from `chain_start` (a header we hold), towards `min_work`. `seeds` salt the
     /// commitment hash and pick the commitment offset (from the world's seeded rng).
-    pub fn new(tree: &HeaderTree, chain_start: BlockIdx, params: &ChainParams, min_work: Work, now_s: i64, seeds: [u64; 4]) -> Self {
+    pub fn new(
+        tree: &HeaderTree,
+        chain_start: BlockIdx,
+        params: &ChainParams,
+        min_work: Work,
+        now_s: i64,
+        seeds: [u64; 4],
+    ) -> Self {
         use super::pow::Ancestry;
         let e = tree.entry(chain_start);
         let mtp = tree.view(chain_start).median_time_past();
@@ -201,7 +208,12 @@ impl HeadersPresync {
 
     /// Processes one `headers` message (`headers` with their hashes, PoW and continuity already
     /// checked by the caller). `full` says the message carried the maximum count.
-    pub fn process(&mut self, headers: &[([u8; HEADER_BYTES], BlockHash)], full: bool, params: &ChainParams) -> Outcome {
+    pub fn process(
+        &mut self,
+        headers: &[([u8; HEADER_BYTES], BlockHash)],
+        full: bool,
+        params: &ChainParams,
+    ) -> Outcome {
         let mut out = Outcome::default();
         match self.phase {
             Phase::Presync => {

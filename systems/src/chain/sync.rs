@@ -4,7 +4,9 @@
 
 use super::presync::HeadersPresync;
 use super::tree::BlockIdx;
+use crate::components::ConnId;
 use crate::wire::Inventory;
+use ahash::AHashMap;
 use bevy_ecs::prelude::*;
 use bitcoin::BlockHash;
 use std::collections::VecDeque;
@@ -87,11 +89,21 @@ pub struct SyncState {
     pub backpressure_ticks: u64,
     /// Blocks that arrived and were not requested (dropped).
     pub unrequested_blocks: u64,
+    /// Every block in flight and who holds it.
+    pub in_flight: AHashMap<BlockHash, ConnId>,
+    /// Who sent each block the validator has not finished with (to blame a rejected one).
+    pub block_from: AHashMap<BlockHash, ConnId>,
 }
 
 impl Default for SyncState {
     fn default() -> Self {
-        SyncState { stalling_timeout_ms: 2_000, backpressure_ticks: 0, unrequested_blocks: 0 }
+        SyncState {
+            stalling_timeout_ms: 2_000,
+            backpressure_ticks: 0,
+            unrequested_blocks: 0,
+            in_flight: AHashMap::new(),
+            block_from: AHashMap::new(),
+        }
     }
 }
 

@@ -127,7 +127,7 @@ pub fn check_header(
         return Err(HeaderInvalid::TimeTooOld);
     }
     if params.enforce_bip94
-        && height % params.interval() == 0
+        && height.is_multiple_of(params.interval())
         && (f.time as i64) < chain.at(parent_h).1 as i64 - MAX_TIMEWARP_S
     {
         return Err(HeaderInvalid::Timewarp);
@@ -136,7 +136,9 @@ pub fn check_header(
         return Err(HeaderInvalid::TimeTooNew);
     }
     let v = f.version;
-    if (v < 2 && height >= params.bip34_height) || (v < 3 && height >= params.bip66_height) || (v < 4 && height >= params.bip65_height)
+    if (v < 2 && height >= params.bip34_height)
+        || (v < 3 && height >= params.bip66_height)
+        || (v < 4 && height >= params.bip65_height)
     {
         return Err(HeaderInvalid::ObsoleteVersion);
     }

@@ -45,7 +45,8 @@ impl U256 {
     /// From 32 little-endian bytes (a block hash as it is hashed).
     #[inline]
     pub fn from_le_bytes(b: &[u8; 32]) -> U256 {
-        let limb = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
+        let limb =
+            |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
         U256([limb(0), limb(8), limb(16), limb(24)])
     }
 
@@ -99,10 +100,10 @@ impl U256 {
         }
         let (limbs, bits) = ((n / 64) as usize, n % 64);
         let mut out = [0u64; 4];
-        for i in 0..4 - limbs {
-            out[i] = self.0[i + limbs] >> bits;
+        for (i, o) in out.iter_mut().enumerate().take(4 - limbs) {
+            *o = self.0[i + limbs] >> bits;
             if bits > 0 && i + limbs + 1 < 4 {
-                out[i] |= self.0[i + limbs + 1] << (64 - bits);
+                *o |= self.0[i + limbs + 1] << (64 - bits);
             }
         }
         U256(out)
@@ -133,11 +134,8 @@ impl U256 {
     /// Encodes to Core's compact form (lossy: keeps the top 23 bits of mantissa).
     pub fn to_compact(self) -> u32 {
         let mut size = self.bits().div_ceil(8);
-        let mut compact = if size <= 3 {
-            (self.0[0] << (8 * (3 - size))) as u32
-        } else {
-            self.shr(8 * (size - 3)).0[0] as u32
-        };
+        let mut compact =
+            if size <= 3 { (self.0[0] << (8 * (3 - size))) as u32 } else { self.shr(8 * (size - 3)).0[0] as u32 };
         if compact & 0x0080_0000 != 0 {
             compact >>= 8;
             size += 1;

@@ -164,7 +164,8 @@ impl InstantValidator {
                 inbox.0.push(ValidationEvent::Rejected { hash: b.hash, reason: "test-rejected".into() });
                 continue;
             }
-            let prev = BlockHash::from_byte_array(b.bytes.get(4..36).and_then(|s| s.try_into().ok()).unwrap_or([0; 32]));
+            let prev =
+                BlockHash::from_byte_array(b.bytes.get(4..36).and_then(|s| s.try_into().ok()).unwrap_or([0; 32]));
             self.waiting.entry(prev).or_default().push((b.hash, b.bytes));
         }
         while let Some(next) = self.waiting.remove(&self.tip.0) {

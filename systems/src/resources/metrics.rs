@@ -89,6 +89,8 @@ pub struct Metrics {
     pub handshake_ms: Histogram,
     /// Ping round trips.
     pub ping_rtt_ms: Histogram,
+    /// Block download latency, getdata → block.
+    pub block_download_ms: Histogram,
     /// Addresses discouraged for misbehavior.
     pub discouraged: u64,
     /// Bans made by escalation (discouraged again while discouraged).
@@ -117,6 +119,7 @@ impl Default for Metrics {
             handshakes: 0,
             handshake_ms: Histogram::latency_ms(),
             ping_rtt_ms: Histogram::latency_ms(),
+            block_download_ms: Histogram::latency_ms(),
             discouraged: 0,
             bans_escalated: 0,
             recv_pauses: 0,

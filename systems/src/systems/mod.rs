@@ -1,27 +1,33 @@
 //! One file per system. Their order is stated once, in [`crate::schedule`].
 
 mod admission;
+mod block_download;
 mod connections;
 mod decode;
 mod discipline;
 mod egress;
 pub mod eviction;
 mod handshake;
+mod headers_sync;
 mod ingest;
 mod ping;
 mod scoring;
+mod serve_blocks;
 mod teardown;
 mod telemetry;
 
 pub use admission::admission;
+pub use block_download::block_download;
 pub use connections::{connections, REQUIRED_SERVICES};
 pub use decode::decode;
 pub use discipline::discipline;
 pub use egress::egress;
 pub use handshake::{handshake, is_routable};
+pub use headers_sync::headers_sync;
 pub use ingest::ingest;
 pub use ping::ping;
 pub use scoring::scoring;
+pub use serve_blocks::{serve_blocks, strip_witness};
 pub use teardown::teardown;
 pub use telemetry::telemetry;
 
