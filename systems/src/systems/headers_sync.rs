@@ -300,9 +300,11 @@ fn continue_presync(ctx: &mut SyncCtx, peer: &mut PeerCtx, hashes: &[([u8; HEADE
     let Some(ps) = peer.pc.presync.as_mut() else { return };
     let out = ps.process(hashes, full, &ctx.params);
     let (tip, start, phase) = (ps.locator_tip(), ps.chain_start(), ps.phase());
+    let mut last_released = None;
     if !out.release.is_empty() {
         let released: Vec<_> = out.release.iter().map(|r| (*r, block_hash(r))).collect();
-        if accept_all(ctx, peer, &released).is_none() || ctx.tree.get(&released[released.len() - 1].1).is_none() {
+        last_released = accept_all(ctx, peer, &released);
+        if last_released.is_none() || ctx.tree.get(&released[released.len() - 1].1).is_none() {
             peer.pc.presync = None;
             return;
         }
@@ -316,6 +318,9 @@ fn continue_presync(ctx: &mut SyncCtx, peer: &mut PeerCtx, hashes: &[([u8; HEADE
     }
     if out.request_more {
         maybe_getheaders(ctx, peer, Some(tip), start, true);
+    } else if let (Some(last), true, None) = (last_released, full, out.aborted) {
+        // The low-work sync is complete and the peer has more: go on as a normal sync.
+        maybe_getheaders(ctx, peer, None, last, true);
     }
     if phase == Phase::Done {
         peer.pc.presync = None;

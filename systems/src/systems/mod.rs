@@ -33,3 +33,5 @@ pub use telemetry::telemetry;
 
 #[cfg(test)]
 mod peer_manager_tests;
+#[cfg(test)]
+mod sync_test_util;
