@@ -122,18 +122,21 @@ pub struct BlockData {
 #[derive(Resource, Debug, Default)]
 pub struct BlockReadInbox(pub Vec<BlockData>);
 
-/// A validator and block store for tests and benches: connects blocks in chain order as their
-/// parents connect, rejects what it is told to, serves what it connected.
+/// A validator and block store for tests and benches: stores blocks whose parent it has, makes
+/// the highest chain its tip (reporting `Connected` for each block of a new branch, in order, as
+/// the kernel does on a reorg), rejects what it is told to, serves what it stored.
 #[derive(Debug)]
 pub struct InstantValidator {
     /// Blocks waiting for their parent: parent → (hash, bytes).
     waiting: AHashMap<BlockHash, Vec<(BlockHash, Vec<u8>)>>,
-    /// Connected blocks: hash → bytes.
+    /// Stored blocks: hash → bytes.
     pub store: AHashMap<BlockHash, Vec<u8>>,
+    /// Parent and height of every stored block (and genesis).
+    known: AHashMap<BlockHash, (BlockHash, u32)>,
+    /// The connected chain by height.
+    main: Vec<BlockHash>,
     /// Hashes to reject.
     pub reject: AHashSet<BlockHash>,
-    /// The tip and its height.
-    pub tip: (BlockHash, u32),
     /// Whether it processes at all (false: blocks stay pending, for backpressure tests).
     pub paused: bool,
     backlog: Vec<ValidateBlock>,
@@ -142,14 +145,22 @@ pub struct InstantValidator {
 impl InstantValidator {
     /// A validator whose tip is `genesis` at height 0.
     pub fn new(genesis: BlockHash) -> Self {
+        let mut known = AHashMap::new();
+        known.insert(genesis, (BlockHash::all_zeros(), 0));
         InstantValidator {
             waiting: AHashMap::new(),
             store: AHashMap::new(),
+            known,
+            main: vec![genesis],
             reject: AHashSet::new(),
-            tip: (genesis, 0),
             paused: false,
             backlog: Vec::new(),
         }
+    }
+
+    /// The tip and its height.
+    pub fn tip(&self) -> (BlockHash, u32) {
+        (self.main[self.main.len() - 1], self.main.len() as u32 - 1)
     }
 
     /// Takes the queue's blocks and answers, as the shell's worker would.
@@ -166,18 +177,40 @@ impl InstantValidator {
             }
             let prev =
                 BlockHash::from_byte_array(b.bytes.get(4..36).and_then(|s| s.try_into().ok()).unwrap_or([0; 32]));
-            self.waiting.entry(prev).or_default().push((b.hash, b.bytes));
-        }
-        while let Some(next) = self.waiting.remove(&self.tip.0) {
-            let mut next = next.into_iter();
-            let Some((hash, bytes)) = next.next() else { break };
-            let rest: Vec<_> = next.collect();
-            if !rest.is_empty() {
-                self.waiting.insert(self.tip.0, rest);
+            let mut ready = vec![(prev, b.hash, b.bytes)];
+            while let Some((prev, hash, bytes)) = ready.pop() {
+                let Some(&(_, ph)) = self.known.get(&prev) else {
+                    self.waiting.entry(prev).or_default().push((hash, bytes));
+                    continue;
+                };
+                self.known.insert(hash, (prev, ph + 1));
+                self.store.insert(hash, bytes);
+                for (h, by) in self.waiting.remove(&hash).unwrap_or_default() {
+                    ready.push((hash, h, by));
+                }
+                if ph + 1 > self.tip().1 {
+                    self.connect_branch(hash, inbox);
+                }
             }
-            self.tip = (hash, self.tip.1 + 1);
-            self.store.insert(hash, bytes);
-            inbox.0.push(ValidationEvent::Connected { hash, height: self.tip.1 });
+        }
+    }
+
+    fn connect_branch(&mut self, tip: BlockHash, inbox: &mut ValidationInbox) {
+        let mut path = vec![];
+        let mut cur = tip;
+        loop {
+            let (prev, h) = self.known[&cur];
+            if self.main.get(h as usize) == Some(&cur) {
+                break;
+            }
+            path.push((cur, h));
+            cur = prev;
+        }
+        let fork_h = self.known[&cur].1;
+        self.main.truncate(fork_h as usize + 1);
+        for (hash, height) in path.into_iter().rev() {
+            self.main.push(hash);
+            inbox.0.push(ValidationEvent::Connected { hash, height });
         }
     }
 
