@@ -2,5 +2,14 @@
 //! pure core owns every decision.
 //!
 //! # Layout
-//! (filled in as the shell's modules land: bridge, node loop, store, rpc, scenario runner)
+//! - [`bridge`]: tokio listener and dialer, one reader and one writer task per connection.
+//! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it.
+//! - [`cli`]: the `oni` command line.
+//! - [`store`]: LMDB (heed): bans, the address book.
+//! - [`seeds`]: DNS and fixed seeds, for an empty address book.
+
+pub mod bridge;
+pub mod cli;
+pub mod node;
+pub mod seeds;
 pub mod store;

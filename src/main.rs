@@ -1,4 +1,13 @@
+//! The `oni` binary: parses the command line and runs the chosen command.
+
+use clap::Parser;
+use oni::cli::{run_node, Cli, Command};
+
 fn main() {
-    eprintln!("oni: the node command lands with the shell");
-    std::process::exit(2);
+    // Bad flags print clap's message and exit 2.
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Node(args) => run_node(&args),
+    };
+    std::process::exit(code);
 }

@@ -250,6 +250,34 @@ pub struct Permissions {
     pub noban: bool,
 }
 
+/// Address gossip state of one peer: its rate limit, whether getaddr was answered, what waits to
+/// be relayed to it.
+#[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AddrRelay {
+    /// Addresses it may still send us before the excess is dropped (token bucket).
+    pub tokens: f64,
+    /// Last refill of the bucket (clock ms).
+    pub refilled_ms: u64,
+    /// We answered its getaddr (once per connection).
+    pub getaddr_answered: bool,
+    /// We asked it for addresses.
+    pub getaddr_sent: bool,
+    /// Addresses queued for it, flushed at `next_send_ms`.
+    pub queued: Vec<crate::resources::AddrInfo>,
+    /// Next trickle (clock ms).
+    pub next_send_ms: u64,
+    /// Addresses it sent that were dropped by the rate limit.
+    pub rate_limited: u64,
+}
+
+/// What we know of a peer's transaction inventory: a rolling filter of hashes it announced or we
+/// sent it, made on its first announcement (most peers never need one).
+#[derive(Component, Clone, Debug, Default)]
+pub struct TxInventory {
+    /// Hashes known to the peer.
+    pub known: Option<crate::resources::rolling_filter::RollingFilter>,
+}
+
 /// Misbehavior reported by systems this tick, applied by the scoring system.
 #[derive(Component, Debug, Default)]
 pub struct Violations(pub SmallVec<[Misbehavior; 2]>);
@@ -283,6 +311,10 @@ pub struct PeerBundle {
     pub ping: PingState,
     /// Permissions.
     pub permissions: Permissions,
+    /// Address gossip.
+    pub addr_relay: AddrRelay,
+    /// Transaction inventory.
+    pub tx_inventory: TxInventory,
 }
 
 impl PeerBundle {
@@ -306,6 +338,8 @@ impl PeerBundle {
             handshake: Handshake::default(),
             ping: PingState::default(),
             permissions: Permissions::default(),
+            addr_relay: AddrRelay { tokens: 1.0, ..Default::default() },
+            tx_inventory: TxInventory::default(),
         }
     }
 }

@@ -12,8 +12,9 @@ use crate::systems::*;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
-/// Builds the schedule: ingest → admission → decode → handshake → ping → headers_sync →
-/// block_download → serve_blocks → scoring → discipline → connections → egress → teardown → telemetry.
+/// Builds the schedule: ingest → admission → decode → handshake → addr_relay → inv_filter →
+/// tx_request → ping → headers_sync → block_download → serve_blocks → scoring → discipline →
+/// connections → egress → teardown → telemetry.
 pub fn build_schedule() -> Schedule {
     let mut schedule = Schedule::default();
     schedule.set_executor(SingleThreadedExecutor::new());
@@ -23,6 +24,9 @@ pub fn build_schedule() -> Schedule {
             admission,
             decode,
             handshake,
+            addr_relay,
+            inv_filter,
+            tx_request,
             ping,
             headers_sync,
             block_download,
@@ -56,8 +60,11 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(Clock::default());
     let mut rng = Rng::seeded(seed);
     world.insert_resource(AddrBook::random(&mut rng));
+    world.insert_resource(crate::systems::TxRelayState::new(&mut rng));
+    world.insert_resource(crate::resources::tx_requests::TxRequests::new(rng.next_u64()));
     world.insert_resource(rng);
     world.insert_resource(BanList::default());
+    world.insert_resource(crate::systems::AddrResponseCache::default());
     world.insert_resource(PeerPolicy::default());
     world.insert_resource(PeerManagerState::default());
     world.insert_resource(Metrics::default());

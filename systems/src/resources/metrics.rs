@@ -91,6 +91,26 @@ pub struct Metrics {
     pub ping_rtt_ms: Histogram,
     /// Block download latency, getdata → block.
     pub block_download_ms: Histogram,
+    /// Addresses received in addr/addrv2.
+    pub addr_received: u64,
+    /// Addresses dropped by the per-peer rate limit.
+    pub addr_rate_limited: u64,
+    /// Addresses new to the book.
+    pub addr_added: u64,
+    /// getaddr requests answered.
+    pub getaddr_answered: u64,
+    /// Transaction entries received in inv.
+    pub tx_inv_received: u64,
+    /// Tx inv entries of the kind the peer should not use (txid after wtxidrelay, or the reverse).
+    pub tx_inv_wrong_kind: u64,
+    /// Announcements dropped because the peer was at its limit.
+    pub tx_announcements_dropped: u64,
+    /// Transactions requested with getdata.
+    pub tx_requests_sent: u64,
+    /// Transactions received that we had requested.
+    pub tx_received: u64,
+    /// Transactions received that we had not requested.
+    pub tx_unrequested: u64,
     /// Addresses discouraged for misbehavior.
     pub discouraged: u64,
     /// Bans made by escalation (discouraged again while discouraged).
@@ -120,6 +140,16 @@ impl Default for Metrics {
             handshake_ms: Histogram::latency_ms(),
             ping_rtt_ms: Histogram::latency_ms(),
             block_download_ms: Histogram::latency_ms(),
+            addr_received: 0,
+            addr_rate_limited: 0,
+            addr_added: 0,
+            getaddr_answered: 0,
+            tx_inv_received: 0,
+            tx_inv_wrong_kind: 0,
+            tx_announcements_dropped: 0,
+            tx_requests_sent: 0,
+            tx_received: 0,
+            tx_unrequested: 0,
             discouraged: 0,
             bans_escalated: 0,
             recv_pauses: 0,

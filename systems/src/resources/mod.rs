@@ -9,6 +9,8 @@ mod io;
 mod metrics;
 mod policy;
 pub mod reasons;
+pub mod rolling_filter;
+pub mod tx_requests;
 
 pub use addrman::{AddrBook, AddrInfo, NetAddress, PeerAddr};
 pub use banlist::{BanChange, BanEntry, BanList, BanReason, Subnet};

@@ -113,6 +113,8 @@ labelled! {
         SendAddrV2AfterVerack = "sendaddrv2_after_verack",
         /// A pong whose nonce matches no ping of ours.
         UnsolicitedPong = "unsolicited_pong",
+        /// Transaction announcements from a peer we asked for none (relay off, block-relay-only).
+        UnwantedTxAnnouncement = "unwanted_tx_announcement",
         /// A `headers` message whose first header's parent we do not know.
         UnconnectingHeaders = "unconnecting_headers",
         /// Headers in one message that do not chain to each other.
@@ -189,6 +191,8 @@ impl Default for ScoreTable {
                 Misbehavior::DuplicateVersion | Misbehavior::DuplicateVerack => 1,
                 Misbehavior::WtxidRelayAfterVerack | Misbehavior::SendAddrV2AfterVerack => 1,
                 Misbehavior::UnsolicitedPong => 0,
+                // Core disconnects at once: a correct peer honours our relay flag.
+                Misbehavior::UnwantedTxAnnouncement => 100,
                 // Scored at every 10th such message (Core's old MAX_NUM_UNCONNECTING_HEADERS_MSGS).
                 Misbehavior::UnconnectingHeaders => 20,
                 // Consensus failures: no honest node relays them.

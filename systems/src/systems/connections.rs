@@ -1,7 +1,7 @@
 //! connections: the Peer Manager's outbound side. Keeps the configured mix of outbound peers (full
 //! relay, block-relay-only, a periodic feeler), never two automatic outbounds in one network group,
 //! redials manual peers, promotes addresses that answered to "tried", sweeps expired bans and
-//! enforces new ones on connected peers.
+//! terrible addresses, and enforces new bans on connected peers.
 
 use crate::components::{Direction, Disconnect, Negotiated, PeerState, Permissions, Socket};
 use crate::resources::{
@@ -45,6 +45,10 @@ pub fn connections(
     if now >= ctx.state.next_sweep_ms {
         ctx.state.next_sweep_ms = now + 60_000;
         ctx.bans.sweep(now_s);
+        let aged = ctx.book.age_out(now_s);
+        if aged > 0 {
+            tracing::debug!(aged, "terrible addresses aged out of the book");
+        }
     }
     let bans_changed = ctx.bans.is_changed();
     let mut connected: AHashSet<SocketAddr> = AHashSet::new();

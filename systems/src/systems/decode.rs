@@ -35,7 +35,7 @@ pub fn decode(
                 violations.0.push(DecodeError::BadChecksum.into());
                 continue;
             }
-            match Message::decode(frame.header.command, &frame.payload) {
+            match Message::decode_owned(frame.header.command, frame.payload) {
                 Ok(Some(m)) => received.0.push(m),
                 Ok(None) => {}
                 Err(e) => {

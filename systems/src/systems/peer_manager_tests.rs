@@ -192,3 +192,24 @@ fn manual_peers_are_redialed_with_backoff() {
     node.elapse(6_000);
     assert_eq!(node.dials(), &[(addr, Direction::Manual)]);
 }
+
+#[test]
+fn terrible_addresses_age_out_of_the_book() {
+    let mut node = TestNode::regtest();
+    node.resource_mut::<PeerPolicy>().auto_outbound = false;
+    let now_s = 1_700_000_000;
+    let stale: SocketAddr = "40.1.1.1:8333".parse().unwrap();
+    let fresh: SocketAddr = "41.1.1.1:8333".parse().unwrap();
+    node.resource_mut::<AddrBook>().add(
+        PeerAddr::from_socket(stale),
+        GOOD,
+        now_s - 31 * 24 * 3600,
+        [1, 1, 1, 0, 0],
+        now_s,
+    );
+    node.resource_mut::<AddrBook>().add(PeerAddr::from_socket(fresh), GOOD, now_s - 60, [1, 1, 1, 0, 0], now_s);
+    node.elapse(61_000);
+    let book = node.world.resource::<AddrBook>();
+    assert!(book.get(&PeerAddr::from_socket(stale)).is_none());
+    assert!(book.get(&PeerAddr::from_socket(fresh)).is_some());
+}

@@ -8,7 +8,8 @@
 //! - TorV2 (id 3) with its 10-byte length is skipped: obsolete since Tor dropped it, Core no longer
 //!   keeps it; with another length it is refused like any known network;
 //! - IPv6 addresses that embed IPv4, TorV2 or Core-internal prefixes are skipped (Core turns them
-//!   into an invalid address that its address manager drops).
+//!   into an invalid address that its address manager drops); so are CJDNS addresses outside
+//!   fc00::/8 (Core holds them invalid).
 //!
 //! Skipped entries are counted in [`AddrV2List::skipped`] so the address system can see them.
 
@@ -23,6 +24,7 @@ pub const ADDRV2_ENTRY_MIN_BYTES: usize = 4 + 1 + 1 + 1 + 2;
 
 const IPV4_IN_IPV6_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 const TORV2_IN_IPV6_PREFIX: [u8; 6] = [0xfd, 0x87, 0xd8, 0x7e, 0xeb, 0x43];
+const CJDNS_PREFIX: u8 = 0xfc;
 const INTERNAL_IN_IPV6_PREFIX: [u8; 6] = [0xfd, 0x6b, 0x88, 0xc0, 0x87, 0x24];
 
 /// One `addr` entry.
@@ -144,7 +146,10 @@ impl AddrV2List {
                 }
                 4 => Some(AddrV2Addr::TorV3(fixed(bytes)?)),
                 5 => Some(AddrV2Addr::I2p(fixed(bytes)?)),
-                6 => Some(AddrV2Addr::Cjdns(fixed(bytes)?)),
+                6 => {
+                    let a: [u8; 16] = fixed(bytes)?;
+                    (a[0] == CJDNS_PREFIX).then_some(AddrV2Addr::Cjdns(a))
+                }
                 _ => None,
             };
             match addr {
@@ -256,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_embedding_ipv4_or_tor_is_skipped() {
+    fn ipv6_embedding_ipv4_or_tor_and_cjdns_outside_fc00_are_skipped() {
         let mut mapped = [0u8; 16];
         mapped[10] = 0xff;
         mapped[11] = 0xff;
@@ -264,6 +269,9 @@ mod tests {
         tor[..6].copy_from_slice(&TORV2_IN_IPV6_PREFIX);
         let l = AddrV2List::decode(&mut Reader::new(&body(&[raw_entry(2, &mapped), raw_entry(2, &tor)]))).unwrap();
         assert_eq!((l.entries.len(), l.skipped), (0, 2));
+        let cjdns_outside_fc = [0xfd; 16];
+        let l = AddrV2List::decode(&mut Reader::new(&body(&[raw_entry(6, &cjdns_outside_fc)]))).unwrap();
+        assert_eq!((l.entries.len(), l.skipped), (0, 1));
     }
 
     #[test]

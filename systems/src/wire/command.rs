@@ -30,6 +30,18 @@ const fn compact_size_len(n: u64) -> u32 {
     }
 }
 
+/// A name NUL-padded to the 12 bytes of a frame header (at compile time).
+const fn pad(name: &str) -> [u8; 12] {
+    let b = name.as_bytes();
+    let mut out = [0u8; 12];
+    let mut i = 0;
+    while i < b.len() {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
 macro_rules! commands {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, max $max:expr; )*) => {
         /// A known command, or `Unknown` for a well-formed name we do not speak (ignored and counted,
@@ -71,6 +83,14 @@ macro_rules! commands {
                     $( n if n == $name.as_bytes() => Command::$variant, )*
                     _ => Command::Unknown,
                 }
+            }
+
+            /// Maps a frame header's 12-byte NUL-padded name (already checked well-formed) to a
+            /// command by whole-array compares: the per-frame lookup on the decode path.
+            #[inline]
+            pub fn from_padded(name: &[u8; 12]) -> Command {
+                $( if *name == const { pad($name) } { return Command::$variant; } )*
+                Command::Unknown
             }
         }
     };
@@ -153,10 +173,13 @@ mod tests {
             }
             assert!(c.name().len() <= 12);
             assert_eq!(Command::from_name_bytes(c.name().as_bytes()), c);
+            assert_eq!(Command::from_padded(&c.name_bytes()), c);
             assert!(c.max_payload() <= MAX_PAYLOAD_BYTES);
         }
         assert_eq!(Command::ALL[Command::Unknown as usize], Command::Unknown);
         assert_eq!(Command::from_name_bytes(b"frobnicate"), Command::Unknown);
+        assert_eq!(Command::from_padded(&pad("frobnicate")), Command::Unknown);
+        assert_eq!(Command::from_padded(&pad("pin")), Command::Unknown);
     }
 
     #[test]

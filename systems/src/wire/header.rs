@@ -23,12 +23,13 @@ impl FrameHeader {
         if bytes[0..4] != network.magic() {
             return Err(HeaderError::BadMagic);
         }
-        let name = &bytes[4..16];
+        let mut name = [0u8; 12];
+        name.copy_from_slice(&bytes[4..16]);
         let end = name.iter().position(|&b| b == 0).unwrap_or(12);
         if end == 0 || !name[..end].iter().all(|b| (0x20..0x7f).contains(b)) || name[end..].iter().any(|&b| b != 0) {
             return Err(HeaderError::BadCommand);
         }
-        let command = Command::from_name_bytes(&name[..end]);
+        let command = Command::from_padded(&name);
         let len = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
         if len > MAX_PAYLOAD_BYTES || len > command.max_payload() {
             return Err(HeaderError::Oversized);

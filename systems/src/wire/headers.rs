@@ -201,6 +201,14 @@ mod tests {
     }
 
     #[test]
+    fn a_header_cut_short_is_truncated() {
+        let mut out = Vec::new();
+        HeaderList::from_headers(&[header(1), header(2)]).encode(&mut out);
+        out.truncate(1 + 81 + 50);
+        assert_eq!(HeaderList::decode(&mut Reader::new(&out)), Err(DecodeError::Truncated));
+    }
+
+    #[test]
     fn a_non_zero_tx_count_is_invalid() {
         let mut out = Vec::new();
         HeaderList::from_headers(&[header(1), header(2)]).encode(&mut out);

@@ -189,6 +189,13 @@ mod tests {
     }
 
     #[test]
+    fn a_non_canonical_count_is_refused() {
+        let mut out = vec![0xfd, 1, 0];
+        out.extend_from_slice(&[0; 36]);
+        assert_eq!(InvList::decode(&mut Reader::new(&out)), Err(DecodeError::NonCanonicalCompactSize));
+    }
+
+    #[test]
     fn unknown_types_are_kept_and_flagged() {
         let mut l = InvList::default();
         l.push(InvType(0x1234), [7; 32]);

@@ -90,6 +90,19 @@ impl<'a> Reader<'a> {
     /// A CompactSize; a value encoded in more bytes than it needs is an error (as in Core).
     #[inline]
     pub fn compact_size(&mut self) -> Result<u64, DecodeError> {
+        // One-byte values are nearly all of them (script lengths, counts): keep that path tiny.
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0xfd => {
+                self.pos += 1;
+                Ok(b as u64)
+            }
+            _ => self.compact_size_wide(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn compact_size_wide(&mut self) -> Result<u64, DecodeError> {
         let first = self.u8()?;
         let (v, min) = match first {
             0xfd => (self.u16_le()? as u64, 0xfd),
@@ -101,6 +114,26 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::NonCanonicalCompactSize);
         }
         Ok(v)
+    }
+
+    /// Skips `n` bytes (fields a structural parse only needs to step over).
+    #[inline]
+    pub fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
+        if self.remaining() < n {
+            return Err(DecodeError::Truncated);
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    /// Skips a length-prefixed byte string of at most `max` bytes.
+    #[inline]
+    pub fn skip_var_bytes(&mut self, max: usize) -> Result<(), DecodeError> {
+        let n = self.compact_size()?;
+        if n > max as u64 {
+            return Err(DecodeError::FieldTooLong);
+        }
+        self.skip(n as usize)
     }
 
     /// A count of entries of at least `min_entry_bytes` each: over `max` is `TooManyEntries`, more

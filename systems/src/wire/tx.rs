@@ -85,7 +85,7 @@ impl TxSpan {
 /// before looping on it, and returns where its parts lie.
 pub fn parse_tx(r: &mut Reader<'_>) -> Result<TxSpan, DecodeError> {
     let start = r.position();
-    r.bytes(4)?;
+    r.skip(4)?;
     let mut io_start = r.position();
     let mut n_in = r.count(usize::MAX, MIN_INPUT_BYTES)?;
     let witness = n_in == 0;
@@ -100,14 +100,14 @@ pub fn parse_tx(r: &mut Reader<'_>) -> Result<TxSpan, DecodeError> {
         }
     }
     for _ in 0..n_in {
-        r.bytes(36)?;
-        r.var_bytes(MAX_FIELD_BYTES)?;
-        r.bytes(4)?;
+        r.skip(36)?;
+        r.skip_var_bytes(MAX_FIELD_BYTES)?;
+        r.skip(4)?;
     }
     let n_out = r.count(usize::MAX, MIN_OUTPUT_BYTES)?;
     for _ in 0..n_out {
-        r.bytes(8)?;
-        r.var_bytes(MAX_FIELD_BYTES)?;
+        r.skip(8)?;
+        r.skip_var_bytes(MAX_FIELD_BYTES)?;
     }
     let io_end = r.position();
     if witness {
@@ -116,14 +116,14 @@ pub fn parse_tx(r: &mut Reader<'_>) -> Result<TxSpan, DecodeError> {
             let items = r.count(usize::MAX, 1)?;
             any |= items != 0;
             for _ in 0..items {
-                r.var_bytes(MAX_FIELD_BYTES)?;
+                r.skip_var_bytes(MAX_FIELD_BYTES)?;
             }
         }
         if !any {
             return Err(DecodeError::InvalidValue);
         }
     }
-    r.bytes(4)?;
+    r.skip(4)?;
     Ok(TxSpan { start: start as u32, io_start: io_start as u32, io_end: io_end as u32, end: r.position() as u32 })
 }
 
@@ -327,6 +327,18 @@ pub(crate) mod tests {
         assert_eq!(b[at], 2);
         b[at] = 3;
         assert_eq!(Tx::decode(&b), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn a_witness_stack_count_beyond_the_bytes_left_is_truncated() {
+        let b = segwit_bytes();
+        let tx = Tx::decode(&b).unwrap();
+        let at = tx.span().io_end as usize;
+        assert_eq!(b[at], 2, "input 0 has two witness items");
+        let mut bad = b[..at].to_vec();
+        bad.extend_from_slice(&[0xfd, 0x00, 0x10]); // 4,096 items
+        bad.extend_from_slice(&b[at + 1..]);
+        assert_eq!(Tx::decode(&bad), Err(DecodeError::Truncated));
     }
 
     #[test]

@@ -1,0 +1,242 @@
+//! The tokio IO bridge: owns every socket. It accepts inbound connections, dials outbound ones, runs
+//! one reader task and one writer task per connection, reports [`NetEvent`]s to the world through a
+//! bounded flume channel, and carries out the world's [`IoCommand`]s. It makes no decisions: which
+//! peer to close, pause or dial is the systems' call.
+//!
+//! Connection ids come from one counter here, for inbound and outbound alike, and are never reused.
+//! A connection ends once: by the world's `Close` (no event back: the world already knows) or on its
+//! own (peer closed, IO error, refused header, failed dial), reported exactly once.
+
+mod conn;
+
+use conn::{ConnCtl, ConnTasks};
+use oni_systems::components::{ConnId, Direction};
+use oni_systems::resources::{IoCommand, NetEvent};
+use oni_systems::wire::Network;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+/// Default bound of events in flight from the IO tasks to the world. Bounded so a flood of frames
+/// waits in the sockets' kernel buffers (TCP backpressure) rather than in our memory while the world
+/// catches up.
+pub const EVENT_CHANNEL_CAP: usize = 1024;
+
+/// What the bridge needs to know about the node.
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    /// Frames must open with this network's magic.
+    pub network: Network,
+    /// How long an outbound dial may take before it counts as failed.
+    pub connect_timeout_ms: u64,
+}
+
+/// The bridge: a handle any thread can use to carry out IO commands.
+pub struct Bridge {
+    inner: Arc<Inner>,
+}
+
+/// State shared by the bridge handle and its tasks.
+struct Inner {
+    config: BridgeConfig,
+    runtime: Handle,
+    events: flume::Sender<NetEvent>,
+    conns: Mutex<HashMap<ConnId, Arc<ConnCtl>>>,
+    next_conn: AtomicU64,
+    /// Flipped once at shutdown: the accept loop and every dial stop.
+    stopping: watch::Sender<bool>,
+}
+
+/// How a connection ended, for the one event reported about it.
+enum Ending {
+    /// The world asked (Close) or the node is stopping: report nothing.
+    Quiet,
+    /// The reader already reported `BadHeader`: nothing more to say.
+    AlreadyReported,
+    /// The socket ended on its own, or the dial failed.
+    Closed {
+        /// True when the dial itself failed.
+        connect_failed: bool,
+    },
+}
+
+impl Bridge {
+    /// A bridge spawning its tasks on `runtime` and reporting into `events`.
+    pub fn new(config: BridgeConfig, runtime: Handle, events: flume::Sender<NetEvent>) -> Bridge {
+        let (stopping, _) = watch::channel(false);
+        let inner = Inner {
+            config,
+            runtime,
+            events,
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            stopping,
+        };
+        Bridge { inner: Arc::new(inner) }
+    }
+
+    /// Starts accepting on an already-bound listener (bound by the caller, so a port in use is an
+    /// error at start, not a log line later).
+    pub fn listen(&self, listener: TcpListener) {
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move { inner.accept_loop(listener).await });
+    }
+
+    /// Carries out one command from the world. Never blocks: events that must reach the world
+    /// before any task's (`Dialing`) are pushed to `immediate` for the caller to put in the inbox.
+    pub fn execute(&self, cmd: IoCommand, immediate: &mut Vec<NetEvent>) {
+        match cmd {
+            IoCommand::Send { conn, bytes } => {
+                if let Some(ctl) = self.inner.get(conn) {
+                    ctl.send(bytes);
+                }
+            }
+            IoCommand::Close { conn, reason } => {
+                tracing::debug!(peer = conn.0, reason = reason.label(), "closing socket");
+                self.inner.end(conn, Ending::Quiet);
+            }
+            IoCommand::PauseRead { conn } => {
+                if let Some(ctl) = self.inner.get(conn) {
+                    ctl.set_paused(true);
+                }
+            }
+            IoCommand::ResumeRead { conn } => {
+                if let Some(ctl) = self.inner.get(conn) {
+                    ctl.set_paused(false);
+                }
+            }
+            IoCommand::Connect { addr, direction } => {
+                self.dial(addr, direction, immediate);
+            }
+        }
+    }
+
+    /// Dials `addr`; returns the new connection's id. `Dialing` goes to `immediate` so the world
+    /// sees it before the dial's outcome.
+    pub fn dial(&self, addr: SocketAddr, direction: Direction, immediate: &mut Vec<NetEvent>) -> ConnId {
+        let conn = self.inner.alloc();
+        let (ctl, tasks) = ConnCtl::new();
+        self.inner.lock().insert(conn, ctl.clone());
+        immediate.push(NetEvent::Dialing { conn, addr, direction });
+        let inner = self.inner.clone();
+        self.inner.runtime.spawn(async move { inner.dial(conn, addr, direction, ctl, tasks).await });
+        conn
+    }
+
+    /// Stops accepting and dialing and closes every socket without writing anything more.
+    pub fn shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+        let conns: Vec<ConnId> = self.inner.lock().keys().copied().collect();
+        for conn in conns {
+            self.inner.end(conn, Ending::Quiet);
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Arc<ConnCtl>>> {
+        // A panic while holding this lock leaves the map itself consistent (single inserts/removes).
+        self.conns.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, conn: ConnId) -> Option<Arc<ConnCtl>> {
+        self.lock().get(&conn).cloned()
+    }
+
+    fn alloc(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Ends `conn` once: signals its tasks to stop (dropping the socket) and reports per `ending`.
+    fn end(&self, conn: ConnId, ending: Ending) {
+        let Some(ctl) = self.lock().remove(&conn) else { return };
+        ctl.close();
+        if let Ending::Closed { connect_failed } = ending {
+            // From a task or the world thread: never block the world thread on its own channel.
+            if self.events.try_send(NetEvent::Closed { conn, connect_failed }).is_err() {
+                let events = self.events.clone();
+                self.runtime.spawn(async move {
+                    let _ = events.send_async(NetEvent::Closed { conn, connect_failed }).await;
+                });
+            }
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                _ = stopping.wait_for(|s| *s) => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, addr)) => {
+                    let conn = self.alloc();
+                    let (ctl, tasks) = ConnCtl::new();
+                    self.lock().insert(conn, ctl.clone());
+                    tracing::debug!(peer = conn.0, %addr, "accepted");
+                    self.clone().run(conn, addr, stream, Direction::Inbound, ctl, tasks).await;
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn dial(
+        self: Arc<Self>,
+        conn: ConnId,
+        addr: SocketAddr,
+        direction: Direction,
+        ctl: Arc<ConnCtl>,
+        tasks: ConnTasks,
+    ) {
+        let timeout = Duration::from_millis(self.config.connect_timeout_ms);
+        let mut closed = ctl.closed();
+        let mut stopping = self.stopping.subscribe();
+        let result = tokio::select! {
+            _ = closed.wait_for(|c| *c) => return,
+            _ = stopping.wait_for(|s| *s) => return,
+            r = tokio::time::timeout(timeout, TcpStream::connect(addr)) => r,
+        };
+        match result {
+            Ok(Ok(stream)) => self.run(conn, addr, stream, direction, ctl, tasks).await,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = conn.0, %addr, error = %e, "dial failed");
+                self.end(conn, Ending::Closed { connect_failed: true });
+            }
+            Err(_) => {
+                tracing::debug!(peer = conn.0, %addr, timeout_ms = self.config.connect_timeout_ms, "dial timed out");
+                self.end(conn, Ending::Closed { connect_failed: true });
+            }
+        }
+    }
+
+    /// Reports the connection and starts its reader and writer.
+    async fn run(
+        self: Arc<Self>,
+        conn: ConnId,
+        addr: SocketAddr,
+        stream: TcpStream,
+        direction: Direction,
+        ctl: Arc<ConnCtl>,
+        tasks: ConnTasks,
+    ) {
+        // Small frames (ping, inv) must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok();
+        if self.events.send_async(NetEvent::Connected { conn, addr, local, direction }).await.is_err() {
+            self.end(conn, Ending::Quiet);
+            return;
+        }
+        conn::spawn(self, conn, stream, ctl, tasks);
+    }
+}

@@ -1,0 +1,304 @@
+//! The `oni` command line: `oni node` runs a node until Ctrl-C. Operator mistakes (bad flags,
+//! unparsable addresses, a port in use, an unwritable datadir) end with a one-line message and exit
+//! code 2, never a panic.
+
+use crate::node::{Node, NodeConfig};
+use clap::{Parser, Subcommand, ValueEnum};
+use oni_systems::resources::Subnet;
+use oni_systems::wire::Network;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// Exit code for operator errors (clap uses the same for bad flags).
+pub const EXIT_USAGE: i32 = 2;
+
+/// oni: a Bitcoin P2P node built as an ECS.
+#[derive(Parser, Debug)]
+#[command(name = "oni", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node until Ctrl-C.
+    Node(NodeArgs),
+}
+
+/// A network name on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetworkArg {
+    /// The real network.
+    Main,
+    /// testnet4.
+    Testnet4,
+    /// The default signet.
+    Signet,
+    /// Local regression testing.
+    Regtest,
+}
+
+impl From<NetworkArg> for Network {
+    fn from(n: NetworkArg) -> Network {
+        match n {
+            NetworkArg::Main => Network::Main,
+            NetworkArg::Testnet4 => Network::Testnet4,
+            NetworkArg::Signet => Network::Signet,
+            NetworkArg::Regtest => Network::Regtest,
+        }
+    }
+}
+
+/// An address from the command line; without a port it takes the network's default port, as in
+/// Bitcoin Core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrArg {
+    ip: IpAddr,
+    port: Option<u16>,
+}
+
+impl AddrArg {
+    /// The socket address, with `default_port` filled in when none was given.
+    pub fn resolve(self, default_port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port.unwrap_or(default_port))
+    }
+}
+
+impl std::str::FromStr for AddrArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AddrArg, String> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(AddrArg { ip: a.ip(), port: Some(a.port()) });
+        }
+        if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            return Ok(AddrArg { ip, port: None });
+        }
+        Err(format!("'{s}' is not an IP address with an optional port (e.g. 127.0.0.1:18444 or [::1]:18444)"))
+    }
+}
+
+/// Flags of `oni node`.
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// Which network.
+    #[arg(long, value_enum, default_value = "main")]
+    pub network: NetworkArg,
+    /// Where the node keeps its files [default: ~/.oni/<network>].
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// Address to accept peers on [default: 0.0.0.0:<network's P2P port>]; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "nolisten")]
+    pub listen: Option<AddrArg>,
+    /// Accept no inbound peers.
+    #[arg(long)]
+    pub nolisten: bool,
+    /// Connect only to this peer (repeatable): no automatic outbound connections, as in Core;
+    /// redialed after disconnects.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub connect: Vec<AddrArg>,
+    /// Keep a connection to this peer (repeatable) besides the automatic ones; redialed after
+    /// disconnects.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub addnode: Vec<AddrArg>,
+    /// Ask DNS seeds for addresses when the address book is empty (0 to never).
+    #[arg(long, value_name = "0|1", default_value = "1", value_parser = parse_flag)]
+    pub dnsseed: bool,
+    /// Discourage misbehaving loopback peers too (by default they are only disconnected).
+    #[arg(long)]
+    pub discourage_local: bool,
+    /// Give peers from this subnet `noban` (repeatable): scored, never disconnected for it.
+    #[arg(long, value_name = "SUBNET")]
+    pub whitelist: Vec<Subnet>,
+    /// Seconds an escalated ban lasts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub bantime: i64,
+    /// Move a damaged store aside (kept as store.corrupt-<time>) and start with an empty one.
+    #[arg(long)]
+    pub reset_store: bool,
+    /// Most inbound peers.
+    #[arg(long, value_name = "N")]
+    pub max_inbound: Option<usize>,
+    /// Most outbound peers (manual ones not counted).
+    #[arg(long, value_name = "N")]
+    pub max_outbound: Option<usize>,
+    /// Log filter (e.g. `debug`, `oni=trace`); overrides RUST_LOG [default: RUST_LOG, else info].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl NodeArgs {
+    /// The node's configuration from these flags.
+    pub fn node_config(&self) -> NodeConfig {
+        let network = Network::from(self.network);
+        let port = network.default_port();
+        let mut cfg = NodeConfig::new(network);
+        cfg.listen = if self.nolisten {
+            None
+        } else {
+            Some(self.listen.map_or(SocketAddr::from(([0, 0, 0, 0], port)), |a| a.resolve(port)))
+        };
+        cfg.datadir = Some(self.datadir.clone().unwrap_or_else(|| default_datadir(network)));
+        cfg.manual_peers = self.connect.iter().chain(&self.addnode).map(|a| a.resolve(port)).collect();
+        cfg.policy.auto_outbound = self.connect.is_empty();
+        cfg.policy.discourage_local = self.discourage_local;
+        cfg.policy.whitelist = self.whitelist.clone();
+        cfg.policy.ban_s = self.bantime;
+        cfg.dnsseed = self.dnsseed;
+        cfg.reset_store = self.reset_store;
+        if let Some(n) = self.max_inbound {
+            cfg.config.limits.max_inbound = n;
+        }
+        if let Some(n) = self.max_outbound {
+            cfg.config.limits.max_outbound = n;
+        }
+        cfg
+    }
+}
+
+/// Parses Core-style boolean flags: 0/1, true/false.
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(format!("expected 0 or 1, got '{s}'")),
+    }
+}
+
+/// `~/.oni/<network>` (or `./.oni/<network>` when there is no home).
+pub fn default_datadir(network: Network) -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".oni").join(network.name())
+}
+
+/// Sets up logging to stderr: `--log-level`, else RUST_LOG, else info.
+pub fn init_logging(level: Option<&str>) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("invalid --log-level '{l}': {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Runs `oni node` until Ctrl-C or SIGTERM; returns the process exit code.
+pub fn run_node(args: &NodeArgs) -> i32 {
+    if let Err(e) = init_logging(args.log_level.as_deref()) {
+        eprintln!("error: {e}");
+        return EXIT_USAGE;
+    }
+    let handle = match Node::start(args.node_config()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let signals = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot wait for signals: {e}");
+            handle.shutdown();
+            return 1;
+        }
+    };
+    let stopped_alone = signals.block_on(async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = sigterm() => false,
+            _ = handle.stopped() => true,
+        }
+    });
+    if stopped_alone {
+        tracing::error!("the node stopped unexpectedly");
+        return 1;
+    }
+    tracing::info!("signal received");
+    handle.shutdown();
+    tracing::info!("stopped");
+    0
+}
+
+#[cfg(unix)]
+async fn sigterm() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn sigterm() {
+    std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_and_without_port() {
+        let a: AddrArg = "127.0.0.1:1234".parse().unwrap();
+        assert_eq!(a.resolve(18444), "127.0.0.1:1234".parse().unwrap());
+        let a: AddrArg = "10.0.0.1".parse().unwrap();
+        assert_eq!(a.resolve(18444), "10.0.0.1:18444".parse().unwrap());
+        let a: AddrArg = "[::1]".parse().unwrap();
+        assert_eq!(a.resolve(8333), "[::1]:8333".parse().unwrap());
+        assert!("localhost:99999".parse::<AddrArg>().is_err());
+        assert!("1.2.3.4:notaport".parse::<AddrArg>().is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_network() {
+        let cli = Cli::try_parse_from(["oni", "node", "--network", "regtest"]).unwrap();
+        let Command::Node(args) = cli.command;
+        let cfg = args.node_config();
+        assert_eq!(cfg.listen, Some("0.0.0.0:18444".parse().unwrap()));
+        assert!(cfg.datadir.unwrap().ends_with(".oni/regtest"));
+        assert_eq!(cfg.config.network, Network::Regtest);
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let cli = Cli::try_parse_from([
+            "oni",
+            "node",
+            "--network",
+            "signet",
+            "--nolisten",
+            "--connect",
+            "1.2.3.4",
+            "--addnode",
+            "5.6.7.8:9",
+            "--max-inbound",
+            "3",
+            "--max-outbound",
+            "1",
+        ])
+        .unwrap();
+        let Command::Node(args) = cli.command;
+        let cfg = args.node_config();
+        assert_eq!(cfg.listen, None);
+        assert_eq!(cfg.manual_peers, vec!["1.2.3.4:38333".parse().unwrap(), "5.6.7.8:9".parse().unwrap()]);
+        assert_eq!(cfg.config.limits.max_inbound, 3);
+        assert_eq!(cfg.config.limits.max_outbound, 1);
+    }
+
+    #[test]
+    fn listen_and_nolisten_conflict() {
+        assert!(Cli::try_parse_from(["oni", "node", "--nolisten", "--listen", "127.0.0.1:1"]).is_err());
+    }
+}

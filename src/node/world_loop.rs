@@ -1,0 +1,257 @@
+//! The world loop: the only thread that touches the World. Each turn it waits for IO events or
+//! control requests (at most one tick interval), moves them into the `Inbox`, sets the clock from
+//! the wall clock, runs the schedule, and hands the `Outbox` to the bridge. Control requests (dial,
+//! run a closure on the world, shut down) run between ticks.
+
+use super::NodeConfig;
+use crate::bridge::Bridge;
+use crate::store::{Store, StoreError};
+use bevy_ecs::prelude::*;
+use oni_systems::components::{ConnId, Direction, Disconnect, RecvBuffer, SendQueue};
+use oni_systems::resources::{AddrBook, BanList, Clock, Config, Inbox, NetEvent, Outbox};
+use oni_systems::schedule::{build_schedule, build_world};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A closure run on the world thread.
+pub(super) type Job = Box<dyn FnOnce(&mut World) + Send>;
+
+/// Requests from other threads.
+pub(super) enum Control {
+    /// Dial an address; reply with the connection id.
+    Connect {
+        /// Where.
+        addr: SocketAddr,
+        /// What kind of outbound.
+        direction: Direction,
+        /// Gets the id.
+        reply: flume::Sender<ConnId>,
+    },
+    /// Run a closure on the world.
+    Call(Job),
+    /// Stop.
+    Shutdown,
+}
+
+/// What one wait produced.
+enum Woken {
+    Event(NetEvent),
+    Control(Control),
+    Timeout,
+    /// Every handle is gone: nobody can stop us any more, so stop.
+    Orphaned,
+}
+
+/// The world, its schedule and the IO around it.
+pub(super) struct WorldLoop {
+    world: World,
+    schedule: Schedule,
+    bridge: Bridge,
+    events: flume::Receiver<NetEvent>,
+    control: flume::Receiver<Control>,
+    /// Events for the next tick, in order (dials' `Dialing` first, then what the tasks reported).
+    pending: Vec<NetEvent>,
+    store: Option<Store>,
+    next_addr_save: Instant,
+    /// Peers with frames left over after a tick (the decode budget ran out).
+    backlog: QueryState<(&'static RecvBuffer, &'static SendQueue), Without<Disconnect>>,
+    tick_interval: Duration,
+    events_per_tick_max: usize,
+    last_now_ms: u64,
+}
+
+impl WorldLoop {
+    pub(super) fn new(
+        cfg: &NodeConfig,
+        bridge: Bridge,
+        events: flume::Receiver<NetEvent>,
+        control: flume::Receiver<Control>,
+        store: Option<Store>,
+    ) -> Result<WorldLoop, StoreError> {
+        let seed = cfg.seed.unwrap_or_else(os_seed);
+        let mut world = build_world(cfg.config.clone(), seed);
+        let mut policy = cfg.policy.clone();
+        for addr in &cfg.manual_peers {
+            if !policy.manual.contains(addr) {
+                policy.manual.push(*addr);
+            }
+        }
+        policy.manual_retry_ms = cfg.manual_redial_ms;
+        world.insert_resource::<oni_systems::resources::PeerPolicy>(policy);
+        // Callers may read or change the world before its first tick: give them the real time.
+        world.resource_mut::<Clock>().now_ms = wall_ms();
+        if let Some(store) = &store {
+            let bans = store.load_bans()?;
+            if !bans.is_empty() {
+                tracing::info!(bans = bans.len(), "bans loaded");
+            }
+            world.insert_resource(BanList::load(bans));
+            if let Some((key, entries)) = store.load_addrs()? {
+                let now_s = (wall_ms() / 1000) as i64;
+                let mut book = AddrBook::new(key);
+                book.restore(entries, now_s);
+                tracing::info!(addresses = book.len(), "address book loaded");
+                world.insert_resource(book);
+            }
+        }
+        let backlog = world.query_filtered();
+        Ok(WorldLoop {
+            world,
+            backlog,
+            schedule: build_schedule(),
+            bridge,
+            events,
+            control,
+            pending: Vec::new(),
+            store,
+            next_addr_save: Instant::now() + ADDR_SAVE_INTERVAL,
+            tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
+            events_per_tick_max: cfg.events_per_tick_max.max(1),
+            last_now_ms: wall_ms(),
+        })
+    }
+
+    /// Whether to ask DNS seeds: enabled, not regtest, and the book is empty.
+    pub(super) fn wants_seeds(&self, cfg: &NodeConfig) -> bool {
+        cfg.dnsseed
+            && cfg.config.network != oni_systems::wire::Network::Regtest
+            && cfg.policy.auto_outbound
+            && self.world.resource::<AddrBook>().is_empty()
+    }
+
+    /// Commits ban changes made during the last tick or call: a ban is durable once this returns.
+    fn persist_bans(&mut self) {
+        let changes = std::mem::take(&mut self.world.resource_mut::<BanList>().pending);
+        if let (Some(store), false) = (&self.store, changes.is_empty()) {
+            if let Err(e) = store.apply_ban_changes(&changes) {
+                tracing::error!("cannot persist bans: {e}");
+            }
+        }
+    }
+
+    /// Saves the address book (periodically and at shutdown).
+    fn save_addrs(&mut self) {
+        let Some(store) = &self.store else { return };
+        let book = self.world.resource::<AddrBook>();
+        match store.save_addrs(book.key(), book.entries()) {
+            Ok(n) => tracing::debug!(addresses = n, "address book saved"),
+            Err(e) => tracing::error!("cannot save the address book: {e}"),
+        }
+    }
+
+    /// Runs until shutdown, then closes every socket.
+    pub(super) fn run(mut self) {
+        let mut next_tick = Instant::now();
+        loop {
+            let woken = self.wait(next_tick);
+            let mut stop = false;
+            match woken {
+                Woken::Event(e) => self.pending.push(e),
+                Woken::Control(c) => stop = self.control(c),
+                Woken::Timeout => {}
+                Woken::Orphaned => stop = true,
+            }
+            // Take whatever else is ready, bounded, then tick once for the batch.
+            while !stop {
+                match self.control.try_recv() {
+                    Ok(c) => stop = self.control(c),
+                    Err(flume::TryRecvError::Empty) => break,
+                    Err(flume::TryRecvError::Disconnected) => stop = true,
+                }
+            }
+            if stop {
+                break;
+            }
+            let room = self.events_per_tick_max.saturating_sub(self.pending.len());
+            self.pending.extend(self.events.try_iter().take(room));
+            // Frames left undecoded (budget spent) are served on the next turn, not a timer later.
+            next_tick = if self.tick() { Instant::now() } else { Instant::now() + self.tick_interval };
+        }
+        tracing::info!("shutting down: closing all connections");
+        self.bridge.shutdown();
+        self.persist_bans();
+        self.save_addrs();
+    }
+
+    fn wait(&self, deadline: Instant) -> Woken {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            return Woken::Timeout;
+        }
+        let r = flume::Selector::new()
+            .recv(&self.control, |r| match r {
+                Ok(c) => Woken::Control(c),
+                Err(_) => Woken::Orphaned,
+            })
+            // The bridge holds the event sender for as long as this loop runs.
+            .recv(&self.events, |r| r.map_or(Woken::Timeout, Woken::Event))
+            .wait_timeout(timeout);
+        r.unwrap_or(Woken::Timeout)
+    }
+
+    /// Handles one request; returns true to stop.
+    fn control(&mut self, c: Control) -> bool {
+        match c {
+            Control::Connect { addr, direction, reply } => {
+                let conn = self.bridge.dial(addr, direction, &mut self.pending);
+                let _ = reply.send(conn);
+            }
+            Control::Call(job) => {
+                job(&mut self.world);
+                self.persist_bans();
+            }
+            Control::Shutdown => return true,
+        }
+        false
+    }
+
+    /// One run of the schedule with the events gathered so far; returns whether frames that could
+    /// be decoded are left over.
+    fn tick(&mut self) -> bool {
+        let now_ms = self.now_ms();
+        self.world.resource_mut::<Clock>().now_ms = now_ms;
+        self.world.resource_mut::<Inbox>().0.append(&mut self.pending);
+        self.schedule.run(&mut self.world);
+        // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
+        self.persist_bans();
+        let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
+        for cmd in commands {
+            self.bridge.execute(cmd, &mut self.pending);
+        }
+        if Instant::now() >= self.next_addr_save {
+            self.next_addr_save = Instant::now() + ADDR_SAVE_INTERVAL;
+            self.save_addrs();
+        }
+        // A peer over its send-queue soft bound is not served until its writer drains, which
+        // `Written` events announce: it is no reason to spin.
+        let soft_bytes = self.world.resource::<Config>().limits.send_queue_bytes_soft;
+        self.backlog.iter(&self.world).any(|(rb, sq)| !rb.frames.is_empty() && sq.bytes() <= soft_bytes)
+    }
+
+    /// Wall-clock unix ms, never going backwards (timeouts compare against earlier readings).
+    fn now_ms(&mut self) -> u64 {
+        self.last_now_ms = self.last_now_ms.max(wall_ms());
+        self.last_now_ms
+    }
+}
+
+/// How often the address book is written to the store (Core dumps peers.dat every 15 min).
+const ADDR_SAVE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A seed for the world's rng from the OS: /dev/urandom, else std's per-process random hash keys.
+fn os_seed() -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    let from_urandom = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
+    if from_urandom {
+        return u64::from_le_bytes(buf);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}

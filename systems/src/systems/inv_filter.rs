@@ -1,0 +1,116 @@
+//! inv_filter: transaction announcements in. Each `inv` tx entry is checked against what the peer
+//! negotiated (wtxid or txid), remembered in the peer's known-inventory filter, dropped when the
+//! node saw, rejected or confirmed it lately, and otherwise handed to the request tracker within the
+//! peer's announcement bound. Peers we asked for no transactions are scored for announcing any.
+
+use crate::components::{Direction, Negotiated, PeerState, Received, TxInventory, Violations};
+use crate::resources::rolling_filter::RollingFilter;
+use crate::resources::tx_requests::{AnnounceOutcome, TxRequests, NONPREF_DELAY_MS, TXID_DELAY_MS};
+use crate::resources::{Clock, Config, Metrics, Misbehavior, Rng};
+use crate::wire::{InvType, Message};
+use bevy_ecs::prelude::*;
+
+/// Entries a peer's known-inventory filter remembers (Core: 50,000 at 1e-6).
+pub const KNOWN_INVENTORY: usize = 50_000;
+/// Entries of the node-wide recently seen / rejected filters (Core: 120,000).
+pub const RECENT_TXS: usize = 120_000;
+
+/// Node-wide memory of transactions, so a replayed or rejected one is never requested twice.
+#[derive(Resource, Debug)]
+pub struct TxRelayState {
+    /// Transactions we received lately.
+    pub seen: RollingFilter,
+    /// Transactions we rejected lately (reset on a new tip, as Core does).
+    pub rejected: RollingFilter,
+    /// Transactions confirmed lately.
+    pub confirmed: RollingFilter,
+}
+
+impl TxRelayState {
+    /// Filters keyed from the node's rng. All three share size and keys, so a lookup hashes once.
+    pub fn new(rng: &mut Rng) -> Self {
+        let keys = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
+        TxRelayState {
+            seen: RollingFilter::new(RECENT_TXS, 1e-6, keys),
+            rejected: RollingFilter::new(RECENT_TXS, 1e-6, keys),
+            confirmed: RollingFilter::new(RECENT_TXS, 1e-6, keys),
+        }
+    }
+
+    /// Whether `hash` needs no request.
+    #[inline]
+    pub fn already_have(&self, hash: &[u8; 32]) -> bool {
+        let at = self.seen.locate(hash);
+        self.seen.contains_at(at) || self.rejected.contains_at(at) || self.confirmed.contains_at(at)
+    }
+}
+
+/// Node-wide inputs of the inv filter.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct InvCtx<'w> {
+    config: Res<'w, Config>,
+    clock: Res<'w, Clock>,
+    recent: Res<'w, TxRelayState>,
+    tracker: ResMut<'w, TxRequests>,
+    rng: ResMut<'w, Rng>,
+    metrics: ResMut<'w, Metrics>,
+}
+
+/// Takes the tx entries of every `inv`; leaves messages with other entries for other systems.
+pub fn inv_filter(
+    mut peers: Query<(Entity, &Direction, &PeerState, &Negotiated, &mut TxInventory, &mut Received, &mut Violations)>,
+    mut ctx: InvCtx,
+) {
+    let now = ctx.clock.now_ms;
+    let wtxid_peers_exist = peers.iter().any(|p| *p.2 == PeerState::Ready && p.3.wtxidrelay);
+    for (entity, direction, state, neg, mut inv, mut received, mut violations) in &mut peers {
+        if *state != PeerState::Ready {
+            continue;
+        }
+        let wants_txs = ctx.config.relay && *direction != Direction::BlockRelayOnly;
+        received.0.retain(|msg| {
+            let Message::Inv(list) = msg else { return true };
+            let mut others = false;
+            let mut warned = false;
+            for entry in list.iter() {
+                let kind = entry.kind.base();
+                if kind != InvType::TX && kind != InvType::WTX {
+                    others = true;
+                    continue;
+                }
+                ctx.metrics.tx_inv_received += 1;
+                if !wants_txs {
+                    if !warned {
+                        violations.0.push(Misbehavior::UnwantedTxAnnouncement);
+                        warned = true;
+                    }
+                    continue;
+                }
+                let is_wtxid = kind == InvType::WTX;
+                if is_wtxid != neg.wtxidrelay {
+                    ctx.metrics.tx_inv_wrong_kind += 1;
+                    continue;
+                }
+                let known = inv.known.get_or_insert_with(|| {
+                    let keys = [ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64()];
+                    RollingFilter::new(KNOWN_INVENTORY, 1e-6, keys)
+                });
+                known.insert(&entry.hash);
+                if ctx.recent.already_have(&entry.hash) {
+                    continue;
+                }
+                let preferred = direction.is_outbound();
+                let mut delay = if preferred { 0 } else { NONPREF_DELAY_MS };
+                if !is_wtxid && wtxid_peers_exist {
+                    delay += TXID_DELAY_MS;
+                }
+                if ctx.tracker.announce(entity, entry.hash, is_wtxid, preferred, now, delay)
+                    == AnnounceOutcome::OverLimit
+                {
+                    ctx.metrics.tx_announcements_dropped += 1;
+                }
+            }
+            others
+        });
+    }
+}

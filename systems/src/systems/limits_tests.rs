@@ -1,0 +1,110 @@
+//! Each per-peer limit of DESIGN.md §3 crossed on a world with no IO: what happens at the bound.
+
+use crate::components::{Direction, RecvBuffer, SendQueue};
+use crate::harness::TestNode;
+use crate::resources::{AddrBook, Config, DisconnectReason, Limits, PeerAddr};
+use crate::wire::Message;
+
+fn node_with(limits: Limits) -> TestNode {
+    let mut config = Config::new(crate::wire::Network::Regtest);
+    config.limits = limits;
+    TestNode::new(config, 3)
+}
+
+#[test]
+fn an_unanswered_ping_times_out() {
+    let mut node = node_with(Limits { ping_timeout_ms: 30_000, inactivity_timeout_ms: 3_600_000, ..Limits::default() });
+    let conn = node.ready_inbound("10.0.0.1:1");
+    node.elapse(29_000);
+    node.receive(conn, &Message::Ping(5)); // traffic, but no pong
+    assert_eq!(node.closed_reason(conn), None);
+    node.elapse(2_000);
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::PingTimeout));
+}
+
+#[test]
+fn a_silent_peer_times_out_for_inactivity() {
+    let mut node = node_with(Limits { inactivity_timeout_ms: 60_000, ..Limits::default() });
+    let conn = node.ready_inbound("10.0.0.2:1");
+    node.elapse(59_000);
+    assert_eq!(node.closed_reason(conn), None);
+    node.elapse(2_000);
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::InactivityTimeout));
+}
+
+#[test]
+fn a_peer_that_does_not_read_is_not_served_past_the_soft_bound_and_dropped_past_the_hard_one() {
+    let mut node = node_with(Limits {
+        writer_window_bytes: 64,
+        send_queue_bytes_soft: 320,
+        send_queue_bytes_hard: 2_000,
+        ..Limits::default()
+    });
+    let conn = node.ready_inbound("10.0.0.3:1");
+    node.stall_reader(conn);
+    for i in 0..20 {
+        node.receive(conn, &Message::Ping(i)); // each pong is a 32-byte frame
+    }
+    let queued = node.get::<SendQueue>(conn).unwrap().bytes();
+    assert!(queued > 320 && queued < 320 + 32 * 33, "pongs stop at the soft bound: {queued}");
+    assert!(!node.get::<RecvBuffer>(conn).unwrap().frames.is_empty(), "its pings wait unread");
+    assert_eq!(node.closed_reason(conn), None);
+    node.world.resource_mut::<Config>().limits.send_queue_bytes_soft = 10_000;
+    for i in 0..100 {
+        node.receive(conn, &Message::Ping(100 + i));
+    }
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::SendQueueOverflow));
+}
+
+#[test]
+fn the_decode_budget_bounds_work_per_peer_per_tick() {
+    let mut node = node_with(Limits { decode_msgs_per_tick: 4, ..Limits::default() });
+    let busy = node.ready_inbound("10.0.0.4:1");
+    let calm = node.ready_inbound("10.0.0.5:1");
+    let mut burst = Vec::new();
+    for i in 0..40 {
+        Message::Ping(i).encode_frame(crate::wire::Network::Regtest, &mut burst);
+    }
+    node.receive_bytes(busy, &burst); // one tick
+    node.receive(calm, &Message::Ping(7));
+    let busy_pongs = node.sent_to(busy).iter().filter(|m| matches!(m, Message::Pong(_))).count();
+    assert!(busy_pongs <= 8, "at most the budget per tick: {busy_pongs}");
+    assert_eq!(node.sent_to(calm), vec![Message::Pong(7)], "the calm peer is served in the same tick");
+    for _ in 0..10 {
+        node.tick();
+    }
+    assert_eq!(node.sent_to(busy).iter().filter(|m| matches!(m, Message::Pong(_))).count(), 40 - busy_pongs);
+}
+
+#[test]
+fn a_full_receive_buffer_pauses_reading_and_draining_resumes_it() {
+    let mut node = node_with(Limits { recv_buffer_bytes_max: 320, decode_msgs_per_tick: 1, ..Limits::default() });
+    let conn = node.ready_inbound("10.0.0.6:1");
+    let mut burst = Vec::new();
+    for i in 0..20 {
+        Message::Ping(i).encode_frame(crate::wire::Network::Regtest, &mut burst);
+    }
+    node.receive_bytes(conn, &burst);
+    assert!(node.is_read_paused(conn));
+    for _ in 0..20 {
+        node.tick();
+    }
+    assert!(!node.is_read_paused(conn));
+    assert!(node.metrics().recv_pauses >= 1);
+}
+
+#[test]
+fn max_outbound_caps_automatic_dials() {
+    let mut node = node_with(Limits { max_outbound: 3, ..Limits::default() });
+    for g in 0..20u8 {
+        let a: std::net::SocketAddr = format!("{}.{}.0.1:8333", 30 + g, g).parse().unwrap();
+        node.resource_mut::<AddrBook>().add(PeerAddr::from_socket(a), 9, 1_699_999_000, [1, 0, 0, 0, 0], 1_700_000_000);
+    }
+    let mut dialed = Vec::new();
+    for _ in 0..30 {
+        node.elapse(600);
+        dialed.extend(node.complete_dials(9));
+    }
+    let auto = dialed.iter().filter(|c| c.2 != Direction::Manual).count();
+    assert_eq!(auto, 3);
+}

@@ -1,0 +1,100 @@
+//! The `oni` binary: two node processes connect; operator mistakes end with exit code 2 and a clear
+//! message; Ctrl-C closes every socket without sending anything and exits 0.
+
+mod common;
+
+use common::OniProcess;
+use std::io::Read;
+use std::time::Duration;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn datadir(tmp: &tempfile::TempDir, name: &str) -> String {
+    tmp.path().join(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn two_node_processes_connect_and_both_log_peer_ready() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a_dir = datadir(&tmp, "a");
+    let mut a = OniProcess::spawn(&["node", "--network", "regtest", "--datadir", &a_dir, "--listen", "127.0.0.1:0"]);
+    let port = a.listening_port();
+    let target = format!("127.0.0.1:{port}");
+    let b_dir = datadir(&tmp, "b");
+    let mut b =
+        OniProcess::spawn(&["node", "--network", "regtest", "--datadir", &b_dir, "--nolisten", "--connect", &target]);
+
+    let b_ready = b.wait_for_line("peer ready", 10 * SECOND);
+    let a_ready = a.wait_for_line("peer ready", 10 * SECOND);
+    assert!(b_ready.as_deref().is_some_and(|l| l.contains("manual")), "b saw {:?}", b.seen);
+    assert!(a_ready.as_deref().is_some_and(|l| l.contains("inbound")), "a saw {:?}", a.seen);
+    assert!(std::path::Path::new(&a_dir).is_dir() && std::path::Path::new(&b_dir).is_dir(), "datadirs created");
+}
+
+#[test]
+fn unparsable_address_exits_2_with_a_clear_message() {
+    let mut p = OniProcess::spawn(&["node", "--network", "regtest", "--connect", "1.2.3"]);
+    assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)));
+    let err = p.drain(SECOND);
+    assert!(err.contains("'1.2.3' is not an IP address"), "{err}");
+}
+
+#[test]
+fn unknown_network_exits_2() {
+    let mut p = OniProcess::spawn(&["node", "--network", "moon"]);
+    assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)));
+    assert!(p.drain(SECOND).contains("invalid value 'moon'"));
+}
+
+#[test]
+fn port_in_use_exits_2_with_a_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = datadir(&tmp, "d");
+    let mut p = OniProcess::spawn(&["node", "--network", "regtest", "--datadir", &dir, "--listen", &addr]);
+    assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)));
+    let err = p.drain(SECOND);
+    assert!(err.contains(&format!("cannot listen on {addr}: address already in use")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unwritable_datadir_exits_2_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let dir = file.join("datadir");
+    let dir = dir.to_str().unwrap();
+    let mut p = OniProcess::spawn(&["node", "--network", "regtest", "--datadir", dir, "--listen", "127.0.0.1:0"]);
+    assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)));
+    let err = p.drain(SECOND);
+    assert!(err.contains(&format!("cannot use datadir {dir}")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn ctrl_c_closes_sockets_without_sending_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = datadir(&tmp, "d");
+    let mut p = OniProcess::spawn(&["node", "--network", "regtest", "--datadir", &dir, "--listen", "127.0.0.1:0"]);
+    let port = p.listening_port();
+    // An inbound peer that has not sent its version: the node owes it nothing yet.
+    let mut peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    peer.set_read_timeout(Some(5 * SECOND)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    p.interrupt();
+    assert_eq!(p.wait_exit(5 * SECOND), Some(Some(0)), "{:?}", p.seen);
+    let mut got = Vec::new();
+    let r = peer.read_to_end(&mut got);
+    assert!(r.is_ok() && got.is_empty(), "the socket is closed with nothing sent: {r:?} {got:?}");
+    assert!(p.drain(SECOND).contains("shutting down"));
+}
+
+#[test]
+fn invalid_log_filter_exits_2() {
+    let mut p = OniProcess::spawn(&["node", "--network", "regtest", "--log-level", "oni=loudest"]);
+    assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)));
+    assert!(p.drain(SECOND).contains("invalid --log-level 'oni=loudest'"));
+}
