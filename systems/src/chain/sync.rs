@@ -124,6 +124,23 @@ pub struct PeerChain {
     pub last_getheaders_ms: u64,
 }
 
+impl PeerChain {
+    /// Height of its best known header, -1 when unknown (getpeerinfo's `synced_headers`).
+    pub fn synced_headers(&self, tree: &super::HeaderTree) -> i32 {
+        self.best_known.map_or(-1, |i| tree.entry(i).height as i32)
+    }
+
+    /// Height of the last block it shares with our best chain, -1 when unknown (`synced_blocks`).
+    pub fn synced_blocks(&self, tree: &super::HeaderTree) -> i32 {
+        self.best_known.map_or(-1, |i| tree.entry(tree.fork_point_with_active(i)).height as i32)
+    }
+
+    /// Height reached by its low-work header sync, -1 when none runs (`presynced_headers`).
+    pub fn presynced_headers(&self) -> i32 {
+        self.presync.as_ref().map_or(-1, |p| p.presync_height() as i32)
+    }
+}
+
 /// A block we asked a peer for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Requested {

@@ -416,6 +416,21 @@ impl HeaderTree {
         self.entries[idx as usize].status |= status::HAVE_DATA;
     }
 
+    /// The validator gave the block back (out of order, mutated, its own failure): download it again.
+    pub fn clear_have_data(&mut self, idx: BlockIdx) {
+        self.entries[idx as usize].status &= !status::HAVE_DATA;
+    }
+
+    /// The validator disconnected `hash` in a reorg: its parent is the validated tip for now.
+    pub fn mark_disconnected(&mut self, hash: &BlockHash) -> Option<BlockIdx> {
+        let idx = self.get(hash)?;
+        let parent = self.entry(idx).parent;
+        if parent != NO_PARENT {
+            self.validated_tip = parent;
+        }
+        Some(parent)
+    }
+
     /// The validator connected `hash`: it becomes the validated tip. `None` if unknown.
     pub fn mark_validated(&mut self, hash: &BlockHash) -> Option<BlockIdx> {
         let idx = self.get(hash)?;

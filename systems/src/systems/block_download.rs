@@ -1,6 +1,7 @@
 //! block_download: the block scheduler. Applies the validator's reports (connected → new
-//! validated tip and a decayed stalling timeout; rejected → block and descendants invalid, sender
-//! scored), takes `block` messages (latency recorded per peer and in a histogram, blocks queued for
+//! validated tip and a decayed stalling timeout; disconnected → the tip steps back; rejected for a
+//! consensus reason → block and descendants invalid, sender scored; rejected otherwise → fetched
+//! again), takes `block` messages (latency recorded per peer and in a histogram, blocks queued for
 //! the validator), and requests blocks with `getdata` (witness) in a window of 1,024 beyond the last
 //! block our validated chain shares with the best header chain, ≤ 16 in flight per peer, each
 //! peer given the lowest heights it can serve. When the window cannot move because one peer holds
@@ -128,7 +129,7 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
     let mut blamed = Vec::new();
     for ev in std::mem::take(&mut ctx.inbox.0) {
         match ev {
-            ValidationEvent::Processed { hash } => ctx.queue.done(&hash),
+            ValidationEvent::Stored { hash } | ValidationEvent::AlreadyKnown { hash } => ctx.queue.done(&hash),
             ValidationEvent::Connected { hash, height } => {
                 ctx.queue.done(&hash);
                 ctx.state.block_from.remove(&hash);
@@ -138,14 +139,29 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
                 let decayed = ctx.state.stalling_timeout_ms * ctx.sync.stalling_decay_permille / 1000;
                 ctx.state.stalling_timeout_ms = decayed.max(ctx.sync.stalling_timeout_min_ms);
             }
+            ValidationEvent::Disconnected { hash, height } => {
+                if ctx.tree.mark_disconnected(&hash).is_some() {
+                    ctx.tip.height = height as i32 - 1;
+                }
+            }
             ValidationEvent::Rejected { hash, reason } => {
                 ctx.queue.done(&hash);
-                tracing::info!(%hash, reason, "block rejected by the validator");
+                tracing::info!(%hash, reason = reason.as_str(), "block rejected by the validator");
                 if let Some(idx) = ctx.tree.get(&hash) {
-                    ctx.tree.invalidate(idx);
+                    if reason.invalidates_header() {
+                        ctx.tree.invalidate(idx);
+                    } else {
+                        // Not this header's fault (out of order, mutated, the validator's own
+                        // failure): the block is fetched again, from whoever has it.
+                        ctx.tree.clear_have_data(idx);
+                    }
                 }
-                blamed.extend(ctx.state.block_from.remove(&hash));
+                let from = ctx.state.block_from.remove(&hash);
+                if reason.blames_sender() {
+                    blamed.extend(from);
+                }
             }
+            ValidationEvent::Durable { .. } | ValidationEvent::Fatal { .. } => {}
         }
     }
     blamed

@@ -203,6 +203,7 @@ fn an_invalid_block_discourages_its_sender_and_invalidates_its_descendants() {
     }
     assert_eq!(node.closed_reason(sender), Some(DisconnectReason::Misbehavior));
     assert_eq!(node.metrics().misbehavior[Misbehavior::InvalidBlock as usize], 1);
+    assert_eq!(node.metrics().discouraged, 1, "the sender is discouraged");
     assert_eq!(node.closed_reason(other), None);
     let t = tree(&node);
     let idx = t.get(&bad).unwrap();
@@ -225,4 +226,19 @@ fn an_unrequested_block_in_ibd_is_dropped_and_scored() {
     assert_eq!(score.events.as_slice(), &[(Misbehavior::UnrequestedBlock, 1)]);
     assert_eq!(node.world.resource::<SyncState>().unrequested_blocks, 1);
     assert!(node.world.resource::<ValidationQueue>().pending.is_empty());
+}
+
+#[test]
+fn a_block_handed_back_without_blame_is_fetched_again() {
+    let mut node = fixture_node();
+    let back = block_hash(&header_of(&chain_blocks()[4]));
+    node.validator.missing_prev_once.insert(back);
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    headers_from(&mut node, &mut peer);
+    peer.pump(&mut node, 10_000);
+    assert_eq!(node.world.resource::<ChainTip>().height, 2100);
+    let asked = getdata_entries(&peer.seen).iter().filter(|h| **h == back).count();
+    assert_eq!(asked, 2, "requested, handed back, requested again");
+    assert_eq!(node.get::<Score>(peer.conn).unwrap().points, 0);
+    assert!(node.validator.headers_seen > 2_000, "headers went to the validator before blocks");
 }
