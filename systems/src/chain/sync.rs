@@ -93,6 +93,8 @@ pub struct SyncState {
     pub in_flight: AHashMap<BlockHash, ConnId>,
     /// Who sent each block the validator has not finished with (to blame a rejected one).
     pub block_from: AHashMap<BlockHash, ConnId>,
+    /// Peers one of whose requests another peer fulfilled (their lists are pruned when next seen).
+    pub taken_from: ahash::AHashSet<ConnId>,
 }
 
 impl Default for SyncState {
@@ -103,6 +105,7 @@ impl Default for SyncState {
             unrequested_blocks: 0,
             in_flight: AHashMap::new(),
             block_from: AHashMap::new(),
+            taken_from: ahash::AHashSet::new(),
         }
     }
 }

@@ -379,6 +379,12 @@ impl HeaderTree {
     }
 
     fn set_best(&mut self, idx: BlockIdx) {
+        if self.entry(idx).parent == self.best && self.active.len() == self.entry(idx).height as usize {
+            // The common case: the best chain grows by one.
+            self.active.push(idx);
+            self.best = idx;
+            return;
+        }
         let mut path = Vec::new();
         let mut cur = idx;
         while !self.is_on_active(cur) {

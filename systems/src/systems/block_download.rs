@@ -75,6 +75,7 @@ pub fn block_download(
     // Blocks arriving, and timeouts.
     let downloading = peers.iter().filter(|p| !p.8.in_flight.is_empty()).count();
     let mut live = AHashSet::with_capacity(peers.iter().len());
+    let mut live_in_flight = 0usize;
     for (entity, socket, state, mut received, _, mut violations, mut stats, _, mut pb) in &mut peers {
         if *state != PeerState::Ready {
             continue;
@@ -89,7 +90,9 @@ pub fn block_download(
             }
         }
         // Blocks another peer delivered first are no longer ours to wait for.
-        pb.in_flight.retain(|r| ctx.state.in_flight.get(&r.hash) == Some(&socket.conn));
+        if ctx.state.taken_from.remove(&socket.conn) {
+            pb.in_flight.retain(|r| ctx.state.in_flight.get(&r.hash) == Some(&socket.conn));
+        }
         if let Some(since) = pb.stalling_since_ms {
             if now.saturating_sub(since) > ctx.state.stalling_timeout_ms {
                 tracing::info!(
@@ -113,9 +116,14 @@ pub fn block_download(
             }
         }
         live.insert(socket.conn);
+        live_in_flight += pb.in_flight.len();
     }
-    // Requests held by peers that are gone or going are free again.
-    ctx.state.in_flight.retain(|_, c| live.contains(c));
+    // Requests held by peers that are gone or going are free again (only when some are).
+    if live_in_flight != ctx.state.in_flight.len() {
+        ctx.state.in_flight.retain(|_, c| live.contains(c));
+        let SyncState { taken_from, .. } = &mut *ctx.state;
+        taken_from.retain(|c| live.contains(c));
+    }
     if ctx.queue.pending_count() >= ctx.sync.validation_pending_blocks_max
         || ctx.queue.pending_bytes >= ctx.sync.validation_pending_bytes_max
     {
@@ -190,8 +198,9 @@ fn on_block(
         }
         pb.stalling_since_ms = None;
         ctx.state.in_flight.remove(&hash);
-    } else if ctx.state.in_flight.remove(&hash).is_some() {
+    } else if let Some(holder) = ctx.state.in_flight.remove(&hash) {
         // Asked of another peer; take it from whoever delivers first.
+        ctx.state.taken_from.insert(holder);
     } else {
         let extends_tip = idx.is_some_and(|i| {
             let e = ctx.tree.entry(i);
