@@ -119,6 +119,8 @@ pub struct PeerChain {
     pub common: Option<BlockIdx>,
     /// We asked it for headers (a sync peer).
     pub sync_started: bool,
+    /// When it must have brought our best header near today (Core's m_headers_sync_timeout).
+    pub sync_deadline_ms: Option<u64>,
     /// Unconnecting `headers` messages received.
     pub unconnecting: u32,
     /// Its low-work sync, while one runs.

@@ -69,6 +69,8 @@ labelled! {
         BlockStalling = "block_stalling",
         /// Its oldest block request went unanswered past the download timeout.
         BlockDownloadTimeout = "block_download_timeout",
+        /// As our only headers sync peer it did not bring our headers near today in time.
+        HeadersSyncTimeout = "headers_sync_timeout",
     }
 }
 

@@ -15,7 +15,7 @@ use crate::chain::{
 use crate::components::{
     Direction, Disconnect, Negotiated, PeerState, Permissions, Received, SendQueue, Socket, Violations,
 };
-use crate::resources::{Clock, Config, Misbehavior, Rng};
+use crate::resources::{Clock, Config, DisconnectReason, Misbehavior, Rng};
 use crate::wire::headers::{block_hash, HeaderList, HEADER_BYTES};
 use crate::wire::services::{NODE_NETWORK, NODE_NETWORK_LIMITED, NODE_WITNESS};
 use crate::wire::{InvType, Locator, Message, MAX_HEADERS};
@@ -28,6 +28,11 @@ use bitcoin::BlockHash;
 pub const HEADERS_RESPONSE_TIME_MS: u64 = 2 * 60 * 1000;
 /// Our best header this recent means we are nearly synced: sync headers from every peer.
 pub const NEAR_SYNC_AGE_S: i64 = 24 * 60 * 60;
+/// A sync peer gets this long to bring our best header near today (Core's
+/// HEADERS_DOWNLOAD_TIMEOUT_BASE)...
+pub const HEADERS_SYNC_TIMEOUT_BASE_MS: u64 = 15 * 60 * 1000;
+/// ...plus this per header it should have sent (HEADERS_DOWNLOAD_TIMEOUT_PER_HEADER).
+pub const HEADERS_SYNC_TIMEOUT_PER_HEADER_MS: u64 = 1;
 /// Blocks of work below our tip a new chain may be and still be stored (Core's anti-DoS margin).
 pub const ANTI_DOS_MARGIN_BLOCKS: u64 = 144;
 
@@ -64,6 +69,11 @@ fn preferred(direction: Direction, permissions: &Permissions) -> bool {
         || permissions.noban
 }
 
+/// Whether a preferred download peer other than this one exists.
+fn preferred_exists_besides(preferred_count: usize, direction: Direction, permissions: &Permissions) -> bool {
+    preferred_count > preferred(direction, permissions) as usize
+}
+
 fn can_serve(neg: &Negotiated) -> bool {
     neg.services & (NODE_NETWORK | NODE_NETWORK_LIMITED) != 0
 }
@@ -72,11 +82,12 @@ fn can_serve(neg: &Negotiated) -> bool {
 pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: SyncCtx, mut commands: Commands) {
     update_ibd(&mut ctx);
     let mut sync_peers = 0usize;
-    let mut preferred_exists = false;
+    let mut preferred_count = 0usize;
     for (_, _, dir, state, neg, perms, .., chain) in &peers {
         sync_peers += chain.is_some_and(|c| c.sync_started) as usize;
-        preferred_exists |= *state == PeerState::Ready && can_serve(neg) && preferred(*dir, perms);
+        preferred_count += (*state == PeerState::Ready && can_serve(neg) && preferred(*dir, perms)) as usize;
     }
+    let preferred_exists = preferred_count > 0;
     for (entity, socket, dir, state, neg, perms, mut received, mut sq, mut violations, chain) in &mut peers {
         if *state != PeerState::Ready {
             continue;
@@ -114,12 +125,37 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
             }
             _ => true,
         });
+        let headers_behind = ctx.tree.best_entry().time as i64 <= ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
+        if let Some(deadline) = peer.pc.sync_deadline_ms {
+            if !headers_behind {
+                peer.pc.sync_deadline_ms = None;
+            } else if ctx.clock.now_ms > deadline
+                && sync_peers == 1
+                && preferred_exists_besides(preferred_count, *dir, perms)
+            {
+                // Our only sync peer is too slow and another could do it: Core drops it.
+                if perms.noban {
+                    peer.pc.sync_started = false;
+                    peer.pc.sync_deadline_ms = None;
+                    sync_peers -= 1;
+                } else {
+                    tracing::info!(peer = socket.conn.0, "headers sync timeout");
+                    commands.entity(entity).insert(Disconnect { reason: DisconnectReason::HeadersSyncTimeout });
+                    continue;
+                }
+            }
+        }
         if !peer.pc.sync_started && can_serve(neg) && *dir != Direction::Feeler {
             let near_synced = ctx.tree.best_entry().time as i64 > ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
             let eligible = preferred(*dir, perms) || !preferred_exists;
             if (sync_peers == 0 && eligible) || near_synced {
                 peer.pc.sync_started = true;
                 sync_peers += 1;
+                let behind_s = (ctx.clock.unix_s() - ctx.tree.best_entry().time as i64).max(0) as u64;
+                let expected = behind_s / ctx.params.target_spacing_s as u64;
+                peer.pc.sync_deadline_ms = Some(
+                    ctx.clock.now_ms + HEADERS_SYNC_TIMEOUT_BASE_MS + HEADERS_SYNC_TIMEOUT_PER_HEADER_MS * expected,
+                );
                 // From the best header's parent, so the answer is never empty.
                 let best = ctx.tree.best();
                 let from = match ctx.tree.entry(best).parent {

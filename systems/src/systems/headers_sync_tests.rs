@@ -273,3 +273,56 @@ fn an_unknown_block_inv_triggers_getheaders_once_per_response_time() {
     let n2 = count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_)));
     assert_eq!((n1, n2), (1, 0));
 }
+
+fn ready_outbound(node: &mut TestNode, addr: &str, nonce: u64) -> crate::components::ConnId {
+    let c = node.connect_outbound(addr, crate::components::Direction::Manual);
+    node.receive(c, &TestNode::peer_version(nonce));
+    node.receive(c, &Message::Verack);
+    c
+}
+
+/// Keeps `conns` alive for `minutes`: each answers our pings and pings us.
+fn keep_alive(node: &mut TestNode, conns: &[crate::components::ConnId], minutes: u64) -> Vec<Vec<Message>> {
+    let mut seen = vec![vec![]; conns.len()];
+    for _ in 0..minutes {
+        node.elapse(60_000);
+        for (i, &c) in conns.iter().enumerate() {
+            for m in node.sent_to(c) {
+                if let Message::Ping(n) = m {
+                    node.receive(c, &Message::Pong(n));
+                }
+                seen[i].push(m);
+            }
+            node.receive(c, &Message::Ping(7));
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_sync_peer_that_sends_no_headers_is_replaced_after_the_headers_sync_timeout() {
+    let mut node = fixture_node();
+    let a = ready_outbound(&mut node, "10.0.0.1:18444", 1);
+    let b = ready_outbound(&mut node, "10.0.0.2:18444", 2);
+    let sent_a = node.sent_to(a);
+    let sent_b = node.sent_to(b);
+    assert!(sent_a.iter().any(|m| matches!(m, Message::GetHeaders(_))), "a is the sync peer");
+    assert!(sent_b.iter().all(|m| !matches!(m, Message::GetHeaders(_))));
+    for (c, sent) in [(a, &sent_a), (b, &sent_b)] {
+        for m in sent {
+            if let Message::Ping(n) = m {
+                node.receive(c, &Message::Pong(*n));
+            }
+        }
+    }
+    // 15 min + 1 ms per header expected since genesis (2011 → 2027 at 10 min a block ≈ 14 min)
+    let genesis_time = node.world.resource::<ChainParams>().genesis.time as u64;
+    let expected = (crate::chain::test_vectors::AFTER_FIXTURE_S as u64 - genesis_time) / 600;
+    let deadline_min = (15 * 60_000 + expected) / 60_000;
+    keep_alive(&mut node, &[a, b], deadline_min - 1);
+    assert_eq!(node.closed_reason(a), None, "still inside its time");
+    let seen = keep_alive(&mut node, &[a, b], 2);
+    assert_eq!(node.closed_reason(a), Some(DisconnectReason::HeadersSyncTimeout));
+    assert!(seen[1].iter().any(|m| matches!(m, Message::GetHeaders(_))), "b took over");
+    assert_eq!(node.closed_reason(b), None);
+}
