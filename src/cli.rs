@@ -26,6 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a node until Ctrl-C.
     Node(NodeArgs),
+    /// Attack and workload scenarios (RON files).
+    #[command(subcommand)]
+    Scenario(crate::scenario::cli::ScenarioCommand),
 }
 
 /// A network name on the command line.
@@ -264,7 +267,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_network() {
         let cli = Cli::try_parse_from(["oni", "node", "--network", "regtest"]).unwrap();
-        let Command::Node(args) = cli.command;
+        let Command::Node(args) = cli.command else { panic!("not node") };
         let cfg = args.node_config();
         assert_eq!(cfg.listen, Some("0.0.0.0:18444".parse().unwrap()));
         assert!(cfg.datadir.unwrap().ends_with(".oni/regtest"));
@@ -289,9 +292,10 @@ mod tests {
             "1",
         ])
         .unwrap();
-        let Command::Node(args) = cli.command;
+        let Command::Node(args) = cli.command else { panic!("not node") };
         let cfg = args.node_config();
         assert_eq!(cfg.listen, None);
+        assert!(!cfg.policy.auto_outbound, "--connect turns automatic outbound off");
         assert_eq!(cfg.manual_peers, vec!["1.2.3.4:38333".parse().unwrap(), "5.6.7.8:9".parse().unwrap()]);
         assert_eq!(cfg.config.limits.max_inbound, 3);
         assert_eq!(cfg.config.limits.max_outbound, 1);

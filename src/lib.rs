@@ -7,9 +7,11 @@
 //! - [`cli`]: the `oni` command line.
 //! - [`store`]: LMDB (heed): bans, the address book.
 //! - [`seeds`]: DNS and fixed seeds, for an empty address book.
+//! - [`scenario`]: RON attack scenarios, the deterministic simulator, bots, expectations, report.
 
 pub mod bridge;
 pub mod cli;
 pub mod node;
+pub mod scenario;
 pub mod seeds;
 pub mod store;

@@ -125,8 +125,12 @@ async fn read_frames<R: AsyncRead + Unpin>(
     }
 }
 
+/// First allocation for a payload; the buffer then at most doubles with each chunk that arrives.
+pub(crate) const PAYLOAD_CHUNK_BYTES: usize = 256 * 1024;
+
 /// Reads one frame: magic (checked alone), the rest of the header (checked), then exactly the
-/// payload the header announced, allocated only after the header passed.
+/// payload the header announced. The buffer grows with the bytes that really arrive, a chunk at a
+/// time, so a header that claims 4 MB and sends nothing costs at most one chunk.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
     network: Network,
@@ -141,8 +145,14 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         Ok(h) => h,
         Err(e) => return Ok(Err(e)),
     };
-    let mut payload = vec![0u8; header.len as usize];
-    rd.read_exact(&mut payload).await?;
+    let len = header.len as usize;
+    let mut payload = Vec::with_capacity(len.min(PAYLOAD_CHUNK_BYTES));
+    while payload.len() < len {
+        let have = payload.len();
+        let next = (len - have).min(PAYLOAD_CHUNK_BYTES.max(have));
+        payload.resize(have + next, 0);
+        rd.read_exact(&mut payload[have..]).await?;
+    }
     Ok(Ok(RawFrame { header, payload }))
 }
 

@@ -166,8 +166,6 @@ pub struct Stats {
     pub handshake_done_ms: Option<u64>,
     /// Last frame handed to the writer.
     pub last_send_ms: u64,
-    /// Last frame received.
-    pub last_recv_ms: u64,
     /// Last measured ping round trip.
     pub ping_rtt_ms: Option<u64>,
     /// Best ping round trip seen.
@@ -234,6 +232,9 @@ pub struct PingState {
     pub next_ping_ms: u64,
     /// The ping awaiting its pong: nonce and when it was sent.
     pub outstanding: Option<(u64, u64)>,
+    /// Last frame received (clock ms). Kept here, not in `Stats`, so the keep-alive check of every
+    /// peer each tick reads one small component.
+    pub last_recv_ms: u64,
 }
 
 /// Marks a peer for teardown with its reason; whoever decides a disconnect inserts this.
@@ -320,12 +321,9 @@ pub struct PeerBundle {
 impl PeerBundle {
     /// A fresh peer.
     pub fn new(socket: Socket, state: PeerState, direction: Direction) -> Self {
+        let connected_ms = socket.connected_ms;
         PeerBundle {
-            stats: Stats {
-                handshake_started_ms: socket.connected_ms,
-                last_recv_ms: socket.connected_ms,
-                ..Default::default()
-            },
+            stats: Stats { handshake_started_ms: connected_ms, ..Default::default() },
             socket,
             state,
             direction,
@@ -336,7 +334,7 @@ impl PeerBundle {
             violations: Violations::default(),
             negotiated: Negotiated::default(),
             handshake: Handshake::default(),
-            ping: PingState::default(),
+            ping: PingState { last_recv_ms: connected_ms, ..Default::default() },
             permissions: Permissions::default(),
             addr_relay: AddrRelay { tokens: 1.0, ..Default::default() },
             tx_inventory: TxInventory::default(),

@@ -189,7 +189,7 @@ impl Drop for Proc {
 pub fn oni_services() -> u64 {
     use clap::Parser;
     let cli = oni::cli::Cli::try_parse_from(["oni", "node", "--network", "regtest"]).unwrap();
-    let oni::cli::Command::Node(args) = cli.command;
+    let oni::cli::Command::Node(args) = cli.command else { panic!("not a node command") };
     args.node_config().config.services
 }
 

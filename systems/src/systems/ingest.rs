@@ -1,7 +1,7 @@
 //! ingest: turns the shell's events into entities and buffered frames. Exclusive, because a peer
 //! spawned by one event must be found by the next event of the same batch.
 
-use crate::components::{Disconnect, PeerBundle, PeerState, RecvBuffer, SendQueue, Socket, Stats};
+use crate::components::{Disconnect, PeerBundle, PeerState, PingState, RecvBuffer, SendQueue, Socket, Stats};
 use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCommand, Metrics, NetEvent, Outbox};
 use bevy_ecs::prelude::*;
 
@@ -32,7 +32,9 @@ pub fn ingest(world: &mut World) {
                         }
                         if let Some(mut st) = peer.get_mut::<Stats>() {
                             st.handshake_started_ms = now;
-                            st.last_recv_ms = now;
+                        }
+                        if let Some(mut ps) = peer.get_mut::<PingState>() {
+                            ps.last_recv_ms = now;
                         }
                         if let Some(mut state) = peer.get_mut::<PeerState>() {
                             *state = PeerState::Handshaking;
@@ -59,7 +61,9 @@ pub fn ingest(world: &mut World) {
                     st.bytes_in += len as u64;
                     st.msgs_in[cmd] = st.msgs_in[cmd].saturating_add(1);
                     st.bytes_in_by_cmd[cmd] += len as u64;
-                    st.last_recv_ms = now;
+                }
+                if let Some(mut ps) = peer.get_mut::<PingState>() {
+                    ps.last_recv_ms = now;
                 }
                 let mut pause = false;
                 if let Some(mut rb) = peer.get_mut::<RecvBuffer>() {

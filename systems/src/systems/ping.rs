@@ -56,7 +56,7 @@ pub fn ping(
         });
         let reason = match ps.outstanding {
             Some((_, sent)) if now.saturating_sub(sent) > limits.ping_timeout_ms => Some(DisconnectReason::PingTimeout),
-            _ if now.saturating_sub(stats.last_recv_ms) > limits.inactivity_timeout_ms => {
+            _ if now.saturating_sub(ps.last_recv_ms) > limits.inactivity_timeout_ms => {
                 Some(DisconnectReason::InactivityTimeout)
             }
             _ => None,

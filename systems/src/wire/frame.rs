@@ -19,6 +19,9 @@ impl RawFrame {
     }
 }
 
+/// Payload bytes reserved when a header passes; more is allocated only as bytes arrive.
+pub const FIRST_CHUNK_BYTES: usize = 256 * 1024;
+
 /// Incremental frame splitter. Holds at most one header and one bounded payload.
 #[derive(Debug)]
 pub struct FrameSplitter {
@@ -58,7 +61,9 @@ impl FrameSplitter {
             }
             self.header_have = 0;
             match FrameHeader::parse(&self.header_buf, self.network) {
-                Ok(h) => self.pending = Some((h, Vec::with_capacity(h.len as usize))),
+                // Room for what may arrive soon, not for what the header claims: the Vec grows with
+                // the bytes that really come.
+                Ok(h) => self.pending = Some((h, Vec::with_capacity((h.len as usize).min(FIRST_CHUNK_BYTES)))),
                 Err(e) => {
                     self.failed = true;
                     return (used, Err(e));
@@ -119,6 +124,19 @@ mod tests {
         assert_eq!(r, Err(HeaderError::Oversized));
         assert_eq!(used, HEADER_LEN, "not one payload byte was read");
         assert_eq!(s.buffered_capacity(), 0, "no payload buffer was allocated");
+    }
+
+    #[test]
+    fn a_header_claiming_4_mb_reserves_one_chunk_until_bytes_arrive() {
+        let mut h = [0u8; HEADER_LEN];
+        FrameHeader::write(Network::Regtest, Command::Block, 4_000_000, [0; 4], &mut h);
+        let mut s = FrameSplitter::new(Network::Regtest);
+        let (used, r) = s.push(&h);
+        assert_eq!((used, r), (HEADER_LEN, Ok(None)));
+        assert!(s.buffered_capacity() <= FIRST_CHUNK_BYTES);
+        let (_, r) = s.push(&vec![0u8; 300_000]);
+        assert_eq!(r, Ok(None));
+        assert!(s.buffered_capacity() < 4_000_000, "grows with the data, not the claim");
     }
 
     #[test]

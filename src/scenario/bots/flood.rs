@@ -1,0 +1,74 @@
+//! PingFlood: a peer that completes the handshake and then pings as fast as its rate and TCP send
+//! window allow. Pings are legal (Core answers every one and does not score them), so the defence is
+//! not a disconnect: it is bounded work per tick (the decode budget caps the pongs a flooder gets
+//! per tick), bounded memory (a full receive buffer pauses reading the socket), and honest peers
+//! served as before. The shipped scenario states exactly that.
+
+use super::{Behaviour, BotIo, Handshaker, HsState, Pacer};
+use oni_systems::wire::Message;
+
+/// Distinct ping frames a flooder cycles through: encoding (and hashing) each ping afresh would make
+/// the simulator spend its time on the attacker's side.
+const PING_FRAMES: usize = 256;
+
+/// The flooder.
+#[derive(Debug)]
+pub struct PingFlood {
+    rate: Pacer,
+    hs: Handshaker,
+    started: bool,
+    frames: Vec<Vec<u8>>,
+    next: usize,
+}
+
+impl PingFlood {
+    /// Up to `pings_per_s` pings per second once the handshake is done.
+    pub fn new(pings_per_s: u64) -> Self {
+        PingFlood {
+            rate: Pacer::new(pings_per_s as f64),
+            hs: Handshaker::default(),
+            started: false,
+            frames: Vec::new(),
+            next: 0,
+        }
+    }
+}
+
+impl Behaviour for PingFlood {
+    fn tick(&mut self, io: &mut BotIo) {
+        if !io.connected() {
+            if !self.started {
+                self.started = true;
+                io.connect();
+            }
+            return;
+        }
+        if self.hs.state != HsState::Ready {
+            self.rate.restart();
+            return;
+        }
+        if self.frames.is_empty() {
+            self.frames = (0..PING_FRAMES)
+                .map(|_| {
+                    let mut f = Vec::new();
+                    Message::Ping(io.rng.next_u64()).encode_frame(io.network, &mut f);
+                    f
+                })
+                .collect();
+        }
+        for _ in 0..self.rate.due(io.now_ms) {
+            if !io.write_raw(&self.frames[self.next], 1) {
+                break; // the send window is full: TCP would block this writer
+            }
+            self.next = (self.next + 1) % PING_FRAMES;
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut BotIo) {
+        self.hs.start(io);
+    }
+
+    fn on_message(&mut self, msg: Message, io: &mut BotIo) {
+        self.hs.on_message(&msg, io);
+    }
+}

@@ -1,0 +1,119 @@
+//! Gossip floods after a correct handshake. InvStorm announces fresh random wtxids as fast as its
+//! rate allows: a node that asked for no transactions disconnects it at the first one; a relaying
+//! node tracks at most 5,000 of its announcements and has at most 100 requests out to it. AddrSpam
+//! sends addr messages of fresh routable addresses: the token bucket takes one address per 10 s
+//! from it, the rest are dropped and counted.
+
+use super::{Behaviour, BotIo, Handshaker, HsState, Pacer};
+use oni_systems::wire::{AddrEntry, InvList, InvType, Message, NetAddr};
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// The inv flooder.
+#[derive(Debug)]
+pub struct InvStorm {
+    per_msg: u32,
+    rate: Pacer,
+    hs: Handshaker,
+    started: bool,
+}
+
+impl InvStorm {
+    /// `msgs_per_s` inv messages of `invs_per_msg` entries each.
+    pub fn new(invs_per_msg: u32, msgs_per_s: f64) -> Self {
+        InvStorm { per_msg: invs_per_msg, rate: Pacer::new(msgs_per_s), hs: Handshaker::default(), started: false }
+    }
+}
+
+impl Behaviour for InvStorm {
+    fn tick(&mut self, io: &mut BotIo) {
+        if !io.connected() {
+            if !self.started {
+                self.started = true;
+                io.connect();
+            }
+            return;
+        }
+        if self.hs.state != HsState::Ready {
+            self.rate.restart();
+            return;
+        }
+        for _ in 0..self.rate.due(io.now_ms) {
+            let mut list = InvList::with_capacity(self.per_msg as usize);
+            for _ in 0..self.per_msg {
+                let mut h = [0u8; 32];
+                for c in h.chunks_mut(8) {
+                    c.copy_from_slice(&io.rng.next_u64().to_le_bytes());
+                }
+                list.push(InvType::WTX, h);
+            }
+            if !io.send(&Message::Inv(list)) {
+                break;
+            }
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut BotIo) {
+        self.hs.start(io);
+    }
+
+    fn on_message(&mut self, msg: Message, io: &mut BotIo) {
+        // Requests for its made-up transactions are never answered.
+        self.hs.on_message(&msg, io);
+    }
+}
+
+/// The addr spammer.
+#[derive(Debug)]
+pub struct AddrSpam {
+    per_msg: u32,
+    rate: Pacer,
+    hs: Handshaker,
+    started: bool,
+}
+
+impl AddrSpam {
+    /// `msgs_per_s` addr messages of `addrs_per_msg` entries each.
+    pub fn new(addrs_per_msg: u32, msgs_per_s: f64) -> Self {
+        AddrSpam { per_msg: addrs_per_msg, rate: Pacer::new(msgs_per_s), hs: Handshaker::default(), started: false }
+    }
+}
+
+impl Behaviour for AddrSpam {
+    fn tick(&mut self, io: &mut BotIo) {
+        if !io.connected() {
+            if !self.started {
+                self.started = true;
+                io.connect();
+            }
+            return;
+        }
+        if self.hs.state != HsState::Ready {
+            self.rate.restart();
+            return;
+        }
+        for _ in 0..self.rate.due(io.now_ms) {
+            let entries = (0..self.per_msg)
+                .map(|_| {
+                    // Public unicast space only (1.0.0.0 – 99.255.255.255 minus 10/8), so every entry is worth keeping.
+                    let mut ip = (io.rng.next_u64() as u32 % 0x6300_0000) + 0x0100_0000;
+                    if ip >> 24 == 10 {
+                        ip ^= 0x0300_0000;
+                    }
+                    let addr = SocketAddr::new(Ipv4Addr::from(ip).into(), 8333);
+                    AddrEntry { time: io.unix_s as u32, addr: NetAddr::from_socket(addr, 9) }
+                })
+                .collect();
+            if !io.send(&Message::Addr(entries)) {
+                break;
+            }
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut BotIo) {
+        self.hs.start(io);
+    }
+
+    fn on_message(&mut self, msg: Message, io: &mut BotIo) {
+        self.hs.on_message(&msg, io);
+    }
+}

@@ -1,0 +1,189 @@
+//! Judges a run: each expectation becomes a row with pass/fail and the figure it measured, so a
+//! failing row says by how much, and a passing one says with what margin.
+
+use super::outcome::Outcome;
+use super::report::Row;
+use super::sim::HONEST;
+use super::spec::Expectation;
+use super::trace::Closed;
+
+/// Honest pings sent in the last stretch of a run may still be in flight: they are not counted.
+/// The stretch covers a round trip through the modelled network plus a second.
+pub fn honest_grace_ms(latency_ms: u64, tick_ms: u64) -> u64 {
+    1_000 + 4 * (latency_ms + tick_ms)
+}
+
+/// Evaluates every expectation against the outcome.
+pub fn evaluate(expect: &[Expectation], out: &Outcome, grace_ms: u64) -> Vec<Row> {
+    expect.iter().map(|e| row(e, out, grace_ms)).collect()
+}
+
+fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
+    let (pass, measured) = match e {
+        Expectation::Disconnected { bot, within_s, reason } => {
+            let within_ms = (within_s * 1_000.0).round() as u64;
+            let (mut ok, mut pending, mut total) = (0, 0, 0);
+            let (mut max_ms, mut max_frames, mut max_bytes) = (0, 0, 0);
+            let mut first_bad = None;
+            for rec in conns_of(out, bot) {
+                total += 1;
+                match rec.closed {
+                    Some(Closed::ByNode { at_ms, reason: r, frames_sent, bytes_sent })
+                        if r == *reason && at_ms - rec.opened_ms <= within_ms =>
+                    {
+                        ok += 1;
+                        max_ms = max_ms.max(at_ms - rec.opened_ms);
+                        max_frames = max_frames.max(frames_sent);
+                        max_bytes = max_bytes.max(bytes_sent);
+                    }
+                    Some(Closed::ByNode { at_ms, reason: r, .. }) => {
+                        first_bad.get_or_insert(format!(
+                            "one closed for {} after {:.2} s",
+                            r.label(),
+                            (at_ms - rec.opened_ms) as f64 / 1e3
+                        ));
+                    }
+                    Some(Closed::ByBot { at_ms }) => {
+                        first_bad.get_or_insert(format!(
+                            "one closed by the bot itself after {:.2} s",
+                            (at_ms - rec.opened_ms) as f64 / 1e3
+                        ));
+                    }
+                    None if out.end_ms - rec.opened_ms > within_ms => {
+                        first_bad.get_or_insert(format!(
+                            "one still open after {:.2} s",
+                            (out.end_ms - rec.opened_ms) as f64 / 1e3
+                        ));
+                    }
+                    None => pending += 1,
+                }
+            }
+            let mut m = format!(
+                "{ok}/{total} closed for {} within {:.2} s; up to {max_frames} msgs / {max_bytes} B sent before",
+                reason.label(),
+                max_ms as f64 / 1e3
+            );
+            if pending > 0 {
+                m.push_str(&format!("; {pending} opened too late to judge"));
+            }
+            if let Some(b) = &first_bad {
+                m.push_str(&format!("; {b}"));
+            }
+            (ok > 0 && first_bad.is_none(), m)
+        }
+        Expectation::DisconnectedCount { bot, reason, at_least } => {
+            let n = conns_of(out, bot)
+                .filter(|r| matches!(r.closed, Some(Closed::ByNode { reason: x, .. }) if x == *reason))
+                .count() as u64;
+            (n >= *at_least, format!("{n} closed for {}", reason.label()))
+        }
+        Expectation::ConnectionsAtLeast { bot, at_least } => {
+            let n = conns_of(out, bot).count() as u64;
+            (n >= *at_least, format!("{n} connections"))
+        }
+        Expectation::ReceivedPerTickAtMost { bot, command, at_most } => {
+            let cmd = *command as usize;
+            let of_bot = out.instances.iter().filter(|i| i.label == bot.as_str());
+            let max = of_bot.clone().map(|i| i.max_per_tick[cmd] as u64).max().unwrap_or(0);
+            let total: u64 = of_bot.map(|i| i.recv_total[cmd]).sum();
+            // A bot that never got one proves nothing about the bound.
+            (max <= *at_most && total > 0, format!("max {max} {} per tick; {total} in all", command.name()))
+        }
+        Expectation::HonestServed { min_share } => {
+            let cutoff = out.end_ms.saturating_sub(grace_ms);
+            let (mut sent, mut answered) = (0u64, 0u64);
+            for p in honest_pings(out).filter(|p| p.sent_ms <= cutoff) {
+                sent += 1;
+                answered += p.rtt_ms.is_some() as u64;
+            }
+            let share = if sent == 0 { 0.0 } else { answered as f64 / sent as f64 };
+            (sent > 0 && share >= *min_share, format!("{answered}/{sent} honest pings answered ({share:.4})"))
+        }
+        Expectation::HonestPingP99BelowMs(bound) => {
+            let mut rtts: Vec<u64> = honest_pings(out).filter_map(|p| p.rtt_ms).collect();
+            rtts.sort_unstable();
+            match percentile(&rtts, 0.99) {
+                Some(p99) => (
+                    p99 < *bound,
+                    format!("p99 {p99} ms, p50 {} ms over {} pongs", percentile(&rtts, 0.5).unwrap_or(0), rtts.len()),
+                ),
+                None => (false, "no honest pong at all".into()),
+            }
+        }
+        Expectation::NoHonestDisconnected => {
+            let total = conns_of(out, HONEST).count();
+            let closed: Vec<String> = conns_of(out, HONEST)
+                .filter_map(|r| match r.closed {
+                    Some(Closed::ByNode { reason, .. }) => Some(reason.label().to_string()),
+                    _ => None,
+                })
+                .collect();
+            let m = if closed.is_empty() {
+                format!("0/{total} honest connections closed by the node")
+            } else {
+                format!("{}/{total} honest connections closed by the node (first: {})", closed.len(), closed[0])
+            };
+            (total > 0 && closed.is_empty(), m)
+        }
+        Expectation::PeakPeersAtMost(n) => (out.peak_peers <= *n, format!("peak {} peers", out.peak_peers)),
+        Expectation::PeakTxTrackedAtMost(n) => {
+            (out.peak_tx_tracked <= *n, format!("peak {} transactions tracked", out.peak_tx_tracked))
+        }
+        Expectation::MetricAtLeast { metric, at_least } => {
+            let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
+            (v.is_some_and(|v| v >= *at_least), format!("{metric} = {}", v.unwrap_or(0)))
+        }
+        Expectation::MetricAtMost { metric, at_most } => {
+            let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
+            (v.is_some_and(|v| v <= *at_most), format!("{metric} = {}", v.unwrap_or(0)))
+        }
+        Expectation::PeakSendQueueBytesAtMost(n) => {
+            (out.peak_send_bytes <= *n, format!("peak {} B queued or unacked for one peer", out.peak_send_bytes))
+        }
+        Expectation::PeakRecvBufferBytesAtMost(n) => {
+            (out.peak_recv_bytes <= *n, format!("peak {} B buffered for one peer", out.peak_recv_bytes))
+        }
+        Expectation::NoLeakedState => {
+            let s = out.end;
+            (
+                s.index_len == s.peers && s.nonces == s.awaiting_verack,
+                format!(
+                    "index {} / peers {}; nonces {} / awaiting verack {}",
+                    s.index_len, s.peers, s.nonces, s.awaiting_verack
+                ),
+            )
+        }
+    };
+    Row { expectation: e.describe(), pass, measured }
+}
+
+fn conns_of<'a>(out: &'a Outcome, label: &'a str) -> impl Iterator<Item = &'a super::trace::ConnRecord> + 'a {
+    out.conns.iter().filter(move |r| out.instances[r.instance].label == label)
+}
+
+fn honest_pings(out: &Outcome) -> impl Iterator<Item = &super::bots::PingRecord> {
+    out.instances.iter().filter_map(|i| i.ping_log.as_ref()).flat_map(|l| l.pings.iter())
+}
+
+/// The nearest-rank percentile of sorted samples.
+pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentile() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+}

@@ -1,0 +1,402 @@
+//! The sim mode: the node's own world and schedule on a virtual clock, bots joined to it by
+//! in-memory byte pipes. Bot bytes reach the node through a [`FrameSplitter`](oni_systems::wire::FrameSplitter) exactly as the tokio
+//! reader frames them; the node's `Send` bytes reach the bot through the same splitter and
+//! `Message::decode`. Nothing here reads the wall clock, so a seed replays the run bit for bit.
+//!
+//! One tick, at virtual time `t`: deliver node→bot bytes that are due (bots react), tick every bot,
+//! let the node's reader take due bot→node bytes (pausing as told), run the schedule, carry out its
+//! IO commands, move written bytes onto the wire (instantly or at the modelled bandwidth, acked with
+//! `Written`), sample the peaks.
+
+use super::bots::{self, Behaviour, BotIo, Honest};
+use super::link::{Delivery, Link};
+use super::outcome::{EndState, InstanceInfo, Outcome};
+use super::spec::{instance_addr, BotKind, NetModel, PeerSpec, Scenario};
+use super::trace::{tag, Closed, ConnRecord, TraceHash};
+use bevy_ecs::prelude::*;
+use oni_systems::components::{ConnId, Direction, Handshake, PeerState, RecvBuffer, SendQueue};
+use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, LocalNonces, NetEvent, Outbox, ScoreTable};
+use oni_systems::schedule::{build_schedule, build_world};
+use oni_systems::wire::{Command, Network};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// Virtual time zero on the node's clock (unix ms); any fixed value works, this one is recent.
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
+/// The label honest instances carry.
+pub const HONEST: &str = "Honest";
+
+/// One peer instance: its behaviour, its own rng, its connection as it sees it.
+struct Instance {
+    label: &'static str,
+    addr: SocketAddr,
+    start_ms: u64,
+    behaviour: Box<dyn Behaviour>,
+    rng: oni_systems::resources::Rng,
+    conn: Option<u64>,
+    max_per_tick: [u32; Command::COUNT],
+    recv_total: [u64; Command::COUNT],
+}
+
+/// The simulator.
+pub struct Sim {
+    world: World,
+    schedule: Schedule,
+    network: Network,
+    net: NetModel,
+    now_ms: u64,
+    end_ms: u64,
+    ticks: u64,
+    instances: Vec<Instance>,
+    links: BTreeMap<u64, Link>,
+    conns: Vec<ConnRecord>,
+    peer_query: QueryState<(&'static SendQueue, &'static RecvBuffer)>,
+    hash: TraceHash,
+    peak_peers: u64,
+    peak_send_bytes: u64,
+    peak_recv_bytes: u64,
+    peak_tx_tracked: u64,
+    node_bad_frames: u64,
+    dials: u64,
+}
+
+/// What a bot callback asked for, taken out of its [`BotIo`].
+struct Actions {
+    out: Vec<u8>,
+    frames: u32,
+    connect: bool,
+    close: bool,
+}
+
+impl Sim {
+    /// A simulator for `scenario`: the node's world with its limits, and every instance, not started.
+    pub fn new(scenario: &Scenario) -> Self {
+        let network = Network::Regtest;
+        let mut config = Config::new(network);
+        config.limits = scenario.node.clone();
+        config.relay = scenario.relay;
+        let mut world = build_world(config, scenario.seed);
+        if let Some(t) = scenario.score_threshold {
+            world.resource_mut::<ScoreTable>().threshold = t;
+        }
+        world.resource_mut::<Clock>().now_ms = EPOCH_MS;
+        let peer_query = world.query::<(&SendQueue, &RecvBuffer)>();
+        let mut sim = Sim {
+            world,
+            schedule: build_schedule(),
+            network,
+            net: scenario.net.clone(),
+            now_ms: 0,
+            end_ms: scenario.duration_s * 1_000,
+            ticks: 0,
+            instances: Vec::new(),
+            links: BTreeMap::new(),
+            conns: Vec::new(),
+            peer_query,
+            hash: TraceHash::default(),
+            peak_peers: 0,
+            peak_send_bytes: 0,
+            peak_recv_bytes: 0,
+            peak_tx_tracked: 0,
+            node_bad_frames: 0,
+            dials: 0,
+        };
+        sim.spawn_instances(scenario);
+        sim
+    }
+
+    fn spawn_instances(&mut self, scenario: &Scenario) {
+        let (mut honest_n, mut bot_n) = (0u32, 0u32);
+        for spec in &scenario.peers {
+            let (count, start_s) = match spec {
+                PeerSpec::Honest { count, start_s, .. } | PeerSpec::Bot { count, start_s, .. } => (*count, *start_s),
+            };
+            for k in 0..count {
+                let global = self.instances.len() as u64;
+                let mut rng = oni_systems::resources::Rng::seeded(
+                    scenario.seed ^ (global + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                );
+                let jitter = if self.net.start_jitter_ms > 0 { rng.below(self.net.start_jitter_ms) } else { 0 };
+                let start_ms = (start_s * 1_000.0).round() as u64 + jitter;
+                let (label, ip, behaviour): (&'static str, Ipv4Addr, Box<dyn Behaviour>) = match spec {
+                    PeerSpec::Honest { ping_interval_ms, .. } => {
+                        honest_n += 1;
+                        (HONEST, instance_addr(44, honest_n - 1), Box::new(Honest::new(*ping_interval_ms)))
+                    }
+                    PeerSpec::Bot { kind, .. } => {
+                        bot_n += 1;
+                        let ip = match kind {
+                            BotKind::NetgroupEclipse { subnet16: [a, b], .. } => {
+                                let [_, _, hi, lo] = k.to_be_bytes();
+                                Ipv4Addr::new(*a, *b, hi, lo)
+                            }
+                            _ => instance_addr(60, bot_n - 1),
+                        };
+                        (kind.name(), ip, bots::spawn(kind))
+                    }
+                };
+                let addr = SocketAddr::new(ip.into(), 20_000 + (global % 40_000) as u16);
+                self.instances.push(Instance {
+                    label,
+                    addr,
+                    start_ms,
+                    behaviour,
+                    rng,
+                    conn: None,
+                    max_per_tick: [0; Command::COUNT],
+                    recv_total: [0; Command::COUNT],
+                });
+            }
+        }
+    }
+
+    /// Runs to the end and hands back what happened.
+    pub fn run(mut self) -> Outcome {
+        while self.now_ms <= self.end_ms {
+            self.step();
+        }
+        self.finish()
+    }
+
+    /// One tick at the current virtual time, then the clock advances by `tick_ms`.
+    pub fn step(&mut self) {
+        let now = self.now_ms;
+        self.world.resource_mut::<Clock>().now_ms = EPOCH_MS + now;
+        self.deliver_to_bots(now);
+        self.tick_bots(now);
+        self.read_into_node(now);
+        self.schedule.run(&mut self.world);
+        self.ticks += 1;
+        self.carry_out_commands(now);
+        self.write_to_bots(now);
+        self.sample();
+        self.links.retain(|_, l| !l.finished());
+        self.now_ms += self.net.tick_ms;
+    }
+
+    /// Calls one behaviour with a fresh [`BotIo`] and returns what it asked for.
+    fn call(&mut self, i: usize, now: u64, f: impl FnOnce(&mut dyn Behaviour, &mut BotIo)) -> Actions {
+        let window = self.instances[i]
+            .conn
+            .and_then(|c| self.links.get(&c))
+            .map_or(0, |l| self.net.bot_send_window_bytes.saturating_sub(l.to_node_bytes));
+        let inst = &mut self.instances[i];
+        let unix_s = ((EPOCH_MS + now) / 1_000) as i64;
+        let mut io = BotIo::new(now, unix_s, &mut inst.rng, self.network, inst.conn.is_some(), window);
+        f(inst.behaviour.as_mut(), &mut io);
+        Actions { out: std::mem::take(&mut io.out), frames: io.frames, connect: io.want_connect, close: io.want_close }
+    }
+
+    /// Carries out a callback's actions: bytes, then close, then a new connection (whose
+    /// `on_connected` runs at once).
+    fn apply(&mut self, i: usize, now: u64, a: Actions) {
+        if let Some(c) = self.instances[i].conn {
+            if !a.out.is_empty() {
+                let rec = &mut self.conns[c as usize - 1];
+                rec.frames_sent += a.frames as u64;
+                rec.bytes_sent += a.out.len() as u64;
+                if let Some(link) = self.links.get_mut(&c) {
+                    link.bot_writes(now + self.net.latency_ms, a.out);
+                }
+            }
+            if a.close {
+                self.instances[i].conn = None;
+                if let Some(link) = self.links.get_mut(&c) {
+                    link.bot_closes();
+                }
+                let rec = &mut self.conns[c as usize - 1];
+                if rec.closed.is_none() {
+                    rec.closed = Some(Closed::ByBot { at_ms: now });
+                }
+                self.hash.event(tag::BOT_CLOSE, &[now, c]);
+            }
+        }
+        if a.connect && self.instances[i].conn.is_none() {
+            let c = self.conns.len() as u64 + 1;
+            self.conns.push(ConnRecord {
+                instance: i,
+                opened_ms: now,
+                closed: None,
+                frames_sent: 0,
+                bytes_sent: 0,
+                msgs_recv: 0,
+                bytes_recv: 0,
+            });
+            self.links.insert(c, Link::new(i, self.network));
+            self.instances[i].conn = Some(c);
+            let addr = self.instances[i].addr;
+            self.world.resource_mut::<Inbox>().0.push(NetEvent::Connected {
+                conn: ConnId(c),
+                addr,
+                local: None,
+                direction: Direction::Inbound,
+            });
+            self.hash.event(tag::CONNECT, &[now, c, i as u64]);
+            let a = self.call(i, now, |b, io| b.on_connected(io));
+            self.apply(i, now, a);
+        }
+    }
+
+    fn deliver_to_bots(&mut self, now: u64) {
+        let ids: Vec<u64> = self.links.keys().copied().collect();
+        for c in ids {
+            let Some(link) = self.links.get_mut(&c) else { continue };
+            let i = link.instance;
+            let Delivery { msgs, bytes, bad_frames, eof } = link.deliver(c, now, &mut self.hash);
+            self.node_bad_frames += bad_frames;
+            let rec = &mut self.conns[c as usize - 1];
+            rec.msgs_recv += msgs.len() as u64;
+            rec.bytes_recv += bytes;
+            if self.instances[i].conn != Some(c) {
+                continue; // the bot already closed this socket: the bytes fall on the floor
+            }
+            let mut per_cmd = [0u32; Command::COUNT];
+            for m in msgs {
+                let cmd = m.command() as usize;
+                per_cmd[cmd] += 1;
+                self.instances[i].recv_total[cmd] += 1;
+                let a = self.call(i, now, |b, io| b.on_message(m, io));
+                self.apply(i, now, a);
+                if self.instances[i].conn != Some(c) {
+                    break;
+                }
+            }
+            let inst = &mut self.instances[i];
+            for (m, n) in inst.max_per_tick.iter_mut().zip(per_cmd) {
+                *m = (*m).max(n);
+            }
+            if eof && inst.conn == Some(c) {
+                inst.conn = None;
+                let a = self.call(i, now, |b, io| b.on_closed(io));
+                self.apply(i, now, a);
+            }
+        }
+    }
+
+    fn tick_bots(&mut self, now: u64) {
+        for i in 0..self.instances.len() {
+            if now < self.instances[i].start_ms {
+                continue;
+            }
+            let a = self.call(i, now, |b, io| b.tick(io));
+            self.apply(i, now, a);
+        }
+    }
+
+    fn read_into_node(&mut self, now: u64) {
+        let budget = self.net.read_bytes_per_tick;
+        let mut events = Vec::new();
+        for (&c, link) in self.links.iter_mut() {
+            link.node_reads(ConnId(c), now, budget, &mut events);
+        }
+        self.world.resource_mut::<Inbox>().0.extend(events);
+    }
+
+    fn carry_out_commands(&mut self, now: u64) {
+        let cmds = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
+        for cmd in cmds {
+            match cmd {
+                IoCommand::Send { conn, bytes } => {
+                    if let Some(link) = self.links.get_mut(&conn.0) {
+                        link.node_writes(&bytes);
+                    }
+                }
+                IoCommand::Close { conn, reason } => {
+                    let Some(link) = self.links.get_mut(&conn.0) else { continue };
+                    if !link.node_closes() {
+                        continue;
+                    }
+                    let rec = &mut self.conns[conn.0 as usize - 1];
+                    if rec.closed.is_none() {
+                        rec.closed = Some(Closed::ByNode {
+                            at_ms: now,
+                            reason,
+                            frames_sent: rec.frames_sent,
+                            bytes_sent: rec.bytes_sent,
+                        });
+                    }
+                    self.hash.event(tag::NODE_CLOSE, &[now, conn.0, reason as u64]);
+                }
+                IoCommand::PauseRead { conn } => {
+                    if let Some(link) = self.links.get_mut(&conn.0) {
+                        link.paused = true;
+                    }
+                }
+                IoCommand::ResumeRead { conn } => {
+                    if let Some(link) = self.links.get_mut(&conn.0) {
+                        link.paused = false;
+                    }
+                }
+                IoCommand::Connect { .. } => self.dials += 1,
+            }
+        }
+    }
+
+    fn write_to_bots(&mut self, now: u64) {
+        let budget = match self.net.node_write_bytes_per_s {
+            0 => usize::MAX,
+            bps => ((bps * self.net.tick_ms) / 1_000).max(1) as usize,
+        };
+        let mut written = Vec::new();
+        for (&c, link) in self.links.iter_mut() {
+            let n = link.node_writer_drains(now + self.net.latency_ms, budget);
+            if n > 0 {
+                written.push(NetEvent::Written { conn: ConnId(c), bytes: n });
+            }
+        }
+        self.world.resource_mut::<Inbox>().0.extend(written);
+    }
+
+    fn sample(&mut self) {
+        let mut peers = 0u64;
+        for (sq, rb) in self.peer_query.iter(&self.world) {
+            peers += 1;
+            self.peak_send_bytes = self.peak_send_bytes.max((sq.bytes() + sq.in_writer_bytes) as u64);
+            self.peak_recv_bytes = self.peak_recv_bytes.max(rb.bytes as u64);
+        }
+        self.peak_peers = self.peak_peers.max(peers);
+        let tracked = self.world.resource::<oni_systems::resources::tx_requests::TxRequests>().len() as u64;
+        self.peak_tx_tracked = self.peak_tx_tracked.max(tracked);
+    }
+
+    fn finish(mut self) -> Outcome {
+        for (c, rec) in self.conns.iter().enumerate() {
+            self.hash
+                .event(tag::RECORD, &[c as u64 + 1, rec.frames_sent, rec.bytes_sent, rec.msgs_recv, rec.bytes_recv]);
+        }
+        let mut q = self.world.query::<(&Handshake, &PeerState)>();
+        let awaiting_verack = q.iter(&self.world).filter(|(h, s)| h.version_sent && **s != PeerState::Ready).count();
+        let peers = q.iter(&self.world).count();
+        let end = EndState {
+            index_len: self.world.resource::<ConnIndex>().0.len(),
+            peers,
+            nonces: self.world.resource::<LocalNonces>().0.len(),
+            awaiting_verack,
+        };
+        let instances = self
+            .instances
+            .iter()
+            .map(|inst| InstanceInfo {
+                label: inst.label,
+                max_per_tick: inst.max_per_tick,
+                recv_total: inst.recv_total,
+                ping_log: inst.behaviour.ping_log().cloned(),
+            })
+            .collect();
+        Outcome {
+            instances,
+            conns: self.conns,
+            end_ms: self.now_ms.saturating_sub(self.net.tick_ms),
+            ticks: self.ticks,
+            peak_peers: self.peak_peers,
+            peak_send_bytes: self.peak_send_bytes,
+            peak_recv_bytes: self.peak_recv_bytes,
+            peak_tx_tracked: self.peak_tx_tracked,
+            end,
+            node_bad_frames: self.node_bad_frames,
+            dials: self.dials,
+            trace_hash: self.hash.value(),
+            world: self.world,
+        }
+    }
+}

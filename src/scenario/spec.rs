@@ -1,0 +1,553 @@
+//! The scenario file: what a run is made of (node limits, honest peers, bots with parameters, the
+//! network model) and what must hold at its end. RON, strict: an unknown field, a bad value or an
+//! unknown label is an error that names the line and column.
+
+use super::ScenarioError;
+use oni_systems::resources::{DisconnectReason, Limits};
+use oni_systems::wire::Command;
+use serde::{de, Deserialize, Deserializer};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// Longest run a file may ask for: a day of virtual time.
+pub const MAX_DURATION_S: u64 = 86_400;
+/// Most peer instances (honest + bots) in one scenario.
+pub const MAX_INSTANCES: u64 = 100_000;
+
+/// One scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Shown in the report.
+    pub name: String,
+    /// Seeds the node's rng and every bot's; same seed, same run.
+    pub seed: u64,
+    /// Virtual seconds to run.
+    pub duration_s: u64,
+    /// Overrides of the node's limits (any `Limits` field; the rest keep their defaults).
+    #[serde(default)]
+    pub node: Limits,
+    /// Overrides the misbehavior score threshold (default: the core's table, 100).
+    #[serde(default)]
+    pub score_threshold: Option<u32>,
+    /// Whether the node asks peers for transaction relay (its version's relay flag).
+    #[serde(default)]
+    pub relay: bool,
+    /// How the simulated network behaves.
+    #[serde(default)]
+    pub net: NetModel,
+    /// Who connects to the node.
+    pub peers: Vec<PeerSpec>,
+    /// What must hold at the end.
+    pub expect: Vec<Expectation>,
+}
+
+/// The simulated network between the bots and the node. Every figure is virtual.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetModel {
+    /// Virtual time between two runs of the node's schedule.
+    pub tick_ms: u64,
+    /// One-way delay of every byte, both directions.
+    pub latency_ms: u64,
+    /// Per connection, node → bot; 0 = the writer drains instantly (`Written` at once).
+    pub node_write_bytes_per_s: u64,
+    /// Per connection, bytes the node's reader takes from a socket per tick (a read-buffer model).
+    pub read_bytes_per_tick: usize,
+    /// Bytes a bot may have in flight towards the node before its writes block (TCP send buffer).
+    pub bot_send_window_bytes: usize,
+    /// Each instance starts at its `start_s` plus a seeded delay below this.
+    pub start_jitter_ms: u64,
+}
+
+impl Default for NetModel {
+    fn default() -> Self {
+        NetModel {
+            tick_ms: 10,
+            latency_ms: 10,
+            node_write_bytes_per_s: 0,
+            read_bytes_per_tick: 128 * 1024,
+            bot_send_window_bytes: 1024 * 1024,
+            start_jitter_ms: 1_000,
+        }
+    }
+}
+
+/// A group of peers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum PeerSpec {
+    /// Well-behaved modern peers: full handshake, answer pings, ping the node and time the pongs.
+    Honest {
+        /// How many.
+        count: u32,
+        /// When they connect (virtual seconds from the start).
+        #[serde(default)]
+        start_s: f64,
+        /// Interval between their pings to the node.
+        #[serde(default = "default_honest_ping_ms")]
+        ping_interval_ms: u64,
+    },
+    /// Adversaries of one kind.
+    Bot {
+        /// The behaviour and its parameters.
+        kind: BotKind,
+        /// How many instances.
+        count: u32,
+        /// When they start (virtual seconds from the start).
+        #[serde(default)]
+        start_s: f64,
+    },
+}
+
+fn default_honest_ping_ms() -> u64 {
+    1_000
+}
+
+/// An adversary's behaviour. Each variant is implemented in `bots/`; new attacks (InvStorm, AddrSpam,
+/// LowWorkHeaders, BlockStall...) add a variant here, a name in [`BotKind::NAMES`] and a file there.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum BotKind {
+    /// Sends one frame header whose length is over the command's bound.
+    OversizedFrame {
+        /// The command in the header.
+        #[serde(default = "default_oversized_command")]
+        command: String,
+        /// The length it claims.
+        #[serde(default = "default_oversized_len")]
+        len: u32,
+        /// Complete the handshake first.
+        #[serde(default)]
+        handshake: bool,
+    },
+    /// Repeats well-framed pings whose checksum is wrong.
+    BadChecksum {
+        /// Frames per second.
+        msgs_per_s: f64,
+        /// Complete the handshake first.
+        #[serde(default)]
+        handshake: bool,
+    },
+    /// Sends random bytes.
+    GarbageBytes {
+        /// Bytes per second.
+        bytes_per_s: u64,
+        /// Complete the handshake first.
+        #[serde(default)]
+        handshake: bool,
+    },
+    /// Trickles its version message one byte at a time.
+    Slowloris {
+        /// Time between two bytes.
+        byte_interval_ms: u64,
+    },
+    /// Connects, sends version, drops as soon as the node answered, again and again.
+    VersionFlood {
+        /// Connections per second per instance (one at a time).
+        conns_per_s: f64,
+    },
+    /// Sends version (and the pre-verack features) but never verack.
+    HandshakeNeverCompletes,
+    /// Completes the handshake, then pings as fast as its rate and send window allow.
+    PingFlood {
+        /// Pings per second.
+        pings_per_s: u64,
+    },
+    /// Completes the handshake, holds the connection, drops it, reconnects.
+    ReconnectChurn {
+        /// Time it stays after the handshake.
+        hold_ms: u64,
+        /// Time between dropping and reconnecting.
+        #[serde(default)]
+        pause_ms: u64,
+    },
+    /// Many well-behaved-looking inbounds from one /16, to take every inbound slot.
+    NetgroupEclipse {
+        /// The /16 they come from, e.g. "203.0".
+        #[serde(deserialize_with = "de_subnet16")]
+        subnet16: [u8; 2],
+        /// Time before retrying after the node closed it; 0 = never retry.
+        #[serde(default)]
+        retry_ms: u64,
+    },
+    /// Seeded random messages with a valid envelope and an invalid payload.
+    MalformedFuzz {
+        /// Messages per second.
+        msgs_per_s: f64,
+        /// Complete the handshake first.
+        #[serde(default)]
+        handshake: bool,
+    },
+    /// After a correct handshake, `inv` messages of `invs_per_msg` fresh random wtxids.
+    InvStorm {
+        /// Entries per inv (1..=50,000).
+        invs_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
+    /// After a correct handshake, `addr` messages of `addrs_per_msg` fresh routable addresses.
+    AddrSpam {
+        /// Entries per addr (1..=1,000).
+        addrs_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
+}
+
+fn default_oversized_command() -> String {
+    "block".to_string()
+}
+
+fn default_oversized_len() -> u32 {
+    4_000_001
+}
+
+impl BotKind {
+    /// Every kind's name, as written in `kind:` and in expectations' `bot:`.
+    pub const NAMES: &'static [&'static str] = &[
+        "OversizedFrame",
+        "BadChecksum",
+        "GarbageBytes",
+        "Slowloris",
+        "VersionFlood",
+        "HandshakeNeverCompletes",
+        "PingFlood",
+        "ReconnectChurn",
+        "NetgroupEclipse",
+        "MalformedFuzz",
+        "InvStorm",
+        "AddrSpam",
+    ];
+
+    /// This kind's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BotKind::OversizedFrame { .. } => "OversizedFrame",
+            BotKind::BadChecksum { .. } => "BadChecksum",
+            BotKind::GarbageBytes { .. } => "GarbageBytes",
+            BotKind::Slowloris { .. } => "Slowloris",
+            BotKind::VersionFlood { .. } => "VersionFlood",
+            BotKind::HandshakeNeverCompletes => "HandshakeNeverCompletes",
+            BotKind::PingFlood { .. } => "PingFlood",
+            BotKind::ReconnectChurn { .. } => "ReconnectChurn",
+            BotKind::NetgroupEclipse { .. } => "NetgroupEclipse",
+            BotKind::MalformedFuzz { .. } => "MalformedFuzz",
+            BotKind::InvStorm { .. } => "InvStorm",
+            BotKind::AddrSpam { .. } => "AddrSpam",
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let rate = |r: f64, what: &str| {
+            if r.is_finite() && r > 0.0 && r <= 1_000_000.0 {
+                Ok(())
+            } else {
+                Err(format!("{}: {what} must be in (0, 1000000], got {r}", self.name()))
+            }
+        };
+        match self {
+            BotKind::OversizedFrame { command, .. } => {
+                let ok =
+                    !command.is_empty() && command.len() <= 12 && command.bytes().all(|b| (0x20..0x7f).contains(&b));
+                if !ok {
+                    return Err(format!("OversizedFrame: command {command:?} is not 1-12 printable ASCII bytes"));
+                }
+                Ok(())
+            }
+            BotKind::BadChecksum { msgs_per_s, .. } | BotKind::MalformedFuzz { msgs_per_s, .. } => {
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::GarbageBytes { bytes_per_s, .. } => rate(*bytes_per_s as f64, "bytes_per_s"),
+            BotKind::Slowloris { byte_interval_ms } => rate(*byte_interval_ms as f64, "byte_interval_ms"),
+            BotKind::VersionFlood { conns_per_s } => rate(*conns_per_s, "conns_per_s"),
+            BotKind::PingFlood { pings_per_s } => rate(*pings_per_s as f64, "pings_per_s"),
+            BotKind::InvStorm { invs_per_msg, msgs_per_s } => {
+                if *invs_per_msg == 0 || *invs_per_msg > 50_000 {
+                    return Err(format!("InvStorm: invs_per_msg must be in 1..=50000, got {invs_per_msg}"));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::AddrSpam { addrs_per_msg, msgs_per_s } => {
+                if *addrs_per_msg == 0 || *addrs_per_msg > 1_000 {
+                    return Err(format!("AddrSpam: addrs_per_msg must be in 1..=1000, got {addrs_per_msg}"));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::HandshakeNeverCompletes | BotKind::ReconnectChurn { .. } | BotKind::NetgroupEclipse { .. } => {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What must hold at the end of the run. Each is evaluated with the figure it measured.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum Expectation {
+    /// Every connection of `bot` was closed by the node for `reason` within `within_s` of opening.
+    Disconnected {
+        /// The bot kind.
+        #[serde(deserialize_with = "de_bot_name")]
+        bot: String,
+        /// Deadline from each connection's opening.
+        within_s: f64,
+        /// The reason label (as in metrics: "handshake_timeout", "misbehavior"...).
+        #[serde(deserialize_with = "de_reason")]
+        reason: DisconnectReason,
+    },
+    /// At least `at_least` connections of `bot` were closed by the node for `reason`.
+    DisconnectedCount {
+        /// The bot kind.
+        #[serde(deserialize_with = "de_bot_name")]
+        bot: String,
+        /// The reason label.
+        #[serde(deserialize_with = "de_reason")]
+        reason: DisconnectReason,
+        /// Minimum number of such closes.
+        at_least: u64,
+    },
+    /// `bot` opened at least `at_least` connections: proof the attack really ran.
+    ConnectionsAtLeast {
+        /// The bot kind.
+        #[serde(deserialize_with = "de_bot_name")]
+        bot: String,
+        /// Minimum connections.
+        at_least: u64,
+    },
+    /// No instance of `bot` received more than `at_most` messages of `command` in one tick.
+    ReceivedPerTickAtMost {
+        /// The bot kind.
+        #[serde(deserialize_with = "de_bot_name")]
+        bot: String,
+        /// The command name ("pong"...).
+        #[serde(deserialize_with = "de_command")]
+        command: Command,
+        /// Bound per instance per tick.
+        at_most: u64,
+    },
+    /// Share of honest pings (older than the grace period at the end) that got their pong.
+    HonestServed {
+        /// In [0, 1].
+        min_share: f64,
+    },
+    /// 99th percentile of honest ping round trips, strictly below this.
+    HonestPingP99BelowMs(u64),
+    /// The node closed no honest connection.
+    NoHonestDisconnected,
+    /// Peers the node held after any tick.
+    PeakPeersAtMost(u64),
+    /// Largest per-peer send backlog after any tick: queued plus handed to the writer and unacked.
+    PeakSendQueueBytesAtMost(u64),
+    /// Largest per-peer receive buffer after any tick.
+    PeakRecvBufferBytesAtMost(u64),
+    /// At the end: the conn index matches the peer entities, no nonce outlives its handshake.
+    NoLeakedState,
+    /// Transactions the request tracker held after any tick.
+    PeakTxTrackedAtMost(u64),
+    /// A node counter at the end is at least this (names: see [`METRICS`]).
+    MetricAtLeast {
+        /// Counter name.
+        #[serde(deserialize_with = "de_metric")]
+        metric: String,
+        /// Bound.
+        at_least: u64,
+    },
+    /// A node counter at the end is at most this.
+    MetricAtMost {
+        /// Counter name.
+        #[serde(deserialize_with = "de_metric")]
+        metric: String,
+        /// Bound.
+        at_most: u64,
+    },
+}
+
+/// Node counters an expectation may name.
+pub const METRICS: &[&str] = &[
+    "tx_inv_received",
+    "tx_announcements_dropped",
+    "tx_requests_sent",
+    "addr_received",
+    "addr_rate_limited",
+    "addr_added",
+    "discouraged",
+    "bans_escalated",
+];
+
+/// The value of a named counter.
+pub fn metric_value(m: &oni_systems::resources::Metrics, name: &str) -> Option<u64> {
+    Some(match name {
+        "tx_inv_received" => m.tx_inv_received,
+        "tx_announcements_dropped" => m.tx_announcements_dropped,
+        "tx_requests_sent" => m.tx_requests_sent,
+        "addr_received" => m.addr_received,
+        "addr_rate_limited" => m.addr_rate_limited,
+        "addr_added" => m.addr_added,
+        "discouraged" => m.discouraged,
+        "bans_escalated" => m.bans_escalated,
+        _ => return None,
+    })
+}
+
+fn de_metric<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if METRICS.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(de::Error::custom(format!("unknown metric {s:?}; known: {}", METRICS.join(", "))))
+    }
+}
+
+impl Expectation {
+    /// The bot kind it is about, if any.
+    pub fn bot(&self) -> Option<&str> {
+        match self {
+            Expectation::Disconnected { bot, .. }
+            | Expectation::DisconnectedCount { bot, .. }
+            | Expectation::ConnectionsAtLeast { bot, .. }
+            | Expectation::ReceivedPerTickAtMost { bot, .. } => Some(bot),
+            _ => None,
+        }
+    }
+
+    /// How the report names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Expectation::Disconnected { bot, within_s, reason } => {
+                format!("Disconnected({bot}, within {within_s} s, {})", reason.label())
+            }
+            Expectation::DisconnectedCount { bot, reason, at_least } => {
+                format!("DisconnectedCount({bot}, {}, >= {at_least})", reason.label())
+            }
+            Expectation::ConnectionsAtLeast { bot, at_least } => format!("ConnectionsAtLeast({bot}, {at_least})"),
+            Expectation::ReceivedPerTickAtMost { bot, command, at_most } => {
+                format!("ReceivedPerTickAtMost({bot}, {}, {at_most})", command.name())
+            }
+            Expectation::HonestServed { min_share } => format!("HonestServed(>= {min_share})"),
+            Expectation::HonestPingP99BelowMs(ms) => format!("HonestPingP99BelowMs({ms})"),
+            Expectation::NoHonestDisconnected => "NoHonestDisconnected".into(),
+            Expectation::PeakPeersAtMost(n) => format!("PeakPeersAtMost({n})"),
+            Expectation::PeakSendQueueBytesAtMost(n) => format!("PeakSendQueueBytesAtMost({n})"),
+            Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
+            Expectation::NoLeakedState => "NoLeakedState".into(),
+            Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
+            Expectation::MetricAtLeast { metric, at_least } => format!("MetricAtLeast({metric}, {at_least})"),
+            Expectation::MetricAtMost { metric, at_most } => format!("MetricAtMost({metric}, {at_most})"),
+        }
+    }
+}
+
+fn de_reason<'de, D: Deserializer<'de>>(d: D) -> Result<DisconnectReason, D::Error> {
+    let s = String::deserialize(d)?;
+    DisconnectReason::ALL.iter().copied().find(|r| r.label() == s).ok_or_else(|| {
+        let all: Vec<_> = DisconnectReason::ALL.iter().map(|r| r.label()).collect();
+        de::Error::custom(format!("unknown disconnect reason {s:?}; expected one of {}", all.join(", ")))
+    })
+}
+
+fn de_command<'de, D: Deserializer<'de>>(d: D) -> Result<Command, D::Error> {
+    let s = String::deserialize(d)?;
+    match Command::from_name_bytes(s.as_bytes()) {
+        Command::Unknown => Err(de::Error::custom(format!("unknown command {s:?}"))),
+        c => Ok(c),
+    }
+}
+
+fn de_bot_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if BotKind::NAMES.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(de::Error::custom(format!("unknown bot {s:?}; expected one of {}", BotKind::NAMES.join(", "))))
+    }
+}
+
+fn de_subnet16<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 2], D::Error> {
+    let s = String::deserialize(d)?;
+    let bad = || de::Error::custom(format!("subnet16 {s:?} is not two octets like \"203.0\""));
+    let (a, b) = s.split_once('.').ok_or_else(bad)?;
+    Ok([a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?])
+}
+
+/// The address an instance connects from: honest and bot groups each spread over many /16s, so
+/// they never look like one netgroup by accident; eclipse bots stay inside theirs.
+pub fn instance_addr(first_octet: u8, index: u32) -> Ipv4Addr {
+    let [_, hi, mid, lo] = index.to_be_bytes();
+    Ipv4Addr::new(first_octet.wrapping_add(hi), lo, mid, 1)
+}
+
+impl Scenario {
+    /// Parses a scenario from RON text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let opts = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let scenario: Scenario = opts.from_str(text).map_err(|e| ScenarioError::Parse {
+            origin: origin.to_string(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: e.code.to_string(),
+        })?;
+        scenario.validate().map_err(|message| ScenarioError::Invalid { origin: origin.to_string(), message })?;
+        Ok(scenario)
+    }
+
+    /// Reads and parses a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+        Scenario::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks what the types cannot: ranges, and that every expectation's bot is in `peers`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.duration_s == 0 || self.duration_s > MAX_DURATION_S {
+            return Err(format!("duration_s must be in 1..={MAX_DURATION_S}, got {}", self.duration_s));
+        }
+        if !(1..=1_000).contains(&self.net.tick_ms) {
+            return Err(format!("net.tick_ms must be in 1..=1000, got {}", self.net.tick_ms));
+        }
+        if self.net.read_bytes_per_tick == 0 || self.net.bot_send_window_bytes == 0 {
+            return Err("net.read_bytes_per_tick and net.bot_send_window_bytes must be > 0".into());
+        }
+        let mut total = 0u64;
+        for (i, p) in self.peers.iter().enumerate() {
+            let (count, start_s) = match p {
+                PeerSpec::Honest { count, start_s, ping_interval_ms } => {
+                    if *ping_interval_ms == 0 {
+                        return Err(format!("peers[{i}]: ping_interval_ms must be > 0"));
+                    }
+                    (*count, *start_s)
+                }
+                PeerSpec::Bot { kind, count, start_s } => {
+                    kind.check().map_err(|e| format!("peers[{i}]: {e}"))?;
+                    (*count, *start_s)
+                }
+            };
+            if !start_s.is_finite() || start_s < 0.0 || start_s > self.duration_s as f64 {
+                return Err(format!("peers[{i}]: start_s must be in [0, duration_s], got {start_s}"));
+            }
+            total += count as u64;
+        }
+        if total > MAX_INSTANCES {
+            return Err(format!("{total} peer instances; at most {MAX_INSTANCES}"));
+        }
+        for (i, e) in self.expect.iter().enumerate() {
+            if let Some(bot) = e.bot() {
+                let present = self.peers.iter().any(|p| matches!(p, PeerSpec::Bot { kind, .. } if kind.name() == bot));
+                if !present {
+                    return Err(format!("expect[{i}] {}: bot {bot} is not in peers", e.describe()));
+                }
+            }
+            match e {
+                Expectation::HonestServed { min_share } if !(0.0..=1.0).contains(min_share) => {
+                    return Err(format!("expect[{i}]: min_share must be in [0, 1], got {min_share}"));
+                }
+                Expectation::Disconnected { within_s, .. } if !within_s.is_finite() || *within_s <= 0.0 => {
+                    return Err(format!("expect[{i}]: within_s must be > 0, got {within_s}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! Every shipped scenario runs in sim mode and passes; a run replays from its seed; 1,000 bots run;
+//! weakened node configs make the matching scenario fail (proof the expectations can fail); errors
+//! in files are reported with line and column; `--dump` writes the world.
+
+use oni::scenario::dump::WorldDump;
+use oni::scenario::{run, run_cli, BotKind, Mode, PeerSpec, Report, Scenario, ScenarioError};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn scenario_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+fn load(name: &str) -> Scenario {
+    Scenario::load(&scenario_dir().join(format!("{name}.ron"))).unwrap()
+}
+
+fn shipped() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(scenario_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts the report failed, and failed on a row starting with `row`.
+fn assert_fails_on(report: &Report, row: &str) {
+    assert!(!report.passed(), "expected a failure on {row}:\n{report}");
+    assert!(report.failures().any(|r| r.expectation.starts_with(row)), "expected {row} to fail:\n{report}");
+}
+
+#[test]
+fn every_shipped_scenario_passes_in_sim_mode() {
+    let files = shipped();
+    let mut failed = Vec::new();
+    let mut kinds = BTreeSet::new();
+    for f in &files {
+        let s = Scenario::load(f).unwrap();
+        for p in &s.peers {
+            if let PeerSpec::Bot { kind, .. } = p {
+                kinds.insert(kind.name());
+            }
+        }
+        match run_cli(f, Mode::Sim, None, None) {
+            Ok(report) => println!("{report}"),
+            Err(e) => {
+                println!("{e}");
+                failed.push(f.clone());
+            }
+        }
+    }
+    assert!(failed.is_empty(), "failed: {failed:?}");
+    assert!(files.iter().any(|f| f.ends_with("baseline_honest.ron")));
+    let all: BTreeSet<&str> = BotKind::NAMES.iter().copied().collect();
+    assert_eq!(kinds, all, "every bot kind has a shipped scenario");
+}
+
+#[test]
+fn same_seed_replays_the_same_trace_and_another_seed_does_not() {
+    let s = load("malformed_fuzz");
+    let (a, _) = run(&s, Mode::Sim);
+    let (b, _) = run(&s, Mode::Sim);
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.rows, b.rows, "same measured figures");
+    assert_eq!(a.ticks, b.ticks);
+    let mut other = s.clone();
+    other.seed += 1;
+    let (c, _) = run(&other, Mode::Sim);
+    assert_ne!(a.trace_hash, c.trace_hash);
+    assert!(c.passed(), "the defence does not depend on the seed:\n{c}");
+}
+
+#[test]
+fn a_thousand_bots_run_in_one_scenario() {
+    let s = Scenario::parse(
+        r#"Scenario(
+            name: "thousand",
+            seed: 5,
+            duration_s: 4,
+            node: (max_inbound: 2000),
+            net: (tick_ms: 100, start_jitter_ms: 500),
+            peers: [Honest(count: 10), Bot(kind: HandshakeNeverCompletes, count: 1000)],
+            expect: [
+                ConnectionsAtLeast(bot: "HandshakeNeverCompletes", at_least: 1000),
+                PeakPeersAtMost(1010),
+                NoHonestDisconnected,
+                HonestServed(min_share: 1.0),
+                NoLeakedState,
+            ],
+        )"#,
+        "inline",
+    )
+    .unwrap();
+    let (report, out) = run(&s, Mode::Sim);
+    assert!(report.passed(), "{report}");
+    assert_eq!(out.peak_peers, 1010, "every bot and honest peer was held at once");
+    assert_eq!(out.end.awaiting_verack, 1000, "the bots are all mid-handshake at the end");
+}
+
+#[test]
+fn slowloris_passes_only_because_of_the_handshake_timeout() {
+    let mut s = load("slowloris");
+    s.node.handshake_timeout_ms = 3_600_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(Slowloris");
+}
+
+#[test]
+fn handshake_never_completes_fails_without_the_timeout() {
+    let mut s = load("handshake_never_completes");
+    s.node.handshake_timeout_ms = 3_600_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(HandshakeNeverCompletes");
+}
+
+#[test]
+fn bad_checksum_and_fuzz_fail_with_a_threshold_nobody_reaches() {
+    for name in ["bad_checksum", "malformed_fuzz"] {
+        let mut s = load(name);
+        s.score_threshold = Some(1_000_000);
+        let (report, _) = run(&s, Mode::Sim);
+        assert_fails_on(&report, "Disconnected(");
+    }
+}
+
+#[test]
+fn ping_flood_fails_without_the_decode_budget_or_the_receive_bound() {
+    let mut s = load("ping_flood");
+    s.duration_s = 3;
+    s.node.decode_msgs_per_tick = 100_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "ReceivedPerTickAtMost(PingFlood");
+    let mut s = load("ping_flood");
+    s.duration_s = 3;
+    s.node.recv_buffer_bytes_max = 100_000_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "PeakRecvBufferBytesAtMost");
+}
+
+#[test]
+fn eclipse_fails_when_the_slot_limit_is_lifted() {
+    let mut s = load("netgroup_eclipse");
+    s.node.max_inbound = 1_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "PeakPeersAtMost");
+    assert_fails_on(&report, "DisconnectedCount(NetgroupEclipse");
+}
+
+#[test]
+fn honest_expectations_fail_when_the_node_decodes_nothing() {
+    let mut s = load("baseline_honest");
+    s.node.decode_msgs_per_tick = 0;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "NoHonestDisconnected");
+    assert_fails_on(&report, "HonestServed");
+    assert_fails_on(&report, "HonestPingP99BelowMs");
+}
+
+#[test]
+fn run_cli_fails_with_the_report_and_dumps_the_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("out.ron");
+    let report = run_cli(&scenario_dir().join("bad_checksum.ron"), Mode::Sim, Some(99), Some(&dump)).unwrap();
+    assert_eq!(report.seed, 99, "--seed replaces the file's seed");
+    let d: WorldDump = ron::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    assert_eq!(d.peers.len(), 4, "the four honest peers remain");
+    assert!(d.peers.windows(2).all(|w| w[0].socket.conn < w[1].socket.conn));
+    assert_eq!(d.metrics.disconnects_for(oni_systems::resources::DisconnectReason::Misbehavior), 3);
+
+    let weak = dir.path().join("weak.ron");
+    let text = std::fs::read_to_string(scenario_dir().join("slowloris.ron")).unwrap();
+    std::fs::write(
+        &weak,
+        text.replace("net: (tick_ms: 50),", "net: (tick_ms: 50),\n    node: (handshake_timeout_ms: 90000),"),
+    )
+    .unwrap();
+    match run_cli(&weak, Mode::Sim, None, None) {
+        Err(ScenarioError::Failed(r)) => {
+            assert_eq!(r.failures().count(), 1, "{r}");
+            let msg = ScenarioError::Failed(r).to_string();
+            assert!(msg.contains("FAIL") && msg.contains("1 expectation(s) failed"), "{msg}");
+        }
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+}
+
+fn parse_err(text: &str) -> ScenarioError {
+    Scenario::parse(text, "t.ron").expect_err("must not parse")
+}
+
+const GOOD: &str = r#"Scenario(
+    name: "x",
+    seed: 1,
+    duration_s: 5,
+    peers: [Honest(count: 1)],
+    expect: [NoHonestDisconnected],
+)"#;
+
+#[test]
+fn file_errors_name_the_line_and_column() {
+    assert!(Scenario::parse(GOOD, "t.ron").is_ok());
+    let s = Scenario::parse(&GOOD.replace("seed: 1,", "seed: 1,\n    score_threshold: 250,"), "t.ron").unwrap();
+    assert_eq!(s.score_threshold, Some(250), "optional fields need no Some(...)");
+    let e = parse_err(&GOOD.replace("seed: 1,", "seed: 1,\n    speed: 2,"));
+    match &e {
+        ScenarioError::Parse { line, col, message, .. } => {
+            assert_eq!(*line, 4, "{e}");
+            assert!(*col > 1, "{e}");
+            assert!(message.contains("speed"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().starts_with("t.ron:4:"), "{e}");
+
+    let e = parse_err(&GOOD.replace("Honest(count: 1)", "Honest(count: 1, colour: 2)"));
+    assert!(matches!(e, ScenarioError::Parse { line: 5, .. }), "unknown field in a peer: {e}");
+    let e = parse_err(&GOOD.replace("duration_s: 5,", "duration_s: 5,\n    node: (max_inbund: 3),"));
+    assert!(matches!(e, ScenarioError::Parse { line: 5, .. }), "unknown node limit: {e}");
+    let e = parse_err(&GOOD.replace("seed: 1,", "seed: -1,"));
+    assert!(matches!(e, ScenarioError::Parse { line: 3, .. }), "negative seed: {e}");
+
+    let bot =
+        GOOD.replace("Honest(count: 1)", "Honest(count: 1), Bot(kind: Slowloris(byte_interval_ms: 1000), count: 1)");
+    assert!(Scenario::parse(&bot, "t.ron").is_ok());
+    let e = parse_err(&bot.replace(
+        "[NoHonestDisconnected]",
+        "[\n  Disconnected(bot: \"Slowloris\", within_s: 61, reason: \"too_slow\")]",
+    ));
+    match &e {
+        ScenarioError::Parse { line: 7, message, .. } => {
+            assert!(message.contains("too_slow") && message.contains("handshake_timeout"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = parse_err(&bot.replace("Slowloris(", "Slowlorris("));
+    assert!(matches!(e, ScenarioError::Parse { line: 5, .. }), "unknown bot kind: {e}");
+}
+
+#[test]
+fn nonsense_that_parses_is_refused_with_the_reason() {
+    let e = parse_err(&GOOD.replace(
+        "[NoHonestDisconnected]",
+        "[Disconnected(bot: \"Slowloris\", within_s: 61, reason: \"handshake_timeout\")]",
+    ));
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("not in peers")), "{e}");
+    let e = parse_err(&GOOD.replace("duration_s: 5", "duration_s: 0"));
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("duration_s")), "{e}");
+    let e = parse_err(&GOOD.replace("[NoHonestDisconnected]", "[HonestServed(min_share: 1.5)]"));
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("min_share")), "{e}");
+    let e = Scenario::load(Path::new("/nonexistent/x.ron")).unwrap_err();
+    assert!(matches!(&e, ScenarioError::Io { .. }) && e.to_string().contains("/nonexistent/x.ron"), "{e}");
+}
+
+fn honest_rtts(out: &oni::scenario::Outcome) -> Vec<u64> {
+    let mut v: Vec<u64> = out
+        .instances
+        .iter()
+        .filter_map(|i| i.ping_log.as_ref())
+        .flat_map(|l| l.pings.iter().filter_map(|p| p.rtt_ms))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn the_network_model_sets_round_trips_and_bandwidth_backs_up_the_writer() {
+    let text = |net: &str| {
+        format!(
+            r#"Scenario(name: "net", seed: 3, duration_s: 20, net: ({net}),
+                peers: [Honest(count: 2)], expect: [NoHonestDisconnected])"#
+        )
+    };
+    let s = Scenario::parse(&text("tick_ms: 10, latency_ms: 30"), "net").unwrap();
+    let (report, out) = run(&s, Mode::Sim);
+    assert!(report.passed(), "{report}");
+    let rtts = honest_rtts(&out);
+    assert!(rtts.len() > 30);
+    assert!(rtts.iter().all(|&r| r == 60), "one tick-aligned round trip is two latencies: {rtts:?}");
+    let handshake_p50 = |out: &oni::scenario::Outcome| {
+        out.world.resource::<oni_systems::resources::Metrics>().handshake_ms.quantile(0.5).unwrap()
+    };
+    assert!(handshake_p50(&out) <= 250, "three one-way trips: {}", handshake_p50(&out));
+
+    let s = Scenario::parse(&text("tick_ms: 10, latency_ms: 30, node_write_bytes_per_s: 100"), "net").unwrap();
+    let (_, out) = run(&s, Mode::Sim);
+    let rtts = honest_rtts(&out);
+    assert!(!rtts.is_empty());
+    // 100 B/s is one byte per 10 ms tick: a 32-byte pong's last byte leaves 31 ticks after its first.
+    assert_eq!(rtts[rtts.len() / 2], 60 + 310, "{rtts:?}");
+    // The node's 193-byte version..verack burst drains at 1 B per tick before the peer can answer.
+    assert!(handshake_p50(&out) >= 2_000, "the handshake waits for the slow writer: {}", handshake_p50(&out));
+}
+
+#[test]
+fn no_leaked_state_fails_on_a_stray_nonce_or_index_entry() {
+    use oni::scenario::{judge, outcome::EndState};
+    let s = load("reconnect_churn");
+    let (report, mut out) = run(&s, Mode::Sim);
+    assert!(report.passed(), "{report}");
+    let clean = out.end;
+    // What the runner would have measured had teardown forgotten one nonce / one index entry.
+    out.end = EndState { nonces: clean.nonces + 1, ..clean };
+    assert_fails_on(&judge(&s, &out, Mode::Sim, 0.0), "NoLeakedState");
+    out.end = EndState { index_len: clean.index_len + 1, ..clean };
+    assert_fails_on(&judge(&s, &out, Mode::Sim, 0.0), "NoLeakedState");
+}
+
+#[test]
+fn an_inv_storm_is_tolerated_only_by_a_node_that_asked_for_transactions() {
+    let mut s = load("inv_storm_blocksonly");
+    s.relay = true;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(InvStorm");
+}
