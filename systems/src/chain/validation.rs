@@ -38,7 +38,8 @@ pub struct ValidateBlock {
 pub struct ValidationQueue {
     /// Headers accepted into the header tree this tick, parents first. The shell hands them to
     /// the validator (the kernel's `process_block_header`) before this tick's blocks, so blocks
-    /// arriving out of order find their parent header and are stored, not refused.
+    /// arriving out of order find their parent header and are stored, not refused. Cleared at
+    /// the start of the next tick (bounded whether or not a shell takes them).
     pub headers: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
     /// New blocks for the shell to take this tick.
     pub to_validate: Vec<ValidateBlock>,
