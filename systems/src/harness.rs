@@ -1,6 +1,7 @@
 //! A node with no IO, driven by domain verbs: `connect`, `receive`, `elapse`, `sent_to`. Unit tests,
 //! benches and the simulator use it; the writer is modelled as instant unless a peer is stalled.
 
+use crate::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidator, ValidationInbox, ValidationQueue};
 use crate::components::{ConnId, Direction, PeerState};
 use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCommand, Metrics, NetEvent, Outbox};
 use crate::schedule::{build_schedule, build_world};
@@ -20,6 +21,8 @@ pub struct TestNode {
     stalled: AHashSet<ConnId>,
     paused: AHashSet<ConnId>,
     dials: Vec<(SocketAddr, Direction)>,
+    /// The validator and block store the shell would run: instant, in chain order.
+    pub validator: InstantValidator,
 }
 
 impl TestNode {
@@ -27,6 +30,7 @@ impl TestNode {
     pub fn new(config: Config, seed: u64) -> Self {
         let mut world = build_world(config, seed);
         world.resource_mut::<Clock>().now_ms = 1_700_000_000_000;
+        let genesis = world.resource::<ChainParams>().genesis.block_hash();
         TestNode {
             world,
             schedule: build_schedule(),
@@ -36,6 +40,7 @@ impl TestNode {
             stalled: AHashSet::new(),
             paused: AHashSet::new(),
             dials: Vec::new(),
+            validator: InstantValidator::new(genesis),
         }
     }
 
@@ -139,6 +144,19 @@ impl TestNode {
             }
         }
         self.world.resource_mut::<Inbox>().0.extend(written);
+        self.world.resource_scope(|world, mut queue: Mut<ValidationQueue>| {
+            let mut inbox = world.resource_mut::<ValidationInbox>();
+            self.validator.run(&mut queue, &mut inbox);
+        });
+        self.world.resource_scope(|world, mut reads: Mut<BlockReads>| {
+            let mut inbox = world.resource_mut::<BlockReadInbox>();
+            self.validator.serve(&mut reads, &mut inbox);
+        });
+    }
+
+    /// Sets the clock to `unix_s` (e.g. just after a fixture chain's tip) without ticking.
+    pub fn set_time_s(&mut self, unix_s: i64) {
+        self.world.resource_mut::<Clock>().now_ms = unix_s as u64 * 1000;
     }
 
     /// Messages the node sent to `conn` since the last call, decoded.

@@ -1,6 +1,7 @@
 //! oni-systems: the pure core of oni, a Bitcoin P2P node built as an ECS.
 //!
 //! # Layout
+//! - [`chain`]: header validation, the header tree, sync state, the validator boundary.
 //! - [`wire`]: frame header, per-command payload bounds, strict bounded decode, in-place encode.
 //! - [`components`]: what a peer entity is made of (link, queues, stats, score, negotiated state).
 //! - [`resources`]: node-wide state: config and limits, clock, seeded rng, metrics, IO inbox/outbox.
@@ -16,6 +17,7 @@
 // A system names every resource it touches as a parameter; that list is its contract, not a smell.
 #![allow(clippy::too_many_arguments)]
 
+pub mod chain;
 pub mod components;
 pub mod harness;
 pub mod resources;

@@ -1,6 +1,9 @@
 //! The one ordered chain of systems, and the world every node and simulation starts from. Later
 //! systems (inv filter, request scheduler, address manager, ...) slot into this chain.
 
+use crate::chain::{
+    BlockReadInbox, BlockReads, ChainParams, HeaderTree, Ibd, SyncConfig, SyncState, ValidationInbox, ValidationQueue,
+};
 use crate::resources::{
     AddrBook, BanList, ChainTip, Clock, Config, ConnIndex, Inbox, LocalNonces, Metrics, Outbox, PeerManagerState,
     PeerPolicy, Rng, ScoreTable,
@@ -10,7 +13,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
 /// Builds the schedule: ingest → admission → decode → handshake → addr_relay → inv_filter →
-/// tx_request → ping → scoring → discipline →
+/// tx_request → ping → headers_sync → block_download → serve_blocks → scoring → discipline →
 /// connections → egress → teardown → telemetry.
 pub fn build_schedule() -> Schedule {
     let mut schedule = Schedule::default();
@@ -25,6 +28,9 @@ pub fn build_schedule() -> Schedule {
             inv_filter,
             tx_request,
             ping,
+            headers_sync,
+            block_download,
+            serve_blocks,
             scoring,
             discipline,
             connections,
@@ -40,6 +46,16 @@ pub fn build_schedule() -> Schedule {
 /// A world with every resource the schedule needs.
 pub fn build_world(config: Config, seed: u64) -> World {
     let mut world = World::new();
+    let params = ChainParams::for_network(config.network);
+    world.insert_resource(HeaderTree::new(&params));
+    world.insert_resource(params);
+    world.insert_resource(SyncConfig::default());
+    world.insert_resource(SyncState::default());
+    world.insert_resource(Ibd::default());
+    world.insert_resource(ValidationQueue::default());
+    world.insert_resource(ValidationInbox::default());
+    world.insert_resource(BlockReads::default());
+    world.insert_resource(BlockReadInbox::default());
     world.insert_resource(config);
     world.insert_resource(Clock::default());
     let mut rng = Rng::seeded(seed);

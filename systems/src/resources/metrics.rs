@@ -89,6 +89,8 @@ pub struct Metrics {
     pub handshake_ms: Histogram,
     /// Ping round trips.
     pub ping_rtt_ms: Histogram,
+    /// Block download latency, getdata → block.
+    pub block_download_ms: Histogram,
     /// Addresses received in addr/addrv2.
     pub addr_received: u64,
     /// Addresses dropped by the per-peer rate limit.
@@ -137,6 +139,7 @@ impl Default for Metrics {
             handshakes: 0,
             handshake_ms: Histogram::latency_ms(),
             ping_rtt_ms: Histogram::latency_ms(),
+            block_download_ms: Histogram::latency_ms(),
             addr_received: 0,
             addr_rate_limited: 0,
             addr_added: 0,

@@ -65,6 +65,10 @@ labelled! {
         Manual = "manual",
         /// The node is stopping.
         Shutdown = "shutdown",
+        /// It held up the block download window past the stalling timeout.
+        BlockStalling = "block_stalling",
+        /// Its oldest block request went unanswered past the download timeout.
+        BlockDownloadTimeout = "block_download_timeout",
     }
 }
 
@@ -111,6 +115,28 @@ labelled! {
         UnsolicitedPong = "unsolicited_pong",
         /// Transaction announcements from a peer we asked for none (relay off, block-relay-only).
         UnwantedTxAnnouncement = "unwanted_tx_announcement",
+        /// A `headers` message whose first header's parent we do not know.
+        UnconnectingHeaders = "unconnecting_headers",
+        /// Headers in one message that do not chain to each other.
+        NonContinuousHeaders = "noncontinuous_headers",
+        /// A header whose hash does not meet its target, or whose target is out of range.
+        HeaderBadPow = "header_bad_pow",
+        /// A header whose bits are not what the retarget rules require.
+        HeaderBadDifficulty = "header_bad_difficulty",
+        /// A header not later than the median of its last 11 ancestors (or a BIP94 timewarp).
+        HeaderTimeTooOld = "header_time_too_old",
+        /// A header more than 2 h ahead of our clock (Core does not score it: clocks differ).
+        HeaderTimeTooNew = "header_time_too_new",
+        /// A header whose version is below the BIP34/66/65 floor at its height.
+        HeaderObsoleteVersion = "header_obsolete_version",
+        /// A header building on a block known to be invalid.
+        HeaderInvalidParent = "header_invalid_parent",
+        /// A low-work header chain that stopped or changed during PRESYNC/REDOWNLOAD.
+        LowWorkHeaders = "low_work_headers",
+        /// A block the validator rejected.
+        InvalidBlock = "invalid_block",
+        /// A block we did not ask for that does not extend our tip.
+        UnrequestedBlock = "unrequested_block",
     }
 }
 
@@ -167,6 +193,22 @@ impl Default for ScoreTable {
                 Misbehavior::UnsolicitedPong => 0,
                 // Core disconnects at once: a correct peer honours our relay flag.
                 Misbehavior::UnwantedTxAnnouncement => 100,
+                // Scored at every 10th such message (Core's old MAX_NUM_UNCONNECTING_HEADERS_MSGS).
+                Misbehavior::UnconnectingHeaders => 20,
+                // Consensus failures: no honest node relays them.
+                Misbehavior::NonContinuousHeaders
+                | Misbehavior::HeaderBadPow
+                | Misbehavior::HeaderBadDifficulty
+                | Misbehavior::HeaderTimeTooOld
+                | Misbehavior::HeaderObsoleteVersion
+                | Misbehavior::HeaderInvalidParent
+                | Misbehavior::InvalidBlock => 100,
+                // Our clock may be the wrong one.
+                Misbehavior::HeaderTimeTooNew => 0,
+                // Core does not score an abandoned low-work sync; we count it lightly.
+                Misbehavior::LowWorkHeaders => 10,
+                // Costs us bandwidth; a handful is tolerated.
+                Misbehavior::UnrequestedBlock => 10,
             })
             .collect();
         ScoreTable { scores, threshold: 100 }

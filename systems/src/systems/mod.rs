@@ -2,37 +2,45 @@
 
 mod addr_relay;
 mod admission;
+mod block_download;
 mod connections;
 mod decode;
 mod discipline;
 mod egress;
 pub mod eviction;
 mod handshake;
+mod headers_sync;
 mod ingest;
 pub mod inv_filter;
 mod ping;
 mod scoring;
+mod serve_blocks;
 mod teardown;
 mod telemetry;
 mod tx_request;
 
 pub use addr_relay::{addr_relay, AddrResponseCache};
 pub use admission::admission;
+pub use block_download::block_download;
 pub use connections::{connections, REQUIRED_SERVICES};
 pub use decode::decode;
 pub use discipline::discipline;
 pub use egress::egress;
 pub use handshake::{handshake, is_routable};
+pub use headers_sync::headers_sync;
 pub use ingest::ingest;
 pub use inv_filter::{inv_filter, TxRelayState};
 pub use ping::ping;
 pub use scoring::scoring;
+pub use serve_blocks::{serve_blocks, strip_witness};
 pub use teardown::teardown;
 pub use telemetry::telemetry;
 pub use tx_request::tx_request;
 
 #[cfg(test)]
 mod peer_manager_tests;
+#[cfg(test)]
+mod sync_test_util;
 
 #[cfg(test)]
 mod limits_tests;

@@ -1,0 +1,164 @@
+//! Sync configuration and state shared by headers_sync, block_download and serve_blocks: the
+//! knobs (Core's defaults), whether we are in initial block download, and the per-peer
+//! components (what each peer has told us about its chain, its block requests, its getdata queue).
+
+use super::presync::HeadersPresync;
+use super::tree::BlockIdx;
+use crate::components::ConnId;
+use crate::wire::Inventory;
+use ahash::AHashMap;
+use bevy_ecs::prelude::*;
+use bitcoin::BlockHash;
+use std::collections::VecDeque;
+
+/// Knobs of headers sync, block download and serving. Defaults are Bitcoin Core's where it has one.
+#[derive(Resource, Clone, Debug)]
+pub struct SyncConfig {
+    /// In IBD while the validated tip is older than this (Core's -maxtipage, 24 h).
+    pub max_tip_age_s: i64,
+    /// Blocks beyond the last validated one that may be requested (Core's BLOCK_DOWNLOAD_WINDOW).
+    pub window_blocks: u32,
+    /// Blocks in flight per peer (Core's MAX_BLOCKS_IN_TRANSIT_PER_PEER).
+    pub max_in_flight_per_peer: usize,
+    /// First stalling timeout (Core's BLOCK_STALLING_TIMEOUT_DEFAULT).
+    pub stalling_timeout_min_ms: u64,
+    /// Largest stalling timeout after doubling (Core's BLOCK_STALLING_TIMEOUT_MAX).
+    pub stalling_timeout_max_ms: u64,
+    /// Factor applied to the stalling timeout per connected block, in thousandths (Core: 0.85).
+    pub stalling_decay_permille: u64,
+    /// A peer's oldest request may be this old (Core: 1 × 10 min spacing)...
+    pub download_timeout_base_ms: u64,
+    /// ...plus this per other peer downloading from us in parallel (Core: 0.5 × spacing).
+    pub download_timeout_per_peer_ms: u64,
+    /// Blocks handed to the validator and not yet processed; over it we stop requesting.
+    pub validation_pending_blocks_max: usize,
+    /// Bytes handed to the validator and not yet processed; over it we stop requesting.
+    pub validation_pending_bytes_max: usize,
+    /// Unconnecting `headers` messages tolerated; every this-many-th is scored
+    /// (Core's former MAX_NUM_UNCONNECTING_HEADERS_MSGS).
+    pub unconnecting_headers_max: u32,
+    /// Getdata block entries queued per peer (more are dropped).
+    pub serve_queue_max: usize,
+    /// Block reads outstanding per peer at the shell.
+    pub serve_reads_max: usize,
+    /// Whether the shell answers block reads (then we advertise NODE_NETWORK once out of IBD).
+    pub serve_blocks: bool,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_tip_age_s: 24 * 60 * 60,
+            window_blocks: 1024,
+            max_in_flight_per_peer: 16,
+            stalling_timeout_min_ms: 2_000,
+            stalling_timeout_max_ms: 64_000,
+            stalling_decay_permille: 850,
+            download_timeout_base_ms: 600_000,
+            download_timeout_per_peer_ms: 300_000,
+            validation_pending_blocks_max: 256,
+            validation_pending_bytes_max: 256 << 20,
+            unconnecting_headers_max: 10,
+            serve_queue_max: crate::wire::MAX_INV_ENTRIES,
+            serve_reads_max: 2,
+            serve_blocks: true,
+        }
+    }
+}
+
+/// Whether the node is in initial block download. Other systems read it (tx relay, getheaders
+/// answers...). Latches off like Core's: once out, a stale tip does not put us back.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ibd {
+    /// In IBD.
+    pub active: bool,
+}
+
+impl Default for Ibd {
+    fn default() -> Self {
+        Ibd { active: true }
+    }
+}
+
+/// Node-wide sync state.
+#[derive(Resource, Debug)]
+pub struct SyncState {
+    /// Current stalling timeout (adaptive: doubles on each staller, decays per connected block).
+    pub stalling_timeout_ms: u64,
+    /// Ticks the scheduler skipped requesting because the validation queue was full.
+    pub backpressure_ticks: u64,
+    /// Blocks that arrived and were not requested (dropped).
+    pub unrequested_blocks: u64,
+    /// Every block in flight and who holds it.
+    pub in_flight: AHashMap<BlockHash, ConnId>,
+    /// Who sent each block the validator has not finished with (to blame a rejected one).
+    pub block_from: AHashMap<BlockHash, ConnId>,
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        SyncState {
+            stalling_timeout_ms: 2_000,
+            backpressure_ticks: 0,
+            unrequested_blocks: 0,
+            in_flight: AHashMap::new(),
+            block_from: AHashMap::new(),
+        }
+    }
+}
+
+/// What a peer told us about its chain, and our header sync with it.
+#[derive(Component, Debug, Default)]
+pub struct PeerChain {
+    /// Its best header we know of (Core's pindexBestKnownBlock); RPC's synced_headers.
+    pub best_known: Option<BlockIdx>,
+    /// The last block its best known header shares with our best header chain (cached per tick).
+    pub common: Option<BlockIdx>,
+    /// We asked it for headers (a sync peer).
+    pub sync_started: bool,
+    /// Unconnecting `headers` messages received.
+    pub unconnecting: u32,
+    /// Its low-work sync, while one runs.
+    pub presync: Option<Box<HeadersPresync>>,
+    /// When we last sent it getheaders (clock ms).
+    pub last_getheaders_ms: u64,
+}
+
+/// A block we asked a peer for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requested {
+    /// The block.
+    pub hash: BlockHash,
+    /// Its index in the header tree.
+    pub idx: BlockIdx,
+    /// When we asked (clock ms).
+    pub at_ms: u64,
+}
+
+/// A peer's block requests and download figures.
+#[derive(Component, Debug, Default)]
+pub struct PeerBlocks {
+    /// Blocks in flight, oldest first (≤ max_in_flight_per_peer).
+    pub in_flight: VecDeque<Requested>,
+    /// Since when its oldest request counts against the download timeout (Core's m_downloading_since).
+    pub downloading_since_ms: u64,
+    /// Since when it holds up the window (Core's m_stalling_since).
+    pub stalling_since_ms: Option<u64>,
+    /// Blocks it delivered that we had asked for.
+    pub blocks_received: u64,
+    /// Last request → arrival time.
+    pub last_latency_ms: Option<u64>,
+    /// Smoothed request → arrival time (EWMA, 1/8).
+    pub avg_latency_ms: Option<u64>,
+}
+
+/// A peer's getdata block entries waiting to be served, and reads out at the shell.
+#[derive(Component, Debug, Default)]
+pub struct ServeQueue {
+    /// Entries not yet looked up, in request order.
+    pub pending: VecDeque<Inventory>,
+    /// Reads asked of the shell, in order: hash and whether the witness serialization was asked.
+    pub reads: VecDeque<(BlockHash, bool)>,
+    /// Entries dropped because the queue was full.
+    pub dropped: u64,
+}

@@ -1,0 +1,458 @@
+//! The header tree: every header we accepted (hash → height, parent, chainwork, status), the best
+//! header by total work and the chain that leads to it (indexed by height, so locators, ancestors
+//! and the download window are O(1) on it), the last block the validator connected, and reorgs:
+//! when a branch gains more work the best chain switches to it; an invalid block takes its
+//! descendants with it. Headers are stored without their prev hash (the parent index replaces it),
+//! 128 bytes per entry.
+
+use super::params::{ChainParams, MAX_FUTURE_BLOCK_TIME_S, MAX_TIMEWARP_S, MEDIAN_TIME_SPAN};
+use super::pow::{check_pow, next_work_required, Ancestry, PowError};
+use super::u256::U256;
+use crate::wire::headers::{header_to_bytes, HEADER_BYTES};
+use ahash::AHashMap;
+use bevy_ecs::prelude::*;
+use bitcoin::block::{Header, Version};
+use bitcoin::hashes::Hash;
+use bitcoin::pow::Work;
+use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
+
+/// Index of a header in the tree; stable for the tree's life.
+pub type BlockIdx = u32;
+/// Parent of genesis.
+pub const NO_PARENT: BlockIdx = BlockIdx::MAX;
+
+/// Status bits of an entry.
+pub mod status {
+    /// We received the block and handed it to the validator.
+    pub const HAVE_DATA: u8 = 1;
+    /// The validator connected it (at some point).
+    pub const VALIDATED: u8 = 2;
+    /// The validator rejected it.
+    pub const FAILED: u8 = 4;
+    /// An ancestor was rejected.
+    pub const FAILED_PARENT: u8 = 8;
+    /// Either failure bit.
+    pub const FAILED_ANY: u8 = FAILED | FAILED_PARENT;
+}
+
+/// One accepted header.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its parent's index ([`NO_PARENT`] for genesis).
+    pub parent: BlockIdx,
+    /// Its height.
+    pub height: u32,
+    /// Header version.
+    pub version: i32,
+    /// Header time.
+    pub time: u32,
+    /// Header bits.
+    pub bits: u32,
+    /// Header nonce.
+    pub nonce: u32,
+    /// Merkle root.
+    pub merkle_root: [u8; 32],
+    /// Total work of the chain ending here.
+    pub chainwork: Work,
+    /// [`status`] bits.
+    pub status: u8,
+}
+
+/// Why a header was not accepted. Each maps to its own misbehavior.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderInvalid {
+    /// Its parent is not in the tree.
+    Unconnecting,
+    /// Its parent (or an ancestor) is known invalid.
+    InvalidParent,
+    /// The header itself was marked invalid earlier.
+    KnownInvalid,
+    /// Proof of work: bad bits, above the limit, or hash above target.
+    Pow(PowError),
+    /// `bits` is not what the retarget rules require.
+    BadDifficulty,
+    /// Time not above the median of the last 11.
+    TimeTooOld,
+    /// Time more than 2 h ahead of our clock (not the peer's fault for sure: no score in Core).
+    TimeTooNew,
+    /// BIP94: first block of a period more than 10 min older than its parent.
+    Timewarp,
+    /// Version below what BIP34/66/65 require at its height.
+    ObsoleteVersion,
+}
+
+/// The fixed fields of a raw header.
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderFields {
+    /// Version.
+    pub version: i32,
+    /// Time.
+    pub time: u32,
+    /// Compact target.
+    pub bits: u32,
+    /// Nonce.
+    pub nonce: u32,
+}
+
+impl HeaderFields {
+    /// Reads them from 80 raw bytes.
+    #[inline]
+    pub fn of(raw: &[u8; HEADER_BYTES]) -> Self {
+        let u32_at = |i: usize| u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
+        HeaderFields { version: u32_at(0) as i32, time: u32_at(68), bits: u32_at(72), nonce: u32_at(76) }
+    }
+}
+
+/// Checks one header against the chain it extends (`chain` ends at its parent): proof of work,
+/// required difficulty, time above the median of the last 11 and at most 2 h ahead of `now_s`,
+/// BIP94's timewarp rule, and the version floor of BIP34/66/65 at its height. Core's
+/// CheckBlockHeader + ContextualCheckBlockHeader.
+pub fn check_header(
+    raw: &[u8; HEADER_BYTES],
+    hash: &BlockHash,
+    chain: &impl Ancestry,
+    params: &ChainParams,
+    now_s: i64,
+) -> Result<(), HeaderInvalid> {
+    let f = HeaderFields::of(raw);
+    check_pow(hash.as_byte_array(), f.bits, params).map_err(HeaderInvalid::Pow)?;
+    let parent_h = chain.tip_height();
+    let height = parent_h + 1;
+    if f.bits != next_work_required(params, chain, f.time) {
+        return Err(HeaderInvalid::BadDifficulty);
+    }
+    if f.time as i64 <= chain.median_time_past() {
+        return Err(HeaderInvalid::TimeTooOld);
+    }
+    if params.enforce_bip94
+        && height.is_multiple_of(params.interval())
+        && (f.time as i64) < chain.at(parent_h).1 as i64 - MAX_TIMEWARP_S
+    {
+        return Err(HeaderInvalid::Timewarp);
+    }
+    if f.time as i64 > now_s + MAX_FUTURE_BLOCK_TIME_S {
+        return Err(HeaderInvalid::TimeTooNew);
+    }
+    let v = f.version;
+    if (v < 2 && height >= params.bip34_height)
+        || (v < 3 && height >= params.bip66_height)
+        || (v < 4 && height >= params.bip65_height)
+    {
+        return Err(HeaderInvalid::ObsoleteVersion);
+    }
+    Ok(())
+}
+
+/// The header tree resource.
+#[derive(Resource, Debug)]
+pub struct HeaderTree {
+    entries: Vec<Entry>,
+    index: AHashMap<BlockHash, BlockIdx>,
+    best: BlockIdx,
+    active: Vec<BlockIdx>,
+    validated_tip: BlockIdx,
+    work_cache: (u32, Work),
+}
+
+/// The chain ending at one entry, as [`Ancestry`] for the pow and time checks.
+pub struct ChainView<'a> {
+    tree: &'a HeaderTree,
+    tip: BlockIdx,
+}
+
+impl Ancestry for ChainView<'_> {
+    fn tip_height(&self) -> u32 {
+        self.tree.entries[self.tip as usize].height
+    }
+
+    fn at(&self, height: u32) -> (u32, u32) {
+        let e = &self.tree.entries[self.tree.ancestor(self.tip, height).unwrap_or(self.tip) as usize];
+        (e.bits, e.time)
+    }
+
+    fn median_time_past(&self) -> i64 {
+        let mut times = [0u32; MEDIAN_TIME_SPAN];
+        let mut n = 0;
+        let mut cur = self.tip;
+        while n < MEDIAN_TIME_SPAN && cur != NO_PARENT {
+            let e = &self.tree.entries[cur as usize];
+            times[n] = e.time;
+            n += 1;
+            cur = e.parent;
+        }
+        let t = &mut times[..n];
+        t.sort_unstable();
+        t[n / 2] as i64
+    }
+}
+
+impl HeaderTree {
+    /// A tree holding only `params`' genesis, which counts as validated.
+    pub fn new(params: &ChainParams) -> Self {
+        let g = params.genesis;
+        let target = U256::from_compact(g.bits.to_consensus()).unwrap_or(params.pow_limit);
+        let genesis = Entry {
+            hash: g.block_hash(),
+            parent: NO_PARENT,
+            height: 0,
+            version: g.version.to_consensus(),
+            time: g.time,
+            bits: g.bits.to_consensus(),
+            nonce: g.nonce,
+            merkle_root: g.merkle_root.to_byte_array(),
+            chainwork: target.work(),
+            status: status::HAVE_DATA | status::VALIDATED,
+        };
+        let mut index = AHashMap::new();
+        index.insert(genesis.hash, 0);
+        HeaderTree {
+            entries: vec![genesis],
+            index,
+            best: 0,
+            active: vec![0],
+            validated_tip: 0,
+            work_cache: (0, Work::from_be_bytes([0; 32])),
+        }
+    }
+
+    /// Number of headers held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Never: genesis is always there (clippy's pairing for `len`).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The index of `hash`, if we hold it.
+    #[inline]
+    pub fn get(&self, hash: &BlockHash) -> Option<BlockIdx> {
+        self.index.get(hash).copied()
+    }
+
+    /// The entry at `idx`.
+    #[inline]
+    pub fn entry(&self, idx: BlockIdx) -> &Entry {
+        &self.entries[idx as usize]
+    }
+
+    /// The full header at `idx`.
+    pub fn header(&self, idx: BlockIdx) -> Header {
+        let e = self.entry(idx);
+        let prev = if e.parent == NO_PARENT { BlockHash::all_zeros() } else { self.entry(e.parent).hash };
+        Header {
+            version: Version::from_consensus(e.version),
+            prev_blockhash: prev,
+            merkle_root: TxMerkleNode::from_byte_array(e.merkle_root),
+            time: e.time,
+            bits: CompactTarget::from_consensus(e.bits),
+            nonce: e.nonce,
+        }
+    }
+
+    /// The 80 bytes of the header at `idx` (for `headers` answers).
+    pub fn raw_header(&self, idx: BlockIdx) -> [u8; HEADER_BYTES] {
+        header_to_bytes(&self.header(idx))
+    }
+
+    /// The tip of the most-work valid header chain.
+    pub fn best(&self) -> BlockIdx {
+        self.best
+    }
+
+    /// The best header's entry.
+    pub fn best_entry(&self) -> &Entry {
+        self.entry(self.best)
+    }
+
+    /// The last block the validator connected.
+    pub fn validated_tip(&self) -> BlockIdx {
+        self.validated_tip
+    }
+
+    /// The block at `height` on the best header chain.
+    #[inline]
+    pub fn active_at(&self, height: u32) -> Option<BlockIdx> {
+        self.active.get(height as usize).copied()
+    }
+
+    /// Whether `idx` lies on the best header chain.
+    #[inline]
+    pub fn is_on_active(&self, idx: BlockIdx) -> bool {
+        self.active.get(self.entry(idx).height as usize) == Some(&idx)
+    }
+
+    /// The ancestor of `idx` at `height` (itself at its own height); `None` above it.
+    pub fn ancestor(&self, idx: BlockIdx, height: u32) -> Option<BlockIdx> {
+        let mut cur = idx;
+        loop {
+            let e = self.entry(cur);
+            if e.height < height {
+                return None;
+            }
+            if e.height == height {
+                return Some(cur);
+            }
+            if self.is_on_active(cur) {
+                return self.active_at(height);
+            }
+            cur = e.parent;
+        }
+    }
+
+    /// The highest block that `idx`'s chain shares with the best header chain.
+    pub fn fork_point_with_active(&self, idx: BlockIdx) -> BlockIdx {
+        let mut cur = idx;
+        while !self.is_on_active(cur) {
+            cur = self.entry(cur).parent;
+        }
+        cur
+    }
+
+    /// The chain ending at `idx`, for the pow/time checks.
+    pub fn view(&self, idx: BlockIdx) -> ChainView<'_> {
+        ChainView { tree: self, tip: idx }
+    }
+
+    fn work_of(&mut self, bits: u32, params: &ChainParams) -> Work {
+        if self.work_cache.0 != bits || bits == 0 {
+            let t = U256::from_compact(bits).unwrap_or(params.pow_limit);
+            self.work_cache = (bits, t.work());
+        }
+        self.work_cache.1
+    }
+
+    /// Work of one header with `bits` (cached: runs of equal bits are the rule).
+    pub fn header_work(&mut self, bits: u32, params: &ChainParams) -> Work {
+        self.work_of(bits, params)
+    }
+
+    /// Validates one header against its parent (Core's CheckBlockHeader + ContextualCheckBlockHeader)
+    /// and stores it. `hash` is the sha256d of `raw`, computed by the caller once. Returns its index
+    /// and whether it is new.
+    pub fn accept(
+        &mut self,
+        raw: &[u8; HEADER_BYTES],
+        hash: BlockHash,
+        params: &ChainParams,
+        now_s: i64,
+    ) -> Result<(BlockIdx, bool), HeaderInvalid> {
+        if let Some(idx) = self.get(&hash) {
+            if self.entry(idx).status & status::FAILED_ANY != 0 {
+                return Err(HeaderInvalid::KnownInvalid);
+            }
+            return Ok((idx, false));
+        }
+        let prev = BlockHash::from_byte_array(raw[4..36].try_into().unwrap_or([0; 32]));
+        let parent = self.get(&prev).ok_or(HeaderInvalid::Unconnecting)?;
+        let p = self.entry(parent);
+        let height = p.height + 1;
+        check_header(raw, &hash, &self.view(parent), params, now_s)?;
+        if p.status & status::FAILED_ANY != 0 {
+            return Err(HeaderInvalid::InvalidParent);
+        }
+        let f = HeaderFields::of(raw);
+        let (version, time, bits, nonce) = (f.version, f.time, f.bits, f.nonce);
+        let parent_work = p.chainwork;
+        let chainwork = parent_work + self.work_of(bits, params);
+        let idx = self.entries.len() as BlockIdx;
+        self.entries.push(Entry {
+            hash,
+            parent,
+            height,
+            version,
+            time,
+            bits,
+            nonce,
+            merkle_root: raw[36..68].try_into().unwrap_or([0; 32]),
+            chainwork,
+            status: 0,
+        });
+        self.index.insert(hash, idx);
+        if chainwork > self.best_entry().chainwork {
+            self.set_best(idx);
+        }
+        Ok((idx, true))
+    }
+
+    fn set_best(&mut self, idx: BlockIdx) {
+        let mut path = Vec::new();
+        let mut cur = idx;
+        while !self.is_on_active(cur) {
+            path.push(cur);
+            cur = self.entry(cur).parent;
+        }
+        self.active.truncate(self.entry(cur).height as usize + 1);
+        self.active.extend(path.iter().rev());
+        self.best = idx;
+    }
+
+    /// Core's block locator from `idx`: the last 10 hashes one by one, then doubling steps back,
+    /// ending at genesis (≤ 101 entries for any chain below 2^90 blocks).
+    pub fn locator(&self, idx: BlockIdx) -> Vec<BlockHash> {
+        let mut out = Vec::with_capacity(32);
+        let mut step = 1u32;
+        let mut cur = idx;
+        loop {
+            let e = self.entry(cur);
+            out.push(e.hash);
+            if e.height == 0 {
+                break;
+            }
+            let h = e.height.saturating_sub(step);
+            cur = self.ancestor(cur, h).unwrap_or(0);
+            if out.len() > 10 {
+                step = step.saturating_mul(2);
+            }
+        }
+        out
+    }
+
+    /// Marks the block's data as received (handed to the validator).
+    pub fn set_have_data(&mut self, idx: BlockIdx) {
+        self.entries[idx as usize].status |= status::HAVE_DATA;
+    }
+
+    /// The validator connected `hash`: it becomes the validated tip. `None` if unknown.
+    pub fn mark_validated(&mut self, hash: &BlockHash) -> Option<BlockIdx> {
+        let idx = self.get(hash)?;
+        self.entries[idx as usize].status |= status::VALIDATED | status::HAVE_DATA;
+        self.validated_tip = idx;
+        Some(idx)
+    }
+
+    /// The validator rejected `idx`: it and every descendant are marked invalid and the best
+    /// header moves to the most-work chain left.
+    pub fn invalidate(&mut self, idx: BlockIdx) {
+        self.entries[idx as usize].status |= status::FAILED;
+        for j in idx as usize + 1..self.entries.len() {
+            let p = self.entries[j].parent;
+            if p != NO_PARENT && self.entries[p as usize].status & status::FAILED_ANY != 0 {
+                self.entries[j].status |= status::FAILED_PARENT;
+            }
+        }
+        if self.best_entry().status & status::FAILED_ANY != 0 {
+            let mut best = 0;
+            for (i, e) in self.entries.iter().enumerate() {
+                if e.status & status::FAILED_ANY == 0 && e.chainwork > self.entries[best].chainwork {
+                    best = i;
+                }
+            }
+            self.set_best(best as BlockIdx);
+        }
+    }
+
+    /// Heap bytes held (entries, index and best chain), for memory bounds.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.index.capacity() * (std::mem::size_of::<(BlockHash, BlockIdx)>() + 8)
+            + self.active.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+#[path = "tree_tests.rs"]
+mod tests;

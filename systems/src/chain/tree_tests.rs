@@ -1,0 +1,133 @@
+use super::*;
+use crate::chain::test_vectors::{chain_blocks, fork_blocks, header_of, mine, mine_chain, AFTER_FIXTURE_S};
+use crate::wire::headers::block_hash;
+use crate::wire::Network;
+
+fn regtest() -> (ChainParams, HeaderTree) {
+    let p = ChainParams::for_network(Network::Regtest);
+    let t = HeaderTree::new(&p);
+    (p, t)
+}
+
+fn load_chain(t: &mut HeaderTree, p: &ChainParams) {
+    for b in chain_blocks() {
+        let raw = header_of(b);
+        let (_, new) = t.accept(&raw, block_hash(&raw), p, AFTER_FIXTURE_S).unwrap();
+        assert!(new);
+    }
+}
+
+const FIXTURE_TIP: &str = "5d8759cf46db97492cebf87e4781e966727464e4f8ccd20156aabd163f1a80df";
+const FORK_TIP: &str = "1675d12b01e010bfdac19bd7307c58464e7d72e6e969d838985943b2c7ecd270";
+
+#[test]
+fn the_fixture_chain_is_accepted_in_full_with_cores_tip_and_chainwork() {
+    let (p, mut t) = regtest();
+    load_chain(&mut t, &p);
+    assert_eq!(t.len(), 2101);
+    let best = t.best_entry();
+    assert_eq!(best.height, 2100);
+    assert_eq!(best.hash.to_string(), FIXTURE_TIP);
+    assert_eq!(best.chainwork, Work::from_be_bytes(U256([0x106a, 0, 0, 0]).to_be_bytes()));
+    // every header costs a bounded amount of memory: a 128-byte entry plus its index slot, up to
+    // twice that while a vector or map has just doubled
+    assert!(std::mem::size_of::<Entry>() <= 128);
+    assert!(t.heap_bytes() / t.len() <= 400, "{} bytes per header", t.heap_bytes() / t.len());
+    // a header seen again is not new
+    let raw = header_of(&chain_blocks()[5]);
+    assert_eq!(t.accept(&raw, block_hash(&raw), &p, AFTER_FIXTURE_S), Ok((6, false)));
+}
+
+#[test]
+fn the_heavier_fork_becomes_best_and_invalidating_it_switches_back() {
+    let (p, mut t) = regtest();
+    load_chain(&mut t, &p);
+    let old_2095 = t.active_at(2095).unwrap();
+    for b in fork_blocks() {
+        let raw = header_of(b);
+        t.accept(&raw, block_hash(&raw), &p, AFTER_FIXTURE_S).unwrap();
+    }
+    assert_eq!(t.best_entry().hash.to_string(), FORK_TIP);
+    assert_eq!(t.best_entry().height, 2101);
+    assert_eq!(t.best_entry().chainwork, Work::from_be_bytes(U256([0x106c, 0, 0, 0]).to_be_bytes()));
+    assert_ne!(t.active_at(2095), Some(old_2095), "the best chain now runs through the fork");
+    assert_eq!(t.ancestor(t.best(), 2094), t.active_at(2094));
+    assert_eq!(t.fork_point_with_active(old_2095), t.active_at(2094).unwrap());
+    // the fork's first block is invalid: its descendants go with it, the old chain is best again
+    let fork_first = t.get(&block_hash(&header_of(&fork_blocks()[0]))).unwrap();
+    t.invalidate(fork_first);
+    assert_eq!(t.best_entry().hash.to_string(), FIXTURE_TIP);
+    assert_eq!(t.active_at(2095), Some(old_2095));
+    let fork_tip = t.get(&block_hash(&header_of(&fork_blocks()[6]))).unwrap();
+    assert_eq!(t.entry(fork_tip).status & status::FAILED_PARENT, status::FAILED_PARENT);
+    // a header on an invalid parent is refused
+    let child = mine(&t.entry(fork_tip).hash, t.entry(fork_tip).time + 1, 0x2000_0000, 9);
+    assert_eq!(t.accept(&child, block_hash(&child), &p, AFTER_FIXTURE_S), Err(HeaderInvalid::InvalidParent));
+}
+
+#[test]
+fn the_locator_is_ten_single_steps_then_doubling_to_genesis() {
+    let (p, mut t) = regtest();
+    load_chain(&mut t, &p);
+    let loc = t.locator(t.best());
+    let heights: Vec<u32> = loc.iter().map(|h| t.entry(t.get(h).unwrap()).height).collect();
+    let mut expected = vec![];
+    let (mut h, mut step) = (2100i64, 1i64);
+    loop {
+        expected.push(h as u32);
+        if h == 0 {
+            break;
+        }
+        h = (h - step).max(0);
+        if expected.len() > 10 {
+            step *= 2;
+        }
+    }
+    assert_eq!(heights, expected);
+    assert_eq!(&heights[..11], &(2090..=2100).rev().collect::<Vec<_>>()[..]);
+    assert_eq!(*heights.last().unwrap(), 0);
+    assert!(loc.len() <= crate::wire::MAX_LOCATOR_HASHES);
+    assert_eq!(t.locator(0), vec![p.genesis.block_hash()]);
+}
+
+#[test]
+fn unconnecting_and_future_headers_are_refused_without_being_stored() {
+    let (p, mut t) = regtest();
+    let orphan = mine(&bitcoin::BlockHash::from_byte_array([7; 32]), 1_700_000_000, 0x2000_0000, 1);
+    assert_eq!(t.accept(&orphan, block_hash(&orphan), &p, AFTER_FIXTURE_S), Err(HeaderInvalid::Unconnecting));
+    let g = p.genesis.block_hash();
+    let future = mine(&g, (AFTER_FIXTURE_S + 7201) as u32, 0x2000_0000, 1);
+    assert_eq!(t.accept(&future, block_hash(&future), &p, AFTER_FIXTURE_S), Err(HeaderInvalid::TimeTooNew));
+    let old = mine(&g, p.genesis.time, 0x2000_0000, 1);
+    assert_eq!(t.accept(&old, block_hash(&old), &p, AFTER_FIXTURE_S), Err(HeaderInvalid::TimeTooOld));
+    let v1 = mine(&g, p.genesis.time + 1, 1, 1);
+    assert_eq!(t.accept(&v1, block_hash(&v1), &p, AFTER_FIXTURE_S), Err(HeaderInvalid::ObsoleteVersion));
+    let wrong_bits = {
+        let mut r = mine_chain(g, p.genesis.time, 1, 3)[0];
+        r[72..76].copy_from_slice(&0x1d00ffffu32.to_le_bytes());
+        r
+    };
+    assert!(matches!(
+        t.accept(&wrong_bits, block_hash(&wrong_bits), &p, AFTER_FIXTURE_S),
+        Err(HeaderInvalid::Pow(_)) | Err(HeaderInvalid::BadDifficulty)
+    ));
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn equal_work_keeps_the_first_seen_and_more_work_reorgs() {
+    let (p, mut t) = regtest();
+    let g = p.genesis.block_hash();
+    let a = mine_chain(g, p.genesis.time, 3, 1);
+    let b = mine_chain(g, p.genesis.time, 4, 2);
+    for r in &a {
+        t.accept(r, block_hash(r), &p, AFTER_FIXTURE_S).unwrap();
+    }
+    for r in &b[..3] {
+        t.accept(r, block_hash(r), &p, AFTER_FIXTURE_S).unwrap();
+    }
+    assert_eq!(t.best_entry().hash, block_hash(&a[2]), "a tie keeps the first seen");
+    t.accept(&b[3], block_hash(&b[3]), &p, AFTER_FIXTURE_S).unwrap();
+    assert_eq!(t.best_entry().hash, block_hash(&b[3]));
+    assert_eq!(t.active_at(1), t.get(&block_hash(&b[0])));
+}

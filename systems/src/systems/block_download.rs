@@ -1,0 +1,298 @@
+//! block_download: the block scheduler. Applies the validator's reports (connected → new
+//! validated tip and a decayed stalling timeout; rejected → block and descendants invalid, sender
+//! scored), takes `block` messages (latency recorded per peer and in a histogram, blocks queued for
+//! the validator), and requests blocks with `getdata` (witness) in a window of 1,024 beyond the last
+//! block our validated chain shares with the best header chain, ≤ 16 in flight per peer, each
+//! peer given the lowest heights it can serve. When the window cannot move because one peer holds
+//! its first block, that peer gets the adaptive stalling timeout (2 s doubling to 64 s, ×0.85 per
+//! connected block) and is disconnected when it expires; its blocks go to others. A peer whose
+//! oldest request is older than 10 min + 5 min per other downloading peer is disconnected too
+//! (Core's block download timeout, simplified to whole minutes). Nothing is requested while the
+//! validation queue is over its bound (backpressure).
+//!
+//! Unrequested blocks: accepted when they extend our validated tip outside IBD (a new tip pushed
+//! by an old-style peer, as Core accepts new tips), otherwise dropped and scored `UnrequestedBlock`
+//! (Core ignores them silently; a flood of them costs us bandwidth, so we count and score).
+
+use crate::chain::tree::status;
+use crate::chain::{
+    HeaderTree, Ibd, PeerBlocks, PeerChain, Requested, SyncConfig, SyncState, ValidateBlock, ValidationEvent,
+};
+use crate::chain::{ValidationInbox, ValidationQueue};
+use crate::components::{ConnId, Disconnect, PeerState, Received, SendQueue, Socket, Stats, Violations};
+use crate::resources::{ChainTip, Clock, Config, ConnIndex, DisconnectReason, Metrics, Misbehavior};
+use crate::wire::{InvList, InvType, Message};
+use ahash::AHashSet;
+use bevy_ecs::prelude::*;
+use bitcoin::hashes::Hash;
+use std::collections::VecDeque;
+
+/// The peer entity's parts the scheduler uses.
+type DownloadPeer<'a> = (
+    Entity,
+    &'a Socket,
+    &'a PeerState,
+    &'a mut Received,
+    &'a mut SendQueue,
+    &'a mut Violations,
+    &'a mut Stats,
+    &'a mut PeerChain,
+    &'a mut PeerBlocks,
+);
+
+/// Node-wide inputs of the scheduler.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct DownloadCtx<'w> {
+    config: Res<'w, Config>,
+    clock: Res<'w, Clock>,
+    sync: Res<'w, SyncConfig>,
+    ibd: Res<'w, Ibd>,
+    tree: ResMut<'w, HeaderTree>,
+    state: ResMut<'w, SyncState>,
+    queue: ResMut<'w, ValidationQueue>,
+    inbox: ResMut<'w, ValidationInbox>,
+    tip: ResMut<'w, ChainTip>,
+    metrics: ResMut<'w, Metrics>,
+    index: Res<'w, ConnIndex>,
+}
+
+/// One scheduler step.
+pub fn block_download(
+    mut peers: Query<DownloadPeer, Without<Disconnect>>,
+    mut ctx: DownloadCtx,
+    mut commands: Commands,
+) {
+    let now = ctx.clock.now_ms;
+    let blamed = apply_validation_events(&mut ctx);
+    for conn in blamed {
+        if let Some(&e) = ctx.index.0.get(&conn) {
+            if let Ok((.., mut violations, _, _, _)) = peers.get_mut(e) {
+                violations.0.push(Misbehavior::InvalidBlock);
+            }
+        }
+    }
+    // Blocks arriving, and timeouts.
+    let downloading = peers.iter().filter(|p| !p.8.in_flight.is_empty()).count();
+    let mut live = AHashSet::with_capacity(peers.iter().len());
+    for (entity, socket, state, mut received, _, mut violations, mut stats, _, mut pb) in &mut peers {
+        if *state != PeerState::Ready {
+            continue;
+        }
+        if received.0.iter().any(|m| matches!(m, Message::Block(_))) {
+            let msgs = std::mem::take(&mut received.0);
+            for m in msgs {
+                match m {
+                    Message::Block(b) => on_block(&mut ctx, socket.conn, &mut pb, &mut stats, &mut violations, &b),
+                    other => received.0.push(other),
+                }
+            }
+        }
+        // Blocks another peer delivered first are no longer ours to wait for.
+        pb.in_flight.retain(|r| ctx.state.in_flight.get(&r.hash) == Some(&socket.conn));
+        if let Some(since) = pb.stalling_since_ms {
+            if now.saturating_sub(since) > ctx.state.stalling_timeout_ms {
+                tracing::info!(
+                    peer = socket.conn.0,
+                    timeout_ms = ctx.state.stalling_timeout_ms,
+                    "peer is stalling block download"
+                );
+                commands.entity(entity).insert(Disconnect { reason: DisconnectReason::BlockStalling });
+                ctx.state.stalling_timeout_ms =
+                    (ctx.state.stalling_timeout_ms * 2).min(ctx.sync.stalling_timeout_max_ms);
+                continue;
+            }
+        }
+        if let Some(first) = pb.in_flight.front() {
+            let others = downloading.saturating_sub(1) as u64;
+            let limit = ctx.sync.download_timeout_base_ms + ctx.sync.download_timeout_per_peer_ms * others;
+            if now.saturating_sub(pb.downloading_since_ms.max(first.at_ms)) > limit {
+                tracing::info!(peer = socket.conn.0, "block download timeout");
+                commands.entity(entity).insert(Disconnect { reason: DisconnectReason::BlockDownloadTimeout });
+                continue;
+            }
+        }
+        live.insert(socket.conn);
+    }
+    // Requests held by peers that are gone or going are free again.
+    ctx.state.in_flight.retain(|_, c| live.contains(c));
+    if ctx.queue.pending_count() >= ctx.sync.validation_pending_blocks_max
+        || ctx.queue.pending_bytes >= ctx.sync.validation_pending_bytes_max
+    {
+        ctx.state.backpressure_ticks += 1;
+        return;
+    }
+    schedule(&mut peers, &mut ctx, &live);
+}
+
+fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
+    let mut blamed = Vec::new();
+    for ev in std::mem::take(&mut ctx.inbox.0) {
+        match ev {
+            ValidationEvent::Processed { hash } => ctx.queue.done(&hash),
+            ValidationEvent::Connected { hash, height } => {
+                ctx.queue.done(&hash);
+                ctx.state.block_from.remove(&hash);
+                if ctx.tree.mark_validated(&hash).is_some() {
+                    ctx.tip.height = height as i32;
+                }
+                let decayed = ctx.state.stalling_timeout_ms * ctx.sync.stalling_decay_permille / 1000;
+                ctx.state.stalling_timeout_ms = decayed.max(ctx.sync.stalling_timeout_min_ms);
+            }
+            ValidationEvent::Rejected { hash, reason } => {
+                ctx.queue.done(&hash);
+                tracing::info!(%hash, reason, "block rejected by the validator");
+                if let Some(idx) = ctx.tree.get(&hash) {
+                    ctx.tree.invalidate(idx);
+                }
+                blamed.extend(ctx.state.block_from.remove(&hash));
+            }
+        }
+    }
+    blamed
+}
+
+fn on_block(
+    ctx: &mut DownloadCtx,
+    conn: ConnId,
+    pb: &mut PeerBlocks,
+    stats: &mut Stats,
+    violations: &mut Violations,
+    block: &crate::wire::Block,
+) {
+    let now = ctx.clock.now_ms;
+    let hash = block.block_hash();
+    let idx = ctx.tree.get(&hash);
+    if let Some(pos) = pb.in_flight.iter().position(|r| r.hash == hash) {
+        let Some(r) = pb.in_flight.remove(pos) else { return };
+        let latency = now.saturating_sub(r.at_ms);
+        pb.last_latency_ms = Some(latency);
+        pb.avg_latency_ms = Some(pb.avg_latency_ms.map_or(latency, |a| (a * 7 + latency) / 8));
+        pb.blocks_received += 1;
+        ctx.metrics.block_download_ms.record(latency);
+        if pos == 0 {
+            pb.downloading_since_ms = pb.downloading_since_ms.max(now);
+        }
+        pb.stalling_since_ms = None;
+        ctx.state.in_flight.remove(&hash);
+    } else if ctx.state.in_flight.remove(&hash).is_some() {
+        // Asked of another peer; take it from whoever delivers first.
+    } else {
+        let extends_tip = idx.is_some_and(|i| {
+            let e = ctx.tree.entry(i);
+            e.parent == ctx.tree.validated_tip() && e.status & status::HAVE_DATA == 0
+        });
+        if !extends_tip || ctx.ibd.active {
+            ctx.state.unrequested_blocks += 1;
+            violations.0.push(Misbehavior::UnrequestedBlock);
+            return;
+        }
+    }
+    let Some(idx) = idx else { return };
+    let e = ctx.tree.entry(idx);
+    if e.status & (status::HAVE_DATA | status::FAILED_ANY) != 0 {
+        return;
+    }
+    let height = e.height;
+    ctx.tree.set_have_data(idx);
+    stats.last_block_ms = Some(now);
+    ctx.state.block_from.insert(hash, conn);
+    ctx.queue.push(ValidateBlock { hash, height, bytes: block.raw().to_vec() });
+}
+
+fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut DownloadCtx, live: &AHashSet<ConnId>) {
+    let now = ctx.clock.now_ms;
+    let tree = &ctx.tree;
+    let base = tree.fork_point_with_active(tree.validated_tip());
+    let base_h = tree.entry(base).height;
+    let best_h = tree.best_entry().height;
+    if best_h <= base_h {
+        return;
+    }
+    let window_end = base_h + ctx.sync.window_blocks;
+    // Heights to request, lowest first, and who holds the lowest block in flight.
+    let mut needed: VecDeque<u32> = VecDeque::new();
+    let mut waiting_for: Option<ConnId> = None;
+    for h in base_h + 1..=window_end.min(best_h) {
+        let Some(idx) = tree.active_at(h) else { break };
+        let e = tree.entry(idx);
+        if e.status & status::HAVE_DATA != 0 {
+            continue;
+        }
+        match ctx.state.in_flight.get(&e.hash) {
+            Some(c) => {
+                if waiting_for.is_none() {
+                    waiting_for = Some(*c);
+                }
+            }
+            None => needed.push_back(h),
+        }
+    }
+    // A block just past the window that nobody is fetching: the window is what holds us up.
+    let beyond = tree.active_at(window_end + 1).is_some_and(|idx| {
+        let e = tree.entry(idx);
+        e.status & status::HAVE_DATA == 0 && !ctx.state.in_flight.contains_key(&e.hash)
+    });
+    let mut staller = None;
+    let mut order: Vec<(ConnId, Entity)> = peers
+        .iter()
+        .filter(|p| *p.2 == PeerState::Ready && live.contains(&p.1.conn))
+        .map(|p| (p.1.conn, p.0))
+        .collect();
+    order.sort_unstable();
+    for (conn, entity) in order {
+        let Ok((_, _, _, _, mut sq, _, _, mut pc, mut pb)) = peers.get_mut(entity) else { continue };
+        let free = ctx.sync.max_in_flight_per_peer.saturating_sub(pb.in_flight.len());
+        if free == 0 {
+            continue;
+        }
+        let Some(best_known) = pc.best_known else { continue };
+        if ctx.tree.entry(best_known).status & status::FAILED_ANY != 0 {
+            continue;
+        }
+        let common = match pc.common {
+            Some(c) if ctx.tree.is_on_active(c) => c,
+            _ => {
+                let c = ctx.tree.fork_point_with_active(best_known);
+                pc.common = Some(c);
+                c
+            }
+        };
+        let limit = ctx.tree.entry(common).height;
+        let mut getdata = InvList::with_capacity(free);
+        while getdata.len() < free {
+            match needed.front() {
+                Some(&h) if h <= limit => {
+                    needed.pop_front();
+                    let Some(idx) = ctx.tree.active_at(h) else { break };
+                    let hash = ctx.tree.entry(idx).hash;
+                    getdata.push(InvType::WITNESS_BLOCK, hash.to_byte_array());
+                    if pb.in_flight.is_empty() {
+                        pb.downloading_since_ms = now;
+                    }
+                    pb.in_flight.push_back(Requested { hash, idx, at_ms: now });
+                    ctx.state.in_flight.insert(hash, conn);
+                }
+                _ => break,
+            }
+        }
+        if !getdata.is_empty() {
+            sq.push(ctx.config.network, &Message::GetData(getdata));
+        } else if pb.in_flight.is_empty() && beyond && limit > window_end && waiting_for.is_some_and(|w| w != conn) {
+            staller = waiting_for;
+        }
+    }
+    if let Some(conn) = staller {
+        if let Some(&e) = ctx.index.0.get(&conn) {
+            if let Ok((.., mut pb)) = peers.get_mut(e) {
+                if pb.stalling_since_ms.is_none() {
+                    tracing::debug!(peer = conn.0, "stalling block download");
+                    pb.stalling_since_ms = Some(now);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "block_download_tests.rs"]
+mod tests;

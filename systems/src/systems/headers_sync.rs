@@ -1,0 +1,360 @@
+//! headers_sync: headers-first sync. Picks sync peers after the handshake (one during IBD, every
+//! peer once our best header is recent, like Core), sends `getheaders` with our locator, validates
+//! `headers` into the header tree (continuity and proof of work first, then the full contextual
+//! checks), continues while full 2,000-header batches arrive, routes low-work chains through
+//! PRESYNC/REDOWNLOAD, scores unconnecting and invalid headers with their own reasons, follows
+//! block announcements (`inv`, BIP130 `headers`), answers `getheaders` (not during IBD unless the
+//! peer is `noban`, as Core), and keeps the [`Ibd`] resource current.
+
+use crate::chain::pow::check_pow;
+use crate::chain::presync::{Abort, Phase};
+use crate::chain::tree::{BlockIdx, HeaderInvalid};
+use crate::chain::{ChainParams, HeaderTree, HeadersPresync, Ibd, PeerBlocks, PeerChain, ServeQueue, SyncConfig};
+use crate::components::{
+    Direction, Disconnect, Negotiated, PeerState, Permissions, Received, SendQueue, Socket, Violations,
+};
+use crate::resources::{Clock, Config, Misbehavior, Rng};
+use crate::wire::headers::{block_hash, HeaderList, HEADER_BYTES};
+use crate::wire::services::{NODE_NETWORK, NODE_NETWORK_LIMITED, NODE_WITNESS};
+use crate::wire::{InvType, Locator, Message, MAX_HEADERS};
+use bevy_ecs::prelude::*;
+use bitcoin::hashes::Hash;
+use bitcoin::pow::Work;
+use bitcoin::BlockHash;
+
+/// A getheaders with no answer for this long may be repeated (Core's HEADERS_RESPONSE_TIME).
+pub const HEADERS_RESPONSE_TIME_MS: u64 = 2 * 60 * 1000;
+/// Our best header this recent means we are nearly synced: sync headers from every peer.
+pub const NEAR_SYNC_AGE_S: i64 = 24 * 60 * 60;
+/// Blocks of work below our tip a new chain may be and still be stored (Core's anti-DoS margin).
+pub const ANTI_DOS_MARGIN_BLOCKS: u64 = 144;
+
+/// The peer entity's parts headers_sync uses.
+type SyncPeer<'a> = (
+    Entity,
+    &'a Socket,
+    &'a Direction,
+    &'a PeerState,
+    &'a Negotiated,
+    &'a Permissions,
+    &'a mut Received,
+    &'a mut SendQueue,
+    &'a mut Violations,
+    Option<&'a mut PeerChain>,
+);
+
+/// Node-wide inputs of headers sync.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct SyncCtx<'w> {
+    config: ResMut<'w, Config>,
+    clock: Res<'w, Clock>,
+    params: Res<'w, ChainParams>,
+    sync: Res<'w, SyncConfig>,
+    tree: ResMut<'w, HeaderTree>,
+    ibd: ResMut<'w, Ibd>,
+    rng: ResMut<'w, Rng>,
+}
+
+/// What one peer looks like to the sync-peer choice.
+fn preferred(direction: Direction, permissions: &Permissions) -> bool {
+    matches!(direction, Direction::OutboundFullRelay | Direction::BlockRelayOnly | Direction::Manual)
+        || permissions.noban
+}
+
+fn can_serve(neg: &Negotiated) -> bool {
+    neg.services & (NODE_NETWORK | NODE_NETWORK_LIMITED) != 0
+}
+
+/// Runs headers sync for every ready peer.
+pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: SyncCtx, mut commands: Commands) {
+    update_ibd(&mut ctx);
+    let mut sync_peers = 0usize;
+    let mut preferred_exists = false;
+    for (_, _, dir, state, neg, perms, .., chain) in &peers {
+        sync_peers += chain.is_some_and(|c| c.sync_started) as usize;
+        preferred_exists |= *state == PeerState::Ready && can_serve(neg) && preferred(*dir, perms);
+    }
+    for (entity, socket, dir, state, neg, perms, mut received, mut sq, mut violations, chain) in &mut peers {
+        if *state != PeerState::Ready {
+            continue;
+        }
+        let mut fresh = None;
+        let pc: &mut PeerChain = match chain {
+            Some(c) => c.into_inner(),
+            None => fresh.insert(PeerChain::default()),
+        };
+        let mut peer =
+            PeerCtx { pc, sq: &mut sq, violations: &mut violations, noban: perms.noban, conn: socket.conn.0 };
+        received.0.retain(|m| match m {
+            Message::Headers(list) => {
+                on_headers(&mut ctx, &mut peer, list);
+                false
+            }
+            Message::GetHeaders(loc) => {
+                on_getheaders(&mut ctx, &mut peer, loc);
+                false
+            }
+            Message::Inv(inv) => {
+                // Block entries are ours; the message stays for whoever relays transactions.
+                let mut unknown = false;
+                for e in inv.iter().filter(|e| e.kind.base() == InvType::BLOCK) {
+                    match ctx.tree.get(&BlockHash::from_byte_array(e.hash)) {
+                        Some(idx) => note_best_known(&ctx.tree, peer.pc, idx),
+                        None => unknown = true,
+                    }
+                }
+                if unknown {
+                    let best = ctx.tree.best();
+                    maybe_getheaders(&mut ctx, &mut peer, None, best, false);
+                }
+                true
+            }
+            _ => true,
+        });
+        if !peer.pc.sync_started && can_serve(neg) && *dir != Direction::Feeler {
+            let near_synced = ctx.tree.best_entry().time as i64 > ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
+            let eligible = preferred(*dir, perms) || !preferred_exists;
+            if (sync_peers == 0 && eligible) || near_synced {
+                peer.pc.sync_started = true;
+                sync_peers += 1;
+                // From the best header's parent, so the answer is never empty.
+                let best = ctx.tree.best();
+                let from = match ctx.tree.entry(best).parent {
+                    crate::chain::tree::NO_PARENT => best,
+                    p => p,
+                };
+                tracing::debug!(peer = socket.conn.0, height = ctx.tree.entry(from).height, "headers sync started");
+                maybe_getheaders(&mut ctx, &mut peer, None, from, true);
+            }
+        }
+        if let Some(pc) = fresh {
+            commands.entity(entity).insert((pc, PeerBlocks::default(), ServeQueue::default()));
+        }
+    }
+}
+
+/// One peer's parts, bundled for the handlers.
+struct PeerCtx<'a> {
+    pc: &'a mut PeerChain,
+    sq: &'a mut SendQueue,
+    violations: &'a mut Violations,
+    noban: bool,
+    conn: u64,
+}
+
+fn update_ibd(ctx: &mut SyncCtx) {
+    if !ctx.ibd.active {
+        return;
+    }
+    let tip = ctx.tree.entry(ctx.tree.validated_tip());
+    if tip.time as i64 >= ctx.clock.unix_s() - ctx.sync.max_tip_age_s && tip.chainwork >= ctx.params.minimum_chain_work
+    {
+        ctx.ibd.active = false;
+        // We hold the full chain now: say we serve it (and witnesses), if the shell serves blocks.
+        if ctx.sync.serve_blocks {
+            ctx.config.services |= NODE_NETWORK | NODE_WITNESS;
+        }
+        tracing::info!(height = tip.height, "leaving initial block download");
+    }
+}
+
+fn note_best_known(tree: &HeaderTree, pc: &mut PeerChain, idx: BlockIdx) {
+    let better = pc.best_known.is_none_or(|b| tree.entry(idx).chainwork > tree.entry(b).chainwork);
+    if better {
+        pc.best_known = Some(idx);
+        pc.common = None;
+    }
+}
+
+/// Sends getheaders with the locator of `from` (prefixed by `first`), unless one is outstanding
+/// and recent; `force` for continuations, which always go.
+fn maybe_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, first: Option<BlockHash>, from: BlockIdx, force: bool) {
+    let now = ctx.clock.now_ms;
+    if !force
+        && peer.pc.last_getheaders_ms != 0
+        && now.saturating_sub(peer.pc.last_getheaders_ms) < HEADERS_RESPONSE_TIME_MS
+    {
+        return;
+    }
+    let mut hashes = Vec::with_capacity(34);
+    hashes.extend(first);
+    hashes.extend(ctx.tree.locator(from));
+    hashes.truncate(crate::wire::MAX_LOCATOR_HASHES);
+    let msg = Message::GetHeaders(Locator {
+        version: ctx.config.protocol_version as u32,
+        hashes,
+        stop: BlockHash::all_zeros(),
+    });
+    peer.sq.push(ctx.config.network, &msg);
+    peer.pc.last_getheaders_ms = now.max(1);
+}
+
+fn misbehavior_of(e: HeaderInvalid) -> Misbehavior {
+    match e {
+        HeaderInvalid::Unconnecting => Misbehavior::UnconnectingHeaders,
+        HeaderInvalid::InvalidParent | HeaderInvalid::KnownInvalid => Misbehavior::HeaderInvalidParent,
+        HeaderInvalid::Pow(_) => Misbehavior::HeaderBadPow,
+        HeaderInvalid::BadDifficulty => Misbehavior::HeaderBadDifficulty,
+        HeaderInvalid::TimeTooOld | HeaderInvalid::Timewarp => Misbehavior::HeaderTimeTooOld,
+        HeaderInvalid::TimeTooNew => Misbehavior::HeaderTimeTooNew,
+        HeaderInvalid::ObsoleteVersion => Misbehavior::HeaderObsoleteVersion,
+    }
+}
+
+/// The least work a new chain must show to be stored at once: the network's minimum, or our
+/// validated tip's work less 144 blocks of it, whichever is more (Core's GetAntiDoSWorkThreshold).
+fn anti_dos_threshold(ctx: &mut SyncCtx) -> Work {
+    let tip = ctx.tree.entry(ctx.tree.validated_tip()).clone();
+    let block = ctx.tree.header_work(tip.bits, &ctx.params);
+    let mut margin = Work::from_be_bytes([0; 32]);
+    for _ in 0..ANTI_DOS_MARGIN_BLOCKS.min(tip.height as u64) {
+        margin = margin + block;
+    }
+    let near_tip = if tip.chainwork > margin { tip.chainwork - margin } else { Work::from_be_bytes([0; 32]) };
+    near_tip.max(ctx.params.minimum_chain_work)
+}
+
+/// Validates and stores headers in order; stops at the first bad one and reports it.
+fn accept_all(ctx: &mut SyncCtx, peer: &mut PeerCtx, headers: &[([u8; HEADER_BYTES], BlockHash)]) -> Option<BlockIdx> {
+    let now_s = ctx.clock.unix_s();
+    let mut last = None;
+    for (raw, hash) in headers {
+        match ctx.tree.accept(raw, *hash, &ctx.params, now_s) {
+            Ok((idx, _)) => last = Some(idx),
+            Err(e) => {
+                tracing::debug!(peer = peer.conn, ?e, %hash, "invalid header");
+                peer.violations.0.push(misbehavior_of(e));
+                break;
+            }
+        }
+    }
+    if let Some(idx) = last {
+        note_best_known(&ctx.tree, peer.pc, idx);
+    }
+    last
+}
+
+fn on_headers(ctx: &mut SyncCtx, peer: &mut PeerCtx, list: &HeaderList) {
+    peer.pc.last_getheaders_ms = 0;
+    let hashes: Vec<([u8; HEADER_BYTES], BlockHash)> = list.raw().iter().map(|r| (*r, block_hash(r))).collect();
+    // Core's CheckHeadersPoW: continuity and each header's own proof of work, before anything else.
+    for w in hashes.windows(2) {
+        if w[1].0[4..36] != w[0].1.as_byte_array()[..] {
+            peer.violations.0.push(Misbehavior::NonContinuousHeaders);
+            return;
+        }
+    }
+    for (raw, hash) in &hashes {
+        let bits = u32::from_le_bytes([raw[72], raw[73], raw[74], raw[75]]);
+        if check_pow(hash.as_byte_array(), bits, &ctx.params).is_err() {
+            peer.violations.0.push(Misbehavior::HeaderBadPow);
+            return;
+        }
+    }
+    let full = hashes.len() == MAX_HEADERS;
+    if peer.pc.presync.as_ref().is_some_and(|p| p.phase() != Phase::Done) {
+        continue_presync(ctx, peer, &hashes, full);
+        return;
+    }
+    peer.pc.presync = None;
+    let Some((first, _)) = hashes.first() else { return };
+    let prev = BlockHash::from_byte_array(first[4..36].try_into().unwrap_or([0; 32]));
+    let Some(parent) = ctx.tree.get(&prev) else {
+        // Maybe a BIP130 announcement of a block whose parent we missed: ask for the gap.
+        peer.pc.unconnecting += 1;
+        if peer.pc.unconnecting.is_multiple_of(ctx.sync.unconnecting_headers_max.max(1)) {
+            peer.violations.0.push(Misbehavior::UnconnectingHeaders);
+        }
+        let best = ctx.tree.best();
+        maybe_getheaders(ctx, peer, None, best, true);
+        return;
+    };
+    peer.pc.unconnecting = 0;
+    let last_hash = hashes[hashes.len() - 1].1;
+    if ctx.tree.get(&last_hash).is_none() {
+        let mut work = ctx.tree.entry(parent).chainwork;
+        for (raw, _) in &hashes {
+            let bits = u32::from_le_bytes([raw[72], raw[73], raw[74], raw[75]]);
+            work = work + ctx.tree.header_work(bits, &ctx.params);
+        }
+        let threshold = anti_dos_threshold(ctx);
+        if work < threshold {
+            if full {
+                let seeds = [ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64()];
+                let ps = HeadersPresync::new(&ctx.tree, parent, &ctx.params, threshold, ctx.clock.unix_s(), seeds);
+                tracing::debug!(peer = peer.conn, from = ctx.tree.entry(parent).height, "low-work headers: presync");
+                peer.pc.presync = Some(Box::new(ps));
+                continue_presync(ctx, peer, &hashes, full);
+            }
+            // A short low-work chain is ignored, as Core does.
+            return;
+        }
+    }
+    let Some(last) = accept_all(ctx, peer, &hashes) else { return };
+    if full && last == ctx.tree.get(&last_hash).unwrap_or(BlockIdx::MAX) {
+        maybe_getheaders(ctx, peer, None, last, true);
+    }
+}
+
+fn continue_presync(ctx: &mut SyncCtx, peer: &mut PeerCtx, hashes: &[([u8; HEADER_BYTES], BlockHash)], full: bool) {
+    let Some(ps) = peer.pc.presync.as_mut() else { return };
+    let out = ps.process(hashes, full, &ctx.params);
+    let (tip, start, phase) = (ps.locator_tip(), ps.chain_start(), ps.phase());
+    let mut last_released = None;
+    if !out.release.is_empty() {
+        let released: Vec<_> = out.release.iter().map(|r| (*r, block_hash(r))).collect();
+        last_released = accept_all(ctx, peer, &released);
+        if last_released.is_none() || ctx.tree.get(&released[released.len() - 1].1).is_none() {
+            peer.pc.presync = None;
+            return;
+        }
+    }
+    match out.aborted {
+        None | Some(Abort::Incomplete) => {}
+        Some(why) => {
+            tracing::debug!(peer = peer.conn, ?why, "low-work headers sync aborted");
+            peer.violations.0.push(Misbehavior::LowWorkHeaders);
+        }
+    }
+    if out.request_more {
+        maybe_getheaders(ctx, peer, Some(tip), start, true);
+    } else if let (Some(last), true, None) = (last_released, full, out.aborted) {
+        // The low-work sync is complete and the peer has more: go on as a normal sync.
+        maybe_getheaders(ctx, peer, None, last, true);
+    }
+    if phase == Phase::Done {
+        peer.pc.presync = None;
+    }
+}
+
+fn on_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, loc: &Locator) {
+    if ctx.ibd.active && !peer.noban {
+        return;
+    }
+    let tree = &ctx.tree;
+    let vt = tree.validated_tip();
+    let on_validated = |idx: BlockIdx| tree.ancestor(vt, tree.entry(idx).height) == Some(idx);
+    let mut out = HeaderList::default();
+    if loc.hashes.is_empty() {
+        if let Some(idx) = tree.get(&loc.stop).filter(|&i| on_validated(i)) {
+            out.push_raw(tree.raw_header(idx));
+        }
+    } else {
+        let fork = loc.hashes.iter().find_map(|h| tree.get(h).filter(|&i| on_validated(i))).unwrap_or(0);
+        let top = tree.entry(vt).height;
+        let mut h = tree.entry(fork).height + 1;
+        while h <= top && out.len() < MAX_HEADERS {
+            let Some(idx) = tree.ancestor(vt, h) else { break };
+            out.push_raw(tree.raw_header(idx));
+            if tree.entry(idx).hash == loc.stop {
+                break;
+            }
+            h += 1;
+        }
+    }
+    peer.sq.push(ctx.config.network, &Message::Headers(out));
+}
+
+#[cfg(test)]
+#[path = "headers_sync_tests.rs"]
+mod tests;

@@ -1,0 +1,273 @@
+use super::super::sync_test_util::{fixture_node, ChainPeer};
+use crate::chain::test_vectors::{chain_blocks, fork_blocks, header_of, mine, mine_chain};
+use crate::chain::{ChainParams, HeaderTree, Ibd, PeerChain, SyncConfig};
+use crate::components::{Permissions, Score};
+use crate::harness::TestNode;
+use crate::resources::{Config, DisconnectReason, Misbehavior};
+use crate::wire::headers::{block_hash, HeaderList};
+use crate::wire::services::{NODE_NETWORK, NODE_WITNESS};
+use crate::wire::{Locator, Message};
+use bitcoin::hashes::Hash;
+use bitcoin::pow::Work;
+use bitcoin::BlockHash;
+
+const FIXTURE_TIP: &str = "5d8759cf46db97492cebf87e4781e966727464e4f8ccd20156aabd163f1a80df";
+
+fn tree(node: &TestNode) -> &HeaderTree {
+    node.world.resource::<HeaderTree>()
+}
+
+fn count(msgs: &[Message], f: impl Fn(&Message) -> bool) -> usize {
+    msgs.iter().filter(|m| f(m)).count()
+}
+
+#[test]
+fn the_fixture_chain_arrives_in_two_batches_from_the_sync_peer() {
+    let mut node = fixture_node();
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    peer.answer_getdata = false;
+    // ready_inbound cleared the first getheaders: ask again the way the sync would
+    let loc = Locator { version: 70016, hashes: vec![peer.genesis], stop: BlockHash::all_zeros() };
+    node.receive(peer.conn, &Message::Headers(peer.answer(&loc)));
+    peer.pump(&mut node, 20);
+    let t = tree(&node);
+    assert_eq!(t.len(), 2101);
+    assert_eq!(t.best_entry().hash.to_string(), FIXTURE_TIP);
+    let gh = count(&peer.seen, |m| matches!(m, Message::GetHeaders(_)));
+    assert_eq!(gh, 1, "one continuation after the full batch of 2,000, none after the 100");
+    let pc = node.get::<PeerChain>(peer.conn).unwrap();
+    assert_eq!(node.world.resource::<HeaderTree>().entry(pc.best_known.unwrap()).height, 2100);
+}
+
+#[test]
+fn the_first_ready_peer_is_asked_for_headers_with_a_genesis_locator() {
+    let mut node = fixture_node();
+    let conn = node.connect_inbound("10.0.0.1:18444");
+    node.receive(conn, &TestNode::peer_version(1));
+    node.receive(conn, &Message::Verack);
+    let sent = node.sent_to(conn);
+    let Some(Message::GetHeaders(loc)) = sent.iter().find(|m| matches!(m, Message::GetHeaders(_))) else {
+        panic!("no getheaders in {sent:?}")
+    };
+    assert_eq!(loc.hashes, vec![node.world.resource::<ChainParams>().genesis.block_hash()]);
+    // a second peer is not a sync peer while we are far behind (one sync peer in IBD)
+    let other = node.ready_inbound("10.0.0.2:18444");
+    node.tick();
+    assert!(node.sent_to(other).iter().all(|m| !matches!(m, Message::GetHeaders(_))));
+}
+
+#[test]
+fn unconnecting_headers_are_tolerated_nine_times_and_scored_at_the_tenth() {
+    let mut node = fixture_node();
+    let conn = node.ready_inbound("10.0.0.1:18444");
+    for i in 0..10u8 {
+        let orphan = mine(&BlockHash::from_byte_array([i + 1; 32]), 1_700_000_000, 0x2000_0000, i as u32);
+        let mut l = HeaderList::default();
+        l.push_raw(orphan);
+        node.receive(conn, &Message::Headers(l));
+        let sent = node.sent_to(conn);
+        assert_eq!(count(&sent, |m| matches!(m, Message::GetHeaders(_))), 1, "each asks for the gap");
+        let points = node.get::<Score>(conn).unwrap().points;
+        assert_eq!(points, if i < 9 { 0 } else { 20 }, "after message {}", i + 1);
+    }
+    let score = node.get::<Score>(conn).unwrap();
+    assert_eq!(score.events.as_slice(), &[(Misbehavior::UnconnectingHeaders, 1)]);
+    assert_eq!(tree(&node).len(), 1);
+}
+
+fn send_headers(node: &mut TestNode, conn: crate::components::ConnId, raw: &[[u8; 80]]) {
+    let mut l = HeaderList::default();
+    for r in raw {
+        l.push_raw(*r);
+    }
+    node.receive(conn, &Message::Headers(l));
+}
+
+#[test]
+fn invalid_headers_disconnect_with_their_own_reason() {
+    let cases: Vec<(&str, Misbehavior, Box<dyn Fn(&mut [[u8; 80]])>)> = vec![
+        (
+            "bad pow",
+            Misbehavior::HeaderBadPow,
+            Box::new(|c| c[9][72..76].copy_from_slice(&0x1d00ffffu32.to_le_bytes())),
+        ),
+        ("non-continuous", Misbehavior::NonContinuousHeaders, Box::new(|c| c.swap(2, 3))),
+    ];
+    for (name, reason, corrupt) in cases {
+        let mut node = fixture_node();
+        let conn = node.ready_inbound("10.0.0.1:18444");
+        let mut raw: Vec<[u8; 80]> = chain_blocks()[..10].iter().map(|b| header_of(b)).collect();
+        corrupt(&mut raw);
+        send_headers(&mut node, conn, &raw);
+        assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Misbehavior), "{name}");
+        assert_eq!(node.metrics().misbehavior[reason as usize], 1, "{name}");
+        assert_eq!(tree(&node).len(), 1, "{name}: nothing stored");
+    }
+    // valid PoW, wrong time: the first 4 are stored, the bad one scores and stops the batch
+    let mut node = fixture_node();
+    let conn = node.ready_inbound("10.0.0.1:18444");
+    let g = node.world.resource::<ChainParams>().genesis.block_hash();
+    let gt = node.world.resource::<ChainParams>().genesis.time;
+    let mut raw = mine_chain(g, gt, 4, 1);
+    raw.push(mine(&block_hash(&raw[3]), gt, 0x2000_0000, 1));
+    send_headers(&mut node, conn, &raw);
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().misbehavior[Misbehavior::HeaderTimeTooOld as usize], 1);
+    assert_eq!(tree(&node).len(), 5);
+    // a header from the future is not scored (our clock may be wrong) and not stored
+    let mut node = fixture_node();
+    let conn = node.ready_inbound("10.0.0.1:18444");
+    let far = mine(&g, (crate::chain::test_vectors::AFTER_FIXTURE_S + 3 * 3600) as u32, 0x2000_0000, 1);
+    send_headers(&mut node, conn, &[far]);
+    assert_eq!(node.closed_reason(conn), None);
+    assert_eq!(node.metrics().misbehavior[Misbehavior::HeaderTimeTooNew as usize], 1);
+    assert_eq!(node.get::<Score>(conn).unwrap().points, 0);
+    assert_eq!(tree(&node).len(), 1);
+}
+
+#[test]
+fn a_hundred_thousand_low_work_headers_are_not_stored_and_memory_stays_bounded() {
+    let mut node = fixture_node();
+    node.world.resource_mut::<ChainParams>().minimum_chain_work = Work::from_be_bytes([0x0f; 32]);
+    let conn = node.ready_inbound("10.0.0.1:18444");
+    let g = node.world.resource::<ChainParams>().genesis.block_hash();
+    let gt = node.world.resource::<ChainParams>().genesis.time;
+    let chain = mine_chain(g, gt, 100_000, 7);
+    let tree_bytes = tree(&node).heap_bytes();
+    for chunk in chain.chunks(2_000) {
+        send_headers(&mut node, conn, chunk);
+        let asked = node.sent_to(conn);
+        assert_eq!(count(&asked, |m| matches!(m, Message::GetHeaders(_))), 1, "asks for the next batch");
+        let pc = node.get::<PeerChain>(conn).unwrap();
+        let ps = pc.presync.as_ref().expect("presync runs");
+        // the stated bound: under 1 KiB of heap for this peer's sync (commitments only)
+        assert!(ps.heap_bytes() < 1024, "{} bytes", ps.heap_bytes());
+    }
+    assert_eq!(node.get::<PeerChain>(conn).unwrap().presync.as_ref().unwrap().presync_height(), 100_000);
+    assert_eq!(tree(&node).len(), 1, "nothing stored");
+    assert_eq!(tree(&node).heap_bytes(), tree_bytes);
+    assert_eq!(node.closed_reason(conn), None, "a low-work chain is not misbehavior by itself");
+}
+
+#[test]
+fn a_chain_that_reaches_the_minimum_work_is_redownloaded_checked_and_stored() {
+    let mut node = fixture_node();
+    // regtest blocks are worth 2 each: enough work at ~3,000 headers
+    let mut min = [0u8; 32];
+    min[30..].copy_from_slice(&6_000u16.to_be_bytes());
+    node.world.resource_mut::<ChainParams>().minimum_chain_work = Work::from_be_bytes(min);
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    peer.answer_getdata = false;
+    let g = peer.genesis;
+    let gt = node.world.resource::<ChainParams>().genesis.time;
+    peer.headers = mine_chain(g, gt, 4_100, 3);
+    let loc = Locator { version: 70016, hashes: vec![g], stop: BlockHash::all_zeros() };
+    node.receive(peer.conn, &Message::Headers(peer.answer(&loc)));
+    assert_eq!(tree(&node).len(), 1, "the first 2,000 are below the minimum work");
+    peer.pump(&mut node, 40);
+    assert_eq!(tree(&node).len(), 4_101);
+    assert_eq!(tree(&node).best_entry().hash, block_hash(&peer.headers[4_099]));
+    let gh = count(&peer.seen, |m| matches!(m, Message::GetHeaders(_)));
+    assert!(gh >= 4, "presync twice, then from the start again: {gh}");
+    assert!(node.get::<PeerChain>(peer.conn).unwrap().presync.is_none());
+}
+
+fn synced_node() -> (TestNode, u32) {
+    let mut node = fixture_node();
+    let p = node.world.resource::<ChainParams>().clone();
+    let mut t = HeaderTree::new(&p);
+    for b in chain_blocks() {
+        let raw = header_of(b);
+        t.accept(&raw, block_hash(&raw), &p, crate::chain::test_vectors::AFTER_FIXTURE_S).unwrap();
+    }
+    let tip_hash = t.best_entry().hash;
+    let tip_time = t.best_entry().time;
+    t.mark_validated(&tip_hash);
+    node.world.insert_resource(t);
+    node.set_time_s(tip_time as i64 + 600);
+    node.tick();
+    (node, tip_time)
+}
+
+#[test]
+fn leaving_ibd_when_the_tip_is_recent_advertises_network_and_witness() {
+    let mut node = fixture_node();
+    node.tick();
+    assert!(node.world.resource::<Ibd>().active);
+    assert_eq!(node.world.resource::<Config>().services & NODE_NETWORK, 0);
+    let (node, _) = synced_node();
+    assert!(!node.world.resource::<Ibd>().active);
+    assert_eq!(node.world.resource::<Config>().services & (NODE_NETWORK | NODE_WITNESS), NODE_NETWORK | NODE_WITNESS);
+}
+
+#[test]
+fn getheaders_is_answered_after_the_locator_fork_point_and_not_during_ibd() {
+    let (mut node, tip_time) = synced_node();
+    let conn = node.ready_inbound("10.0.0.9:18444");
+    let genesis = node.world.resource::<ChainParams>().genesis.block_hash();
+    let h = |i: usize| block_hash(&header_of(&chain_blocks()[i - 1]));
+    let ask = |node: &mut TestNode, hashes: Vec<BlockHash>, stop: BlockHash| {
+        node.receive(conn, &Message::GetHeaders(Locator { version: 70016, hashes, stop }));
+        node.sent_to(conn).into_iter().find_map(|m| match m {
+            Message::Headers(l) => Some(l),
+            _ => None,
+        })
+    };
+    let l = ask(&mut node, vec![genesis], BlockHash::all_zeros()).unwrap();
+    assert_eq!(l.len(), 2_000);
+    assert_eq!(l.block_hash(0), Some(h(1)));
+    let l =
+        ask(&mut node, vec![BlockHash::from_byte_array([9; 32]), h(2_000), h(1_990)], BlockHash::all_zeros()).unwrap();
+    assert_eq!(l.len(), 100);
+    assert_eq!(l.block_hash(99), Some(h(2_100)));
+    let l = ask(&mut node, vec![h(10)], h(15)).unwrap();
+    assert_eq!(l.len(), 5, "stops at the stop hash");
+    let l = ask(&mut node, vec![], h(7)).unwrap();
+    assert_eq!(l.block_hash(0), Some(h(7)));
+    assert_eq!(ask(&mut node, vec![h(2_100)], BlockHash::all_zeros()).unwrap().len(), 0);
+    // back in IBD conditions (a fresh node): no answer, except to a noban peer
+    let mut ibd = fixture_node();
+    let c = ibd.ready_inbound("10.0.0.9:18444");
+    ibd.receive(
+        c,
+        &Message::GetHeaders(Locator { version: 70016, hashes: vec![genesis], stop: BlockHash::all_zeros() }),
+    );
+    assert!(ibd.sent_to(c).iter().all(|m| !matches!(m, Message::Headers(_))));
+    let e = ibd.peer(c).unwrap();
+    ibd.world.get_mut::<Permissions>(e).unwrap().noban = true;
+    ibd.receive(
+        c,
+        &Message::GetHeaders(Locator { version: 70016, hashes: vec![genesis], stop: BlockHash::all_zeros() }),
+    );
+    assert!(ibd.sent_to(c).iter().any(|m| matches!(m, Message::Headers(l) if l.is_empty())));
+    let _ = tip_time;
+}
+
+#[test]
+fn announced_fork_headers_reorg_the_best_header_chain() {
+    let (mut node, _) = synced_node();
+    let conn = node.ready_inbound("10.0.0.9:18444");
+    let fork: Vec<[u8; 80]> = fork_blocks().iter().map(|b| header_of(b)).collect();
+    send_headers(&mut node, conn, &fork);
+    let t = tree(&node);
+    assert_eq!(t.best_entry().hash, block_hash(&fork[6]));
+    assert_eq!(t.best_entry().height, 2101);
+    assert_eq!(node.closed_reason(conn), None);
+    let _ = node.world.resource::<SyncConfig>();
+}
+
+#[test]
+fn an_unknown_block_inv_triggers_getheaders_once_per_response_time() {
+    let (mut node, _) = synced_node();
+    let conn = node.ready_inbound("10.0.0.9:18444");
+    // it is a sync peer (our tip is recent): answer its getheaders so none is outstanding
+    node.receive(conn, &Message::Headers(HeaderList::default()));
+    node.sent_to(conn);
+    let mut inv = crate::wire::InvList::default();
+    inv.push(crate::wire::InvType::BLOCK, [0x42; 32]);
+    node.receive(conn, &Message::Inv(inv.clone()));
+    let n1 = count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_)));
+    node.receive(conn, &Message::Inv(inv));
+    let n2 = count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_)));
+    assert_eq!((n1, n2), (1, 0));
+}

@@ -1,0 +1,123 @@
+//! serve_blocks: answers `getdata` for blocks. Entries wait in the peer's [`ServeQueue`] and are
+//! looked up only while its send queue is under the soft bound and at most a few reads are out at
+//! the shell, so a peer asking for more than it reads waits (its getdata is not decoded further
+//! either: decode stops at the same bound) instead of growing our memory. Blocks we hold are read
+//! by the shell ([`BlockReads`] → [`BlockReadInbox`]); witness requests get the stored bytes,
+//! `MSG_BLOCK` requests get them with the witness stripped (from the transaction spans, no
+//! re-serialization). What we do not have is answered with `notfound` (the issue asks for it; Core
+//! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless).
+
+use crate::chain::tree::status;
+use crate::chain::{BlockRead, BlockReadInbox, BlockReads, HeaderTree, ServeQueue, SyncConfig};
+use crate::components::{Disconnect, PeerState, Received, SendQueue, Socket};
+use crate::resources::{Config, ConnIndex};
+use crate::wire::reader::write_compact_size;
+use crate::wire::{encode_frame_with, Block, Command, InvList, InvType, Message};
+use bevy_ecs::prelude::*;
+use bitcoin::hashes::Hash;
+use bitcoin::BlockHash;
+
+/// The peer entity's parts serving uses.
+type ServePeer<'a> = (&'a Socket, &'a PeerState, &'a mut Received, &'a mut SendQueue, &'a mut ServeQueue);
+
+/// Queues getdata block entries, issues reads, and frames the blocks the shell read.
+pub fn serve_blocks(
+    mut peers: Query<ServePeer, Without<Disconnect>>,
+    config: Res<Config>,
+    sync: Res<SyncConfig>,
+    tree: Res<HeaderTree>,
+    index: Res<ConnIndex>,
+    mut reads: ResMut<BlockReads>,
+    mut answers: ResMut<BlockReadInbox>,
+) {
+    for data in std::mem::take(&mut answers.0) {
+        let Some(&e) = index.0.get(&data.conn) else { continue };
+        let Ok((_, _, _, mut sq, mut serve)) = peers.get_mut(e) else { continue };
+        let Some(pos) = serve.reads.iter().position(|(h, _)| *h == data.hash) else { continue };
+        let Some((_, witness)) = serve.reads.remove(pos) else { continue };
+        match data.bytes {
+            Some(bytes) => {
+                let payload = if witness { Some(bytes) } else { strip_witness(&bytes) };
+                match payload {
+                    Some(p) => {
+                        let mut frame = Vec::with_capacity(p.len() + 24);
+                        encode_frame_with(config.network, Command::Block, &mut frame, |o| o.extend_from_slice(&p));
+                        sq.push_frame(Command::Block, frame);
+                    }
+                    None => not_found(&config, &mut sq, data.hash),
+                }
+            }
+            None => not_found(&config, &mut sq, data.hash),
+        }
+    }
+    for (socket, state, mut received, mut sq, mut serve) in &mut peers {
+        if *state != PeerState::Ready {
+            continue;
+        }
+        received.0.retain(|m| {
+            let Message::GetData(list) = m else { return true };
+            let mut others = false;
+            for e in list.iter() {
+                if e.kind.base() == InvType::BLOCK {
+                    if serve.pending.len() < sync.serve_queue_max {
+                        serve.pending.push_back(e);
+                    } else {
+                        serve.dropped += 1;
+                    }
+                } else {
+                    others = true;
+                }
+            }
+            // Transaction entries stay for the relay system.
+            others
+        });
+        let mut missing = InvList::default();
+        while sq.bytes() <= config.limits.send_queue_bytes_soft && serve.reads.len() < sync.serve_reads_max {
+            let Some(e) = serve.pending.pop_front() else { break };
+            let hash = BlockHash::from_byte_array(e.hash);
+            let have = tree.get(&hash).is_some_and(|i| {
+                let s = tree.entry(i).status;
+                s & status::HAVE_DATA != 0 && s & status::FAILED_ANY == 0
+            });
+            if have {
+                serve.reads.push_back((hash, e.kind.wants_witness()));
+                reads.requests.push(BlockRead { conn: socket.conn, hash });
+            } else {
+                missing.push(e.kind, e.hash);
+            }
+        }
+        if !missing.is_empty() {
+            sq.push(config.network, &Message::NotFound(missing));
+        }
+    }
+}
+
+fn not_found(config: &Config, sq: &mut SendQueue, hash: BlockHash) {
+    let mut l = InvList::default();
+    l.push(InvType::BLOCK, hash.to_byte_array());
+    sq.push(config.network, &Message::NotFound(l));
+}
+
+/// The block without witness data (BIP144 "non-witness serialization"), built from the stored
+/// witness serialization's transaction spans. `None` if the bytes do not parse.
+pub fn strip_witness(raw: &[u8]) -> Option<Vec<u8>> {
+    let block = Block::decode(raw).ok()?;
+    let spans = block.tx_spans();
+    if !spans.iter().any(|s| s.has_witness()) {
+        return Some(raw.to_vec());
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(&raw[..80]);
+    write_compact_size(&mut out, spans.len() as u64);
+    for s in spans {
+        let (st, io, oe, end) = (s.start as usize, s.io_start as usize, s.io_end as usize, s.end as usize);
+        out.extend_from_slice(&raw[st..st + 4]);
+        out.extend_from_slice(&raw[io..oe]);
+        out.extend_from_slice(&raw[end - 4..end]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+#[path = "serve_blocks_tests.rs"]
+mod tests;

@@ -1,0 +1,111 @@
+use super::super::sync_test_util::{fixture_node, ChainPeer};
+use super::strip_witness;
+use crate::chain::test_vectors::{chain_blocks, header_of};
+use crate::chain::ServeQueue;
+use crate::components::SendQueue;
+use crate::harness::TestNode;
+use crate::resources::Config;
+use crate::wire::headers::block_hash;
+use crate::wire::{Block, InvList, InvType, Locator, Message};
+use bitcoin::hashes::Hash;
+use bitcoin::BlockHash;
+
+fn synced() -> TestNode {
+    let mut node = fixture_node();
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    let loc = Locator { version: 70016, hashes: vec![peer.genesis], stop: BlockHash::all_zeros() };
+    node.receive(peer.conn, &Message::Headers(peer.answer(&loc)));
+    peer.pump(&mut node, 10_000);
+    assert_eq!(node.validator.tip().1, 2100);
+    node
+}
+
+fn hash_at(height: usize) -> [u8; 32] {
+    block_hash(&header_of(&chain_blocks()[height - 1])).to_byte_array()
+}
+
+fn blocks_in(msgs: &[Message]) -> Vec<Block> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Block(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first fixture height whose block carries witness data.
+fn segwit_height() -> usize {
+    chain_blocks().iter().position(|b| Block::decode(b).unwrap().tx_spans().iter().any(|s| s.has_witness())).unwrap()
+        + 1
+}
+
+#[test]
+fn witness_and_legacy_block_requests_get_the_right_serialization_and_unknowns_get_notfound() {
+    let mut node = synced();
+    let conn = node.ready_inbound("10.0.0.7:18444");
+    node.sent_to(conn);
+    let sw = segwit_height();
+    let mut req = InvList::default();
+    req.push(InvType::WITNESS_BLOCK, hash_at(5));
+    req.push(InvType::WITNESS_BLOCK, hash_at(sw));
+    req.push(InvType::BLOCK, hash_at(sw));
+    req.push(InvType::WITNESS_BLOCK, [0x55; 32]);
+    node.receive(conn, &Message::GetData(req));
+    for _ in 0..4 {
+        node.tick();
+    }
+    let sent = node.sent_to(conn);
+    let blocks = blocks_in(&sent);
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks[0].raw(), &chain_blocks()[4][..]);
+    assert_eq!(blocks[1].raw(), &chain_blocks()[sw - 1][..]);
+    // the legacy request: rust-bitcoin's serialization of the same block with witnesses cleared
+    let mut legacy: bitcoin::Block = bitcoin::consensus::deserialize(&chain_blocks()[sw - 1]).unwrap();
+    legacy.txdata.iter_mut().for_each(|tx| tx.input.iter_mut().for_each(|i| i.witness.clear()));
+    assert_eq!(blocks[2].raw(), &bitcoin::consensus::serialize(&legacy)[..]);
+    assert!(blocks[2].raw().len() < blocks[1].raw().len());
+    assert_eq!(blocks[2].compute_merkle_root(), blocks[1].compute_merkle_root());
+    let nf: Vec<_> = sent
+        .iter()
+        .filter_map(|m| match m {
+            Message::NotFound(l) => Some(l.iter().map(|e| e.hash).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(nf, vec![[0x55; 32]]);
+}
+
+#[test]
+fn stripping_keeps_txids_and_a_stripped_block_is_left_as_is() {
+    let raw = &chain_blocks()[0];
+    let stripped = strip_witness(raw).unwrap();
+    assert!(stripped.len() < raw.len(), "even the coinbase carries a witness on regtest");
+    assert_eq!(strip_witness(&stripped).as_deref(), Some(&stripped[..]));
+    let (a, b) = (Block::decode(raw).unwrap(), Block::decode(&stripped).unwrap());
+    assert_eq!(a.txids().collect::<Vec<_>>(), b.txids().collect::<Vec<_>>());
+    assert_eq!(strip_witness(&raw[..50]), None);
+}
+
+#[test]
+fn a_peer_that_does_not_read_waits_and_our_queue_stays_bounded() {
+    let mut node = synced();
+    let conn = node.ready_inbound("10.0.0.7:18444");
+    node.sent_to(conn);
+    node.stall_reader(conn);
+    let mut req = InvList::default();
+    for h in 1..=2_000 {
+        req.push(InvType::WITNESS_BLOCK, hash_at(h));
+    }
+    node.receive(conn, &Message::GetData(req));
+    for _ in 0..200 {
+        node.tick();
+    }
+    let soft = node.world.resource::<Config>().limits.send_queue_bytes_soft;
+    let biggest = chain_blocks().iter().map(Vec::len).max().unwrap();
+    let queued = node.get::<SendQueue>(conn).unwrap().bytes();
+    assert!(queued <= soft + 2 * (biggest + 24), "{queued} bytes queued");
+    let pending = node.get::<ServeQueue>(conn).unwrap().pending.len();
+    assert!(pending > 1_000, "most of the request waits: {pending}");
+    assert_eq!(node.closed_reason(conn), None);
+}
