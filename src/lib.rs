@@ -4,3 +4,4 @@
 //! # Layout
 //! (filled in as the shell's modules land: bridge, node loop, store, rpc, scenario runner)
 pub mod store;
+pub mod validation;
