@@ -352,3 +352,17 @@ fn kernel_kill9_loses_nothing_reported_connected() {
         assert_eq!(f.chain[*height as usize - 1].hash, *hash);
     }
 }
+
+#[test]
+fn kernel_opens_every_network_at_its_own_genesis() {
+    for network in Network::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = KernelValidator::open(KernelConfig::new(network, dir.path())).unwrap();
+        let genesis = bitcoin::constants::genesis_block(network.to_bitcoin());
+        let tip = kernel.tip();
+        assert_eq!((tip.height, tip.hash), (0, genesis.block_hash()), "{network:?}");
+        assert_eq!(tip.chainwork, genesis.header.work(), "{network:?}");
+        let served: Block = deserialize(&kernel.read_block(&genesis.block_hash()).unwrap()).unwrap();
+        assert_eq!(served, genesis, "{network:?}");
+    }
+}

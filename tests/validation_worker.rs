@@ -308,3 +308,49 @@ fn a_validator_that_fails_to_open_is_an_error_not_a_worker() {
     });
     assert!(matches!(result, Err(ValidatorError::Kernel(msg)) if msg == "no"));
 }
+
+/// A checker whose store cannot be flushed.
+struct Unflushable(StructureChecker);
+
+impl BlockValidator for Unflushable {
+    fn submit(&mut self, hash: BlockHash, raw: &[u8], events: &mut Vec<ValidationEvent>) {
+        self.0.submit(hash, raw, events);
+    }
+    fn tip(&self) -> ValidatedTip {
+        self.0.tip()
+    }
+    fn header_for(&self, hash: &BlockHash) -> Option<HeaderInfo> {
+        self.0.header_for(hash)
+    }
+    fn read_block(&self, hash: &BlockHash) -> Option<Vec<u8>> {
+        self.0.read_block(hash)
+    }
+    fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError> {
+        Err(ValidatorError::Kernel("disk full".into()))
+    }
+}
+
+#[test]
+fn a_failed_checkpoint_is_fatal_and_stops_the_worker() {
+    let f = fixture();
+    let config = WorkerConfig { checkpoint_blocks: 2, ..WorkerConfig::default() };
+    let worker = ValidationWorker::spawn(config, || Ok(Unflushable(StructureChecker::new(Network::Regtest)))).unwrap();
+    for b in &f.chain[..2] {
+        worker.try_submit(b.hash, b.raw.clone()).unwrap();
+    }
+    let events: Vec<_> = (0..3).map(|_| worker.events().recv_timeout(WAIT).unwrap()).collect();
+    assert_eq!(events[2], ValidationEvent::Fatal { what: "checkpoint_failed" });
+    // The thread is gone: the next block is handed back as Closed.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match worker.try_submit(f.chain[2].hash, f.chain[2].raw.clone()) {
+            Err(SubmitError::Closed { raw }) => {
+                assert_eq!(raw, f.chain[2].raw);
+                break;
+            }
+            _ => assert!(std::time::Instant::now() < deadline, "worker still accepting"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(matches!(worker.shutdown(), Err(ValidatorError::WorkerGone)));
+}

@@ -21,6 +21,11 @@
 //! on a budget (blocks or time since the last one, see `worker`) and reports
 //! [`ValidationEvent::Durable`]; everything at or below that tip survives a kill -9.
 //!
+//! # Logs
+//! The kernel's log is process-global; the first validator opened connects it to `tracing`
+//! (target `bitcoinkernel`, debug level) for the life of the process. Before that the kernel
+//! buffers at most 1 MB of lines.
+//!
 //! # Chainwork
 //! The API does not expose a block's chainwork; it is summed from the headers' bits along the
 //! active chain when opened and kept up to date from the connect/disconnect callbacks.
@@ -37,7 +42,7 @@ use bitcoinkernel::{
 };
 use oni_systems::wire::Network;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 
 /// Where and how the kernel keeps its state.
 #[derive(Clone, Debug)]
@@ -133,6 +138,31 @@ fn reason_of(mode: ValidationMode, result: BlockValidationResult) -> Option<Reje
     }
 }
 
+struct TracingLog;
+
+impl bitcoinkernel::Log for TracingLog {
+    fn log(&self, message: &str) {
+        tracing::debug!(target: "bitcoinkernel", "{}", message.trim_end());
+    }
+}
+
+/// Connect the kernel's global log to `tracing`, once per process.
+fn bridge_kernel_log() {
+    static BRIDGE: Once = Once::new();
+    BRIDGE.call_once(|| {
+        bitcoinkernel::log::logging::set_logging_options(bitcoinkernel::log::logging::LoggingOptions {
+            log_timestamps: false,
+            ..Default::default()
+        });
+        match bitcoinkernel::Logger::new(TracingLog) {
+            // The connection must outlive every validator; it is not Send, so it cannot sit
+            // in a static: leak it on purpose (one per process).
+            Ok(logger) => std::mem::forget(logger),
+            Err(e) => tracing::warn!(error = %e, "kernel log not connected"),
+        }
+    });
+}
+
 fn push(notes: &Notes, note: Note) {
     notes.lock().unwrap_or_else(PoisonError::into_inner).push(note);
 }
@@ -212,6 +242,7 @@ fn scan_tip(chainman: &ChainstateManager) -> ValidatedTip {
 impl KernelValidator {
     /// Open (or create) the kernel's state in `config.dir` and load its active chain.
     pub fn open(config: KernelConfig) -> Result<Self, ValidatorError> {
+        bridge_kernel_log();
         let notes: Notes = Arc::default();
         let context = build_context(config.network, &notes)?;
         let chainman = open_chainman(&context, &config)?;

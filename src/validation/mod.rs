@@ -81,6 +81,8 @@ impl std::error::Error for ValidatorError {}
 /// A consensus engine the validation worker drives. Blocks arrive in the order the scheduler
 /// downloaded them; each call reports what happened through `events` (see [`ValidationEvent`] for
 /// the one-verdict-per-block rule). Implementations own their storage; nothing here is async.
+/// Dropping a validator closes it cleanly: what it connected is then on disk (the kernel flushes
+/// when its chainstate manager is destroyed).
 pub trait BlockValidator: Send + 'static {
     /// Validate one block given as raw wire bytes (witness serialization) plus the hash the
     /// scheduler requested, connecting it (and any branch it completes) if it is valid.

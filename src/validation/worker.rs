@@ -96,7 +96,7 @@ fn store<T>(m: &Mutex<T>, value: T) {
 }
 
 /// Handle to the validation thread. Dropping it stops the thread (queued blocks are dropped, the
-/// validator checkpoints and closes).
+/// validator is closed).
 pub struct ValidationWorker<V: BlockValidator> {
     jobs: flume::Sender<Job>,
     control: flume::Sender<Control>,
@@ -234,8 +234,8 @@ impl<V: BlockValidator> ValidationWorker<V> {
         rx
     }
 
-    /// Stop the thread: blocks still queued are dropped unvalidated, pending chain changes are
-    /// checkpointed (and reported), and the validator is handed back.
+    /// Stop the thread: blocks still queued are dropped unvalidated and the validator is handed
+    /// back; dropping it closes it, which for the kernel is a full flush.
     pub fn shutdown(mut self) -> Result<V, ValidatorError> {
         self.stop().ok_or(ValidatorError::WorkerGone)
     }
@@ -384,15 +384,9 @@ impl<V: BlockValidator> Loop<V> {
         }
     }
 
-    /// On the way out: make pending changes durable (and report them), hand the validator back.
-    fn finish(mut self) -> Option<V> {
-        if self.first_change_at.is_some() && !self.failed {
-            let _ = self.checkpoint();
-        }
-        if self.failed {
-            None
-        } else {
-            Some(self.validator)
-        }
+    /// On the way out: hand the validator back (a failed one is dropped). Held reports are not
+    /// sent: nothing promised them yet, and closing the validator makes its state durable anyway.
+    fn finish(self) -> Option<V> {
+        (!self.failed).then_some(self.validator)
     }
 }
