@@ -54,7 +54,8 @@ pub struct KernelConfig {
     /// Script-check threads besides the worker (Core's `-par` minus one; 0 = check on the worker).
     pub script_threads: i32,
     /// Keep the block index and chainstate databases in memory (block files still go to `dir`):
-    /// for benches and throwaway tests only — nothing survives a restart.
+    /// for benches and throwaway tests only — nothing survives a restart, and checkpoints are
+    /// no-ops (their `Durable` promises nothing).
     pub in_memory: bool,
 }
 
@@ -251,26 +252,27 @@ impl KernelValidator {
         Ok(KernelValidator { chainman: Some(chainman), context, config, notes, tip })
     }
 
-    fn chainman(&self) -> &ChainstateManager {
-        // Only `checkpoint` takes it out, and it always puts one back or fails the whole validator.
-        self.chainman.as_ref().expect("chainstate manager present outside checkpoint")
+    /// The chainstate manager; absent only after a checkpoint failed to reopen it, and then every
+    /// call fails softly (no answer, `Internal` rejections) until a checkpoint succeeds.
+    fn chainman(&self) -> Option<&ChainstateManager> {
+        self.chainman.as_ref()
     }
 
     fn entry(&self, hash: &BlockHash) -> Option<BlockTreeEntry<'_>> {
         let kernel_hash = bitcoinkernel::BlockHash::from(hash.to_byte_array());
-        self.chainman().get_block_tree_entry(&kernel_hash)
+        self.chainman()?.get_block_tree_entry(&kernel_hash)
     }
 
     /// Hash of the active chain's block at `height`, if the chain is that long.
     pub fn block_hash_at(&self, height: u32) -> Option<BlockHash> {
-        let entry = self.chainman().active_chain().at_height(height as usize)?;
+        let entry = self.chainman()?.active_chain().at_height(height as usize)?;
         Some(to_hash(entry.block_hash().to_bytes()))
     }
 
     /// The outputs a block spent, per non-coinbase transaction in block order (its undo data).
     pub fn spent_outputs(&self, hash: &BlockHash) -> Option<Vec<Vec<SpentCoin>>> {
         let entry = self.entry(hash)?;
-        let undo = self.chainman().read_spent_outputs(&entry).ok()?;
+        let undo = self.chainman()?.read_spent_outputs(&entry).ok()?;
         let txs = undo
             .iter()
             .map(|tx| {
@@ -326,12 +328,16 @@ impl BlockValidator for KernelValidator {
             events.push(ValidationEvent::Rejected { hash, reason: RejectReason::HashMismatch });
             return;
         }
-        let result = self.chainman().process_block(&block);
-        let had_verdict = self.drain_notes(hash, events);
+        let Some(chainman) = self.chainman() else {
+            events.push(ValidationEvent::Rejected { hash, reason: RejectReason::Internal });
+            return;
+        };
+        let result = chainman.process_block(&block);
         let (height, tip_hash) = {
-            let tip = self.chainman().active_chain().tip();
+            let tip = chainman.active_chain().tip();
             (tip.height().max(0) as u32, to_hash(tip.block_hash().to_bytes()))
         };
+        let had_verdict = self.drain_notes(hash, events);
         self.tip.height = height;
         self.tip.hash = tip_hash;
         if !had_verdict {
@@ -355,16 +361,20 @@ impl BlockValidator for KernelValidator {
         Some(HeaderInfo {
             header,
             height: entry.height().max(0) as u32,
-            in_active_chain: self.chainman().active_chain().contains(&entry),
+            in_active_chain: self.chainman()?.active_chain().contains(&entry),
         })
     }
 
     fn read_block(&self, hash: &BlockHash) -> Option<Vec<u8>> {
         let entry = self.entry(hash)?;
-        self.chainman().read_block_data(&entry).ok()?.consensus_encode().ok()
+        self.chainman()?.read_block_data(&entry).ok()?.consensus_encode().ok()
     }
 
     fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError> {
+        if self.config.in_memory {
+            // Reopening would discard in-memory databases; nothing is durable in this mode.
+            return Ok(self.tip);
+        }
         // Destroying the manager is the kernel's only forced flush (block files, block index,
         // coins); then reopen on the same directories.
         drop(self.chainman.take());
