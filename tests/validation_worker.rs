@@ -237,6 +237,7 @@ fn queries_do_not_wait_behind_the_block_queue() {
     let block = answer.recv_timeout(WAIT).unwrap();
     assert_eq!(block.as_deref(), Some(&f.chain[0].raw[..]));
     assert_eq!(worker.queued_blocks(), 3);
+    assert_eq!(entered.recv_timeout(WAIT).unwrap(), f.chain[1].hash);
     let header = worker.header_for(f.chain[0].hash).recv_timeout(Duration::from_millis(300));
     assert!(header.is_err(), "the worker is inside the next block, waiting for a permit");
     permits.send(()).unwrap();
