@@ -15,3 +15,4 @@ pub mod node;
 pub mod scenario;
 pub mod seeds;
 pub mod store;
+pub mod validation;
