@@ -360,3 +360,25 @@ fn a_failed_checkpoint_is_fatal_and_stops_the_worker() {
     }
     assert!(matches!(worker.shutdown(), Err(ValidatorError::WorkerGone)));
 }
+
+#[test]
+fn reject_reasons_blame_the_sender_as_core_punishes_blocks() {
+    use RejectReason::*;
+    let all = [
+        Consensus,
+        CachedInvalid,
+        InvalidHeader,
+        Mutated,
+        MissingPrev,
+        InvalidPrev,
+        TimeFuture,
+        HeaderLowWork,
+        Undecodable,
+        HashMismatch,
+        Internal,
+    ];
+    let blamed: Vec<_> = all.iter().filter(|r| r.blames_sender()).copied().collect();
+    assert_eq!(blamed, vec![Consensus, CachedInvalid, InvalidHeader, Mutated, InvalidPrev, Undecodable, HashMismatch]);
+    let names: std::collections::HashSet<_> = all.iter().map(|r| r.as_str()).collect();
+    assert_eq!(names.len(), all.len(), "metric labels are distinct");
+}
