@@ -382,3 +382,18 @@ fn reject_reasons_blame_the_sender_as_core_punishes_blocks() {
     let names: std::collections::HashSet<_> = all.iter().map(|r| r.as_str()).collect();
     assert_eq!(names.len(), all.len(), "metric labels are distinct");
 }
+
+#[test]
+fn a_worker_can_run_a_validator_chosen_at_run_time() {
+    let f = fixture();
+    let worker = ValidationWorker::<Box<dyn BlockValidator>>::spawn(WorkerConfig::default(), || {
+        Ok(Box::new(StructureChecker::new(Network::Regtest)))
+    })
+    .unwrap();
+    worker.try_submit(f.chain[0].hash, f.chain[0].raw.clone()).unwrap();
+    assert_eq!(
+        worker.events().recv_timeout(WAIT).unwrap(),
+        ValidationEvent::Connected { hash: f.chain[0].hash, height: 1 }
+    );
+    assert_eq!(worker.shutdown().unwrap().tip().hash, f.chain[0].hash);
+}
