@@ -238,11 +238,16 @@ fn queries_do_not_wait_behind_the_block_queue() {
     assert_eq!(block.as_deref(), Some(&f.chain[0].raw[..]));
     assert_eq!(worker.queued_blocks(), 3);
     assert_eq!(entered.recv_timeout(WAIT).unwrap(), f.chain[1].hash);
-    let header = worker.header_for(f.chain[0].hash).recv_timeout(Duration::from_millis(300));
-    assert!(header.is_err(), "the worker is inside the next block, waiting for a permit");
+    // A query sent while a block is in progress waits for that block only.
+    let header = worker.header_for(f.chain[0].hash);
+    assert!(
+        header.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the worker is inside the next block, waiting for a permit"
+    );
     permits.send(()).unwrap();
-    let info = worker.header_for(f.chain[0].hash).recv_timeout(WAIT).unwrap().unwrap();
+    let info = header.recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(info.height, 1);
+    assert_eq!(worker.queued_blocks(), 2);
     for _ in 0..2 {
         permits.send(()).unwrap();
     }
@@ -354,4 +359,41 @@ fn a_failed_checkpoint_is_fatal_and_stops_the_worker() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(matches!(worker.shutdown(), Err(ValidatorError::WorkerGone)));
+}
+
+#[test]
+fn reject_reasons_blame_the_sender_as_core_punishes_blocks() {
+    use RejectReason::*;
+    let all = [
+        Consensus,
+        CachedInvalid,
+        InvalidHeader,
+        Mutated,
+        MissingPrev,
+        InvalidPrev,
+        TimeFuture,
+        HeaderLowWork,
+        Undecodable,
+        HashMismatch,
+        Internal,
+    ];
+    let blamed: Vec<_> = all.iter().filter(|r| r.blames_sender()).copied().collect();
+    assert_eq!(blamed, vec![Consensus, CachedInvalid, InvalidHeader, Mutated, InvalidPrev, Undecodable, HashMismatch]);
+    let names: std::collections::HashSet<_> = all.iter().map(|r| r.as_str()).collect();
+    assert_eq!(names.len(), all.len(), "metric labels are distinct");
+}
+
+#[test]
+fn a_worker_can_run_a_validator_chosen_at_run_time() {
+    let f = fixture();
+    let worker = ValidationWorker::<Box<dyn BlockValidator>>::spawn(WorkerConfig::default(), || {
+        Ok(Box::new(StructureChecker::new(Network::Regtest)))
+    })
+    .unwrap();
+    worker.try_submit(f.chain[0].hash, f.chain[0].raw.clone()).unwrap();
+    assert_eq!(
+        worker.events().recv_timeout(WAIT).unwrap(),
+        ValidationEvent::Connected { hash: f.chain[0].hash, height: 1 }
+    );
+    assert_eq!(worker.shutdown().unwrap().tip().hash, f.chain[0].hash);
 }

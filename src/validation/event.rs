@@ -51,11 +51,17 @@ impl RejectReason {
         }
     }
 
-    /// Whether the peer that sent the block is at fault. Out-of-order delivery, our own failures
-    /// and a clock we cannot check are not the sender's fault; a mutated block is (Core discourages
-    /// for it too), even though the header it claims may be fine.
+    /// Whether the peer that sent the block is at fault, following Core's block punishment rules
+    /// (`MaybePunishNodeForBlock`), with one difference: `MissingPrev` is not blamed, because the
+    /// scheduler hands blocks over in chain order, so a missing parent is our ordering, not the
+    /// peer's data. Not blamed either: a low-work header chain, a clock we cannot check, our own
+    /// failures. `CachedInvalid` is blamed; Core discourages only outbound peers for it, which
+    /// the caller decides (it knows the direction).
     pub const fn blames_sender(self) -> bool {
-        !matches!(self, RejectReason::MissingPrev | RejectReason::Internal | RejectReason::TimeFuture)
+        !matches!(
+            self,
+            RejectReason::MissingPrev | RejectReason::Internal | RejectReason::TimeFuture | RejectReason::HeaderLowWork
+        )
     }
 }
 

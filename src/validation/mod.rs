@@ -100,3 +100,23 @@ pub trait BlockValidator: Send + 'static {
     /// Make everything connected so far survive a crash. Returns the tip that is now durable.
     fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError>;
 }
+
+/// A boxed validator is a validator, so the node can pick one at run time (the kernel, or the
+/// checker in the simulator) and still run a single `ValidationWorker<Box<dyn BlockValidator>>`.
+impl<T: BlockValidator + ?Sized> BlockValidator for Box<T> {
+    fn submit(&mut self, hash: BlockHash, raw: &[u8], events: &mut Vec<ValidationEvent>) {
+        (**self).submit(hash, raw, events)
+    }
+    fn tip(&self) -> ValidatedTip {
+        (**self).tip()
+    }
+    fn header_for(&self, hash: &BlockHash) -> Option<HeaderInfo> {
+        (**self).header_for(hash)
+    }
+    fn read_block(&self, hash: &BlockHash) -> Option<Vec<u8>> {
+        (**self).read_block(hash)
+    }
+    fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError> {
+        (**self).checkpoint()
+    }
+}
