@@ -319,6 +319,12 @@ impl KernelValidator {
 }
 
 impl BlockValidator for KernelValidator {
+    fn submit_header(&mut self, raw: &[u8; 80]) -> bool {
+        let Some(chainman) = self.chainman() else { return false };
+        let Ok(header) = bitcoinkernel::BlockHeader::new(raw) else { return false };
+        matches!(chainman.process_block_header(&header), Ok(bitcoinkernel::ProcessBlockHeaderResult::Valid))
+    }
+
     fn submit(&mut self, hash: BlockHash, raw: &[u8], events: &mut Vec<ValidationEvent>) {
         let Ok(block) = Block::new(raw) else {
             events.push(ValidationEvent::Rejected { hash, reason: RejectReason::Undecodable });

@@ -88,6 +88,12 @@ pub trait BlockValidator: Send + 'static {
     /// scheduler requested, connecting it (and any branch it completes) if it is valid.
     fn submit(&mut self, hash: BlockHash, raw: &[u8], events: &mut Vec<ValidationEvent>);
 
+    /// Learn a header ahead of its block, so blocks that arrive out of order (several peers deliver
+    /// in parallel) find their parent header and are stored, not refused. False when refused.
+    fn submit_header(&mut self, _raw: &[u8; 80]) -> bool {
+        true
+    }
+
     /// The active chain's tip.
     fn tip(&self) -> ValidatedTip;
 
@@ -106,6 +112,9 @@ pub trait BlockValidator: Send + 'static {
 impl<T: BlockValidator + ?Sized> BlockValidator for Box<T> {
     fn submit(&mut self, hash: BlockHash, raw: &[u8], events: &mut Vec<ValidationEvent>) {
         (**self).submit(hash, raw, events)
+    }
+    fn submit_header(&mut self, raw: &[u8; 80]) -> bool {
+        (**self).submit_header(raw)
     }
     fn tip(&self) -> ValidatedTip {
         (**self).tip()

@@ -74,6 +74,7 @@ struct Job {
 }
 
 enum Control {
+    Header { raw: [u8; 80] },
     ReadBlock { hash: BlockHash, reply: flume::Sender<Option<Vec<u8>>> },
     HeaderFor { hash: BlockHash, reply: flume::Sender<Option<HeaderInfo>> },
     Checkpoint { reply: flume::Sender<Result<ValidatedTip, ValidatorError>> },
@@ -213,6 +214,12 @@ impl<V: BlockValidator> ValidationWorker<V> {
         lock(&self.shared.durable)
     }
 
+    /// Hand the validator a header ahead of its block. Queries and headers are served before the
+    /// next queued block, so a header given now is known before any block submitted after it.
+    pub fn submit_header(&self, raw: [u8; 80]) {
+        let _ = self.control.send(Control::Header { raw });
+    }
+
     /// Ask for a block's bytes (to serve `getdata`); the answer arrives on the returned channel.
     pub fn read_block(&self, hash: BlockHash) -> flume::Receiver<Option<Vec<u8>>> {
         let (reply, rx) = flume::bounded(1);
@@ -320,6 +327,11 @@ impl<V: BlockValidator> Loop<V> {
 
     fn answer(&mut self, control: Control) {
         match control {
+            Control::Header { raw } => {
+                if !self.validator.submit_header(&raw) {
+                    tracing::debug!("validator refused a header the world accepted");
+                }
+            }
             Control::ReadBlock { hash, reply } => {
                 let _ = reply.send(self.validator.read_block(&hash));
             }
