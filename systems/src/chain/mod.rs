@@ -21,6 +21,6 @@ pub use presync::HeadersPresync;
 pub use sync::{Ibd, PeerBlocks, PeerChain, Requested, ServeQueue, SyncConfig, SyncState};
 pub use tree::{BlockIdx, HeaderInvalid, HeaderTree};
 pub use validation::{
-    BlockData, BlockRead, BlockReadInbox, BlockReads, InstantValidator, ValidateBlock, ValidationEvent,
+    BlockData, BlockRead, BlockReadInbox, BlockReads, InstantValidator, RejectReason, ValidateBlock, ValidationEvent,
     ValidationInbox, ValidationQueue,
 };

@@ -93,6 +93,8 @@ pub struct SyncState {
     pub in_flight: AHashMap<BlockHash, ConnId>,
     /// Who sent each block the validator has not finished with (to blame a rejected one).
     pub block_from: AHashMap<BlockHash, ConnId>,
+    /// Peers one of whose requests another peer fulfilled (their lists are pruned when next seen).
+    pub taken_from: ahash::AHashSet<ConnId>,
 }
 
 impl Default for SyncState {
@@ -103,6 +105,7 @@ impl Default for SyncState {
             unrequested_blocks: 0,
             in_flight: AHashMap::new(),
             block_from: AHashMap::new(),
+            taken_from: ahash::AHashSet::new(),
         }
     }
 }
@@ -122,6 +125,23 @@ pub struct PeerChain {
     pub presync: Option<Box<HeadersPresync>>,
     /// When we last sent it getheaders (clock ms).
     pub last_getheaders_ms: u64,
+}
+
+impl PeerChain {
+    /// Height of its best known header, -1 when unknown (getpeerinfo's `synced_headers`).
+    pub fn synced_headers(&self, tree: &super::HeaderTree) -> i32 {
+        self.best_known.map_or(-1, |i| tree.entry(i).height as i32)
+    }
+
+    /// Height of the last block it shares with our best chain, -1 when unknown (`synced_blocks`).
+    pub fn synced_blocks(&self, tree: &super::HeaderTree) -> i32 {
+        self.best_known.map_or(-1, |i| tree.entry(tree.fork_point_with_active(i)).height as i32)
+    }
+
+    /// Height reached by its low-work header sync, -1 when none runs (`presynced_headers`).
+    pub fn presynced_headers(&self) -> i32 {
+        self.presync.as_ref().map_or(-1, |p| p.presync_height() as i32)
+    }
 }
 
 /// A block we asked a peer for.

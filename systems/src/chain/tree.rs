@@ -379,6 +379,12 @@ impl HeaderTree {
     }
 
     fn set_best(&mut self, idx: BlockIdx) {
+        if self.entry(idx).parent == self.best && self.active.len() == self.entry(idx).height as usize {
+            // The common case: the best chain grows by one.
+            self.active.push(idx);
+            self.best = idx;
+            return;
+        }
         let mut path = Vec::new();
         let mut cur = idx;
         while !self.is_on_active(cur) {
@@ -414,6 +420,21 @@ impl HeaderTree {
     /// Marks the block's data as received (handed to the validator).
     pub fn set_have_data(&mut self, idx: BlockIdx) {
         self.entries[idx as usize].status |= status::HAVE_DATA;
+    }
+
+    /// The validator gave the block back (out of order, mutated, its own failure): download it again.
+    pub fn clear_have_data(&mut self, idx: BlockIdx) {
+        self.entries[idx as usize].status &= !status::HAVE_DATA;
+    }
+
+    /// The validator disconnected `hash` in a reorg: its parent is the validated tip for now.
+    pub fn mark_disconnected(&mut self, hash: &BlockHash) -> Option<BlockIdx> {
+        let idx = self.get(hash)?;
+        let parent = self.entry(idx).parent;
+        if parent != NO_PARENT {
+            self.validated_tip = parent;
+        }
+        Some(parent)
     }
 
     /// The validator connected `hash`: it becomes the validated tip. `None` if unknown.

@@ -2,11 +2,14 @@
 //! engine through bitcoinkernel runs off the world thread). The world only queues requests and
 //! reads results, like the IO [`crate::resources::Outbox`]/[`crate::resources::Inbox`]:
 //!
-//! - [`ValidationQueue::to_validate`]: blocks to validate, in arrival order. The shell drains it
-//!   after each tick and hands the blocks to its validation worker.
-//! - [`ValidationInbox`]: what the worker reports: `Processed` once it took a block (stored it;
-//!   frees backpressure), `Connected` for each block that became the tip (in chain order),
-//!   `Rejected` for an invalid block.
+//! - [`ValidationQueue::headers`]: headers newly accepted into the tree, parents first; the shell
+//!   gives them to the validator (`process_block_header`) before the tick's blocks.
+//! - [`ValidationQueue::to_validate`]: blocks to validate, in arrival order (not chain order:
+//!   several peers deliver in parallel). The shell drains it after each tick and hands the blocks
+//!   to its validation worker.
+//! - [`ValidationInbox`]: what the worker reports ([`ValidationEvent`], one verdict per block —
+//!   Connected / Stored / AlreadyKnown / Rejected — frees its queue place; Connected/Disconnected
+//!   move the validated tip).
 //! - [`BlockReads::requests`]: blocks a peer asked for; the shell reads them (the kernel's block
 //!   files) and answers in [`BlockReadInbox`] with the raw witness serialization, or `None`.
 //!
@@ -33,6 +36,10 @@ pub struct ValidateBlock {
 /// Blocks handed to the validator and not yet processed, with the bound the scheduler respects.
 #[derive(Resource, Debug, Default)]
 pub struct ValidationQueue {
+    /// Headers accepted into the header tree this tick, parents first. The shell hands them to
+    /// the validator (the kernel's `process_block_header`) before this tick's blocks, so blocks
+    /// arriving out of order find their parent header and are stored, not refused.
+    pub headers: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
     /// New blocks for the shell to take this tick.
     pub to_validate: Vec<ValidateBlock>,
     /// Blocks handed over and not yet processed: hash → bytes.
@@ -63,28 +70,137 @@ impl ValidationQueue {
     }
 }
 
-/// What the validator reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a block was refused. A closed set (no strings) so the scheduler can match on it and
+/// metrics can be labelled with it. Same shape as the shell's validation worker's (kernel branch),
+/// so the worker's events map one to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// Broke a consensus rule while being checked or connected (bad script, bad amount, ...).
+    Consensus,
+    /// Already known to be invalid.
+    CachedInvalid,
+    /// Proof of work, timestamp or version invalid.
+    InvalidHeader,
+    /// The transactions do not match the header's commitments: not the block the header describes.
+    Mutated,
+    /// Its parent is unknown to the validator: it arrived out of order, no one is to blame.
+    MissingPrev,
+    /// It builds on a block known to be invalid.
+    InvalidPrev,
+    /// Its timestamp is more than 2 h ahead of the validator's clock.
+    TimeFuture,
+    /// It is on a header chain with too little work to be considered.
+    HeaderLowWork,
+    /// The bytes do not decode as a block.
+    Undecodable,
+    /// The bytes hash to something other than the block that was asked for.
+    HashMismatch,
+    /// The validator's side failed (disk, database); the block may well be valid.
+    Internal,
+}
+
+impl RejectReason {
+    /// Stable snake_case name for logs, metrics labels and RPC.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Consensus => "consensus",
+            RejectReason::CachedInvalid => "cached_invalid",
+            RejectReason::InvalidHeader => "invalid_header",
+            RejectReason::Mutated => "mutated",
+            RejectReason::MissingPrev => "missing_prev",
+            RejectReason::InvalidPrev => "invalid_prev",
+            RejectReason::TimeFuture => "time_future",
+            RejectReason::HeaderLowWork => "header_low_work",
+            RejectReason::Undecodable => "undecodable",
+            RejectReason::HashMismatch => "hash_mismatch",
+            RejectReason::Internal => "internal",
+        }
+    }
+
+    /// Whether the peer that sent the block is at fault (then it is scored `InvalidBlock`).
+    pub const fn blames_sender(self) -> bool {
+        !matches!(
+            self,
+            RejectReason::MissingPrev | RejectReason::Internal | RejectReason::TimeFuture | RejectReason::HeaderLowWork
+        )
+    }
+
+    /// Whether the block (its header) is invalid, so it and its descendants are marked so. The
+    /// others leave the header alone and the block is downloaded again (from anyone).
+    pub const fn invalidates_header(self) -> bool {
+        matches!(
+            self,
+            RejectReason::Consensus
+                | RejectReason::CachedInvalid
+                | RejectReason::InvalidHeader
+                | RejectReason::InvalidPrev
+        )
+    }
+}
+
+/// What the validator reports. Every submitted block gets exactly one verdict for its own hash —
+/// `Connected`, `Stored`, `AlreadyKnown` or `Rejected` — which frees its place in the queue;
+/// chain changes (`Connected`/`Disconnected`, in the order applied) may name other blocks too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValidationEvent {
-    /// It took the block (stored; connected now or later). Frees its queue space.
-    Processed {
-        /// The block.
-        hash: BlockHash,
-    },
-    /// The block is now the validated tip.
+    /// The block joined the active chain at this height.
     Connected {
         /// The block.
         hash: BlockHash,
         /// Its height.
         height: u32,
     },
-    /// The block is invalid.
+    /// The block left the active chain in a reorg (tip first).
+    Disconnected {
+        /// The block.
+        hash: BlockHash,
+        /// The height it had.
+        height: u32,
+    },
+    /// Stored, valid so far, not on the active chain (yet).
+    Stored {
+        /// The block.
+        hash: BlockHash,
+    },
+    /// The validator already had it.
+    AlreadyKnown {
+        /// The block.
+        hash: BlockHash,
+    },
+    /// Refused.
     Rejected {
         /// The block.
         hash: BlockHash,
-        /// The validator's reason (for logs).
-        reason: String,
+        /// Why.
+        reason: RejectReason,
     },
+    /// Everything connected up to this block is on disk (for the shell; the world ignores it).
+    Durable {
+        /// The durable tip.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+    /// The validator cannot go on (the shell stops the node; the world ignores it).
+    Fatal {
+        /// What failed.
+        what: &'static str,
+    },
+}
+
+impl ValidationEvent {
+    /// The block this event is about, if any (all but `Fatal`).
+    pub fn hash(&self) -> Option<BlockHash> {
+        match *self {
+            ValidationEvent::Connected { hash, .. }
+            | ValidationEvent::Disconnected { hash, .. }
+            | ValidationEvent::Stored { hash }
+            | ValidationEvent::AlreadyKnown { hash }
+            | ValidationEvent::Rejected { hash, .. }
+            | ValidationEvent::Durable { hash, .. } => Some(hash),
+            ValidationEvent::Fatal { .. } => None,
+        }
+    }
 }
 
 /// Validator reports waiting for block_download.
@@ -135,8 +251,12 @@ pub struct InstantValidator {
     known: AHashMap<BlockHash, (BlockHash, u32)>,
     /// The connected chain by height.
     main: Vec<BlockHash>,
-    /// Hashes to reject.
+    /// Hashes to reject (consensus failure).
     pub reject: AHashSet<BlockHash>,
+    /// Hashes to hand back once as `MissingPrev` (as if they arrived before their parent header).
+    pub missing_prev_once: AHashSet<BlockHash>,
+    /// Headers it was given (the kernel's `process_block_header` would see them).
+    pub headers_seen: usize,
     /// Whether it processes at all (false: blocks stay pending, for backpressure tests).
     pub paused: bool,
     backlog: Vec<ValidateBlock>,
@@ -153,6 +273,8 @@ impl InstantValidator {
             known,
             main: vec![genesis],
             reject: AHashSet::new(),
+            missing_prev_once: AHashSet::new(),
+            headers_seen: 0,
             paused: false,
             backlog: Vec::new(),
         }
@@ -165,18 +287,29 @@ impl InstantValidator {
 
     /// Takes the queue's blocks and answers, as the shell's worker would.
     pub fn run(&mut self, queue: &mut ValidationQueue, inbox: &mut ValidationInbox) {
+        self.headers_seen += queue.headers.len();
+        queue.headers.clear();
         self.backlog.append(&mut queue.to_validate);
         if self.paused {
             return;
         }
         for b in std::mem::take(&mut self.backlog) {
-            inbox.0.push(ValidationEvent::Processed { hash: b.hash });
             if self.reject.contains(&b.hash) {
-                inbox.0.push(ValidationEvent::Rejected { hash: b.hash, reason: "test-rejected".into() });
+                inbox.0.push(ValidationEvent::Rejected { hash: b.hash, reason: RejectReason::Consensus });
+                continue;
+            }
+            if self.missing_prev_once.remove(&b.hash) {
+                inbox.0.push(ValidationEvent::Rejected { hash: b.hash, reason: RejectReason::MissingPrev });
+                continue;
+            }
+            if self.known.contains_key(&b.hash) {
+                inbox.0.push(ValidationEvent::AlreadyKnown { hash: b.hash });
                 continue;
             }
             let prev =
                 BlockHash::from_byte_array(b.bytes.get(4..36).and_then(|s| s.try_into().ok()).unwrap_or([0; 32]));
+            let submitted = b.hash;
+            let mut verdict = false;
             let mut ready = vec![(prev, b.hash, b.bytes)];
             while let Some((prev, hash, bytes)) = ready.pop() {
                 let Some(&(_, ph)) = self.known.get(&prev) else {
@@ -189,13 +322,17 @@ impl InstantValidator {
                     ready.push((hash, h, by));
                 }
                 if ph + 1 > self.tip().1 {
-                    self.connect_branch(hash, inbox);
+                    verdict |= self.connect_branch(hash, submitted, inbox);
                 }
+            }
+            if !verdict {
+                inbox.0.push(ValidationEvent::Stored { hash: submitted });
             }
         }
     }
 
-    fn connect_branch(&mut self, tip: BlockHash, inbox: &mut ValidationInbox) {
+    /// Makes `tip` the active tip; reports the switch; returns whether `submitted` was connected.
+    fn connect_branch(&mut self, tip: BlockHash, submitted: BlockHash, inbox: &mut ValidationInbox) -> bool {
         let mut path = vec![];
         let mut cur = tip;
         loop {
@@ -207,11 +344,19 @@ impl InstantValidator {
             cur = prev;
         }
         let fork_h = self.known[&cur].1;
-        self.main.truncate(fork_h as usize + 1);
+        while self.main.len() > fork_h as usize + 1 {
+            let height = self.main.len() as u32 - 1;
+            if let Some(hash) = self.main.pop() {
+                inbox.0.push(ValidationEvent::Disconnected { hash, height });
+            }
+        }
+        let mut connected = false;
         for (hash, height) in path.into_iter().rev() {
             self.main.push(hash);
+            connected |= hash == submitted;
             inbox.0.push(ValidationEvent::Connected { hash, height });
         }
+        connected
     }
 
     /// Answers block reads from the store.

@@ -1,6 +1,7 @@
 //! block_download: the block scheduler. Applies the validator's reports (connected → new
-//! validated tip and a decayed stalling timeout; rejected → block and descendants invalid, sender
-//! scored), takes `block` messages (latency recorded per peer and in a histogram, blocks queued for
+//! validated tip and a decayed stalling timeout; disconnected → the tip steps back; rejected for a
+//! consensus reason → block and descendants invalid, sender scored; rejected otherwise → fetched
+//! again), takes `block` messages (latency recorded per peer and in a histogram, blocks queued for
 //! the validator), and requests blocks with `getdata` (witness) in a window of 1,024 beyond the last
 //! block our validated chain shares with the best header chain, ≤ 16 in flight per peer, each
 //! peer given the lowest heights it can serve. When the window cannot move because one peer holds
@@ -74,6 +75,7 @@ pub fn block_download(
     // Blocks arriving, and timeouts.
     let downloading = peers.iter().filter(|p| !p.8.in_flight.is_empty()).count();
     let mut live = AHashSet::with_capacity(peers.iter().len());
+    let mut live_in_flight = 0usize;
     for (entity, socket, state, mut received, _, mut violations, mut stats, _, mut pb) in &mut peers {
         if *state != PeerState::Ready {
             continue;
@@ -88,7 +90,9 @@ pub fn block_download(
             }
         }
         // Blocks another peer delivered first are no longer ours to wait for.
-        pb.in_flight.retain(|r| ctx.state.in_flight.get(&r.hash) == Some(&socket.conn));
+        if ctx.state.taken_from.remove(&socket.conn) {
+            pb.in_flight.retain(|r| ctx.state.in_flight.get(&r.hash) == Some(&socket.conn));
+        }
         if let Some(since) = pb.stalling_since_ms {
             if now.saturating_sub(since) > ctx.state.stalling_timeout_ms {
                 tracing::info!(
@@ -112,9 +116,14 @@ pub fn block_download(
             }
         }
         live.insert(socket.conn);
+        live_in_flight += pb.in_flight.len();
     }
-    // Requests held by peers that are gone or going are free again.
-    ctx.state.in_flight.retain(|_, c| live.contains(c));
+    // Requests held by peers that are gone or going are free again (only when some are).
+    if live_in_flight != ctx.state.in_flight.len() {
+        ctx.state.in_flight.retain(|_, c| live.contains(c));
+        let SyncState { taken_from, .. } = &mut *ctx.state;
+        taken_from.retain(|c| live.contains(c));
+    }
     if ctx.queue.pending_count() >= ctx.sync.validation_pending_blocks_max
         || ctx.queue.pending_bytes >= ctx.sync.validation_pending_bytes_max
     {
@@ -128,7 +137,7 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
     let mut blamed = Vec::new();
     for ev in std::mem::take(&mut ctx.inbox.0) {
         match ev {
-            ValidationEvent::Processed { hash } => ctx.queue.done(&hash),
+            ValidationEvent::Stored { hash } | ValidationEvent::AlreadyKnown { hash } => ctx.queue.done(&hash),
             ValidationEvent::Connected { hash, height } => {
                 ctx.queue.done(&hash);
                 ctx.state.block_from.remove(&hash);
@@ -138,14 +147,29 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
                 let decayed = ctx.state.stalling_timeout_ms * ctx.sync.stalling_decay_permille / 1000;
                 ctx.state.stalling_timeout_ms = decayed.max(ctx.sync.stalling_timeout_min_ms);
             }
+            ValidationEvent::Disconnected { hash, height } => {
+                if ctx.tree.mark_disconnected(&hash).is_some() {
+                    ctx.tip.height = height as i32 - 1;
+                }
+            }
             ValidationEvent::Rejected { hash, reason } => {
                 ctx.queue.done(&hash);
-                tracing::info!(%hash, reason, "block rejected by the validator");
+                tracing::info!(%hash, reason = reason.as_str(), "block rejected by the validator");
                 if let Some(idx) = ctx.tree.get(&hash) {
-                    ctx.tree.invalidate(idx);
+                    if reason.invalidates_header() {
+                        ctx.tree.invalidate(idx);
+                    } else {
+                        // Not this header's fault (out of order, mutated, the validator's own
+                        // failure): the block is fetched again, from whoever has it.
+                        ctx.tree.clear_have_data(idx);
+                    }
                 }
-                blamed.extend(ctx.state.block_from.remove(&hash));
+                let from = ctx.state.block_from.remove(&hash);
+                if reason.blames_sender() {
+                    blamed.extend(from);
+                }
             }
+            ValidationEvent::Durable { .. } | ValidationEvent::Fatal { .. } => {}
         }
     }
     blamed
@@ -174,8 +198,9 @@ fn on_block(
         }
         pb.stalling_since_ms = None;
         ctx.state.in_flight.remove(&hash);
-    } else if ctx.state.in_flight.remove(&hash).is_some() {
+    } else if let Some(holder) = ctx.state.in_flight.remove(&hash) {
         // Asked of another peer; take it from whoever delivers first.
+        ctx.state.taken_from.insert(holder);
     } else {
         let extends_tip = idx.is_some_and(|i| {
             let e = ctx.tree.entry(i);

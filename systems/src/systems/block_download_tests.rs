@@ -203,6 +203,7 @@ fn an_invalid_block_discourages_its_sender_and_invalidates_its_descendants() {
     }
     assert_eq!(node.closed_reason(sender), Some(DisconnectReason::Misbehavior));
     assert_eq!(node.metrics().misbehavior[Misbehavior::InvalidBlock as usize], 1);
+    assert_eq!(node.metrics().discouraged, 1, "the sender is discouraged");
     assert_eq!(node.closed_reason(other), None);
     let t = tree(&node);
     let idx = t.get(&bad).unwrap();
@@ -225,4 +226,79 @@ fn an_unrequested_block_in_ibd_is_dropped_and_scored() {
     assert_eq!(score.events.as_slice(), &[(Misbehavior::UnrequestedBlock, 1)]);
     assert_eq!(node.world.resource::<SyncState>().unrequested_blocks, 1);
     assert!(node.world.resource::<ValidationQueue>().pending.is_empty());
+}
+
+#[test]
+fn a_block_handed_back_without_blame_is_fetched_again() {
+    let mut node = fixture_node();
+    let back = block_hash(&header_of(&chain_blocks()[4]));
+    node.validator.missing_prev_once.insert(back);
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    headers_from(&mut node, &mut peer);
+    peer.pump(&mut node, 10_000);
+    assert_eq!(node.world.resource::<ChainTip>().height, 2100);
+    let asked = getdata_entries(&peer.seen).iter().filter(|h| **h == back).count();
+    assert_eq!(asked, 2, "requested, handed back, requested again");
+    assert_eq!(node.get::<Score>(peer.conn).unwrap().points, 0);
+    assert!(node.validator.headers_seen > 2_000, "headers went to the validator before blocks");
+}
+
+/// A node holding the fixture chain, validated, with its clock just after the tip (out of IBD),
+/// and the peer it synced from.
+fn synced_out_of_ibd() -> (TestNode, ChainPeer) {
+    let mut node = fixture_node();
+    let tip_time = crate::chain::tree::HeaderFields::of(&header_of(&chain_blocks()[2099])).time;
+    node.set_time_s(tip_time as i64 + 600);
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    headers_from(&mut node, &mut peer);
+    peer.pump(&mut node, 10_000);
+    assert_eq!(node.world.resource::<ChainTip>().height, 2100);
+    node.tick();
+    assert!(!node.world.resource::<crate::chain::Ibd>().active);
+    (node, peer)
+}
+
+/// A header-only block (no transactions decodes; the instant validator does not look inside).
+fn empty_block_on(prev: &BlockHash, time: u32, salt: u32) -> ([u8; 80], Vec<u8>) {
+    let raw = crate::chain::test_vectors::mine(prev, time, 0x2000_0000, salt);
+    let mut block = raw.to_vec();
+    block.push(0);
+    (raw, block)
+}
+
+#[test]
+fn a_headers_announcement_after_ibd_is_fetched_and_connected() {
+    let (mut node, mut peer) = synced_out_of_ibd();
+    let tip = tree(&node).best_entry().clone();
+    let (raw, block) = empty_block_on(&tip.hash, tip.time + 1, 1);
+    peer.headers.push(raw);
+    peer.blocks.insert(block_hash(&raw), block);
+    let mut l = HeaderList::default();
+    l.push_raw(raw);
+    node.receive(peer.conn, &Message::Headers(l));
+    peer.pump(&mut node, 20);
+    assert_eq!(node.world.resource::<ChainTip>().height, 2101);
+    assert_eq!(tree(&node).entry(tree(&node).validated_tip()).hash, block_hash(&raw));
+}
+
+#[test]
+fn an_unrequested_new_tip_after_ibd_is_accepted_but_an_old_one_is_not() {
+    let (mut node, peer) = synced_out_of_ibd();
+    let tip = tree(&node).best_entry().clone();
+    let (raw, block) = empty_block_on(&tip.hash, tip.time + 1, 2);
+    let mut l = HeaderList::default();
+    l.push_raw(raw);
+    // the header arrives from one peer (nobody is asked: no request slots), the block unasked
+    // from another
+    node.world.resource_mut::<SyncConfig>().max_in_flight_per_peer = 0;
+    node.receive(peer.conn, &Message::Headers(l));
+    assert!(node.world.resource::<SyncState>().in_flight.is_empty());
+    let other = node.ready_inbound("10.0.0.2:18444");
+    node.receive(other, &Message::Block(Block::decode(&block).unwrap()));
+    node.tick();
+    assert_eq!(node.world.resource::<ChainTip>().height, 2101);
+    assert_eq!(node.get::<Score>(other).unwrap().points, 0);
+    // a block we already have, pushed again, is not a new tip: scored
+    node.receive(other, &Message::Block(Block::decode(&chain_blocks()[100]).unwrap()));
+    assert_eq!(node.get::<Score>(other).unwrap().events.as_slice(), &[(Misbehavior::UnrequestedBlock, 1)]);
 }

@@ -9,7 +9,9 @@
 use crate::chain::pow::check_pow;
 use crate::chain::presync::{Abort, Phase};
 use crate::chain::tree::{BlockIdx, HeaderInvalid};
-use crate::chain::{ChainParams, HeaderTree, HeadersPresync, Ibd, PeerBlocks, PeerChain, ServeQueue, SyncConfig};
+use crate::chain::{
+    ChainParams, HeaderTree, HeadersPresync, Ibd, PeerBlocks, PeerChain, ServeQueue, SyncConfig, ValidationQueue,
+};
 use crate::components::{
     Direction, Disconnect, Negotiated, PeerState, Permissions, Received, SendQueue, Socket, Violations,
 };
@@ -53,6 +55,7 @@ pub struct SyncCtx<'w> {
     tree: ResMut<'w, HeaderTree>,
     ibd: ResMut<'w, Ibd>,
     rng: ResMut<'w, Rng>,
+    queue: ResMut<'w, ValidationQueue>,
 }
 
 /// What one peer looks like to the sync-peer choice.
@@ -220,7 +223,12 @@ fn accept_all(ctx: &mut SyncCtx, peer: &mut PeerCtx, headers: &[([u8; HEADER_BYT
     let mut last = None;
     for (raw, hash) in headers {
         match ctx.tree.accept(raw, *hash, &ctx.params, now_s) {
-            Ok((idx, _)) => last = Some(idx),
+            Ok((idx, new)) => {
+                if new {
+                    ctx.queue.headers.push(*raw);
+                }
+                last = Some(idx);
+            }
             Err(e) => {
                 tracing::debug!(peer = peer.conn, ?e, %hash, "invalid header");
                 peer.violations.0.push(misbehavior_of(e));

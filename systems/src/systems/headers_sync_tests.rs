@@ -36,7 +36,9 @@ fn the_fixture_chain_arrives_in_two_batches_from_the_sync_peer() {
     let gh = count(&peer.seen, |m| matches!(m, Message::GetHeaders(_)));
     assert_eq!(gh, 1, "one continuation after the full batch of 2,000, none after the 100");
     let pc = node.get::<PeerChain>(peer.conn).unwrap();
-    assert_eq!(node.world.resource::<HeaderTree>().entry(pc.best_known.unwrap()).height, 2100);
+    assert_eq!(pc.synced_headers(tree(&node)), 2100);
+    assert_eq!(pc.synced_blocks(tree(&node)), 2100);
+    assert_eq!(pc.presynced_headers(), -1);
 }
 
 #[test]
