@@ -22,10 +22,13 @@ use std::path::Path;
 
 type Worker = ValidationWorker<Box<dyn BlockValidator>>;
 
+/// A block read in progress: who asked, for what, and where the answer will come.
+type PendingRead = (ConnId, BlockHash, flume::Receiver<Option<Vec<u8>>>);
+
 /// The validation worker and the reads in progress.
 pub(super) struct ChainIo {
     worker: Worker,
-    reads: Vec<(ConnId, BlockHash, flume::Receiver<Option<Vec<u8>>>)>,
+    reads: Vec<PendingRead>,
     /// Blocks the worker had no room for yet (the world's bound keeps this short).
     held: VecDeque<ValidateBlock>,
 }
