@@ -127,6 +127,10 @@ pub struct NodeArgs {
     /// Move a damaged store aside (kept as store.corrupt-<time>) and start with an empty one.
     #[arg(long)]
     pub reset_store: bool,
+    /// In initial block download while the tip is older than this many seconds (Core's
+    /// -maxtipage; default 86400).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_tip_age: Option<i64>,
     /// Most inbound peers.
     #[arg(long, value_name = "N")]
     pub max_inbound: Option<usize>,
@@ -160,6 +164,7 @@ impl NodeArgs {
         cfg.policy.ban_s = self.bantime;
         cfg.dnsseed = self.dnsseed;
         cfg.reset_store = self.reset_store;
+        cfg.max_tip_age_s = self.max_tip_age;
         if let Some(n) = self.max_inbound {
             cfg.config.limits.max_inbound = n;
         }

@@ -20,3 +20,4 @@ pub mod scenario;
 pub mod seeds;
 pub mod store;
 pub mod telemetry;
+pub mod validation;

@@ -64,6 +64,7 @@ pub struct Store {
     bans: Database<Str, Bytes>,
     addrs: Database<Bytes, Bytes>,
     meta: Database<Str, Bytes>,
+    headers: Database<Bytes, Bytes>,
 }
 
 /// Checks LMDB's two meta pages against the data file's length, so a truncated file is reported
@@ -110,7 +111,7 @@ impl Store {
         // SAFETY: the environment is opened once per process (the node holds the only handle) and
         // the file was checked against truncation above.
         let env =
-            unsafe { EnvOpenOptions::new().map_size(MAP_SIZE_BYTES).max_dbs(4).open(dir) }.map_err(|e| match e {
+            unsafe { EnvOpenOptions::new().map_size(MAP_SIZE_BYTES).max_dbs(8).open(dir) }.map_err(|e| match e {
                 heed::Error::Mdb(
                     m @ (heed::MdbError::Invalid | heed::MdbError::Corrupted | heed::MdbError::VersionMismatch),
                 ) => StoreError::Corrupt { path: dir.to_path_buf(), detail: m.to_string() },
@@ -120,8 +121,9 @@ impl Store {
         let bans = env.create_database(&mut wtxn, Some("bans"))?;
         let addrs = env.create_database(&mut wtxn, Some("addrs"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
+        let headers = env.create_database(&mut wtxn, Some("headers"))?;
         wtxn.commit()?;
-        Ok(Store { env, bans, addrs, meta })
+        Ok(Store { env, bans, addrs, meta, headers })
     }
 
     /// Moves a damaged store aside (kept as `<dir>.corrupt-<unix_s>`) so a fresh one can start.
@@ -189,6 +191,34 @@ impl Store {
         self.meta.put(&mut wtxn, META_ADDR_KEY, &key)?;
         wtxn.commit()?;
         Ok(n)
+    }
+
+    /// Appends accepted headers (height, raw 80 bytes) in one durable transaction. Keyed by height
+    /// then hash, so loading returns parents before children and side branches are kept.
+    pub fn save_headers(&self, headers: &[(u32, [u8; 32], [u8; 80])]) -> Result<(), StoreError> {
+        if headers.is_empty() {
+            return Ok(());
+        }
+        let mut wtxn = self.env.write_txn()?;
+        for (height, hash, raw) in headers {
+            let mut key = [0u8; 36];
+            key[..4].copy_from_slice(&height.to_be_bytes());
+            key[4..].copy_from_slice(hash);
+            self.headers.put(&mut wtxn, &key, raw)?;
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// Every stored header, lowest height first.
+    pub fn load_headers(&self) -> Result<Vec<[u8; 80]>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.headers.iter(&rtxn)? {
+            let (_, v) = item?;
+            out.push(v.try_into().map_err(|_| StoreError::Record("a stored header is not 80 bytes".into()))?);
+        }
+        Ok(out)
     }
 
     /// The stored address book and its key, if one was saved.

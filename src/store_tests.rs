@@ -75,3 +75,15 @@ fn garbage_in_place_of_the_store_is_a_clear_error() {
     std::fs::write(dir.path().join("data.mdb"), vec![0x5a; 10_000]).unwrap();
     assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
 }
+
+#[test]
+fn headers_come_back_parents_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let h = |n: u8| [n; 80];
+    s.save_headers(&[(2, [2; 32], h(2)), (1, [9; 32], h(1))]).unwrap();
+    s.save_headers(&[(300, [1; 32], h(3))]).unwrap();
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.load_headers().unwrap(), vec![h(1), h(2), h(3)]);
+}

@@ -4,6 +4,7 @@
 //! Start-up does everything that can fail for operator reasons (datadir, listening port) before any
 //! thread starts, and returns a typed [`StartError`] so the CLI can print it and exit cleanly.
 
+mod chain_io;
 pub mod persist;
 mod world_loop;
 
@@ -48,6 +49,9 @@ pub struct NodeConfig {
     pub dnsseed: bool,
     /// Move a damaged store aside and start with an empty one.
     pub reset_store: bool,
+    /// In initial block download while the tip is older than this (Core's -maxtipage); `None`
+    /// keeps the default (24 h).
+    pub max_tip_age_s: Option<i64>,
     /// Seed of the world's rng; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Tokio worker threads for the IO bridge.
@@ -70,6 +74,7 @@ impl NodeConfig {
             policy: PeerPolicy::default(),
             dnsseed: true,
             reset_store: false,
+            max_tip_age_s: None,
             seed: None,
             io_threads: 2,
         }
@@ -97,6 +102,8 @@ pub enum StartError {
     Runtime(std::io::Error),
     /// The store in the datadir cannot be used.
     Store(StoreError),
+    /// The block validator (Core's engine) could not start.
+    Validator(crate::validation::ValidatorError),
 }
 
 impl std::fmt::Display for StartError {
@@ -111,6 +118,7 @@ impl std::fmt::Display for StartError {
             StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             StartError::Runtime(e) => write!(f, "cannot start the IO runtime: {e}"),
             StartError::Store(e) => write!(f, "{e}"),
+            StartError::Validator(e) => write!(f, "cannot start block validation: {e}"),
         }
     }
 }
@@ -177,7 +185,7 @@ impl Node {
         let io = runtime.handle().clone();
         // Disconnects (its sender is dropped) once the node has fully stopped.
         let (stopped_tx, stopped_rx) = flume::bounded::<()>(0);
-        let world_loop = WorldLoop::new(&cfg, bridge, events_rx, control_rx, store).map_err(StartError::Store)?;
+        let world_loop = WorldLoop::new(&cfg, bridge, events_rx, control_rx, store)?;
         let seeds_wanted = world_loop.wants_seeds(&cfg);
         let thread = std::thread::Builder::new()
             .name("oni-world".into())

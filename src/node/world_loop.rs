@@ -3,9 +3,11 @@
 //! the wall clock, runs the schedule, and hands the `Outbox` to the bridge. Control requests (dial,
 //! run a closure on the world, shut down) run between ticks.
 
+use super::chain_io::ChainIo;
 use super::NodeConfig;
+use super::StartError;
 use crate::bridge::Bridge;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use bevy_ecs::prelude::*;
 use oni_systems::components::{ConnId, Direction, Disconnect, RecvBuffer, SendQueue};
 use oni_systems::resources::{AddrBook, BanList, Clock, Config, Inbox, NetEvent, Outbox};
@@ -37,6 +39,7 @@ pub(super) enum Control {
 enum Woken {
     Event(NetEvent),
     Control(Control),
+    Verdict(oni_systems::chain::ValidationEvent),
     Timeout,
     /// Every handle is gone: nobody can stop us any more, so stop.
     Orphaned,
@@ -54,6 +57,7 @@ pub(super) struct WorldLoop {
     store: Option<std::sync::Arc<Store>>,
     /// Times each system and the whole tick (telemetry).
     timer: crate::telemetry::timings::SpanTimer,
+    chain: Option<ChainIo>,
     next_addr_save: Instant,
     /// Peers with frames left over after a tick (the decode budget ran out).
     backlog: QueryState<(&'static RecvBuffer, &'static SendQueue), Without<Disconnect>>,
@@ -69,7 +73,7 @@ impl WorldLoop {
         events: flume::Receiver<NetEvent>,
         control: flume::Receiver<Control>,
         store: Option<Store>,
-    ) -> Result<WorldLoop, StoreError> {
+    ) -> Result<WorldLoop, StartError> {
         let seed = cfg.seed.unwrap_or_else(os_seed);
         let mut world = build_world(cfg.config.clone(), seed);
         let store = store.map(std::sync::Arc::new);
@@ -85,14 +89,14 @@ impl WorldLoop {
         // Callers may read or change the world before its first tick: give them the real time.
         world.resource_mut::<Clock>().now_ms = wall_ms();
         if let Some(store) = &store {
-            let bans = store.load_bans()?;
+            let bans = store.load_bans().map_err(StartError::Store)?;
             if !bans.is_empty() {
                 tracing::info!(bans = bans.len(), "bans loaded");
             }
             world.insert_resource(BanList::load(bans));
             // RPC calls that change bans commit through it before they answer.
             world.insert_resource(super::persist::DurableStore(store.clone()));
-            if let Some((key, entries)) = store.load_addrs()? {
+            if let Some((key, entries)) = store.load_addrs().map_err(StartError::Store)? {
                 let now_s = (wall_ms() / 1000) as i64;
                 let mut book = AddrBook::new(key);
                 book.restore(entries, now_s);
@@ -100,6 +104,11 @@ impl WorldLoop {
                 world.insert_resource(book);
             }
         }
+        if let Some(age) = cfg.max_tip_age_s {
+            world.resource_mut::<oni_systems::chain::SyncConfig>().max_tip_age_s = age;
+        }
+        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref()).map_err(StartError::Validator)?;
+        chain.restore(&mut world, store.as_deref());
         let backlog = world.query_filtered();
         Ok(WorldLoop {
             world,
@@ -111,6 +120,7 @@ impl WorldLoop {
             control,
             pending: Vec::new(),
             store,
+            chain: Some(chain),
             next_addr_save: Instant::now() + ADDR_SAVE_INTERVAL,
             tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
             events_per_tick_max: cfg.events_per_tick_max.max(1),
@@ -155,6 +165,7 @@ impl WorldLoop {
             match woken {
                 Woken::Event(e) => self.pending.push(e),
                 Woken::Control(c) => stop = self.control(c),
+                Woken::Verdict(v) => self.world.resource_mut::<oni_systems::chain::ValidationInbox>().0.push(v),
                 Woken::Timeout => {}
                 Woken::Orphaned => stop = true,
             }
@@ -172,12 +183,16 @@ impl WorldLoop {
             let room = self.events_per_tick_max.saturating_sub(self.pending.len());
             self.pending.extend(self.events.try_iter().take(room));
             // Frames left undecoded (budget spent) are served on the next turn, not a timer later.
-            next_tick = if self.tick() { Instant::now() } else { Instant::now() + self.tick_interval };
+            let busy = self.tick() || self.chain.as_ref().is_some_and(ChainIo::has_news);
+            next_tick = if busy { Instant::now() } else { Instant::now() + self.tick_interval };
         }
         tracing::info!("shutting down: closing all connections");
         self.bridge.shutdown();
         self.persist_bans();
         self.save_addrs();
+        if let Some(chain) = self.chain.take() {
+            chain.shutdown();
+        }
     }
 
     fn wait(&self, deadline: Instant) -> Woken {
@@ -191,8 +206,13 @@ impl WorldLoop {
                 Err(_) => Woken::Orphaned,
             })
             // The bridge holds the event sender for as long as this loop runs.
-            .recv(&self.events, |r| r.map_or(Woken::Timeout, Woken::Event))
-            .wait_timeout(timeout);
+            .recv(&self.events, |r| r.map_or(Woken::Timeout, Woken::Event));
+        // A verdict from the validator wakes the loop too: the download window moves at once.
+        let r = match self.chain.as_ref() {
+            Some(chain) => r.recv(chain.events(), |r| r.map_or(Woken::Timeout, Woken::Verdict)),
+            None => r,
+        }
+        .wait_timeout(timeout);
         r.unwrap_or(Woken::Timeout)
     }
 
@@ -218,9 +238,15 @@ impl WorldLoop {
         let now_ms = self.now_ms();
         self.world.resource_mut::<Clock>().now_ms = now_ms;
         self.world.resource_mut::<Inbox>().0.append(&mut self.pending);
+        if let Some(chain) = self.chain.as_mut() {
+            chain.before_tick(&mut self.world);
+        }
         let started = Instant::now();
         self.schedule.run(&mut self.world);
         self.timer.publish(&mut self.world, started.elapsed());
+        if let Some(chain) = self.chain.as_mut() {
+            chain.after_tick(&mut self.world, self.store.as_deref());
+        }
         // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
         self.persist_bans();
         let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);

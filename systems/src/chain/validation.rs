@@ -189,6 +189,21 @@ pub enum ValidationEvent {
     },
 }
 
+impl ValidationEvent {
+    /// The block this event is about, if any (all but `Fatal`).
+    pub fn hash(&self) -> Option<BlockHash> {
+        match *self {
+            ValidationEvent::Connected { hash, .. }
+            | ValidationEvent::Disconnected { hash, .. }
+            | ValidationEvent::Stored { hash }
+            | ValidationEvent::AlreadyKnown { hash }
+            | ValidationEvent::Rejected { hash, .. }
+            | ValidationEvent::Durable { hash, .. } => Some(hash),
+            ValidationEvent::Fatal { .. } => None,
+        }
+    }
+}
+
 /// Validator reports waiting for block_download.
 #[derive(Resource, Debug, Default)]
 pub struct ValidationInbox(pub Vec<ValidationEvent>);

@@ -1,0 +1,195 @@
+//! The node's chain IO: between ticks it hands the world's newly accepted headers and downloaded
+//! blocks to the validation worker (Core's engine through bitcoinkernel, off the world thread),
+//! feeds the worker's verdicts back into the world, serves block reads for peers, and keeps the
+//! header tree on disk so a restart resumes where it stopped.
+
+use crate::store::Store;
+use crate::validation::{
+    BlockValidator, KernelConfig, KernelValidator, StructureChecker, ValidationWorker, ValidatorError, WorkerConfig,
+};
+use bevy_ecs::world::World;
+use bitcoin::hashes::Hash;
+use bitcoin::BlockHash;
+use oni_systems::chain::{
+    BlockData, BlockReadInbox, BlockReads, ChainParams, HeaderTree, ValidateBlock, ValidationEvent, ValidationInbox,
+    ValidationQueue,
+};
+use oni_systems::components::ConnId;
+use oni_systems::resources::Clock;
+use oni_systems::wire::{sha256d, Network};
+use std::collections::VecDeque;
+use std::path::Path;
+
+type Worker = ValidationWorker<Box<dyn BlockValidator>>;
+
+/// A block read in progress: who asked, for what, and where the answer will come.
+type PendingRead = (ConnId, BlockHash, flume::Receiver<Option<Vec<u8>>>);
+
+/// The validation worker and the reads in progress.
+pub(super) struct ChainIo {
+    worker: Worker,
+    reads: Vec<PendingRead>,
+    /// Blocks the worker had no room for yet (the world's bound keeps this short).
+    held: VecDeque<ValidateBlock>,
+}
+
+impl ChainIo {
+    /// Starts the worker: Core's engine with its files under `<datadir>/kernel`, or, for a node
+    /// with no datadir (tests), the structure checker.
+    pub(super) fn open(network: Network, datadir: Option<&Path>) -> Result<ChainIo, ValidatorError> {
+        let config = WorkerConfig {
+            queue_blocks_max: 1_024,
+            queue_bytes_max: 512 << 20,
+            // Everything reported connected survives a kill -9 (the kernel has no flush call).
+            hold_until_durable: true,
+            checkpoint_blocks: 2_000,
+            checkpoint_interval_ms: 2_000,
+        };
+        let worker = match datadir {
+            Some(dir) => {
+                let kernel = KernelConfig::new(network, dir);
+                Worker::spawn(config, move || {
+                    KernelValidator::open(kernel).map(|k| Box::new(k) as Box<dyn BlockValidator>)
+                })?
+            }
+            None => {
+                Worker::spawn(config, move || Ok(Box::new(StructureChecker::new(network)) as Box<dyn BlockValidator>))?
+            }
+        };
+        Ok(ChainIo { worker, reads: Vec::new(), held: VecDeque::new() })
+    }
+
+    /// Rebuilds the world's header tree from the store and marks the validator's active chain
+    /// validated, so the scheduler resumes after the last connected block.
+    pub(super) fn restore(&self, world: &mut World, store: Option<&Store>) {
+        let now_s = world.resource::<Clock>().unix_s();
+        let params = world.resource::<ChainParams>().clone();
+        let mut loaded = 0usize;
+        if let Some(store) = store {
+            match store.load_headers() {
+                Ok(headers) => {
+                    let mut tree = world.resource_mut::<HeaderTree>();
+                    for raw in &headers {
+                        let hash = BlockHash::from_byte_array(sha256d(raw));
+                        if tree.accept(raw, hash, &params, now_s).is_ok() {
+                            loaded += 1;
+                        }
+                    }
+                }
+                Err(e) => tracing::error!("cannot load stored headers: {e}"),
+            }
+        }
+        let tip = self.worker.tip();
+        let mut path = Vec::new();
+        {
+            let tree = world.resource::<HeaderTree>();
+            let mut cur = tree.get(&tip.hash);
+            while let Some(idx) = cur {
+                let e = tree.entry(idx);
+                if e.height == 0 {
+                    break;
+                }
+                path.push((e.hash, e.height));
+                cur = Some(e.parent);
+            }
+        }
+        if tip.height > 0 && path.len() != tip.height as usize {
+            tracing::warn!(tip = tip.height, known = path.len(), "stored headers do not reach the validated tip");
+        }
+        let mut inbox = world.resource_mut::<ValidationInbox>();
+        for (hash, height) in path.into_iter().rev() {
+            inbox.0.push(ValidationEvent::Connected { hash, height });
+        }
+        tracing::info!(headers = loaded, validated_height = tip.height, "chain state restored");
+    }
+
+    /// Before a tick: the worker's verdicts and finished block reads into the world.
+    pub(super) fn before_tick(&mut self, world: &mut World) {
+        let events: Vec<ValidationEvent> = self.worker.events().try_iter().collect();
+        for e in &events {
+            if let ValidationEvent::Fatal { what } = e {
+                tracing::error!(what, "the validator failed; blocks are no longer validated");
+            }
+        }
+        world.resource_mut::<ValidationInbox>().0.extend(events);
+        let mut answers = Vec::new();
+        self.reads.retain(|(conn, hash, rx)| match rx.try_recv() {
+            Ok(bytes) => {
+                answers.push(BlockData { conn: *conn, hash: *hash, bytes });
+                false
+            }
+            Err(flume::TryRecvError::Empty) => true,
+            Err(flume::TryRecvError::Disconnected) => {
+                answers.push(BlockData { conn: *conn, hash: *hash, bytes: None });
+                false
+            }
+        });
+        world.resource_mut::<BlockReadInbox>().0.extend(answers);
+    }
+
+    /// After a tick: new headers to the store (first, so the tree can always be rebuilt up to what
+    /// the validator holds) and to the validator, blocks to validate, block reads to start.
+    pub(super) fn after_tick(&mut self, world: &mut World, store: Option<&Store>) {
+        let (headers, blocks) = {
+            let mut q = world.resource_mut::<ValidationQueue>();
+            (std::mem::take(&mut q.headers), std::mem::take(&mut q.to_validate))
+        };
+        if !headers.is_empty() {
+            let tree = world.resource::<HeaderTree>();
+            let rows: Vec<(u32, [u8; 32], [u8; 80])> = headers
+                .iter()
+                .filter_map(|raw| {
+                    let hash = BlockHash::from_byte_array(sha256d(raw));
+                    let idx = tree.get(&hash)?;
+                    Some((tree.entry(idx).height, hash.to_byte_array(), *raw))
+                })
+                .collect();
+            if let Some(store) = store {
+                if let Err(e) = store.save_headers(&rows) {
+                    tracing::error!("cannot persist headers: {e}");
+                }
+            }
+            for raw in headers {
+                self.worker.submit_header(raw);
+            }
+        }
+        self.held.extend(blocks);
+        while let Some(b) = self.held.pop_front() {
+            match self.worker.try_submit(b.hash, b.bytes) {
+                Ok(()) => {}
+                Err(crate::validation::SubmitError::Full { raw }) => {
+                    self.held.push_front(ValidateBlock { hash: b.hash, height: b.height, bytes: raw });
+                    break;
+                }
+                Err(crate::validation::SubmitError::Closed { .. }) => {
+                    tracing::error!("the validation worker is gone; dropping downloaded blocks");
+                    self.held.clear();
+                    break;
+                }
+            }
+        }
+        let reads = std::mem::take(&mut world.resource_mut::<BlockReads>().requests);
+        for r in reads {
+            let rx = self.worker.read_block(r.hash);
+            self.reads.push((r.conn, r.hash, rx));
+        }
+    }
+
+    /// The worker's verdicts, for the loop to wait on.
+    pub(super) fn events(&self) -> &flume::Receiver<ValidationEvent> {
+        self.worker.events()
+    }
+
+    /// Whether verdicts or read answers are waiting (the loop ticks at once then).
+    pub(super) fn has_news(&self) -> bool {
+        !self.worker.events().is_empty() || self.reads.iter().any(|(_, _, rx)| !rx.is_empty())
+    }
+
+    /// Stops the worker; the kernel flushes as it closes.
+    pub(super) fn shutdown(self) {
+        let ChainIo { worker, .. } = self;
+        if let Err(e) = worker.shutdown() {
+            tracing::error!("validator shutdown: {e}");
+        }
+    }
+}

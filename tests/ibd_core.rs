@@ -1,0 +1,138 @@
+//! IBD against a real Bitcoin Core: Core holds the fixture chain (loaded by `submitblock`), oni
+//! syncs it headers-first over loopback and validates it with Core's own engine, reaches Core's tip
+//! and chainwork, keeps it across a restart, serves the whole chain to a fresh Core, and follows
+//! Core onto the heavier fork.
+
+mod common;
+
+use common::bitcoind::{Bitcoind, CoreExes};
+use common::proc::{repo_root, wait_for};
+use oni::node::{Node, NodeConfig, NodeHandle};
+use oni_systems::chain::HeaderTree;
+use oni_systems::components::Direction;
+use oni_systems::wire::Network;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const SYNC_WAIT: Duration = Duration::from_secs(120);
+
+fn fixture(name: &str) -> Vec<String> {
+    let path = repo_root().join("../shared/fixtures/regtest-core").join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn meta() -> serde_json::Value {
+    let path = repo_root().join("../shared/fixtures/regtest-core/meta.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Core with the fixture chain, out of IBD whatever the fixture's age.
+fn core_with_chain(exes: &CoreExes) -> Bitcoind {
+    let core = Bitcoind::start(exes, &["-maxtipage=4000000000".to_string()]);
+    for (i, hex) in fixture("chain.hex").iter().enumerate() {
+        let r = core.cli(&["submitblock", hex]).unwrap_or_else(|e| panic!("submitblock {}: {e}", i + 1));
+        assert!(r.trim().is_empty(), "block {} refused by Core: {r}", i + 1);
+    }
+    assert_eq!(core.cli(&["getblockcount"]).unwrap().trim(), "2100");
+    core
+}
+
+fn oni_config(datadir: &std::path::Path, connect: Option<SocketAddr>) -> NodeConfig {
+    let mut cfg = NodeConfig::new(Network::Regtest);
+    cfg.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.datadir = Some(datadir.to_path_buf());
+    cfg.max_tip_age_s = Some(4_000_000_000);
+    cfg.policy.auto_outbound = false;
+    cfg.manual_peers = connect.into_iter().collect();
+    cfg.seed = Some(3);
+    cfg
+}
+
+/// (height, hash, chainwork hex) of the validated tip.
+fn validated_tip(node: &NodeHandle) -> (u32, String, String) {
+    node.with_world(|w| {
+        let tree = w.resource::<HeaderTree>();
+        let e = tree.entry(tree.validated_tip());
+        let work: String = e.chainwork.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        (e.height, e.hash.to_string(), work)
+    })
+    .unwrap()
+}
+
+fn wait_tip(node: &NodeHandle, hash: &str) -> bool {
+    wait_for(SYNC_WAIT, || (validated_tip(node).1 == hash).then_some(())).is_some()
+}
+
+#[test]
+fn oni_syncs_the_fixture_from_core_restarts_serves_it_back_and_follows_the_fork() {
+    let Some(exes) = CoreExes::find() else { return };
+    let meta = meta();
+    let tip = meta["tip"].as_str().unwrap();
+    let chainwork = meta["chainwork"].as_str().unwrap();
+    let core = core_with_chain(&exes);
+    let core_addr: SocketAddr = format!("127.0.0.1:{}", core.p2p_port).parse().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let oni = Node::start(oni_config(dir.path(), Some(core_addr))).unwrap();
+    assert!(
+        wait_tip(&oni, tip),
+        "oni did not reach Core's tip; it is at {:?}\nCore:\n{}",
+        validated_tip(&oni),
+        core.proc.output()
+    );
+    let (height, _, work) = validated_tip(&oni);
+    assert_eq!(height, 2100);
+    assert_eq!(work, chainwork, "chainwork as Core computes it");
+    oni.shutdown();
+
+    // Restart: the validated tip comes back from disk, nothing to download again.
+    let oni = Node::start(oni_config(dir.path(), None)).unwrap();
+    assert_eq!(validated_tip(&oni).1, tip, "restart resumes from the last connected block");
+    let oni_addr = oni.local_addr().unwrap();
+
+    // A fresh Core syncs the whole chain from oni alone.
+    let fresh = Bitcoind::start(&exes, &[format!("-connect={oni_addr}"), "-maxtipage=4000000000".to_string()]);
+    let synced = wait_for(SYNC_WAIT, || (fresh.cli(&["getbestblockhash"]).ok()?.trim() == tip).then_some(()));
+    assert!(
+        synced.is_some(),
+        "a fresh Core did not sync from oni: {}\n{}",
+        fresh.cli(&["getblockcount"]).unwrap_or_default(),
+        fresh.proc.output()
+    );
+    drop(fresh);
+
+    // Core learns the heavier fork; oni, connected to it, reorgs to the fork's tip.
+    oni.connect(core_addr, Direction::Manual).unwrap();
+    for hex in fixture("fork.hex") {
+        let r = core.cli(&["submitblock", &hex]).unwrap();
+        assert!(r.trim().is_empty() || r.trim() == "inconclusive", "fork block refused: {r}");
+    }
+    let fork_tip = meta["fork"]["tip"].as_str().unwrap();
+    assert_eq!(core.cli(&["getbestblockhash"]).unwrap().trim(), fork_tip);
+    assert!(wait_tip(&oni, fork_tip), "oni did not follow the fork; at {:?}", validated_tip(&oni));
+    let (height, _, work) = validated_tip(&oni);
+    assert_eq!(height, 2101);
+    assert_eq!(work, meta["fork"]["chainwork"].as_str().unwrap());
+    oni.shutdown();
+}
+
+#[test]
+fn a_second_oni_syncs_from_the_first() {
+    let Some(exes) = CoreExes::find() else { return };
+    let tip = meta()["tip"].as_str().unwrap().to_string();
+    let core = core_with_chain(&exes);
+    let core_addr: SocketAddr = format!("127.0.0.1:{}", core.p2p_port).parse().unwrap();
+    let a_dir = tempfile::tempdir().unwrap();
+    let a = Node::start(oni_config(a_dir.path(), Some(core_addr))).unwrap();
+    assert!(wait_tip(&a, &tip));
+    drop(core);
+    let b_dir = tempfile::tempdir().unwrap();
+    let b = Node::start(oni_config(b_dir.path(), a.local_addr())).unwrap();
+    assert!(wait_tip(&b, &tip), "the second oni did not sync from the first: {:?}", validated_tip(&b));
+    b.shutdown();
+    a.shutdown();
+}
