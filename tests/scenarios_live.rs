@@ -6,8 +6,10 @@
 //! written for the virtual clock are widened (see [`widen_for_live`]); the behaviour bounds (who is
 //! closed and why, honest peers served, memory bounds, no leak) are judged as written.
 
+use oni::scenario::dump::WorldDump;
 use oni::scenario::trace::Closed;
-use oni::scenario::{run, Expectation, Mode, Outcome, Report, Scenario};
+use oni::scenario::{run, run_cli_with, Expectation, Mode, Outcome, Overrides, Report, Scenario, ScenarioError};
+use oni_systems::resources::DisconnectReason;
 use std::path::Path;
 
 fn load(name: &str) -> Scenario {
@@ -146,4 +148,33 @@ fn rss_is_not_applicable_in_sim_mode() {
 fn ron_expect(text: &str) -> Expectation {
     let file = format!("Scenario(name: \"x\", seed: 1, duration_s: 4, peers: [Bot(kind: OversizedFrame(), count: 1)], expect: [{text}])");
     Scenario::parse(&file, "inline").unwrap().expect.remove(0)
+}
+
+/// The CLI path: `--duration-s` shortens a live run, `--dump` writes the node's peers and metrics
+/// as the live node had them at the end; a duration that cuts off a group's start is refused.
+#[test]
+fn cli_live_run_with_duration_override_and_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("live.ron");
+    let file = dir.path().join("cli_live.ron");
+    let text = r#"Scenario(name: "cli_live", seed: 5, duration_s: 600,
+        peers: [Honest(count: 4), Bot(kind: BadChecksum(msgs_per_s: 5, handshake: true), count: 1, start_s: 0.5)],
+        expect: [NoHonestDisconnected, Disconnected(bot: "BadChecksum", within_s: 3.0, reason: "misbehavior"), NoLeakedState])"#;
+    std::fs::write(&file, text).unwrap();
+    let overrides = Overrides { seed: None, duration_s: Some(5) };
+    let report = run_cli_with(&file, Mode::Live, &overrides, Some(&dump)).unwrap();
+    println!("{report}");
+    assert_eq!(report.mode, Mode::Live);
+    assert!((5.0..6.0).contains(&report.sim_s), "ran {} s", report.sim_s);
+    let d: WorldDump = ron::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+    assert_eq!(d.peers.len(), 4, "the honest peers are still connected at the end, the bot is not");
+    assert!(d.peers.iter().all(|p| p.socket.addr.ip().is_loopback()), "real loopback peers");
+    assert_eq!(d.metrics.disconnects[DisconnectReason::Misbehavior as usize], 1);
+
+    let late = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join("bad_checksum.ron");
+    let cut = Overrides { seed: None, duration_s: Some(1) };
+    match run_cli_with(&late, Mode::Live, &cut, None) {
+        Err(ScenarioError::Invalid { message, .. }) => assert!(message.contains("start_s"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
 }

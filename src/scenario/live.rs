@@ -94,6 +94,9 @@ struct Live {
     conns: Vec<ConnRecord>,
     /// Each connection's local address (the node's `Socket.addr` for it), by conn id - 1.
     locals: Vec<SocketAddr>,
+    /// Links still held (`links` entries that are `Some`).
+    open: usize,
+    read_buf: Vec<u8>,
     log: CloseLog,
     peak: Sample,
     peak_rss_kb: u64,
@@ -151,6 +154,8 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
         links: Vec::new(),
         conns: Vec::new(),
         locals: Vec::new(),
+        open: 0,
+        read_buf: vec![0u8; 64 * 1024],
         log,
         peak: Sample::default(),
         peak_rss_kb: 0,
@@ -197,11 +202,12 @@ impl Live {
             flush(link);
         }
         self.sample()?;
-        self.links.iter_mut().for_each(|l| {
+        for l in self.links.iter_mut() {
             if l.as_ref().is_some_and(|l| l.eof && self.instances[l.instance].conn.is_none()) {
                 *l = None;
+                self.open -= 1;
             }
-        });
+        }
         self.passes += 1;
         Ok(())
     }
@@ -234,6 +240,7 @@ impl Live {
             if a.close {
                 self.instances[i].conn = None;
                 if let Some(mut link) = self.links[idx].take() {
+                    self.open -= 1;
                     flush(&mut link);
                     let _ = link.stream.shutdown(std::net::Shutdown::Both);
                 }
@@ -244,8 +251,7 @@ impl Live {
             }
         }
         if a.connect && self.instances[i].conn.is_none() {
-            let open = self.links.iter().flatten().count();
-            let Some((stream, local)) = (open < MAX_OPEN_CONNS).then(|| dial(self.node_addr)).flatten() else {
+            let Some((stream, local)) = (self.open < MAX_OPEN_CONNS).then(|| dial(self.node_addr)).flatten() else {
                 self.connect_failures += 1;
                 return;
             };
@@ -259,6 +265,7 @@ impl Live {
                 bytes_recv: 0,
             });
             self.locals.push(local);
+            self.open += 1;
             self.links.push(Some(LiveLink {
                 instance: i,
                 stream,
@@ -275,7 +282,7 @@ impl Live {
 
     /// Reads every socket, hands decoded messages to the bots, and tells a bot when its socket ended.
     fn read_all(&mut self, now: u64) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.read_buf);
         for idx in 0..self.links.len() {
             let Some(link) = self.links[idx].as_mut() else { continue };
             if link.eof {
@@ -332,6 +339,7 @@ impl Live {
                 self.apply(i, now, a);
             }
         }
+        self.read_buf = buf;
     }
 
     /// Matches the node's logged closes to bot connections by address: the open connection from that
