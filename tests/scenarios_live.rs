@@ -49,6 +49,7 @@ fn assert_live_pass(report: &Report, out: &Outcome, bot: Option<(&str, &str)>) {
     let rss = out.live.and_then(|l| l.peak_rss_kb).unwrap();
     assert!(rss > 0, "peak RSS measured");
     assert!(report.peak_rss_mb.is_some_and(|mb| mb > 0.0));
+    assert_eq!(report.connect_failures, 0, "every bot connect reached the node");
     let row = report.rows.iter().find(|r| r.expectation == "RssBelowMb(512)").unwrap();
     assert!(row.measured.starts_with("peak RSS ") && row.pass, "{row:?}");
     if let Some((bot, reason)) = bot {

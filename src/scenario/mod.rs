@@ -138,6 +138,7 @@ pub fn judge(scenario: &Scenario, out: &Outcome, mode: Mode, wall_ms: f64) -> Re
         connections: out.conns.len(),
         trace_hash: out.trace_hash,
         peak_rss_mb: out.live.and_then(|l| l.peak_rss_kb).map(|kb| kb as f64 / 1024.0),
+        connect_failures: out.live.map_or(0, |l| l.connect_failures),
         disconnects,
         rows,
     }

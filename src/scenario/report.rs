@@ -38,6 +38,8 @@ pub struct Report {
     pub trace_hash: u64,
     /// Live mode: the process's peak resident memory, MB.
     pub peak_rss_mb: Option<f64>,
+    /// Live mode: bot connects that failed (refused, timed out, or over the open-socket bound).
+    pub connect_failures: u64,
     /// Node disconnects by reason label (non-zero only).
     pub disconnects: Vec<(&'static str, u64)>,
     /// The judged expectations (plus the implicit ones the runner always checks).
@@ -74,7 +76,7 @@ impl fmt::Display for Report {
             )?,
             Mode::Live => writeln!(
                 f,
-                "scenario {:?} ({:?}, seed {}): {:.1} s live in {:.2} s wall, {} runner passes, {} instances, {} connections, peak RSS {}",
+                "scenario {:?} ({:?}, seed {}): {:.1} s live in {:.2} s wall, {} runner passes, {} instances, {} connections ({} failed to connect), peak RSS {}",
                 self.name,
                 self.mode,
                 self.seed,
@@ -83,6 +85,7 @@ impl fmt::Display for Report {
                 self.ticks,
                 self.instances,
                 self.connections,
+                self.connect_failures,
                 self.peak_rss_mb.map_or("n/a".to_string(), |mb| format!("{mb:.1} MB"))
             )?,
         }
