@@ -1,8 +1,8 @@
 //! The command-line face of the runner, as clap types the shell mounts: `oni scenario run FILE...
-//! [--mode sim] [--seed N] [--dump out.ron]`. Prints one report per file; the exit code is 0 when
+//! [--mode sim|live] [--seed N] [--duration-s S] [--dump out.ron]`. Prints one report per file; the exit code is 0 when
 //! every scenario passed, 1 when an expectation failed, 2 when a file could not be run.
 
-use super::{run_cli, Mode, ScenarioError};
+use super::{run_cli_with, Mode, Overrides, ScenarioError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Replaces the files' seeds.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Replaces the files' durations (live runs take wall time).
+    #[arg(long)]
+    pub duration_s: Option<u64>,
     /// Writes the node's peers and metrics at the end as RON (one scenario only).
     #[arg(long)]
     pub dump: Option<PathBuf>,
@@ -73,7 +76,8 @@ impl RunArgs {
         }
         let mut code = 0u8;
         for f in &files {
-            match run_cli(f, self.mode, self.seed, self.dump.as_deref()) {
+            let overrides = Overrides { seed: self.seed, duration_s: self.duration_s };
+            match run_cli_with(f, self.mode, &overrides, self.dump.as_deref()) {
                 Ok(report) => println!("{report}"),
                 Err(ScenarioError::Failed(report)) => {
                     println!("{report}");
@@ -110,11 +114,20 @@ mod tests {
         assert_eq!(a.seed, Some(9));
         assert_eq!(a.dump, Some(PathBuf::from("o.ron")));
         assert!(Cli::try_parse_from(["oni", "run"]).is_err(), "a path is required");
-        assert!(Cli::try_parse_from(["oni", "run", "a.ron", "--mode", "live"]).is_err(), "live is not built yet");
+        let cli = Cli::try_parse_from(["oni", "run", "a.ron", "--mode", "live", "--duration-s", "3"]).unwrap();
+        let ScenarioCommand::Run(a) = cli.cmd;
+        assert_eq!((a.mode, a.duration_s), (Mode::Live, Some(3)));
+        assert!(Cli::try_parse_from(["oni", "run", "a.ron", "--mode", "fast"]).is_err(), "unknown mode");
     }
 
     fn args(paths: &[&std::path::Path], dump: Option<PathBuf>) -> RunArgs {
-        RunArgs { paths: paths.iter().map(|p| p.to_path_buf()).collect(), mode: Mode::Sim, seed: None, dump }
+        RunArgs {
+            paths: paths.iter().map(|p| p.to_path_buf()).collect(),
+            mode: Mode::Sim,
+            seed: None,
+            duration_s: None,
+            dump,
+        }
     }
 
     #[test]

@@ -137,6 +137,13 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
             let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
             (v.is_some_and(|v| v <= *at_most), format!("{metric} = {}", v.unwrap_or(0)))
         }
+        Expectation::RssBelowMb(mb) => match out.live {
+            None => (true, "n/a in sim mode (RSS is measured live only)".into()),
+            Some(l) => match l.peak_rss_kb {
+                Some(kb) => (kb < mb * 1024, format!("peak RSS {:.1} MB", kb as f64 / 1024.0)),
+                None => (false, "could not read /proc/self/status".into()),
+            },
+        },
         Expectation::PeakSendQueueBytesAtMost(n) => {
             (out.peak_send_bytes <= *n, format!("peak {} B queued or unacked for one peer", out.peak_send_bytes))
         }

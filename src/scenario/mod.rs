@@ -1,10 +1,12 @@
 //! The scenario runner: loads a RON scenario (node limits, honest peers, bots, expectations), runs it,
 //! and judges it into a report. `sim` mode runs the node's own world and schedule in-process on a
 //! virtual clock with seeded bots speaking bytes through the real codec; a seed replays a run.
-//! (`live` mode — bots over loopback TCP against a real `oni node` — lands with the shell's node.)
+//! `live` mode starts a real node in-process on a loopback port and runs the same bots over real
+//! TCP sockets in wall time; the same expectations judge it (see [`live`] for what it can measure).
 //!
 //! # Layout
 //! - [`spec`]: the file format and its validation.
+//! - [`live`]: the live runner (real node, real sockets, wall clock).
 //! - [`sim`]: the simulator (virtual clock, instances, the tick loop); [`link`]: one connection's
 //!   byte pipes; [`outcome`]: what a run produced.
 //! - [`bots`]: one behaviour per attack, plus the honest peer.
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod dump;
 pub mod expect;
 pub mod link;
+pub mod live;
 pub mod outcome;
 pub mod report;
 pub mod sim;
@@ -38,6 +41,8 @@ use std::time::Instant;
 pub enum Mode {
     /// In-process, virtual clock, seeded, deterministic.
     Sim,
+    /// A real node on 127.0.0.1, bots over real TCP, wall clock; not replayable.
+    Live,
 }
 
 /// Why a scenario could not run, or did not pass.
@@ -75,6 +80,11 @@ pub enum ScenarioError {
         /// Why.
         message: String,
     },
+    /// Live mode: the node could not start, or stopped under the runner.
+    Live {
+        /// What happened.
+        message: String,
+    },
     /// It ran, and at least one expectation failed.
     Failed(Box<Report>),
 }
@@ -86,6 +96,7 @@ impl fmt::Display for ScenarioError {
             ScenarioError::Parse { origin, line, col, message } => write!(f, "{origin}:{line}:{col}: {message}"),
             ScenarioError::Invalid { origin, message } => write!(f, "{origin}: {message}"),
             ScenarioError::Dump { path, message } => write!(f, "dump to {}: {message}", path.display()),
+            ScenarioError::Live { message } => write!(f, "live run: {message}"),
             ScenarioError::Failed(report) => {
                 write!(f, "{report}{} expectation(s) failed", report.failures().count())
             }
@@ -126,29 +137,88 @@ pub fn judge(scenario: &Scenario, out: &Outcome, mode: Mode, wall_ms: f64) -> Re
         instances: out.instances.len(),
         connections: out.conns.len(),
         trace_hash: out.trace_hash,
+        peak_rss_mb: out.live.and_then(|l| l.peak_rss_kb).map(|kb| kb as f64 / 1024.0),
+        connect_failures: out.live.map_or(0, |l| l.connect_failures),
         disconnects,
         rows,
     }
 }
 
 /// Runs and judges `scenario`; the report says whether it passed. Also hands back the outcome.
+/// A live run whose node cannot start is an error here.
+pub fn try_run(scenario: &Scenario, mode: Mode) -> Result<(Report, Outcome), ScenarioError> {
+    let started = Instant::now();
+    let out = match mode {
+        Mode::Sim => simulate(scenario),
+        Mode::Live => live::run_live(scenario).map_err(|message| ScenarioError::Live { message })?,
+    };
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok((judge(scenario, &out, mode, wall_ms), out))
+}
+
+/// [`try_run`] for sim mode, which cannot fail to run.
 pub fn run(scenario: &Scenario, mode: Mode) -> (Report, Outcome) {
     let started = Instant::now();
     let out = match mode {
         Mode::Sim => simulate(scenario),
+        Mode::Live => match live::run_live(scenario) {
+            Ok(out) => out,
+            Err(message) => {
+                let mut out = simulate_nothing(scenario);
+                out.live = Some(outcome::LiveFigures::default());
+                let mut report = judge(scenario, &out, mode, 0.0);
+                report.rows.insert(0, Row { expectation: "(live) node ran".into(), pass: false, measured: message });
+                return (report, out);
+            }
+        },
     };
     let wall_ms = started.elapsed().as_secs_f64() * 1e3;
     (judge(scenario, &out, mode, wall_ms), out)
 }
 
+/// An outcome with nothing in it (a run that never started).
+fn simulate_nothing(scenario: &Scenario) -> Outcome {
+    let mut empty = scenario.clone();
+    empty.peers.clear();
+    empty.duration_s = 1;
+    empty.net.tick_ms = 1_000;
+    simulate(&empty)
+}
+
+/// What `oni scenario run` may change in a file before running it.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Replaces the seed.
+    pub seed: Option<u64>,
+    /// Replaces `duration_s` (live runs take wall time; a shorter run keeps tests and demos short).
+    pub duration_s: Option<u64>,
+}
+
 /// The entry point behind `oni scenario run`: loads `path`, optionally overrides its seed, runs it,
 /// optionally dumps the world, and fails with the report when any expectation failed.
 pub fn run_cli(path: &Path, mode: Mode, seed: Option<u64>, dump: Option<&Path>) -> Result<Report, ScenarioError> {
+    run_cli_with(path, mode, &Overrides { seed, duration_s: None }, dump)
+}
+
+/// [`run_cli`] with every override.
+pub fn run_cli_with(
+    path: &Path,
+    mode: Mode,
+    overrides: &Overrides,
+    dump: Option<&Path>,
+) -> Result<Report, ScenarioError> {
     let mut scenario = Scenario::load(path)?;
-    if let Some(s) = seed {
+    if let Some(s) = overrides.seed {
         scenario.seed = s;
     }
-    let (report, mut out) = run(&scenario, mode);
+    if let Some(d) = overrides.duration_s {
+        scenario.duration_s = d;
+        scenario.validate().map_err(|message| ScenarioError::Invalid {
+            origin: format!("{} with --duration-s {d}", path.display()),
+            message,
+        })?;
+    }
+    let (report, mut out) = try_run(&scenario, mode)?;
     if let Some(d) = dump {
         dump::write(&mut out.world, d).map_err(|message| ScenarioError::Dump { path: d.to_path_buf(), message })?;
     }

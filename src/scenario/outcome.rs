@@ -58,6 +58,17 @@ pub struct Outcome {
     pub node_bad_frames: u64,
     /// Outbound dials the node asked for (the sim has no outbound targets yet).
     pub dials: u64,
-    /// Hash over the whole event trace.
+    /// Hash over the whole event trace (0 in live mode: a live run does not replay).
     pub trace_hash: u64,
+    /// Figures only a live run has; `None` in sim mode.
+    pub live: Option<LiveFigures>,
+}
+
+/// What only a live run measures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveFigures {
+    /// Highest resident set of the whole process (node and runner), kB; `None` without /proc.
+    pub peak_rss_kb: Option<u64>,
+    /// Bot connects that failed or were refused by the runner's open-socket bound.
+    pub connect_failures: u64,
 }

@@ -36,6 +36,10 @@ pub struct Report {
     pub connections: usize,
     /// Hash of the event trace; equal for equal seeds.
     pub trace_hash: u64,
+    /// Live mode: the process's peak resident memory, MB.
+    pub peak_rss_mb: Option<f64>,
+    /// Live mode: bot connects that failed (refused, timed out, or over the open-socket bound).
+    pub connect_failures: u64,
     /// Node disconnects by reason label (non-zero only).
     pub disconnects: Vec<(&'static str, u64)>,
     /// The judged expectations (plus the implicit ones the runner always checks).
@@ -56,19 +60,35 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "scenario {:?} ({:?}, seed {}): {:.1} s virtual in {:.2} s wall, {} ticks, {} instances, {} connections, trace {:016x}",
-            self.name,
-            self.mode,
-            self.seed,
-            self.sim_s,
-            self.wall_ms / 1e3,
-            self.ticks,
-            self.instances,
-            self.connections,
-            self.trace_hash
-        )?;
+        match self.mode {
+            Mode::Sim => writeln!(
+                f,
+                "scenario {:?} ({:?}, seed {}): {:.1} s virtual in {:.2} s wall, {} ticks, {} instances, {} connections, trace {:016x}",
+                self.name,
+                self.mode,
+                self.seed,
+                self.sim_s,
+                self.wall_ms / 1e3,
+                self.ticks,
+                self.instances,
+                self.connections,
+                self.trace_hash
+            )?,
+            Mode::Live => writeln!(
+                f,
+                "scenario {:?} ({:?}, seed {}): {:.1} s live in {:.2} s wall, {} runner passes, {} instances, {} connections ({} failed to connect), peak RSS {}",
+                self.name,
+                self.mode,
+                self.seed,
+                self.sim_s,
+                self.wall_ms / 1e3,
+                self.ticks,
+                self.instances,
+                self.connections,
+                self.connect_failures,
+                self.peak_rss_mb.map_or("n/a".to_string(), |mb| format!("{mb:.1} MB"))
+            )?,
+        }
         if !self.disconnects.is_empty() {
             let d: Vec<String> = self.disconnects.iter().map(|(l, n)| format!("{l} {n}")).collect();
             writeln!(f, "node disconnects: {}", d.join(", "))?;

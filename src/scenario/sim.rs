@@ -26,16 +26,17 @@ pub const EPOCH_MS: u64 = 1_700_000_000_000;
 /// The label honest instances carry.
 pub const HONEST: &str = "Honest";
 
-/// One peer instance: its behaviour, its own rng, its connection as it sees it.
-struct Instance {
-    label: &'static str,
-    addr: SocketAddr,
-    start_ms: u64,
-    behaviour: Box<dyn Behaviour>,
-    rng: oni_systems::resources::Rng,
-    conn: Option<u64>,
-    max_per_tick: [u32; Command::COUNT],
-    recv_total: [u64; Command::COUNT],
+/// One peer instance: its behaviour, its own rng, its connection as it sees it. Live mode drives
+/// the same instances over real sockets.
+pub(crate) struct Instance {
+    pub(crate) label: &'static str,
+    pub(crate) addr: SocketAddr,
+    pub(crate) start_ms: u64,
+    pub(crate) behaviour: Box<dyn Behaviour>,
+    pub(crate) rng: oni_systems::resources::Rng,
+    pub(crate) conn: Option<u64>,
+    pub(crate) max_per_tick: [u32; Command::COUNT],
+    pub(crate) recv_total: [u64; Command::COUNT],
 }
 
 /// The simulator.
@@ -101,53 +102,8 @@ impl Sim {
             node_bad_frames: 0,
             dials: 0,
         };
-        sim.spawn_instances(scenario);
+        sim.instances = spawn_instances(scenario);
         sim
-    }
-
-    fn spawn_instances(&mut self, scenario: &Scenario) {
-        let (mut honest_n, mut bot_n) = (0u32, 0u32);
-        for spec in &scenario.peers {
-            let (count, start_s) = match spec {
-                PeerSpec::Honest { count, start_s, .. } | PeerSpec::Bot { count, start_s, .. } => (*count, *start_s),
-            };
-            for k in 0..count {
-                let global = self.instances.len() as u64;
-                let mut rng = oni_systems::resources::Rng::seeded(
-                    scenario.seed ^ (global + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                );
-                let jitter = if self.net.start_jitter_ms > 0 { rng.below(self.net.start_jitter_ms) } else { 0 };
-                let start_ms = (start_s * 1_000.0).round() as u64 + jitter;
-                let (label, ip, behaviour): (&'static str, Ipv4Addr, Box<dyn Behaviour>) = match spec {
-                    PeerSpec::Honest { ping_interval_ms, .. } => {
-                        honest_n += 1;
-                        (HONEST, instance_addr(44, honest_n - 1), Box::new(Honest::new(*ping_interval_ms)))
-                    }
-                    PeerSpec::Bot { kind, .. } => {
-                        bot_n += 1;
-                        let ip = match kind {
-                            BotKind::NetgroupEclipse { subnet16: [a, b], .. } => {
-                                let [_, _, hi, lo] = k.to_be_bytes();
-                                Ipv4Addr::new(*a, *b, hi, lo)
-                            }
-                            _ => instance_addr(60, bot_n - 1),
-                        };
-                        (kind.name(), ip, bots::spawn(kind))
-                    }
-                };
-                let addr = SocketAddr::new(ip.into(), 20_000 + (global % 40_000) as u16);
-                self.instances.push(Instance {
-                    label,
-                    addr,
-                    start_ms,
-                    behaviour,
-                    rng,
-                    conn: None,
-                    max_per_tick: [0; Command::COUNT],
-                    recv_total: [0; Command::COUNT],
-                });
-            }
-        }
     }
 
     /// Runs to the end and hands back what happened.
@@ -397,6 +353,54 @@ impl Sim {
             dials: self.dials,
             trace_hash: self.hash.value(),
             world: self.world,
+            live: None,
         }
     }
+}
+
+/// Every instance of `scenario`, not started: seeded rngs, start times with their jitter, addresses.
+pub(crate) fn spawn_instances(scenario: &Scenario) -> Vec<Instance> {
+    let mut instances: Vec<Instance> = Vec::new();
+    let (mut honest_n, mut bot_n) = (0u32, 0u32);
+    for spec in &scenario.peers {
+        let (count, start_s) = match spec {
+            PeerSpec::Honest { count, start_s, .. } | PeerSpec::Bot { count, start_s, .. } => (*count, *start_s),
+        };
+        for k in 0..count {
+            let global = instances.len() as u64;
+            let mut rng =
+                oni_systems::resources::Rng::seeded(scenario.seed ^ (global + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let jitter = if scenario.net.start_jitter_ms > 0 { rng.below(scenario.net.start_jitter_ms) } else { 0 };
+            let start_ms = (start_s * 1_000.0).round() as u64 + jitter;
+            let (label, ip, behaviour): (&'static str, Ipv4Addr, Box<dyn Behaviour>) = match spec {
+                PeerSpec::Honest { ping_interval_ms, .. } => {
+                    honest_n += 1;
+                    (HONEST, instance_addr(44, honest_n - 1), Box::new(Honest::new(*ping_interval_ms)))
+                }
+                PeerSpec::Bot { kind, .. } => {
+                    bot_n += 1;
+                    let ip = match kind {
+                        BotKind::NetgroupEclipse { subnet16: [a, b], .. } => {
+                            let [_, _, hi, lo] = k.to_be_bytes();
+                            Ipv4Addr::new(*a, *b, hi, lo)
+                        }
+                        _ => instance_addr(60, bot_n - 1),
+                    };
+                    (kind.name(), ip, bots::spawn(kind))
+                }
+            };
+            let addr = SocketAddr::new(ip.into(), 20_000 + (global % 40_000) as u16);
+            instances.push(Instance {
+                label,
+                addr,
+                start_ms,
+                behaviour,
+                rng,
+                conn: None,
+                max_per_tick: [0; Command::COUNT],
+                recv_total: [0; Command::COUNT],
+            });
+        }
+    }
+    instances
 }

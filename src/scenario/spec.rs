@@ -345,6 +345,9 @@ pub enum Expectation {
     NoLeakedState,
     /// Transactions the request tracker held after any tick.
     PeakTxTrackedAtMost(u64),
+    /// Live mode: the process's peak resident memory (node and runner) stayed below this many MB.
+    /// Sim mode does not measure it: the row reads "n/a" and passes, so one file serves both modes.
+    RssBelowMb(u64),
     /// A node counter at the end is at least this (names: see [`METRICS`]).
     MetricAtLeast {
         /// Counter name.
@@ -432,6 +435,7 @@ impl Expectation {
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
             Expectation::NoLeakedState => "NoLeakedState".into(),
             Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
+            Expectation::RssBelowMb(n) => format!("RssBelowMb({n})"),
             Expectation::MetricAtLeast { metric, at_least } => format!("MetricAtLeast({metric}, {at_least})"),
             Expectation::MetricAtMost { metric, at_most } => format!("MetricAtMost({metric}, {at_most})"),
         }
