@@ -201,20 +201,32 @@ fn setban_drops_the_peer_and_bans_survive_a_restart() {
 }
 
 #[test]
-fn chain_calls_answer_only_what_is_known() {
+fn chain_calls_answer_from_the_header_tree() {
     let dir = tempfile::tempdir().unwrap();
     let n = TestRpcNode::start(dir.path());
+    // A fresh regtest node: genesis only.
+    let genesis = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
     assert_eq!(n.call("getblockcount", json!([])), 0);
-    for (m, p) in [
-        ("getblockchaininfo", json!([])),
-        ("getbestblockhash", json!([])),
-        ("getblockhash", json!([0])),
-        ("getblockheader", json!(["00".repeat(32)])),
-    ] {
-        let (status, v) = n.call_legacy(m, p);
-        assert_eq!(status, 500, "{m}");
-        assert_eq!(v["error"], json!({"code": -1, "message": "not available: headers sync not implemented"}), "{m}");
-    }
+    assert_eq!(n.call("getbestblockhash", json!([])), genesis);
+    assert_eq!(n.call("getblockhash", json!([0])), genesis);
+    let info = n.call("getblockchaininfo", json!([]));
+    assert_eq!(info["chain"], "regtest");
+    assert_eq!(info["blocks"], 0);
+    assert_eq!(info["headers"], 0);
+    assert_eq!(info["bestblockhash"], genesis);
+    assert_eq!(info["chainwork"], format!("{:064x}", 2));
+    let h = n.call("getblockheader", json!([genesis]));
+    assert_eq!(h["height"], 0);
+    assert_eq!(h["confirmations"], 1);
+    assert_eq!(h["bits"], "207fffff");
+    assert_eq!(h["merkleroot"], "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b");
+    assert!(h.get("previousblockhash").is_none());
+    let raw = n.call("getblockheader", json!([genesis, false]));
+    assert_eq!(raw.as_str().map(str::len), Some(160));
+    let (_, v) = n.call_legacy("getblockhash", json!([1]));
+    assert_eq!(v["error"], json!({"code": -8, "message": "Block height out of range"}));
+    let (_, v) = n.call_legacy("getblockheader", json!(["00".repeat(32)]));
+    assert_eq!(v["error"], json!({"code": -5, "message": "Block not found"}));
     let (_, v) = n.call_legacy("getblockheader", json!(["zz"]));
     assert_eq!(v["error"]["code"], -8);
 }

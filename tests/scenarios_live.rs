@@ -170,7 +170,7 @@ fn cli_live_run_with_duration_override_and_dump() {
     let d: WorldDump = ron::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert_eq!(d.peers.len(), 4, "the honest peers are still connected at the end, the bot is not");
     assert!(d.peers.iter().all(|p| p.socket.addr.ip().is_loopback()), "real loopback peers");
-    assert_eq!(d.metrics.disconnects[DisconnectReason::Misbehavior as usize], 1);
+    assert_eq!(d.resources.metrics.disconnects[DisconnectReason::Misbehavior as usize], 1);
 
     let late = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join("bad_checksum.ron");
     let cut = Overrides { seed: None, duration_s: Some(1) };

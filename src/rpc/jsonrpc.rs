@@ -25,6 +25,8 @@ pub mod codes {
     pub const INVALID_PARAMETER: i32 = -8;
     /// The database (oni's store) failed.
     pub const DATABASE_ERROR: i32 = -20;
+    /// Unknown block, address or key (Core's RPC_INVALID_ADDRESS_OR_KEY).
+    pub const INVALID_ADDRESS_OR_KEY: i32 = -5;
     /// addnode add / setban add: already there.
     pub const CLIENT_NODE_ALREADY_ADDED: i32 = -23;
     /// addnode remove / getaddednodeinfo: not there.

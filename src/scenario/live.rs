@@ -498,7 +498,7 @@ fn decode_into(link: &mut LiveLink, mut rest: &[u8], msgs: &mut Vec<Message>) ->
 /// A small world holding what the judge and `--dump` read: the node's metrics, clock and peers.
 fn world_from(snapshot: WorldDump) -> World {
     let mut w = World::new();
-    w.insert_resource(snapshot.metrics);
+    w.insert_resource(snapshot.resources.metrics);
     w.insert_resource(Clock { now_ms: snapshot.clock_ms });
     for p in snapshot.peers {
         w.spawn((p.socket, p.state, p.direction, p.stats, p.score, p.negotiated));

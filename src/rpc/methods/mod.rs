@@ -141,9 +141,10 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, 
         "listbanned" => bans::listbanned(ctx).await,
         "clearbanned" => bans::clearbanned(ctx).await,
         "getblockcount" => chain::getblockcount(ctx).await,
-        "getblockchaininfo" | "getbestblockhash" | "getblockhash" | "getblockheader" => {
-            chain::unavailable(method, &args)
-        }
+        "getblockchaininfo" => chain::getblockchaininfo(ctx).await,
+        "getbestblockhash" => chain::getbestblockhash(ctx).await,
+        "getblockhash" => chain::getblockhash(ctx, &args).await,
+        "getblockheader" => chain::getblockheader(ctx, &args).await,
         _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
     }
 }
