@@ -138,6 +138,11 @@ impl WorldLoop {
 
     /// Commits ban changes made during the last tick or call: a ban is durable once this returns.
     fn persist_bans(&mut self) {
+        // Read first: taking the list mutably would mark it changed and make the connections
+        // system re-check every peer against the bans on every tick.
+        if self.world.resource::<BanList>().pending.is_empty() {
+            return;
+        }
         let changes = std::mem::take(&mut self.world.resource_mut::<BanList>().pending);
         if let (Some(store), false) = (&self.store, changes.is_empty()) {
             if let Err(e) = store.apply_ban_changes(&changes) {

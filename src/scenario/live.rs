@@ -128,10 +128,15 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
     let started = Instant::now();
     let log: CloseLog = Arc::new(Mutex::new(Vec::new()));
     let threshold = scenario.score_threshold;
+    let relay = scenario.relay;
     let log_w = log.clone();
     node.with_world(move |w| {
         if let Some(t) = threshold {
             w.resource_mut::<ScoreTable>().threshold = t;
+        }
+        // A node that relays transactions is at the tip: out of initial block download.
+        if relay {
+            w.resource_mut::<oni_systems::chain::Ibd>().active = false;
         }
         w.add_observer(move |ev: On<Remove<Disconnect>>, peers: Query<(&Socket, &Disconnect)>| {
             let Ok((socket, d)) = peers.get(ev.event().entity) else { return };

@@ -80,6 +80,10 @@ impl Sim {
         if let Some(t) = scenario.score_threshold {
             world.resource_mut::<ScoreTable>().threshold = t;
         }
+        // A node that relays transactions is at the tip: out of initial block download.
+        if scenario.relay {
+            world.resource_mut::<oni_systems::chain::Ibd>().active = false;
+        }
         world.resource_mut::<Clock>().now_ms = EPOCH_MS;
         let peer_query = world.query::<(&SendQueue, &RecvBuffer)>();
         let mut sim = Sim {

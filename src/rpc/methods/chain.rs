@@ -137,10 +137,7 @@ fn header_json(w: &World, hash: &BlockHash, verbose: bool) -> Option<Value> {
 
 /// `getblockchaininfo`.
 pub async fn getblockchaininfo(ctx: &Ctx) -> Result<Value, RpcError> {
-    let chain = match ctx.network.name() {
-        "main" => "main",
-        other => other,
-    };
+    let chain = ctx.network.name();
     ctx.node
         .with_world_async(move |w| {
             let tree = w.resource::<HeaderTree>();

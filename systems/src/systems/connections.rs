@@ -8,7 +8,7 @@ use crate::resources::{
     AddrBook, BanList, Clock, Config, DisconnectReason, IoCommand, NetAddress, Outbox, PeerAddr, PeerManagerState,
     PeerPolicy, Rng,
 };
-use crate::wire::services::{NODE_NETWORK, NODE_WITNESS};
+use crate::wire::services::{NODE_NETWORK, NODE_NETWORK_LIMITED, NODE_WITNESS};
 use ahash::AHashSet;
 use bevy_ecs::prelude::*;
 use std::net::SocketAddr;
@@ -21,6 +21,14 @@ const SELECT_TRIES: usize = 100;
 /// Services an automatic outbound peer must offer.
 pub const REQUIRED_SERVICES: u64 = NODE_NETWORK | NODE_WITNESS;
 
+/// Whether an outbound peer offering `services` is worth keeping: the full chain and witnesses, or,
+/// once we are near the tip, the last 288 blocks and witnesses (Core's rule).
+pub fn has_required_services(services: u64, in_ibd: bool) -> bool {
+    let full = services & REQUIRED_SERVICES == REQUIRED_SERVICES;
+    let limited = services & (NODE_NETWORK_LIMITED | NODE_WITNESS) == (NODE_NETWORK_LIMITED | NODE_WITNESS);
+    full || (!in_ibd && limited)
+}
+
 /// Node-wide inputs of the connection manager.
 #[derive(bevy_ecs::system::SystemParam)]
 pub struct ConnCtx<'w> {
@@ -32,6 +40,7 @@ pub struct ConnCtx<'w> {
     clock: Res<'w, Clock>,
     rng: ResMut<'w, Rng>,
     outbox: ResMut<'w, Outbox>,
+    ibd: Res<'w, crate::chain::Ibd>,
 }
 
 /// The outbound half of the Peer Manager.
@@ -76,7 +85,7 @@ pub fn connections(
         if state.is_changed() && *state == PeerState::Ready && direction.is_outbound() {
             ctx.book.good(&PeerAddr::from_socket(socket.addr), now_s);
             let automatic = *direction != Direction::Manual;
-            if automatic && neg.services & REQUIRED_SERVICES != REQUIRED_SERVICES {
+            if automatic && !has_required_services(neg.services, ctx.ibd.active) {
                 commands.entity(entity).insert(Disconnect { reason: DisconnectReason::MissingServices });
             } else if *direction == Direction::Feeler {
                 commands.entity(entity).insert(Disconnect { reason: DisconnectReason::FeelerDone });
@@ -147,7 +156,7 @@ fn pick_address(
     for _ in 0..SELECT_TRIES {
         let info = ctx.book.select(&mut ctx.rng, feeler, now_s)?;
         let Some(addr) = info.addr.socket() else { continue };
-        let known_lacking = info.services != 0 && info.services & REQUIRED_SERVICES != REQUIRED_SERVICES;
+        let known_lacking = info.services != 0 && !has_required_services(info.services, ctx.ibd.active);
         if connected.contains(&addr)
             || groups.contains(&info.addr.addr.group())
             || known_lacking
@@ -159,4 +168,18 @@ fn pick_address(
         return Some(addr);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_peers_are_enough_only_near_the_tip() {
+        let limited = NODE_NETWORK_LIMITED | NODE_WITNESS;
+        assert!(has_required_services(NODE_NETWORK | NODE_WITNESS, true));
+        assert!(!has_required_services(limited, true), "in IBD we need the whole chain");
+        assert!(has_required_services(limited, false));
+        assert!(!has_required_services(NODE_NETWORK, false), "witnesses are always needed");
+    }
 }

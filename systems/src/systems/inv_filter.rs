@@ -1,7 +1,8 @@
 //! inv_filter: transaction announcements in. Each `inv` tx entry is checked against what the peer
 //! negotiated (wtxid or txid), remembered in the peer's known-inventory filter, dropped when the
 //! node saw, rejected or confirmed it lately, and otherwise handed to the request tracker within the
-//! peer's announcement bound. Peers we asked for no transactions are scored for announcing any.
+//! peer's announcement bound. Peers we asked for no transactions are scored for announcing any;
+//! during initial block download announcements are ignored (nothing could be checked yet).
 
 use crate::components::{Direction, Negotiated, PeerState, Received, TxInventory, Violations};
 use crate::resources::rolling_filter::RollingFilter;
@@ -54,6 +55,7 @@ pub struct InvCtx<'w> {
     tracker: ResMut<'w, TxRequests>,
     rng: ResMut<'w, Rng>,
     metrics: ResMut<'w, Metrics>,
+    ibd: Res<'w, crate::chain::Ibd>,
 }
 
 /// Takes the tx entries of every `inv`; leaves messages with other entries for other systems.
@@ -84,6 +86,10 @@ pub fn inv_filter(
                         violations.0.push(Misbehavior::UnwantedTxAnnouncement);
                         warned = true;
                     }
+                    continue;
+                }
+                // In initial block download we cannot check transactions: ignore them, as Core does.
+                if ctx.ibd.active {
                     continue;
                 }
                 let is_wtxid = kind == InvType::WTX;

@@ -22,7 +22,7 @@ mod tx_request;
 pub use addr_relay::{addr_relay, AddrResponseCache};
 pub use admission::admission;
 pub use block_download::block_download;
-pub use connections::{connections, REQUIRED_SERVICES};
+pub use connections::{connections, has_required_services, REQUIRED_SERVICES};
 pub use decode::decode;
 pub use discipline::discipline;
 pub use egress::egress;

@@ -9,7 +9,9 @@ use crate::wire::{InvList, InvType, Message, Network, MAX_INV_ENTRIES};
 fn relaying_node() -> TestNode {
     let mut config = Config::new(Network::Regtest);
     config.relay = true;
-    TestNode::new(config, 11)
+    let mut node = TestNode::new(config, 11);
+    node.world.resource_mut::<crate::chain::Ibd>().active = false;
+    node
 }
 
 fn hash(i: u32, salt: u8) -> [u8; 32] {
@@ -182,4 +184,15 @@ fn hex_tx() -> Vec<u8> {
     t.push(0x51);
     t.extend_from_slice(&0u32.to_le_bytes());
     t
+}
+
+#[test]
+fn announcements_during_initial_block_download_are_ignored() {
+    let mut node = relaying_node();
+    node.world.resource_mut::<crate::chain::Ibd>().active = true;
+    let out = ready_outbound(&mut node, "20.0.0.9:8333");
+    node.receive(out, &inv(InvType::WTX, [hash(1, 9)]));
+    assert!(getdata_entries(&mut node, out).is_empty());
+    assert_eq!(node.world.resource::<TxRequests>().len(), 0);
+    assert_eq!(node.closed_reason(out), None, "not a violation: Core ignores them too");
 }
