@@ -96,6 +96,17 @@ impl ChainIo {
         if tip.height > 0 && path.len() != tip.height as usize {
             tracing::warn!(tip = tip.height, known = path.len(), "stored headers do not reach the validated tip");
         }
+        // Marked at once, so whoever reads the world before its first tick sees the restored tip;
+        // the events still go through block_download so its own bookkeeping follows.
+        {
+            let mut tree = world.resource_mut::<HeaderTree>();
+            for (hash, _) in path.iter().rev() {
+                tree.mark_validated(hash);
+            }
+        }
+        if let Some((_, height)) = path.first() {
+            world.resource_mut::<oni_systems::resources::ChainTip>().height = *height as i32;
+        }
         let mut inbox = world.resource_mut::<ValidationInbox>();
         for (hash, height) in path.into_iter().rev() {
             inbox.0.push(ValidationEvent::Connected { hash, height });
