@@ -70,12 +70,21 @@ enum ReadEnd {
     WorldGone,
 }
 
-/// Starts the reader and writer of an established connection.
-pub(super) fn spawn(inner: Arc<Inner>, conn: ConnId, stream: TcpStream, ctl: Arc<ConnCtl>, tasks: ConnTasks) {
+/// Starts the reader and writer of an established connection, both inside the peer's span (peer
+/// id, address, direction), so every IO log line names its peer.
+pub(super) fn spawn(
+    inner: Arc<Inner>,
+    conn: ConnId,
+    stream: TcpStream,
+    ctl: Arc<ConnCtl>,
+    tasks: ConnTasks,
+    span: tracing::Span,
+) {
+    use tracing::Instrument;
     let (rd, wr) = stream.into_split();
     let runtime = inner.runtime.clone();
-    runtime.spawn(reader(inner.clone(), conn, rd, ctl.paused.subscribe(), ctl.closed()));
-    runtime.spawn(writer(inner, conn, wr, tasks.writer, ctl.closed()));
+    runtime.spawn(reader(inner.clone(), conn, rd, ctl.paused.subscribe(), ctl.closed()).instrument(span.clone()));
+    runtime.spawn(writer(inner, conn, wr, tasks.writer, ctl.closed()).instrument(span));
 }
 
 async fn reader<R: AsyncRead + Unpin>(

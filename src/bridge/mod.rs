@@ -237,6 +237,7 @@ impl Inner {
             self.end(conn, Ending::Quiet);
             return;
         }
-        conn::spawn(self, conn, stream, ctl, tasks);
+        let span = tracing::info_span!("peer", id = conn.0, %addr, direction = direction.label());
+        conn::spawn(self, conn, stream, ctl, tasks, span);
     }
 }

@@ -500,13 +500,29 @@ fn decode_into(link: &mut LiveLink, mut rest: &[u8], msgs: &mut Vec<Message>) ->
     bad
 }
 
-/// A small world holding what the judge and `--dump` read: the node's metrics, clock and peers.
+/// A world holding what the judge and `--dump` read: the node's resources as captured at the end
+/// (the address book only as counts: its entries stay with the node) and its peers.
 fn world_from(snapshot: WorldDump) -> World {
-    let mut w = World::new();
-    w.insert_resource(snapshot.resources.metrics);
+    let r = snapshot.resources;
+    let mut w = oni_systems::schedule::build_world(r.config.clone(), 0);
+    w.insert_resource(r.metrics);
+    w.insert_resource(r.score_table);
+    w.insert_resource(r.peer_policy);
+    w.insert_resource(r.chain_tip);
+    w.insert_resource(oni_systems::resources::BanList::load(r.bans.into_iter().map(|b| (b.subnet, b.entry))));
     w.insert_resource(Clock { now_ms: snapshot.clock_ms });
     for p in snapshot.peers {
-        w.spawn((p.socket, p.state, p.direction, p.stats, p.score, p.negotiated));
+        let mut peer = oni_systems::components::PeerBundle::new(p.socket, p.state, p.direction);
+        peer.stats = p.stats;
+        peer.score = p.score;
+        peer.negotiated = p.negotiated;
+        peer.handshake = p.handshake;
+        peer.ping = p.ping;
+        peer.permissions = p.permissions;
+        if let Some(a) = p.addr_relay {
+            peer.addr_relay = a;
+        }
+        w.spawn(peer);
     }
     w
 }

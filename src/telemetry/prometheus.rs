@@ -110,6 +110,7 @@ const RENDERED: &[&str] = &[
     "handshake_ms",
     "ping_rtt_ms",
     "block_download_ms",
+    "tx_relay_ms",
     "discouraged",
     "bans_escalated",
     "recv_pauses",
@@ -251,6 +252,7 @@ impl Snapshot {
         o.histogram_ms("oni_handshake_duration_seconds", "Time from connection to verack.", &m.handshake_ms);
         o.histogram_ms("oni_ping_rtt_seconds", "Ping round trips.", &m.ping_rtt_ms);
         o.histogram_ms("oni_block_download_seconds", "Block request to arrival.", &m.block_download_ms);
+        o.histogram_ms("oni_tx_relay_seconds", "First announcement of a transaction to its arrival.", &m.tx_relay_ms);
         o.single("oni_discouraged_total", "counter", "Addresses discouraged for misbehavior.", m.discouraged);
         o.single("oni_bans_escalated_total", "counter", "Bans made by escalation.", m.bans_escalated);
         o.single("oni_recv_pauses_total", "counter", "Socket reads paused for a full receive buffer.", m.recv_pauses);

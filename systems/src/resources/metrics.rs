@@ -89,6 +89,8 @@ pub struct Metrics {
     pub handshake_ms: Histogram,
     /// Ping round trips.
     pub ping_rtt_ms: Histogram,
+    /// Tx relay latency: first announcement to the transaction's arrival.
+    pub tx_relay_ms: Histogram,
     /// Block download latency, getdata → block.
     pub block_download_ms: Histogram,
     /// Addresses received in addr/addrv2.
@@ -139,6 +141,7 @@ impl Default for Metrics {
             handshakes: 0,
             handshake_ms: Histogram::latency_ms(),
             ping_rtt_ms: Histogram::latency_ms(),
+            tx_relay_ms: Histogram::latency_ms(),
             block_download_ms: Histogram::latency_ms(),
             addr_received: 0,
             addr_rate_limited: 0,

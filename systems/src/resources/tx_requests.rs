@@ -36,6 +36,8 @@ struct Ann {
 struct TxEntry {
     anns: SmallVec<[Ann; 2]>,
     requested: Option<(Entity, u64)>,
+    /// When the first peer announced it (tx relay latency starts here).
+    first_seen_ms: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -103,6 +105,11 @@ impl TxRequests {
         self.peers.get(&peer).map_or(0, |p| p.in_flight)
     }
 
+    /// When `hash` was first announced, while it is tracked.
+    pub fn first_seen_ms(&self, hash: &[u8; 32]) -> Option<u64> {
+        self.txs.get(hash).map(|e| e.first_seen_ms)
+    }
+
     /// Transactions being tracked.
     pub fn len(&self) -> usize {
         self.txs.len()
@@ -134,7 +141,8 @@ impl TxRequests {
         load.hashes.insert(hash);
         let overloaded = if load.in_flight >= MAX_PEER_IN_FLIGHT { OVERLOADED_DELAY_MS } else { 0 };
         let reqtime_ms = now_ms + delay_ms + overloaded;
-        self.txs.entry(hash).or_default().anns.push(Ann { peer, is_wtxid, preferred, reqtime_ms, completed: false });
+        let entry = self.txs.entry(hash).or_insert_with(|| TxEntry { first_seen_ms: now_ms, ..Default::default() });
+        entry.anns.push(Ann { peer, is_wtxid, preferred, reqtime_ms, completed: false });
         self.wake_at(reqtime_ms, hash);
         AnnounceOutcome::Tracked
     }

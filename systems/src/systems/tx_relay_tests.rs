@@ -160,8 +160,12 @@ fn a_received_tx_is_never_requested_again() {
     let wtxid = bitcoin::hashes::Hash::to_byte_array(tx.wtxid());
     node.receive(a, &inv(InvType::WTX, [wtxid]));
     assert_eq!(getdata_entries(&mut node, a).len(), 1);
+    node.elapse(150);
     node.receive(a, &Message::Tx(tx));
     assert_eq!(node.metrics().tx_received, 1);
+    let latency = &node.metrics().tx_relay_ms;
+    assert_eq!(latency.count, 1);
+    assert!(latency.sum >= 150, "announcement to arrival: {} ms", latency.sum);
     node.receive(b, &inv(InvType::WTX, [wtxid]));
     node.elapse(3_000);
     assert!(getdata_entries(&mut node, b).is_empty());

@@ -37,6 +37,9 @@ pub fn tx_request(
                 let txid = tx.txid().to_byte_array();
                 let wtxid = tx.wtxid().to_byte_array();
                 let asked = if neg.wtxidrelay { wtxid } else { txid };
+                if let Some(first) = tracker.first_seen_ms(&asked) {
+                    metrics.tx_relay_ms.record(now.saturating_sub(first));
+                }
                 if tracker.response(entity, &asked, now) {
                     metrics.tx_received += 1;
                 } else {
