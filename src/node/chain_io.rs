@@ -42,8 +42,11 @@ impl ChainIo {
             queue_bytes_max: 512 << 20,
             // Everything reported connected survives a kill -9 (the kernel has no flush call).
             hold_until_durable: true,
-            checkpoint_blocks: 2_000,
-            checkpoint_interval_ms: 2_000,
+            // Verdicts wait for the checkpoint that makes them durable, and the download window
+            // waits for verdicts: checkpoint often enough that the window keeps moving
+            // (a checkpoint costs ~90 ms at the fixture's size).
+            checkpoint_blocks: 1_000,
+            checkpoint_interval_ms: 500,
         };
         let worker = match datadir {
             Some(dir) => {

@@ -104,8 +104,14 @@ impl WorldLoop {
                 world.insert_resource(book);
             }
         }
-        if let Some(age) = cfg.max_tip_age_s {
-            world.resource_mut::<oni_systems::chain::SyncConfig>().max_tip_age_s = age;
+        {
+            let mut sync = world.resource_mut::<oni_systems::chain::SyncConfig>();
+            if let Some(age) = cfg.max_tip_age_s {
+                sync.max_tip_age_s = age;
+            }
+            // Blocks wait for their durable verdict while validated: let the whole window be in
+            // the validator's hands (the worker's own bound is above this).
+            sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
         let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref()).map_err(StartError::Validator)?;
         chain.restore(&mut world, store.as_deref());
