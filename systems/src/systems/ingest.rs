@@ -44,7 +44,7 @@ pub fn ingest(world: &mut World) {
                     let socket = Socket { conn, addr, local, connected_ms: now };
                     let e = world.spawn(PeerBundle::new(socket, PeerState::Handshaking, direction)).id();
                     world.resource_mut::<ConnIndex>().0.insert(conn, e);
-                    tracing::debug!(peer = conn.0, %addr, direction = direction.label(), "connected");
+                    tracing::info!(peer = conn.0, %addr, direction = direction.label(), "connected");
                 }
             }
             NetEvent::Frame { conn, frame } => {
