@@ -39,6 +39,7 @@ pub fn ingest(world: &mut World) {
                         if let Some(mut state) = peer.get_mut::<PeerState>() {
                             *state = PeerState::Handshaking;
                         }
+                        tracing::info!(peer = conn.0, %addr, direction = direction.label(), "connected");
                     }
                 } else {
                     let socket = Socket { conn, addr, local, connected_ms: now };
