@@ -314,3 +314,24 @@ fn an_inv_storm_is_tolerated_only_by_a_node_that_asked_for_transactions() {
     let (report, _) = run(&s, Mode::Sim);
     assert_fails_on(&report, "Disconnected(InvStorm");
 }
+
+#[test]
+fn header_attacks_fail_with_a_threshold_nobody_reaches() {
+    for (name, row) in [
+        ("unconnecting_headers", "Disconnected(UnconnectingHeaders"),
+        ("invalid_headers", "Disconnected(InvalidHeaders"),
+    ] {
+        let mut s = load(name);
+        s.score_threshold = Some(1_000_000);
+        let (report, _) = run(&s, Mode::Sim);
+        assert_fails_on(&report, row);
+    }
+}
+
+#[test]
+fn getdata_amplification_fails_when_the_serve_bound_is_lifted() {
+    let mut s = load("getdata_amplification");
+    s.node.send_queue_bytes_soft = 100_000_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "PeakSendQueueBytesAtMost");
+}

@@ -193,6 +193,25 @@ pub enum BotKind {
         /// Messages per second.
         msgs_per_s: f64,
     },
+    /// After a correct handshake, `headers` whose first header's parent is unknown.
+    UnconnectingHeaders {
+        /// Chained headers per message (1..=2,000).
+        headers_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
+    /// After a correct handshake, one header on genesis whose hash misses its claimed target.
+    InvalidHeaders {
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
+    /// After a correct handshake, `getdata` of `entries_per_msg` unknown blocks.
+    GetdataAmplification {
+        /// Entries per getdata (1..=50,000).
+        entries_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
 }
 
 fn default_oversized_command() -> String {
@@ -218,6 +237,9 @@ impl BotKind {
         "MalformedFuzz",
         "InvStorm",
         "AddrSpam",
+        "UnconnectingHeaders",
+        "InvalidHeaders",
+        "GetdataAmplification",
     ];
 
     /// This kind's name.
@@ -235,6 +257,9 @@ impl BotKind {
             BotKind::MalformedFuzz { .. } => "MalformedFuzz",
             BotKind::InvStorm { .. } => "InvStorm",
             BotKind::AddrSpam { .. } => "AddrSpam",
+            BotKind::UnconnectingHeaders { .. } => "UnconnectingHeaders",
+            BotKind::InvalidHeaders { .. } => "InvalidHeaders",
+            BotKind::GetdataAmplification { .. } => "GetdataAmplification",
         }
     }
 
@@ -271,6 +296,23 @@ impl BotKind {
             BotKind::AddrSpam { addrs_per_msg, msgs_per_s } => {
                 if *addrs_per_msg == 0 || *addrs_per_msg > 1_000 {
                     return Err(format!("AddrSpam: addrs_per_msg must be in 1..=1000, got {addrs_per_msg}"));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::UnconnectingHeaders { headers_per_msg, msgs_per_s } => {
+                if *headers_per_msg == 0 || *headers_per_msg > 2_000 {
+                    return Err(format!(
+                        "UnconnectingHeaders: headers_per_msg must be in 1..=2000, got {headers_per_msg}"
+                    ));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::InvalidHeaders { msgs_per_s } => rate(*msgs_per_s, "msgs_per_s"),
+            BotKind::GetdataAmplification { entries_per_msg, msgs_per_s } => {
+                if *entries_per_msg == 0 || *entries_per_msg > 50_000 {
+                    return Err(format!(
+                        "GetdataAmplification: entries_per_msg must be in 1..=50000, got {entries_per_msg}"
+                    ));
                 }
                 rate(*msgs_per_s, "msgs_per_s")
             }

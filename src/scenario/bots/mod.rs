@@ -8,8 +8,10 @@ mod eclipse;
 mod flood;
 mod framing;
 mod fuzz;
+mod getdata;
 mod gossip;
 mod handshake_abuse;
+mod headers;
 mod honest;
 
 pub use honest::{Honest, PingLog, PingRecord};
@@ -141,6 +143,13 @@ pub fn spawn(kind: &BotKind) -> Box<dyn Behaviour> {
         BotKind::MalformedFuzz { msgs_per_s, handshake } => Box::new(fuzz::MalformedFuzz::new(*msgs_per_s, *handshake)),
         BotKind::InvStorm { invs_per_msg, msgs_per_s } => Box::new(gossip::InvStorm::new(*invs_per_msg, *msgs_per_s)),
         BotKind::AddrSpam { addrs_per_msg, msgs_per_s } => Box::new(gossip::AddrSpam::new(*addrs_per_msg, *msgs_per_s)),
+        BotKind::UnconnectingHeaders { headers_per_msg, msgs_per_s } => {
+            Box::new(headers::HeaderAttack::unconnecting(*headers_per_msg, *msgs_per_s))
+        }
+        BotKind::InvalidHeaders { msgs_per_s } => Box::new(headers::HeaderAttack::invalid(*msgs_per_s)),
+        BotKind::GetdataAmplification { entries_per_msg, msgs_per_s } => {
+            Box::new(getdata::GetdataAmplification::new(*entries_per_msg, *msgs_per_s))
+        }
     }
 }
 
