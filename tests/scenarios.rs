@@ -335,3 +335,20 @@ fn getdata_amplification_fails_when_the_serve_bound_is_lifted() {
     let (report, _) = run(&s, Mode::Sim);
     assert_fails_on(&report, "PeakSendQueueBytesAtMost");
 }
+
+#[test]
+fn block_stall_passes_only_because_of_the_stalling_timeout() {
+    let mut s = load("block_stall");
+    s.stalling_timeout_ms = Some(3_600_000);
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(BlockStall");
+    assert_fails_on(&report, "ValidatedHeightAtLeast");
+}
+
+#[test]
+fn block_stall_without_the_server_never_reaches_the_height() {
+    let mut s = load("block_stall");
+    s.peers.retain(|p| !matches!(p, PeerSpec::Bot { kind: BotKind::BlockServer { .. }, .. }));
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "ValidatedHeightAtLeast");
+}

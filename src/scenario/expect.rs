@@ -129,6 +129,11 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
         Expectation::PeakTxTrackedAtMost(n) => {
             (out.peak_tx_tracked <= *n, format!("peak {} transactions tracked", out.peak_tx_tracked))
         }
+        Expectation::ValidatedHeightAtLeast(n) => {
+            let tree = out.world.resource::<oni_systems::chain::HeaderTree>();
+            let h = tree.entry(tree.validated_tip()).height;
+            (h >= *n, format!("validated height {h} (best header {})", tree.best_entry().height))
+        }
         Expectation::MetricAtLeast { metric, at_least } => {
             let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
             (v.is_some_and(|v| v >= *at_least), format!("{metric} = {}", v.unwrap_or(0)))

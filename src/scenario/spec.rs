@@ -30,6 +30,9 @@ pub struct Scenario {
     /// Overrides the misbehavior score threshold (default: the core's table, 100).
     #[serde(default)]
     pub score_threshold: Option<u32>,
+    /// Overrides the node's first block stalling timeout (default: Core's 2 s).
+    #[serde(default)]
+    pub stalling_timeout_ms: Option<u64>,
     /// Whether the node asks peers for transaction relay (its version's relay flag).
     #[serde(default)]
     pub relay: bool,
@@ -205,6 +208,16 @@ pub enum BotKind {
         /// Messages per second.
         msgs_per_s: f64,
     },
+    /// Announces the first `blocks` regtest fixture blocks, takes `getdata` for them, never delivers.
+    BlockStall {
+        /// Fixture blocks it claims (1..=2,000).
+        blocks: u32,
+    },
+    /// Announces the first `blocks` regtest fixture blocks and serves them: the download that works.
+    BlockServer {
+        /// Fixture blocks it serves (1..=2,000).
+        blocks: u32,
+    },
     /// After a correct handshake, `getdata` of `entries_per_msg` unknown blocks.
     GetdataAmplification {
         /// Entries per getdata (1..=50,000).
@@ -240,6 +253,8 @@ impl BotKind {
         "UnconnectingHeaders",
         "InvalidHeaders",
         "GetdataAmplification",
+        "BlockStall",
+        "BlockServer",
     ];
 
     /// This kind's name.
@@ -260,6 +275,8 @@ impl BotKind {
             BotKind::UnconnectingHeaders { .. } => "UnconnectingHeaders",
             BotKind::InvalidHeaders { .. } => "InvalidHeaders",
             BotKind::GetdataAmplification { .. } => "GetdataAmplification",
+            BotKind::BlockStall { .. } => "BlockStall",
+            BotKind::BlockServer { .. } => "BlockServer",
         }
     }
 
@@ -315,6 +332,12 @@ impl BotKind {
                     ));
                 }
                 rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::BlockStall { blocks } | BotKind::BlockServer { blocks } => {
+                if *blocks == 0 || *blocks > 2_000 {
+                    return Err(format!("{}: blocks must be in 1..=2000, got {blocks}", self.name()));
+                }
+                super::bots::fixture_chain().map(|_| ())
             }
             BotKind::HandshakeNeverCompletes | BotKind::ReconnectChurn { .. } | BotKind::NetgroupEclipse { .. } => {
                 Ok(())
@@ -387,6 +410,8 @@ pub enum Expectation {
     NoLeakedState,
     /// Transactions the request tracker held after any tick.
     PeakTxTrackedAtMost(u64),
+    /// The node's validated chain reached at least this height by the end (blocks really arrived).
+    ValidatedHeightAtLeast(u32),
     /// Live mode: the process's peak resident memory (node and runner) stayed below this many MB.
     /// Sim mode does not measure it: the row reads "n/a" and passes, so one file serves both modes.
     RssBelowMb(u64),
@@ -477,6 +502,7 @@ impl Expectation {
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
             Expectation::NoLeakedState => "NoLeakedState".into(),
             Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
+            Expectation::ValidatedHeightAtLeast(n) => format!("ValidatedHeightAtLeast({n})"),
             Expectation::RssBelowMb(n) => format!("RssBelowMb({n})"),
             Expectation::MetricAtLeast { metric, at_least } => format!("MetricAtLeast({metric}, {at_least})"),
             Expectation::MetricAtMost { metric, at_most } => format!("MetricAtMost({metric}, {at_most})"),
