@@ -352,3 +352,12 @@ fn block_stall_without_the_server_never_reaches_the_height() {
     let (report, _) = run(&s, Mode::Sim);
     assert_fails_on(&report, "ValidatedHeightAtLeast");
 }
+
+#[test]
+fn low_work_headers_are_stored_when_the_node_wants_no_work() {
+    let mut s = load("low_work_headers");
+    s.min_chain_work_blocks = None;
+    s.duration_s = 3;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "HeaderTreeAtMost");
+}

@@ -134,6 +134,10 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
             let h = tree.entry(tree.validated_tip()).height;
             (h >= *n, format!("validated height {h} (best header {})", tree.best_entry().height))
         }
+        Expectation::HeaderTreeAtMost(n) => {
+            let len = out.world.resource::<oni_systems::chain::HeaderTree>().len() as u64;
+            (len <= *n, format!("{len} headers in the tree"))
+        }
         Expectation::MetricAtLeast { metric, at_least } => {
             let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
             (v.is_some_and(|v| v >= *at_least), format!("{metric} = {}", v.unwrap_or(0)))

@@ -130,6 +130,7 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
     let threshold = scenario.score_threshold;
     let relay = scenario.relay;
     let stalling_ms = scenario.stalling_timeout_ms;
+    let min_work = scenario.min_chain_work_blocks.map(super::sim::regtest_work);
     let log_w = log.clone();
     node.with_world(move |w| {
         if let Some(t) = threshold {
@@ -138,6 +139,9 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
         // A node that relays transactions is at the tip: out of initial block download.
         if relay {
             w.resource_mut::<oni_systems::chain::Ibd>().active = false;
+        }
+        if let Some(work) = min_work {
+            w.resource_mut::<oni_systems::chain::ChainParams>().minimum_chain_work = work;
         }
         if let Some(ms) = stalling_ms {
             w.resource_mut::<oni_systems::chain::SyncConfig>().stalling_timeout_min_ms = ms;

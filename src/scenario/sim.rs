@@ -84,6 +84,9 @@ impl Sim {
         if let Some(t) = scenario.score_threshold {
             world.resource_mut::<ScoreTable>().threshold = t;
         }
+        if let Some(n) = scenario.min_chain_work_blocks {
+            world.resource_mut::<ChainParams>().minimum_chain_work = regtest_work(n);
+        }
         if let Some(ms) = scenario.stalling_timeout_ms {
             world.resource_mut::<oni_systems::chain::SyncConfig>().stalling_timeout_min_ms = ms;
             world.resource_mut::<oni_systems::chain::SyncState>().stalling_timeout_ms = ms;
@@ -382,6 +385,13 @@ impl Sim {
             live: None,
         }
     }
+}
+
+/// The work of `blocks` regtest blocks at its proof-of-work limit (2 each).
+pub(crate) fn regtest_work(blocks: u64) -> bitcoin::pow::Work {
+    let mut b = [0u8; 32];
+    b[16..].copy_from_slice(&(blocks as u128 * 2).to_be_bytes());
+    bitcoin::pow::Work::from_be_bytes(b)
 }
 
 /// Every instance of `scenario`, not started: seeded rngs, start times with their jitter, addresses.

@@ -30,6 +30,10 @@ pub struct Scenario {
     /// Overrides the misbehavior score threshold (default: the core's table, 100).
     #[serde(default)]
     pub score_threshold: Option<u32>,
+    /// Sets the node's minimum chain work to this many regtest blocks' worth (regtest's own is 0,
+    /// which leaves low-work header chains nothing to fall short of).
+    #[serde(default)]
+    pub min_chain_work_blocks: Option<u64>,
     /// Overrides the node's first block stalling timeout (default: Core's 2 s).
     #[serde(default)]
     pub stalling_timeout_ms: Option<u64>,
@@ -203,6 +207,13 @@ pub enum BotKind {
         /// Messages per second.
         msgs_per_s: f64,
     },
+    /// After a correct handshake, an endless chain of valid headers from genesis, 2,000 per
+    /// message, one message per request of the node (paced); low-work when `min_chain_work_blocks`
+    /// is set above what it sends.
+    LowWorkHeaders {
+        /// Most messages per second.
+        msgs_per_s: f64,
+    },
     /// After a correct handshake, one header on genesis whose hash misses its claimed target.
     InvalidHeaders {
         /// Messages per second.
@@ -252,6 +263,7 @@ impl BotKind {
         "AddrSpam",
         "UnconnectingHeaders",
         "InvalidHeaders",
+        "LowWorkHeaders",
         "GetdataAmplification",
         "BlockStall",
         "BlockServer",
@@ -274,6 +286,7 @@ impl BotKind {
             BotKind::AddrSpam { .. } => "AddrSpam",
             BotKind::UnconnectingHeaders { .. } => "UnconnectingHeaders",
             BotKind::InvalidHeaders { .. } => "InvalidHeaders",
+            BotKind::LowWorkHeaders { .. } => "LowWorkHeaders",
             BotKind::GetdataAmplification { .. } => "GetdataAmplification",
             BotKind::BlockStall { .. } => "BlockStall",
             BotKind::BlockServer { .. } => "BlockServer",
@@ -324,7 +337,9 @@ impl BotKind {
                 }
                 rate(*msgs_per_s, "msgs_per_s")
             }
-            BotKind::InvalidHeaders { msgs_per_s } => rate(*msgs_per_s, "msgs_per_s"),
+            BotKind::InvalidHeaders { msgs_per_s } | BotKind::LowWorkHeaders { msgs_per_s } => {
+                rate(*msgs_per_s, "msgs_per_s")
+            }
             BotKind::GetdataAmplification { entries_per_msg, msgs_per_s } => {
                 if *entries_per_msg == 0 || *entries_per_msg > 50_000 {
                     return Err(format!(
@@ -412,6 +427,8 @@ pub enum Expectation {
     PeakTxTrackedAtMost(u64),
     /// The node's validated chain reached at least this height by the end (blocks really arrived).
     ValidatedHeightAtLeast(u32),
+    /// Entries in the node's header tree at the end (it never shrinks, so this is its peak).
+    HeaderTreeAtMost(u64),
     /// Live mode: the process's peak resident memory (node and runner) stayed below this many MB.
     /// Sim mode does not measure it: the row reads "n/a" and passes, so one file serves both modes.
     RssBelowMb(u64),
@@ -503,6 +520,7 @@ impl Expectation {
             Expectation::NoLeakedState => "NoLeakedState".into(),
             Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
             Expectation::ValidatedHeightAtLeast(n) => format!("ValidatedHeightAtLeast({n})"),
+            Expectation::HeaderTreeAtMost(n) => format!("HeaderTreeAtMost({n})"),
             Expectation::RssBelowMb(n) => format!("RssBelowMb({n})"),
             Expectation::MetricAtLeast { metric, at_least } => format!("MetricAtLeast({metric}, {at_least})"),
             Expectation::MetricAtMost { metric, at_most } => format!("MetricAtMost({metric}, {at_most})"),

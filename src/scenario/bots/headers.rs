@@ -135,3 +135,83 @@ impl Behaviour for HeaderAttack {
         self.hs.on_message(&msg, io);
     }
 }
+
+/// A long chain of valid regtest headers from genesis, 2,000 per message, each message sent when
+/// the node asks for more (paced). Meant for a node whose minimum chain work is set above what
+/// the chain can show: the node must keep only PRESYNC's commitments, never the headers.
+#[derive(Debug)]
+pub struct LowWorkHeaders {
+    rate: Pacer,
+    hs: Handshaker,
+    started: bool,
+    params: ChainParams,
+    /// The last header sent and its time: the next message continues from it.
+    tip: [u8; 32],
+    time: u32,
+    /// The node asked for more and has not got it yet.
+    owed: bool,
+}
+
+impl LowWorkHeaders {
+    /// Answers at most `msgs_per_s` of the node's requests per second.
+    pub fn new(msgs_per_s: f64) -> Self {
+        let params = ChainParams::for_network(oni_systems::wire::Network::Regtest);
+        LowWorkHeaders {
+            rate: Pacer::new(msgs_per_s),
+            hs: Handshaker::default(),
+            started: false,
+            tip: params.genesis.block_hash().to_byte_array(),
+            time: params.genesis.time,
+            params,
+            owed: false,
+        }
+    }
+
+    fn batch(&mut self, io: &mut BotIo) -> Message {
+        let mut list = HeaderList::default();
+        for _ in 0..oni_systems::wire::MAX_HEADERS {
+            // One second apart: above the median of the last 11, far from the future.
+            self.time += 1;
+            let mut h = header(io, &self.tip, self.time, REGTEST_BITS);
+            grind(&mut h, &self.params);
+            self.tip = block_hash(&h).to_byte_array();
+            list.push_raw(h);
+        }
+        Message::Headers(list)
+    }
+}
+
+impl Behaviour for LowWorkHeaders {
+    fn tick(&mut self, io: &mut BotIo) {
+        if !io.connected() {
+            if !self.started {
+                self.started = true;
+                io.connect();
+            }
+            return;
+        }
+        if self.hs.state != HsState::Ready || !self.owed {
+            return;
+        }
+        if self.rate.due(io.now_ms) > 0 {
+            let m = self.batch(io);
+            if io.send(&m) {
+                self.owed = false;
+            }
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut BotIo) {
+        self.hs.start(io);
+    }
+
+    fn on_message(&mut self, msg: Message, io: &mut BotIo) {
+        if self.hs.on_message(&msg, io) {
+            // Announce unasked: the first full message starts the node's low-work sync.
+            self.owed = true;
+        }
+        if matches!(msg, Message::GetHeaders(_)) {
+            self.owed = true;
+        }
+    }
+}

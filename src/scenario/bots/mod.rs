@@ -149,6 +149,7 @@ pub fn spawn(kind: &BotKind) -> Box<dyn Behaviour> {
             Box::new(headers::HeaderAttack::unconnecting(*headers_per_msg, *msgs_per_s))
         }
         BotKind::InvalidHeaders { msgs_per_s } => Box::new(headers::HeaderAttack::invalid(*msgs_per_s)),
+        BotKind::LowWorkHeaders { msgs_per_s } => Box::new(headers::LowWorkHeaders::new(*msgs_per_s)),
         BotKind::BlockStall { blocks } => Box::new(blocks::ChainPeer::new(*blocks, false)),
         BotKind::BlockServer { blocks } => Box::new(blocks::ChainPeer::new(*blocks, true)),
         BotKind::GetdataAmplification { entries_per_msg, msgs_per_s } => {
