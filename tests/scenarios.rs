@@ -314,3 +314,50 @@ fn an_inv_storm_is_tolerated_only_by_a_node_that_asked_for_transactions() {
     let (report, _) = run(&s, Mode::Sim);
     assert_fails_on(&report, "Disconnected(InvStorm");
 }
+
+#[test]
+fn header_attacks_fail_with_a_threshold_nobody_reaches() {
+    for (name, row) in [
+        ("unconnecting_headers", "Disconnected(UnconnectingHeaders"),
+        ("invalid_headers", "Disconnected(InvalidHeaders"),
+    ] {
+        let mut s = load(name);
+        s.score_threshold = Some(1_000_000);
+        let (report, _) = run(&s, Mode::Sim);
+        assert_fails_on(&report, row);
+    }
+}
+
+#[test]
+fn getdata_amplification_fails_when_the_serve_bound_is_lifted() {
+    let mut s = load("getdata_amplification");
+    s.node.send_queue_bytes_soft = 100_000_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "PeakSendQueueBytesAtMost");
+}
+
+#[test]
+fn block_stall_passes_only_because_of_the_stalling_timeout() {
+    let mut s = load("block_stall");
+    s.stalling_timeout_ms = Some(3_600_000);
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(BlockStall");
+    assert_fails_on(&report, "ValidatedHeightAtLeast");
+}
+
+#[test]
+fn block_stall_without_the_server_never_reaches_the_height() {
+    let mut s = load("block_stall");
+    s.peers.retain(|p| !matches!(p, PeerSpec::Bot { kind: BotKind::BlockServer { .. }, .. }));
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "ValidatedHeightAtLeast");
+}
+
+#[test]
+fn low_work_headers_are_stored_when_the_node_wants_no_work() {
+    let mut s = load("low_work_headers");
+    s.min_chain_work_blocks = None;
+    s.duration_s = 3;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "HeaderTreeAtMost");
+}

@@ -129,6 +129,17 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
         Expectation::PeakTxTrackedAtMost(n) => {
             (out.peak_tx_tracked <= *n, format!("peak {} transactions tracked", out.peak_tx_tracked))
         }
+        Expectation::ValidatedHeightAtLeast(n) => match out.world.get_resource::<oni_systems::chain::HeaderTree>() {
+            Some(tree) => {
+                let h = tree.entry(tree.validated_tip()).height;
+                (h >= *n, format!("validated height {h} (best header {})", tree.best_entry().height))
+            }
+            None => (false, "no header tree in this outcome (live mode does not copy it)".into()),
+        },
+        Expectation::HeaderTreeAtMost(n) => match out.world.get_resource::<oni_systems::chain::HeaderTree>() {
+            Some(tree) => (tree.len() as u64 <= *n, format!("{} headers in the tree", tree.len())),
+            None => (false, "no header tree in this outcome (live mode does not copy it)".into()),
+        },
         Expectation::MetricAtLeast { metric, at_least } => {
             let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
             (v.is_some_and(|v| v >= *at_least), format!("{metric} = {}", v.unwrap_or(0)))

@@ -129,6 +129,8 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
     let log: CloseLog = Arc::new(Mutex::new(Vec::new()));
     let threshold = scenario.score_threshold;
     let relay = scenario.relay;
+    let stalling_ms = scenario.stalling_timeout_ms;
+    let min_work = scenario.min_chain_work_blocks.map(super::sim::regtest_work);
     let log_w = log.clone();
     node.with_world(move |w| {
         if let Some(t) = threshold {
@@ -137,6 +139,13 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
         // A node that relays transactions is at the tip: out of initial block download.
         if relay {
             w.resource_mut::<oni_systems::chain::Ibd>().active = false;
+        }
+        if let Some(work) = min_work {
+            w.resource_mut::<oni_systems::chain::ChainParams>().minimum_chain_work = work;
+        }
+        if let Some(ms) = stalling_ms {
+            w.resource_mut::<oni_systems::chain::SyncConfig>().stalling_timeout_min_ms = ms;
+            w.resource_mut::<oni_systems::chain::SyncState>().stalling_timeout_ms = ms;
         }
         w.add_observer(move |ev: On<Remove<Disconnect>>, peers: Query<(&Socket, &Disconnect)>| {
             let Ok((socket, d)) = peers.get(ev.event().entity) else { return };

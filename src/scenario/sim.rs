@@ -14,6 +14,7 @@ use super::outcome::{EndState, InstanceInfo, Outcome};
 use super::spec::{instance_addr, BotKind, NetModel, PeerSpec, Scenario};
 use super::trace::{tag, Closed, ConnRecord, TraceHash};
 use bevy_ecs::prelude::*;
+use oni_systems::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidator, ValidationInbox, ValidationQueue};
 use oni_systems::components::{ConnId, Direction, Handshake, PeerState, RecvBuffer, SendQueue};
 use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, LocalNonces, NetEvent, Outbox, ScoreTable};
 use oni_systems::schedule::{build_schedule, build_world};
@@ -21,8 +22,9 @@ use oni_systems::wire::{Command, Network};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
-/// Virtual time zero on the node's clock (unix ms); any fixed value works, this one is recent.
-pub const EPOCH_MS: u64 = 1_700_000_000_000;
+/// Virtual time zero on the node's clock (unix ms): January 2027, after the regtest fixture chain's
+/// blocks (November 2026), so the node does not refuse their headers as from the future.
+pub const EPOCH_MS: u64 = 1_800_000_000_000;
 /// The label honest instances carry.
 pub const HONEST: &str = "Honest";
 
@@ -43,6 +45,8 @@ pub(crate) struct Instance {
 pub struct Sim {
     world: World,
     schedule: Schedule,
+    /// Validates and stores blocks instantly, as the harness does (the shell would run the kernel).
+    validator: InstantValidator,
     network: Network,
     net: NetModel,
     now_ms: u64,
@@ -80,6 +84,13 @@ impl Sim {
         if let Some(t) = scenario.score_threshold {
             world.resource_mut::<ScoreTable>().threshold = t;
         }
+        if let Some(n) = scenario.min_chain_work_blocks {
+            world.resource_mut::<ChainParams>().minimum_chain_work = regtest_work(n);
+        }
+        if let Some(ms) = scenario.stalling_timeout_ms {
+            world.resource_mut::<oni_systems::chain::SyncConfig>().stalling_timeout_min_ms = ms;
+            world.resource_mut::<oni_systems::chain::SyncState>().stalling_timeout_ms = ms;
+        }
         // A node that relays transactions is at the tip: out of initial block download.
         if scenario.relay {
             world.resource_mut::<oni_systems::chain::Ibd>().active = false;
@@ -89,6 +100,7 @@ impl Sim {
         let mut sim = Sim {
             world,
             schedule: build_schedule(),
+            validator: InstantValidator::new(ChainParams::for_network(network).genesis.block_hash()),
             network,
             net: scenario.net.clone(),
             now_ms: 0,
@@ -128,6 +140,7 @@ impl Sim {
         self.schedule.run(&mut self.world);
         self.ticks += 1;
         self.carry_out_commands(now);
+        self.validate();
         self.write_to_bots(now);
         self.sample();
         self.links.retain(|_, l| !l.finished());
@@ -292,6 +305,18 @@ impl Sim {
         }
     }
 
+    /// The validator's turn, as the shell's worker would take it: blocks queued this tick are
+    /// validated and block reads answered; the node sees the results next tick.
+    fn validate(&mut self) {
+        let validator = &mut self.validator;
+        self.world.resource_scope(|world, mut queue: Mut<ValidationQueue>| {
+            validator.run(&mut queue, &mut world.resource_mut::<ValidationInbox>());
+        });
+        self.world.resource_scope(|world, mut reads: Mut<BlockReads>| {
+            validator.serve(&mut reads, &mut world.resource_mut::<BlockReadInbox>());
+        });
+    }
+
     fn write_to_bots(&mut self, now: u64) {
         let budget = match self.net.node_write_bytes_per_s {
             0 => usize::MAX,
@@ -360,6 +385,13 @@ impl Sim {
             live: None,
         }
     }
+}
+
+/// The work of `blocks` regtest blocks at its proof-of-work limit (2 each).
+pub(crate) fn regtest_work(blocks: u64) -> bitcoin::pow::Work {
+    let mut b = [0u8; 32];
+    b[16..].copy_from_slice(&(blocks as u128 * 2).to_be_bytes());
+    bitcoin::pow::Work::from_be_bytes(b)
 }
 
 /// Every instance of `scenario`, not started: seeded rngs, start times with their jitter, addresses.

@@ -30,6 +30,13 @@ pub struct Scenario {
     /// Overrides the misbehavior score threshold (default: the core's table, 100).
     #[serde(default)]
     pub score_threshold: Option<u32>,
+    /// Sets the node's minimum chain work to this many regtest blocks' worth (regtest's own is 0,
+    /// which leaves low-work header chains nothing to fall short of).
+    #[serde(default)]
+    pub min_chain_work_blocks: Option<u64>,
+    /// Overrides the node's first block stalling timeout (default: Core's 2 s).
+    #[serde(default)]
+    pub stalling_timeout_ms: Option<u64>,
     /// Whether the node asks peers for transaction relay (its version's relay flag).
     #[serde(default)]
     pub relay: bool,
@@ -193,6 +200,42 @@ pub enum BotKind {
         /// Messages per second.
         msgs_per_s: f64,
     },
+    /// After a correct handshake, `headers` whose first header's parent is unknown.
+    UnconnectingHeaders {
+        /// Chained headers per message (1..=2,000).
+        headers_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
+    /// After a correct handshake, an endless chain of valid headers from genesis, 2,000 per
+    /// message, one message per request of the node (paced); low-work when `min_chain_work_blocks`
+    /// is set above what it sends.
+    LowWorkHeaders {
+        /// Most messages per second.
+        msgs_per_s: f64,
+    },
+    /// After a correct handshake, one header on genesis whose hash misses its claimed target.
+    InvalidHeaders {
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
+    /// Announces the first `blocks` regtest fixture blocks, takes `getdata` for them, never delivers.
+    BlockStall {
+        /// Fixture blocks it claims (1..=2,000).
+        blocks: u32,
+    },
+    /// Announces the first `blocks` regtest fixture blocks and serves them: the download that works.
+    BlockServer {
+        /// Fixture blocks it serves (1..=2,000).
+        blocks: u32,
+    },
+    /// After a correct handshake, `getdata` of `entries_per_msg` unknown blocks.
+    GetdataAmplification {
+        /// Entries per getdata (1..=50,000).
+        entries_per_msg: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
 }
 
 fn default_oversized_command() -> String {
@@ -218,6 +261,12 @@ impl BotKind {
         "MalformedFuzz",
         "InvStorm",
         "AddrSpam",
+        "UnconnectingHeaders",
+        "InvalidHeaders",
+        "LowWorkHeaders",
+        "GetdataAmplification",
+        "BlockStall",
+        "BlockServer",
     ];
 
     /// This kind's name.
@@ -235,6 +284,12 @@ impl BotKind {
             BotKind::MalformedFuzz { .. } => "MalformedFuzz",
             BotKind::InvStorm { .. } => "InvStorm",
             BotKind::AddrSpam { .. } => "AddrSpam",
+            BotKind::UnconnectingHeaders { .. } => "UnconnectingHeaders",
+            BotKind::InvalidHeaders { .. } => "InvalidHeaders",
+            BotKind::LowWorkHeaders { .. } => "LowWorkHeaders",
+            BotKind::GetdataAmplification { .. } => "GetdataAmplification",
+            BotKind::BlockStall { .. } => "BlockStall",
+            BotKind::BlockServer { .. } => "BlockServer",
         }
     }
 
@@ -273,6 +328,31 @@ impl BotKind {
                     return Err(format!("AddrSpam: addrs_per_msg must be in 1..=1000, got {addrs_per_msg}"));
                 }
                 rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::UnconnectingHeaders { headers_per_msg, msgs_per_s } => {
+                if *headers_per_msg == 0 || *headers_per_msg > 2_000 {
+                    return Err(format!(
+                        "UnconnectingHeaders: headers_per_msg must be in 1..=2000, got {headers_per_msg}"
+                    ));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::InvalidHeaders { msgs_per_s } | BotKind::LowWorkHeaders { msgs_per_s } => {
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::GetdataAmplification { entries_per_msg, msgs_per_s } => {
+                if *entries_per_msg == 0 || *entries_per_msg > 50_000 {
+                    return Err(format!(
+                        "GetdataAmplification: entries_per_msg must be in 1..=50000, got {entries_per_msg}"
+                    ));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::BlockStall { blocks } | BotKind::BlockServer { blocks } => {
+                if *blocks == 0 || *blocks > 2_000 {
+                    return Err(format!("{}: blocks must be in 1..=2000, got {blocks}", self.name()));
+                }
+                super::bots::fixture_chain().map(|_| ())
             }
             BotKind::HandshakeNeverCompletes | BotKind::ReconnectChurn { .. } | BotKind::NetgroupEclipse { .. } => {
                 Ok(())
@@ -345,6 +425,10 @@ pub enum Expectation {
     NoLeakedState,
     /// Transactions the request tracker held after any tick.
     PeakTxTrackedAtMost(u64),
+    /// The node's validated chain reached at least this height by the end (blocks really arrived).
+    ValidatedHeightAtLeast(u32),
+    /// Entries in the node's header tree at the end (it never shrinks, so this is its peak).
+    HeaderTreeAtMost(u64),
     /// Live mode: the process's peak resident memory (node and runner) stayed below this many MB.
     /// Sim mode does not measure it: the row reads "n/a" and passes, so one file serves both modes.
     RssBelowMb(u64),
@@ -435,6 +519,8 @@ impl Expectation {
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
             Expectation::NoLeakedState => "NoLeakedState".into(),
             Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
+            Expectation::ValidatedHeightAtLeast(n) => format!("ValidatedHeightAtLeast({n})"),
+            Expectation::HeaderTreeAtMost(n) => format!("HeaderTreeAtMost({n})"),
             Expectation::RssBelowMb(n) => format!("RssBelowMb({n})"),
             Expectation::MetricAtLeast { metric, at_least } => format!("MetricAtLeast({metric}, {at_least})"),
             Expectation::MetricAtMost { metric, at_most } => format!("MetricAtMost({metric}, {at_most})"),

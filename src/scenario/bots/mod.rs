@@ -4,12 +4,16 @@
 //!
 //! Adding an attack: a variant in [`super::spec::BotKind`], a file here, an arm in [`spawn`].
 
+mod blocks;
 mod eclipse;
+mod fixture;
 mod flood;
 mod framing;
 mod fuzz;
+mod getdata;
 mod gossip;
 mod handshake_abuse;
+mod headers;
 mod honest;
 
 pub use honest::{Honest, PingLog, PingRecord};
@@ -141,7 +145,22 @@ pub fn spawn(kind: &BotKind) -> Box<dyn Behaviour> {
         BotKind::MalformedFuzz { msgs_per_s, handshake } => Box::new(fuzz::MalformedFuzz::new(*msgs_per_s, *handshake)),
         BotKind::InvStorm { invs_per_msg, msgs_per_s } => Box::new(gossip::InvStorm::new(*invs_per_msg, *msgs_per_s)),
         BotKind::AddrSpam { addrs_per_msg, msgs_per_s } => Box::new(gossip::AddrSpam::new(*addrs_per_msg, *msgs_per_s)),
+        BotKind::UnconnectingHeaders { headers_per_msg, msgs_per_s } => {
+            Box::new(headers::HeaderAttack::unconnecting(*headers_per_msg, *msgs_per_s))
+        }
+        BotKind::InvalidHeaders { msgs_per_s } => Box::new(headers::HeaderAttack::invalid(*msgs_per_s)),
+        BotKind::LowWorkHeaders { msgs_per_s } => Box::new(headers::LowWorkHeaders::new(*msgs_per_s)),
+        BotKind::BlockStall { blocks } => Box::new(blocks::ChainPeer::new(*blocks, false)),
+        BotKind::BlockServer { blocks } => Box::new(blocks::ChainPeer::new(*blocks, true)),
+        BotKind::GetdataAmplification { entries_per_msg, msgs_per_s } => {
+            Box::new(getdata::GetdataAmplification::new(*entries_per_msg, *msgs_per_s))
+        }
     }
+}
+
+/// Checks that the regtest fixture chain block bots serve can be read (the error names the path).
+pub fn fixture_chain() -> Result<usize, String> {
+    fixture::chain().map(|c| c.len())
 }
 
 /// A modern peer's version (what Core 30 sends), with a fresh random nonce.
