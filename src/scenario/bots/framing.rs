@@ -2,7 +2,7 @@
 //! that are not frames at all. The node must refuse the first and the last from the header alone
 //! and score the second until the threshold.
 
-use super::{Behaviour, BotIo, Handshaker, HsState, Pacer};
+use super::{Behaviour, BotIo, Handshaker, HsState, Paced};
 use oni_systems::wire::{checksum, Command, FrameHeader, Message, HEADER_LEN};
 
 /// Waits for the handshake (when asked to) before the attack starts.
@@ -60,33 +60,19 @@ impl Behaviour for OversizedFrame {
 /// Repeats well-framed pings whose checksum does not match.
 #[derive(Debug)]
 pub struct BadChecksum {
-    rate: Pacer,
-    handshake: bool,
-    hs: Handshaker,
-    started: bool,
+    life: Paced,
 }
 
 impl BadChecksum {
     /// `msgs_per_s` bad frames per second.
     pub fn new(msgs_per_s: f64, handshake: bool) -> Self {
-        BadChecksum { rate: Pacer::new(msgs_per_s), handshake, hs: Handshaker::default(), started: false }
+        BadChecksum { life: Paced::new(msgs_per_s, handshake) }
     }
 }
 
 impl Behaviour for BadChecksum {
     fn tick(&mut self, io: &mut BotIo) {
-        if !io.connected() {
-            if !self.started {
-                self.started = true;
-                io.connect();
-            }
-            return;
-        }
-        if !attack_ready(&self.hs, self.handshake) {
-            self.rate.restart();
-            return;
-        }
-        for _ in 0..self.rate.due(io.now_ms) {
+        for _ in 0..self.life.due(io) {
             let mut frame = Vec::new();
             Message::Ping(io.rng.next_u64()).encode_frame(io.network, &mut frame);
             // Flip one checksum bit: the frame is well delimited, the payload does not match.
@@ -99,46 +85,30 @@ impl Behaviour for BadChecksum {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        if self.handshake {
-            self.hs.start(io);
-        }
+        self.life.on_connected(io);
     }
 
     fn on_message(&mut self, msg: Message, io: &mut BotIo) {
-        self.hs.on_message(&msg, io);
+        self.life.on_message(&msg, io);
     }
 }
 
 /// Writes seeded random bytes.
 #[derive(Debug)]
 pub struct GarbageBytes {
-    rate: Pacer,
-    handshake: bool,
-    hs: Handshaker,
-    started: bool,
+    life: Paced,
 }
 
 impl GarbageBytes {
     /// `bytes_per_s` random bytes per second.
     pub fn new(bytes_per_s: u64, handshake: bool) -> Self {
-        GarbageBytes { rate: Pacer::new(bytes_per_s as f64), handshake, hs: Handshaker::default(), started: false }
+        GarbageBytes { life: Paced::new(bytes_per_s as f64, handshake) }
     }
 }
 
 impl Behaviour for GarbageBytes {
     fn tick(&mut self, io: &mut BotIo) {
-        if !io.connected() {
-            if !self.started {
-                self.started = true;
-                io.connect();
-            }
-            return;
-        }
-        if !attack_ready(&self.hs, self.handshake) {
-            self.rate.restart();
-            return;
-        }
-        let n = (self.rate.due(io.now_ms) as usize).min(io.window_free());
+        let n = (self.life.due(io) as usize).min(io.window_free());
         let bytes: Vec<u8> = (0..n).map(|_| io.rng.next_u64() as u8).collect();
         if !bytes.is_empty() {
             io.write_raw(&bytes, 0);
@@ -146,12 +116,10 @@ impl Behaviour for GarbageBytes {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        if self.handshake {
-            self.hs.start(io);
-        }
+        self.life.on_connected(io);
     }
 
     fn on_message(&mut self, msg: Message, io: &mut BotIo) {
-        self.hs.on_message(&msg, io);
+        self.life.on_message(&msg, io);
     }
 }

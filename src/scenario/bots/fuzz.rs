@@ -6,7 +6,7 @@
 //! Trailing bytes on an empty-payload command (verack + 1 byte) are not in the mix: the per-command
 //! bound makes that an oversized *header*, refused at once (OversizedFrame covers it).
 
-use super::{modern_version, Behaviour, BotIo, Handshaker, HsState, Pacer};
+use super::{modern_version, Behaviour, BotIo, Paced};
 use oni_systems::resources::Rng;
 use oni_systems::wire::reader::write_compact_size;
 use oni_systems::wire::{encode_frame_with, Command, Message, Network};
@@ -66,33 +66,19 @@ pub fn malformed_frame(rng: &mut Rng, network: Network, template: &Message) -> (
 /// The fuzzer.
 #[derive(Debug)]
 pub struct MalformedFuzz {
-    rate: Pacer,
-    handshake: bool,
-    hs: Handshaker,
-    started: bool,
+    life: Paced,
 }
 
 impl MalformedFuzz {
     /// `msgs_per_s` malformed messages per second, after a handshake if asked.
     pub fn new(msgs_per_s: f64, handshake: bool) -> Self {
-        MalformedFuzz { rate: Pacer::new(msgs_per_s), handshake, hs: Handshaker::default(), started: false }
+        MalformedFuzz { life: Paced::new(msgs_per_s, handshake) }
     }
 }
 
 impl Behaviour for MalformedFuzz {
     fn tick(&mut self, io: &mut BotIo) {
-        if !io.connected() {
-            if !self.started {
-                self.started = true;
-                io.connect();
-            }
-            return;
-        }
-        if self.handshake && self.hs.state != HsState::Ready {
-            self.rate.restart();
-            return;
-        }
-        for _ in 0..self.rate.due(io.now_ms) {
+        for _ in 0..self.life.due(io) {
             let template = modern_version(io);
             let (frame, _) = malformed_frame(io.rng, io.network, &template);
             if !io.write_raw(&frame, 1) {
@@ -102,13 +88,11 @@ impl Behaviour for MalformedFuzz {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        if self.handshake {
-            self.hs.start(io);
-        }
+        self.life.on_connected(io);
     }
 
     fn on_message(&mut self, msg: Message, io: &mut BotIo) {
-        self.hs.on_message(&msg, io);
+        self.life.on_message(&msg, io);
     }
 }
 

@@ -4,7 +4,7 @@
 //! sends addr messages of fresh routable addresses: the token bucket takes one address per 10 s
 //! from it, the rest are dropped and counted.
 
-use super::{Behaviour, BotIo, Handshaker, HsState, Pacer};
+use super::{random_hash, Behaviour, BotIo, Paced};
 use oni_systems::wire::{AddrEntry, InvList, InvType, Message, NetAddr};
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -12,39 +12,22 @@ use std::net::{Ipv4Addr, SocketAddr};
 #[derive(Debug)]
 pub struct InvStorm {
     per_msg: u32,
-    rate: Pacer,
-    hs: Handshaker,
-    started: bool,
+    life: Paced,
 }
 
 impl InvStorm {
     /// `msgs_per_s` inv messages of `invs_per_msg` entries each.
     pub fn new(invs_per_msg: u32, msgs_per_s: f64) -> Self {
-        InvStorm { per_msg: invs_per_msg, rate: Pacer::new(msgs_per_s), hs: Handshaker::default(), started: false }
+        InvStorm { per_msg: invs_per_msg, life: Paced::new(msgs_per_s, true) }
     }
 }
 
 impl Behaviour for InvStorm {
     fn tick(&mut self, io: &mut BotIo) {
-        if !io.connected() {
-            if !self.started {
-                self.started = true;
-                io.connect();
-            }
-            return;
-        }
-        if self.hs.state != HsState::Ready {
-            self.rate.restart();
-            return;
-        }
-        for _ in 0..self.rate.due(io.now_ms) {
+        for _ in 0..self.life.due(io) {
             let mut list = InvList::with_capacity(self.per_msg as usize);
             for _ in 0..self.per_msg {
-                let mut h = [0u8; 32];
-                for c in h.chunks_mut(8) {
-                    c.copy_from_slice(&io.rng.next_u64().to_le_bytes());
-                }
-                list.push(InvType::WTX, h);
+                list.push(InvType::WTX, random_hash(io.rng));
             }
             if !io.send(&Message::Inv(list)) {
                 break;
@@ -53,12 +36,12 @@ impl Behaviour for InvStorm {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        self.hs.start(io);
+        self.life.on_connected(io);
     }
 
     fn on_message(&mut self, msg: Message, io: &mut BotIo) {
         // Requests for its made-up transactions are never answered.
-        self.hs.on_message(&msg, io);
+        self.life.on_message(&msg, io);
     }
 }
 
@@ -66,32 +49,19 @@ impl Behaviour for InvStorm {
 #[derive(Debug)]
 pub struct AddrSpam {
     per_msg: u32,
-    rate: Pacer,
-    hs: Handshaker,
-    started: bool,
+    life: Paced,
 }
 
 impl AddrSpam {
     /// `msgs_per_s` addr messages of `addrs_per_msg` entries each.
     pub fn new(addrs_per_msg: u32, msgs_per_s: f64) -> Self {
-        AddrSpam { per_msg: addrs_per_msg, rate: Pacer::new(msgs_per_s), hs: Handshaker::default(), started: false }
+        AddrSpam { per_msg: addrs_per_msg, life: Paced::new(msgs_per_s, true) }
     }
 }
 
 impl Behaviour for AddrSpam {
     fn tick(&mut self, io: &mut BotIo) {
-        if !io.connected() {
-            if !self.started {
-                self.started = true;
-                io.connect();
-            }
-            return;
-        }
-        if self.hs.state != HsState::Ready {
-            self.rate.restart();
-            return;
-        }
-        for _ in 0..self.rate.due(io.now_ms) {
+        for _ in 0..self.life.due(io) {
             let entries = (0..self.per_msg)
                 .map(|_| {
                     // Public unicast space only (1.0.0.0 – 99.255.255.255 minus 10/8), so every entry is worth keeping.
@@ -110,10 +80,10 @@ impl Behaviour for AddrSpam {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        self.hs.start(io);
+        self.life.on_connected(io);
     }
 
     fn on_message(&mut self, msg: Message, io: &mut BotIo) {
-        self.hs.on_message(&msg, io);
+        self.life.on_message(&msg, io);
     }
 }

@@ -179,6 +179,61 @@ pub fn modern_version(io: &mut BotIo) -> Message {
     })
 }
 
+/// The life most flooding bots share: connect once, complete the modern handshake when asked to,
+/// then act at a paced rate. Each bot keeps only what it sends.
+#[derive(Debug)]
+pub struct Paced {
+    rate: Pacer,
+    handshake: bool,
+    started: bool,
+    /// The handshake (answers pings in every state).
+    pub hs: Handshaker,
+}
+
+impl Paced {
+    /// `per_s` events a second, after a handshake when `handshake`.
+    pub fn new(per_s: f64, handshake: bool) -> Self {
+        Paced { rate: Pacer::new(per_s), handshake, started: false, hs: Handshaker::default() }
+    }
+
+    /// Events due this tick: 0 until connected (and through the handshake, when asked).
+    pub fn due(&mut self, io: &mut BotIo) -> u64 {
+        if !io.connected() {
+            if !self.started {
+                self.started = true;
+                io.connect();
+            }
+            return 0;
+        }
+        if self.handshake && self.hs.state != HsState::Ready {
+            self.rate.restart();
+            return 0;
+        }
+        self.rate.due(io.now_ms)
+    }
+
+    /// The connection is open: start the handshake when asked to.
+    pub fn on_connected(&mut self, io: &mut BotIo) {
+        if self.handshake {
+            self.hs.start(io);
+        }
+    }
+
+    /// A message from the node: the handshake and pings are answered.
+    pub fn on_message(&mut self, msg: &Message, io: &mut BotIo) {
+        self.hs.on_message(msg, io);
+    }
+}
+
+/// 32 random bytes: a hash nobody has.
+pub fn random_hash(rng: &mut Rng) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    for c in h.chunks_mut(8) {
+        c.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    h
+}
+
 /// Where a bot's handshake stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HsState {
