@@ -96,12 +96,46 @@ fn bench_idle_tick(c: &mut Criterion) {
     g.finish();
 }
 
+/// Each system alone over 10,000 idle Ready peers: where the tick goes.
+fn bench_idle_systems(c: &mut Criterion) {
+    use oni_systems::systems::*;
+    let (mut world, _) = idle_ready_world(10_000);
+    let mut g = c.benchmark_group("system_idle_10000");
+    macro_rules! one {
+        ($($name:ident),*) => {$(
+            let mut s = Schedule::default();
+            s.add_systems($name);
+            g.bench_function(stringify!($name), |b| b.iter(|| s.run(&mut world)));
+        )*};
+    }
+    one!(
+        ingest,
+        admission,
+        decode,
+        handshake,
+        addr_relay,
+        inv_filter,
+        tx_request,
+        ping,
+        headers_sync,
+        block_download,
+        serve_blocks,
+        scoring,
+        discipline,
+        connections,
+        egress,
+        teardown,
+        telemetry
+    );
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_sim, bench_idle_tick
+    targets = bench_sim, bench_idle_tick, bench_idle_systems
 }
 criterion_main!(benches);

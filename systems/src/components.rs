@@ -336,7 +336,7 @@ impl PeerBundle {
             handshake: Handshake::default(),
             ping: PingState { last_recv_ms: connected_ms, ..Default::default() },
             permissions: Permissions::default(),
-            addr_relay: AddrRelay { tokens: 1.0, ..Default::default() },
+            addr_relay: AddrRelay { tokens: 1.0, refilled_ms: connected_ms, ..Default::default() },
             tx_inventory: TxInventory::default(),
         }
     }

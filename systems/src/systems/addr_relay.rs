@@ -130,6 +130,10 @@ pub fn addr_relay(mut peers: Query<AddrPeer>, mut ctx: AddrCtx) {
             ar.tokens += ADDR_TOKENS_MAX; // a big answer is expected
             sq.push(ctx.config.network, &Message::GetAddr);
         }
+        // Nothing to take in: the bucket is refilled lazily, when addresses come.
+        if !received.0.iter().any(|m| matches!(m, Message::Addr(_) | Message::AddrV2(_) | Message::GetAddr)) {
+            continue;
+        }
         if ar.refilled_ms == 0 {
             ar.refilled_ms = now;
         }
@@ -201,7 +205,7 @@ pub fn addr_relay(mut peers: Query<AddrPeer>, mut ctx: AddrCtx) {
         queue_relays(&mut peers, relay, &mut ctx);
     }
     for (_, _, direction, state, neg, _, mut ar, _, mut sq) in &mut peers {
-        if *state != PeerState::Ready || *direction == Direction::BlockRelayOnly || ar.queued.is_empty() {
+        if ar.queued.is_empty() || *state != PeerState::Ready || *direction == Direction::BlockRelayOnly {
             continue;
         }
         if now >= ar.next_send_ms {

@@ -45,7 +45,8 @@ pub struct ConnCtx<'w> {
 
 /// The outbound half of the Peer Manager.
 pub fn connections(
-    peers: Query<(Entity, Ref<PeerState>, &Socket, &Direction, &Negotiated, &Permissions, Has<Disconnect>)>,
+    peers: Query<(Entity, &Socket, &Direction, &Permissions, Has<Disconnect>)>,
+    changed: Query<(Entity, &PeerState, &Socket, &Direction, &Negotiated), (Changed<PeerState>, Without<Disconnect>)>,
     mut ctx: ConnCtx,
     mut commands: Commands,
 ) {
@@ -59,38 +60,46 @@ pub fn connections(
             tracing::debug!(aged, "terrible addresses aged out of the book");
         }
     }
-    let bans_changed = ctx.bans.is_changed();
+    for (entity, state, socket, direction, neg) in &changed {
+        if *state != PeerState::Ready || !direction.is_outbound() {
+            continue;
+        }
+        ctx.book.good(&PeerAddr::from_socket(socket.addr), now_s);
+        let automatic = *direction != Direction::Manual;
+        if automatic && !has_required_services(neg.services, ctx.ibd.active) {
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::MissingServices });
+        } else if *direction == Direction::Feeler {
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::FeelerDone });
+        }
+    }
+    if ctx.bans.is_changed() {
+        for (entity, socket, _, perms, disconnecting) in &peers {
+            if !disconnecting && !perms.noban && ctx.bans.is_banned(socket.addr.ip(), now_s) {
+                commands.entity(entity).insert(Disconnect { reason: DisconnectReason::Banned });
+            }
+        }
+    }
+    // The full pass over every peer (addresses, netgroups, slot counts) only when a dial is due.
+    let manual_due = ctx.policy.manual.iter().any(|a| ctx.state.manual_next_ms.get(a).is_none_or(|&t| now >= t));
+    let auto_due = ctx.policy.auto_outbound && now >= ctx.state.next_dial_ms;
+    if !manual_due && !auto_due {
+        return;
+    }
     let mut connected: AHashSet<SocketAddr> = AHashSet::new();
     let mut groups: AHashSet<[u8; 5]> = AHashSet::new();
     let (mut full, mut block, mut feelers) = (0usize, 0usize, 0usize);
-    for (entity, state, socket, direction, neg, perms, disconnecting) in &peers {
+    for (_, socket, direction, _, disconnecting) in &peers {
         if disconnecting {
             continue;
         }
         connected.insert(socket.addr);
-        let group = NetAddress::from_ip(socket.addr.ip()).group();
         match direction {
             Direction::OutboundFullRelay => full += 1,
             Direction::BlockRelayOnly => block += 1,
             Direction::Feeler => feelers += 1,
-            _ => {}
+            _ => continue,
         }
-        if matches!(direction, Direction::OutboundFullRelay | Direction::BlockRelayOnly | Direction::Feeler) {
-            groups.insert(group);
-        }
-        if bans_changed && !perms.noban && ctx.bans.is_banned(socket.addr.ip(), now_s) {
-            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::Banned });
-            continue;
-        }
-        if state.is_changed() && *state == PeerState::Ready && direction.is_outbound() {
-            ctx.book.good(&PeerAddr::from_socket(socket.addr), now_s);
-            let automatic = *direction != Direction::Manual;
-            if automatic && !has_required_services(neg.services, ctx.ibd.active) {
-                commands.entity(entity).insert(Disconnect { reason: DisconnectReason::MissingServices });
-            } else if *direction == Direction::Feeler {
-                commands.entity(entity).insert(Disconnect { reason: DisconnectReason::FeelerDone });
-            }
-        }
+        groups.insert(NetAddress::from_ip(socket.addr.ip()).group());
     }
     // Dials issued but not yet reported by the shell hold their slot for a while.
     ctx.state.pending.retain(|(addr, _, at)| now < at + DIAL_PENDING_MS && !connected.contains(addr));
@@ -108,6 +117,8 @@ pub fn connections(
     if !ctx.policy.auto_outbound || now < ctx.state.next_dial_ms {
         return;
     }
+    // One look per interval whether or not a dial comes of it (an empty book, full slots).
+    ctx.state.next_dial_ms = now + ctx.policy.dial_interval_ms;
     let max = ctx.config.limits.max_outbound;
     let want_full = ctx.policy.outbound_full_relay.min(max);
     let want_block = ctx.policy.outbound_block_relay.min(max - want_full);
@@ -134,10 +145,14 @@ pub fn connections(
 fn redial_manual(ctx: &mut ConnCtx, connected: &AHashSet<SocketAddr>, now: u64) {
     for i in 0..ctx.policy.manual.len() {
         let addr = ctx.policy.manual[i];
+        let due = ctx.state.manual_next_ms.get(&addr).copied().unwrap_or(0);
         if connected.contains(&addr) {
+            // Connected (or being dialed): look again after the retry delay, not every tick.
+            if now >= due {
+                ctx.state.manual_next_ms.insert(addr, now + ctx.policy.manual_retry_ms);
+            }
             continue;
         }
-        let due = ctx.state.manual_next_ms.get(&addr).copied().unwrap_or(0);
         if now >= due {
             ctx.state.manual_next_ms.insert(addr, now + ctx.policy.manual_retry_ms);
             ctx.state.pending.push((addr, Direction::Manual, now));

@@ -64,11 +64,18 @@ pub fn inv_filter(
     mut ctx: InvCtx,
 ) {
     let now = ctx.clock.now_ms;
+    // Only peers with an `inv` waiting are touched mutably; most ticks have none.
+    let with_inv: Vec<Entity> = peers
+        .iter()
+        .filter(|p| *p.2 == PeerState::Ready && p.5 .0.iter().any(|m| matches!(m, Message::Inv(_))))
+        .map(|p| p.0)
+        .collect();
+    if with_inv.is_empty() {
+        return;
+    }
     let wtxid_peers_exist = peers.iter().any(|p| *p.2 == PeerState::Ready && p.3.wtxidrelay);
-    for (entity, direction, state, neg, mut inv, mut received, mut violations) in &mut peers {
-        if *state != PeerState::Ready {
-            continue;
-        }
+    for e in with_inv {
+        let Ok((entity, direction, _, neg, mut inv, mut received, mut violations)) = peers.get_mut(e) else { continue };
         let wants_txs = ctx.config.relay && *direction != Direction::BlockRelayOnly;
         received.0.retain(|msg| {
             let Message::Inv(list) = msg else { return true };
