@@ -156,3 +156,58 @@ fn a_second_oni_syncs_from_the_first_and_the_first_catches_up_from_the_second() 
     b.shutdown();
     a.shutdown();
 }
+
+/// `bitcoin-cli getblockcount` against an oni process (Core's own client, oni's cookie).
+fn oni_block_count(exes: &CoreExes, datadir: &std::path::Path, rpc_port: u16) -> Option<u64> {
+    let out = std::process::Command::new(&exes.cli)
+        .arg("-regtest")
+        .arg(format!("-datadir={}", datadir.display()))
+        .arg(format!("-rpcport={rpc_port}"))
+        .arg("getblockcount")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+#[test]
+fn kill_9_mid_ibd_loses_nothing_reported_connected() {
+    let Some(exes) = CoreExes::find() else { return };
+    let core = core_with_chain(&exes);
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("data");
+    let rpc_port = common::proc::free_port();
+    let args: Vec<String> = ["node", "--network", "regtest", "--listen", "127.0.0.1:0", "--max-tip-age", "4000000000"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "--datadir".to_string(),
+            datadir.display().to_string(),
+            "--connect".to_string(),
+            format!("127.0.0.1:{}", core.p2p_port),
+            "--rpcport".to_string(),
+            rpc_port.to_string(),
+        ])
+        .collect();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_oni"))
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    // Kill as soon as some blocks are reported connected, mid-sync.
+    let reported = wait_for(SYNC_WAIT, || oni_block_count(&exes, &datadir, rpc_port).filter(|&n| n >= 200));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let reported = reported.expect("oni reported no progress");
+    eprintln!("killed after {reported} blocks were reported connected");
+    let mut child = spawn();
+    let resumed = wait_for(Duration::from_secs(30), || oni_block_count(&exes, &datadir, rpc_port));
+    let _ = child.kill();
+    let _ = child.wait();
+    let resumed = resumed.expect("the restarted node answered no getblockcount");
+    assert!(resumed >= reported, "reported {reported} before kill -9, {resumed} after restart");
+}
