@@ -61,6 +61,10 @@ pub fn connections(
         }
     }
     for (entity, state, socket, direction, neg) in &changed {
+        if direction.is_outbound() && !ctx.state.pending.is_empty() {
+            // The dial became a peer entity: it now counts as a connection, not as a pending dial.
+            ctx.state.pending.retain(|(addr, _, _)| *addr != socket.addr);
+        }
         if *state != PeerState::Ready || !direction.is_outbound() {
             continue;
         }
