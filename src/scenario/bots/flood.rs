@@ -4,7 +4,7 @@
 //! per tick), bounded memory (a full receive buffer pauses reading the socket), and honest peers
 //! served as before. The shipped scenario states exactly that.
 
-use super::{Behaviour, BotIo, Handshaker, HsState, Pacer};
+use super::{Behaviour, BotIo, Paced};
 use oni_systems::wire::Message;
 
 /// Distinct ping frames a flooder cycles through: encoding (and hashing) each ping afresh would make
@@ -14,9 +14,7 @@ const PING_FRAMES: usize = 256;
 /// The flooder.
 #[derive(Debug)]
 pub struct PingFlood {
-    rate: Pacer,
-    hs: Handshaker,
-    started: bool,
+    life: Paced,
     frames: Vec<Vec<u8>>,
     next: usize,
 }
@@ -24,27 +22,14 @@ pub struct PingFlood {
 impl PingFlood {
     /// Up to `pings_per_s` pings per second once the handshake is done.
     pub fn new(pings_per_s: u64) -> Self {
-        PingFlood {
-            rate: Pacer::new(pings_per_s as f64),
-            hs: Handshaker::default(),
-            started: false,
-            frames: Vec::new(),
-            next: 0,
-        }
+        PingFlood { life: Paced::new(pings_per_s as f64, true), frames: Vec::new(), next: 0 }
     }
 }
 
 impl Behaviour for PingFlood {
     fn tick(&mut self, io: &mut BotIo) {
-        if !io.connected() {
-            if !self.started {
-                self.started = true;
-                io.connect();
-            }
-            return;
-        }
-        if self.hs.state != HsState::Ready {
-            self.rate.restart();
+        let due = self.life.due(io);
+        if due == 0 {
             return;
         }
         if self.frames.is_empty() {
@@ -56,7 +41,7 @@ impl Behaviour for PingFlood {
                 })
                 .collect();
         }
-        for _ in 0..self.rate.due(io.now_ms) {
+        for _ in 0..due {
             if !io.write_raw(&self.frames[self.next], 1) {
                 break; // the send window is full: TCP would block this writer
             }
@@ -65,10 +50,10 @@ impl Behaviour for PingFlood {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        self.hs.start(io);
+        self.life.on_connected(io);
     }
 
     fn on_message(&mut self, msg: Message, io: &mut BotIo) {
-        self.hs.on_message(&msg, io);
+        self.life.on_message(&msg, io);
     }
 }

@@ -4,7 +4,7 @@
 //! (20 points), so the fifth score disconnects it. InvalidHeaders sends headers that do connect
 //! (to genesis) but claim mainnet difficulty their hash does not meet: scored 100 at once.
 
-use super::{Behaviour, BotIo, Handshaker, HsState, Pacer};
+use super::{Behaviour, BotIo, Handshaker, HsState, Paced, Pacer};
 use bitcoin::hashes::Hash;
 use oni_systems::chain::pow::check_pow;
 use oni_systems::chain::ChainParams;
@@ -52,9 +52,7 @@ enum Flavour {
 pub struct HeaderAttack {
     flavour: Flavour,
     per_msg: u32,
-    rate: Pacer,
-    hs: Handshaker,
-    started: bool,
+    life: Paced,
     params: ChainParams,
 }
 
@@ -73,9 +71,7 @@ impl HeaderAttack {
         HeaderAttack {
             flavour,
             per_msg,
-            rate: Pacer::new(msgs_per_s),
-            hs: Handshaker::default(),
-            started: false,
+            life: Paced::new(msgs_per_s, true),
             params: ChainParams::for_network(oni_systems::wire::Network::Regtest),
         }
     }
@@ -107,18 +103,7 @@ impl HeaderAttack {
 
 impl Behaviour for HeaderAttack {
     fn tick(&mut self, io: &mut BotIo) {
-        if !io.connected() {
-            if !self.started {
-                self.started = true;
-                io.connect();
-            }
-            return;
-        }
-        if self.hs.state != HsState::Ready {
-            self.rate.restart();
-            return;
-        }
-        for _ in 0..self.rate.due(io.now_ms) {
+        for _ in 0..self.life.due(io) {
             let m = self.message(io);
             if !io.send(&m) {
                 break;
@@ -127,12 +112,12 @@ impl Behaviour for HeaderAttack {
     }
 
     fn on_connected(&mut self, io: &mut BotIo) {
-        self.hs.start(io);
+        self.life.on_connected(io);
     }
 
     fn on_message(&mut self, msg: Message, io: &mut BotIo) {
         // The node's getheaders for the gap are never answered.
-        self.hs.on_message(&msg, io);
+        self.life.on_message(&msg, io);
     }
 }
 
