@@ -20,6 +20,7 @@
 pub mod chain;
 pub mod components;
 pub mod harness;
+pub mod mempool;
 pub mod resources;
 pub mod schedule;
 pub mod systems;

@@ -1,0 +1,11 @@
+//! The transaction pool and what it stands on: the chain's coins (read through [`coins::CoinView`],
+//! kept by the shell), script verification ([`coins::ScriptVerifier`], Bitcoin Core's engine in the
+//! shell), standardness ([`policy`]), the pool itself ([`pool`]) and the orphanage ([`orphanage`]).
+//! The systems that move transactions between peers and the pool live in `crate::systems`.
+
+pub mod coins;
+
+pub use coins::{
+    BlockTxEvent, BlockTxInbox, ChainCoins, Coin, CoinView, MemoryCoins, ScriptFailure, ScriptVerifier, Scripts,
+    SkipScripts,
+};
