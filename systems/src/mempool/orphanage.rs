@@ -264,7 +264,8 @@ impl Orphanage {
 
     /// Adds `peer` as an announcer of a stored orphan (e.g. it announced the wtxid by `inv`), so the
     /// orphan outlives the first announcer and `peer` can be asked for its parents. False when the
-    /// orphan is not stored or `peer` already announced it. Trims afterwards.
+    /// orphan is not stored or `peer` already announced it. Trims afterwards; the new announcement
+    /// may be the one trimmed if `peer` is the most over its share (check [`Orphanage::has_from_peer`]).
     pub fn add_announcer(&mut self, wtxid: &Wtxid, peer: Entity) -> bool {
         match self.entries.get(wtxid) {
             Some(entry) if !entry.announcers.iter().any(|(p, _)| *p == peer) => {}

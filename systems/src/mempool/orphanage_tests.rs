@@ -205,6 +205,13 @@ fn weight_bound_is_the_reserved_weight_times_the_peers_holding_orphans() {
     assert!(o.usage_of(p[0]).weight > RESERVED_WEIGHT_PER_PEER, "over its share, allowed");
     assert_eq!(o.len(), 8);
     check(&o);
+    // The second peer leaves: the bound shrinks back and the first is trimmed to it, oldest first.
+    assert_eq!(o.peer_gone(p[1]), 1);
+    assert_eq!(o.max_total_weight(), 404_000);
+    assert_eq!(o.len(), 4);
+    assert!(heavy[4..].iter().all(|tx| o.contains(&wtxid(tx))));
+    assert_eq!(o.evicted_total(), 4);
+    check(&o);
 }
 
 #[test]
