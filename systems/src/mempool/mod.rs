@@ -4,6 +4,7 @@
 //! The systems that move transactions between peers and the pool live in `crate::systems`.
 
 pub mod coins;
+pub mod policy;
 
 pub use coins::{
     BlockTxEvent, BlockTxInbox, ChainCoins, Coin, CoinView, MemoryCoins, ScriptFailure, ScriptVerifier, Scripts,
