@@ -17,6 +17,8 @@ mod tx;
 mod tests;
 #[cfg(test)]
 mod tests_inputs;
+#[cfg(test)]
+mod tests_script;
 
 pub use inputs::{
     are_inputs_standard, check_inputs, check_sigop_cost, is_witness_standard, sigop_adjusted_vsize, sigop_cost,

@@ -303,7 +303,7 @@ fn cores_regtest_mempool_passes_every_check_in_pool_order() {
     assert_eq!(txs.len(), 53);
     let cfg = PolicyConfig::default();
     let mut pool = MemoryCoins::default();
-    let (mut from_pool, mut spends_witness, mut total_fee) = (0, 0, 0);
+    let (mut from_pool, mut spends_witness, mut total_fee, mut total_sigops) = (0, 0, 0, 0);
     for t in &txs {
         assert_eq!(check_transaction(t), Ok(()));
         assert!(!t.is_coinbase());
@@ -328,6 +328,7 @@ fn cores_regtest_mempool_passes_every_check_in_pool_order() {
         assert_eq!(is_witness_standard(t, &coins), Ok(()));
         let cost = sigop_cost(t, &coins);
         assert_eq!(check_sigop_cost(cost), Ok(()));
+        total_sigops += cost;
         assert_eq!(check_ephemeral_dust_fee(t, fee, &cfg), Ok(()));
         let vsize = sigop_adjusted_vsize(t.weight().to_wu(), cost, cfg.bytes_per_sigop);
         assert_eq!(vsize, t.vsize() as u64, "no fixture tx is sigop-heavy");
@@ -343,4 +344,5 @@ fn cores_regtest_mempool_passes_every_check_in_pool_order() {
     assert!(from_pool > 0, "the fixture chains pool transactions");
     assert!(spends_witness > 0);
     assert!(total_fee > 0);
+    assert!(total_sigops > 0, "P2WPKH and P2PKH spends cost sigops");
 }
