@@ -4,8 +4,9 @@
 //! coinbase maturity ([`check_inputs`]), sigop cost and the sigop-adjusted virtual size the pool's
 //! feerates use, and time locks for the next block ([`is_final_tx`], [`sequence_locks`]). Every
 //! refusal is a [`TxReject`]. Facts (limits, orders of checks, reason strings) follow Core; the pool
-//! runs the checks in Core's order: check_transaction, coinbase, is_standard_tx, finality, coins,
-//! BIP68, check_inputs, are_inputs_standard, is_witness_standard, sigops, ephemeral dust, fees.
+//! runs the checks in Core's order: [`check_loose_tx`] (check_transaction, coinbase, is_standard_tx),
+//! finality, coins, BIP68, check_inputs, are_inputs_standard, is_witness_standard, sigops,
+//! ephemeral dust, fees (the fixture test in `tests_inputs.rs` walks that order).
 
 mod inputs;
 mod locks;
@@ -26,7 +27,10 @@ pub use inputs::{
 };
 pub use locks::{check_final_for_next_block, check_sequence_locks, is_final_tx, sequence_locks, LockPoints};
 pub use reject::TxReject;
-pub use tx::{check_ephemeral_dust_fee, check_transaction, dust_output_count, dust_threshold, is_dust, is_standard_tx};
+pub use tx::{
+    check_ephemeral_dust_fee, check_loose_tx, check_transaction, dust_output_count, dust_threshold, is_dust,
+    is_standard_tx,
+};
 
 /// Most satoshis that can exist (21 million BTC); amounts outside 0..=this are invalid.
 pub const MAX_MONEY_SAT: u64 = 21_000_000 * 100_000_000;

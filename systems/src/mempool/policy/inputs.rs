@@ -120,30 +120,29 @@ fn witness_standard(script_sig: &[u8], spent: &[u8], witness: &Witness) -> bool 
     let Some((version, program)) = script::witness_program(program_script) else {
         return false; // a witness on a non-witness spend
     };
-    let items: Vec<&[u8]> = witness.iter().collect();
+    let n = witness.len(); // ≥ 1: empty witnesses are skipped by the caller
     if version == 0 && program.len() == 32 {
-        let Some((witness_script, stack)) = items.split_last() else { return false };
-        if witness_script.len() > MAX_STANDARD_P2WSH_SCRIPT_BYTES || stack.len() > MAX_STANDARD_P2WSH_STACK_ITEMS {
+        let script_too_big = witness.last().is_some_and(|ws| ws.len() > MAX_STANDARD_P2WSH_SCRIPT_BYTES);
+        if script_too_big || n - 1 > MAX_STANDARD_P2WSH_STACK_ITEMS {
             return false;
         }
-        if stack.iter().any(|item| item.len() > MAX_STANDARD_P2WSH_STACK_ITEM_BYTES) {
+        if witness.iter().take(n - 1).any(|item| item.len() > MAX_STANDARD_P2WSH_STACK_ITEM_BYTES) {
             return false;
         }
     }
     if version == 1 && program.len() == 32 && !p2sh {
-        let mut stack = &items[..];
-        if stack.len() >= 2 && stack.last().is_some_and(|a| a.first() == Some(&ANNEX_TAG)) {
-            return false;
-        }
-        if stack.len() >= 2 {
-            let control = stack[stack.len() - 1];
-            stack = &stack[..stack.len() - 2];
+        if n >= 2 {
+            // Last item: an annex (refused) or else the control block; the one before is the script.
+            let Some(control) = witness.last() else { return false };
             let Some(first) = control.first() else { return false };
-            if first & 0xfe == TAPSCRIPT_LEAF && stack.iter().any(|i| i.len() > MAX_STANDARD_TAPSCRIPT_STACK_ITEM_BYTES)
-            {
+            if *first == ANNEX_TAG {
                 return false;
             }
-        } else if stack.is_empty() {
+            let tapscript = first & 0xfe == TAPSCRIPT_LEAF;
+            if tapscript && witness.iter().take(n - 2).any(|i| i.len() > MAX_STANDARD_TAPSCRIPT_STACK_ITEM_BYTES) {
+                return false;
+            }
+        } else if n == 0 {
             return false;
         }
     }

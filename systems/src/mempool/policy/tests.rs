@@ -156,6 +156,10 @@ fn coinbase_script_sig_is_2_to_100_bytes_and_null_prevouts_only_in_coinbases() {
     assert_eq!(check_transaction(&coinbase(2)), Ok(()));
     assert_eq!(check_transaction(&coinbase(100)), Ok(()));
     assert_eq!(check_transaction(&coinbase(101)), Err(TxReject::CoinbaseLength));
+    // A valid coinbase is still no loose transaction, and consensus failures come first.
+    assert_eq!(check_loose_tx(&coinbase(2), &PolicyConfig::default()), Err(TxReject::Coinbase));
+    assert_eq!(check_loose_tx(&coinbase(1), &PolicyConfig::default()), Err(TxReject::CoinbaseLength));
+    assert_eq!(check_loose_tx(&plain(), &PolicyConfig::default()), Ok(()));
     let mut null = input(0);
     null.previous_output = OutPoint::null();
     let t = tx(2, vec![input(1), null], vec![out(1_000, p2wpkh())]);

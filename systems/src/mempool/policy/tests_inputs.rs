@@ -306,8 +306,8 @@ fn cores_regtest_mempool_passes_every_check_in_pool_order() {
     let (mut from_pool, mut spends_witness, mut total_fee, mut total_sigops) = (0, 0, 0, 0);
     for t in &txs {
         assert_eq!(check_transaction(t), Ok(()));
-        assert!(!t.is_coinbase());
         assert_eq!(is_standard_tx(t, &cfg), Ok(()));
+        assert_eq!(check_loose_tx(t, &cfg), Ok(()));
         assert_eq!(check_final_for_next_block(t, tip, mtps[tip as usize]), Ok(()));
         let coins: Vec<Coin> = t
             .input

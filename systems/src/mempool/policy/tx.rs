@@ -52,6 +52,16 @@ pub fn check_transaction(tx: &Transaction) -> Result<(), TxReject> {
     Ok(())
 }
 
+/// The checks a transaction passes before any coin is looked up, in Core's order: the consensus
+/// checks, no coinbase (only valid inside a block), then standardness.
+pub fn check_loose_tx(tx: &Transaction, cfg: &PolicyConfig) -> Result<(), TxReject> {
+    check_transaction(tx)?;
+    if tx.is_coinbase() {
+        return Err(TxReject::Coinbase);
+    }
+    is_standard_tx(tx, cfg)
+}
+
 /// Core's IsStandardTx followed by its minimum stripped size: version, weight, scriptSig size and
 /// push-only, output types (bare multisig ≤ 3 keys, only when permitted), the OP_RETURN byte budget,
 /// at most one dust output (ephemeral dust; the pool must then require a zero fee, see
