@@ -5,6 +5,7 @@
 
 pub mod coins;
 pub mod orphanage;
+pub mod policy;
 pub mod pool;
 
 pub use coins::{
