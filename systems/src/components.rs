@@ -249,6 +249,8 @@ pub struct Disconnect {
 pub struct Permissions {
     /// Scored but never disconnected or discouraged for misbehavior, never evicted.
     pub noban: bool,
+    /// May send `mempool` (others are disconnected for it, as Core does without bloom filters).
+    pub mempool: bool,
 }
 
 /// Address gossip state of one peer: its rate limit, whether getaddr was answered, what waits to
@@ -271,12 +273,27 @@ pub struct AddrRelay {
     pub rate_limited: u64,
 }
 
-/// What we know of a peer's transaction inventory: a rolling filter of hashes it announced or we
-/// sent it, made on its first announcement (most peers never need one).
+/// What we know of a peer's transaction inventory and what waits to be announced to it. Filters
+/// are made on first use (block-relay-only peers never need them).
 #[derive(Component, Clone, Debug, Default)]
 pub struct TxInventory {
-    /// Hashes known to the peer.
+    /// Hashes known to the peer (it announced them, or we did).
     pub known: Option<crate::resources::rolling_filter::RollingFilter>,
+    /// Hashes we announced lately: the only pool transactions it may ask for (no mempool probing).
+    pub announced: Option<crate::resources::rolling_filter::RollingFilter>,
+    /// Pool transactions (txids) waiting for its next trickle.
+    pub to_send: Vec<bitcoin::Txid>,
+    /// Next trickle (clock ms); 0 until the first is scheduled.
+    pub next_inv_ms: u64,
+    /// Next `feefilter` we may send (clock ms); 0 sends one at once.
+    pub next_feefilter_ms: u64,
+    /// Last `feefilter` value we sent.
+    pub sent_feefilter: Option<i64>,
+    /// Set by a permitted `mempool` request: pool entries older than this arrival sequence may be
+    /// asked for even if not announced to it.
+    pub mempool_request_seq: Option<u64>,
+    /// Transaction `getdata` entries not yet answered (bounded; answered as its send queue drains).
+    pub getdata: std::collections::VecDeque<crate::wire::Inventory>,
 }
 
 /// Misbehavior reported by systems this tick, applied by the scoring system.

@@ -13,8 +13,8 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
 /// Builds the schedule: ingest → admission → decode → handshake → addr_relay → inv_filter →
-/// tx_request → ping → headers_sync → block_download → serve_blocks → scoring → discipline →
-/// connections → egress → teardown → telemetry.
+/// tx_request → tx_accept → ping → headers_sync → block_download → serve_blocks → serve_txs →
+/// tx_announce → scoring → discipline → connections → egress → teardown → telemetry.
 pub fn build_schedule() -> Schedule {
     let mut schedule = Schedule::default();
     schedule.set_executor(SingleThreadedExecutor::new());
@@ -27,10 +27,13 @@ pub fn build_schedule() -> Schedule {
             addr_relay,
             inv_filter,
             tx_request,
+            tx_accept,
             ping,
             headers_sync,
             block_download,
             serve_blocks,
+            serve_txs,
+            tx_announce,
             scoring,
             discipline,
             connections,
@@ -70,6 +73,14 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(Metrics::default());
     world.insert_resource(ScoreTable::default());
     world.insert_resource(ChainTip::default());
+    world.insert_resource(crate::mempool::pool::Mempool::default());
+    world.insert_resource(crate::mempool::orphanage::Orphanage::default());
+    world.insert_resource(crate::mempool::intake::TxIntake::default());
+    world.insert_resource(crate::mempool::BlockTxInbox::default());
+    world.insert_resource(crate::mempool::ChainCoins::default());
+    world.insert_resource(crate::mempool::Scripts::default());
+    world.insert_resource(crate::mempool::policy::PolicyConfig::default());
+    world.insert_resource(crate::systems::TxAnnounceState::default());
     world.insert_resource(Inbox::default());
     world.insert_resource(Outbox::default());
     world.insert_resource(ConnIndex::default());

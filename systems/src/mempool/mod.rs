@@ -3,7 +3,9 @@
 //! shell), standardness ([`policy`]), the pool itself ([`pool`]) and the orphanage ([`orphanage`]).
 //! The systems that move transactions between peers and the pool live in `crate::systems`.
 
+pub mod accept;
 pub mod coins;
+pub mod intake;
 pub mod orphanage;
 pub mod policy;
 pub mod pool;

@@ -64,7 +64,7 @@ pub const WITNESS_SCALE_FACTOR: u64 = 4;
 /// The node's relay policy knobs (Core's `-datacarrier*`, `-permitbaremultisig`, `-dustrelayfee`,
 /// `-minrelaytxfee`, `-incrementalrelayfee`, `-bytespersigop`), defaulting to Core's values so an oni
 /// node accepts and refuses what a default Core node does.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(bevy_ecs::prelude::Resource, Clone, Debug, PartialEq, Eq)]
 pub struct PolicyConfig {
     /// Heaviest standard transaction (CPU cost of signature hashing grows with inputs × size).
     pub max_standard_tx_weight: u64,

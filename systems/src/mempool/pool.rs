@@ -77,6 +77,8 @@ pub struct PoolEntry {
     pub desc_fee_sat: u64,
     /// Vsize of itself and all in-pool descendants.
     pub desc_vsize: u64,
+    /// When we first announced it to anyone (relay latency's last leg).
+    pub announced_ms: Option<u64>,
 }
 
 impl PoolEntry {
@@ -224,6 +226,11 @@ impl Mempool {
     /// Sum of fees.
     pub fn total_fee_sat(&self) -> u64 {
         self.total_fee_sat
+    }
+
+    /// The arrival sequence the next entry will get.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
     }
 
     /// The entry for `txid`.
@@ -411,6 +418,7 @@ impl Mempool {
             children: SmallVec::new(),
             desc_fee_sat: fee_sat,
             desc_vsize: vsize,
+            announced_ms: None,
         };
         self.next_sequence += 1;
         self.by_evict.insert(evict_key(&entry));
@@ -534,6 +542,21 @@ impl Mempool {
     /// Removes `txid` and descendants as replaced.
     pub fn remove_replaced(&mut self, txid: &Txid) -> Vec<Arc<Transaction>> {
         self.remove_with_descendants(txid, Removal::Replaced)
+    }
+
+    /// Marks `txid` announced; the first time, returns how long it waited since it entered.
+    pub fn first_announce(&mut self, txid: &Txid, now_ms: u64) -> Option<u64> {
+        let e = self.entries.get_mut(txid)?;
+        if e.announced_ms.is_some() {
+            return None;
+        }
+        e.announced_ms = Some(now_ms);
+        Some(now_ms.saturating_sub(e.entered_ms))
+    }
+
+    /// Number of in-pool ancestors of a pooled transaction (announcement order: parents first).
+    pub fn ancestor_count(&self, txid: &Txid) -> usize {
+        self.ancestors(txid).len()
     }
 
     /// Entries ordered for mining or announcing: ancestors before descendants, higher ancestor

@@ -65,7 +65,7 @@ pub struct Config {
     pub services: u64,
     /// BIP14 user agent.
     pub user_agent: String,
-    /// Whether we want tx announcements (false until we relay txs).
+    /// Whether we want tx announcements (false with `--blocksonly`).
     pub relay: bool,
     /// The limits.
     pub limits: Limits,
@@ -79,7 +79,7 @@ impl Config {
             protocol_version: PROTOCOL_VERSION,
             services: 0,
             user_agent: concat!("/oni:", env!("CARGO_PKG_VERSION"), "/").to_string(),
-            relay: false,
+            relay: true,
             limits: Limits::default(),
         }
     }

@@ -113,6 +113,34 @@ pub struct Metrics {
     pub tx_received: u64,
     /// Transactions received that we had not requested.
     pub tx_unrequested: u64,
+    /// Transactions dropped because the accept queue was full (backpressure).
+    pub tx_intake_dropped: u64,
+    /// Transactions received that the pool already held.
+    pub tx_duplicate: u64,
+    /// Transactions accepted into the pool.
+    pub tx_accepted: u64,
+    /// Pool transactions replaced (with descendants) by higher-paying ones.
+    pub tx_replaced: u64,
+    /// Pool transactions evicted to fit the memory bound.
+    pub tx_evicted: u64,
+    /// Transactions put in the orphanage (missing inputs).
+    pub tx_orphaned: u64,
+    /// Transactions of disconnected blocks back in the pool.
+    pub tx_reorg_returned: u64,
+    /// Pool transactions that expired (two weeks unconfirmed).
+    pub tx_expired: u64,
+    /// Transaction announcements sent.
+    pub tx_announced: u64,
+    /// Transactions sent in answer to getdata.
+    pub tx_served: u64,
+    /// Transaction getdata entries answered notfound.
+    pub tx_notfound_sent: u64,
+    /// Transaction getdata entries dropped (the peer's queue was full).
+    pub tx_getdata_dropped: u64,
+    /// Rejections by reason (indexed by `TxReject`).
+    pub tx_rejected: Vec<u64>,
+    /// Time from entering the pool to our first announcement of it.
+    pub tx_forward_ms: Histogram,
     /// Addresses discouraged for misbehavior.
     pub discouraged: u64,
     /// Bans made by escalation (discouraged again while discouraged).
@@ -153,6 +181,20 @@ impl Default for Metrics {
             tx_requests_sent: 0,
             tx_received: 0,
             tx_unrequested: 0,
+            tx_intake_dropped: 0,
+            tx_duplicate: 0,
+            tx_accepted: 0,
+            tx_replaced: 0,
+            tx_evicted: 0,
+            tx_orphaned: 0,
+            tx_reorg_returned: 0,
+            tx_expired: 0,
+            tx_announced: 0,
+            tx_served: 0,
+            tx_notfound_sent: 0,
+            tx_getdata_dropped: 0,
+            tx_rejected: vec![0; crate::mempool::policy::TxReject::COUNT],
+            tx_forward_ms: Histogram::latency_ms(),
             discouraged: 0,
             bans_escalated: 0,
             recv_pauses: 0,

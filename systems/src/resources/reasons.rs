@@ -71,6 +71,8 @@ labelled! {
         BlockDownloadTimeout = "block_download_timeout",
         /// As our only headers sync peer it did not bring our headers near today in time.
         HeadersSyncTimeout = "headers_sync_timeout",
+        /// It sent `mempool` without the permission (we offer no bloom filters).
+        MempoolRequest = "mempool_request",
     }
 }
 
@@ -139,6 +141,8 @@ labelled! {
         InvalidBlock = "invalid_block",
         /// A block we did not ask for that does not extend our tip.
         UnrequestedBlock = "unrequested_block",
+        /// A transaction broke a consensus rule (not mere policy).
+        InvalidTransaction = "invalid_transaction",
     }
 }
 
@@ -211,6 +215,8 @@ impl Default for ScoreTable {
                 Misbehavior::LowWorkHeaders => 10,
                 // Costs us bandwidth; a handful is tolerated.
                 Misbehavior::UnrequestedBlock => 10,
+                // Core disconnects for consensus-invalid transactions, never for policy.
+                Misbehavior::InvalidTransaction => 100,
             })
             .collect();
         ScoreTable { scores, threshold: 100 }

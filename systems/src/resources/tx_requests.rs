@@ -77,6 +77,9 @@ pub struct TxRequests {
     seed: u64,
     /// Requests that timed out (counted for telemetry).
     pub timeouts: u64,
+    /// Requests in flight per peer at most; lowered under backpressure (0 means the default,
+    /// [`MAX_PEER_IN_FLIGHT`]).
+    pub in_flight_cap: usize,
 }
 
 impl TxRequests {
@@ -139,7 +142,8 @@ impl TxRequests {
             return AnnounceOutcome::OverLimit;
         }
         load.hashes.insert(hash);
-        let overloaded = if load.in_flight >= MAX_PEER_IN_FLIGHT { OVERLOADED_DELAY_MS } else { 0 };
+        let cap = if self.in_flight_cap == 0 { MAX_PEER_IN_FLIGHT } else { self.in_flight_cap };
+        let overloaded = if load.in_flight >= cap { OVERLOADED_DELAY_MS } else { 0 };
         let reqtime_ms = now_ms + delay_ms + overloaded;
         let entry = self.txs.entry(hash).or_insert_with(|| TxEntry { first_seen_ms: now_ms, ..Default::default() });
         entry.anns.push(Ann { peer, is_wtxid, preferred, reqtime_ms, completed: false });
@@ -225,6 +229,7 @@ impl TxRequests {
             }
         }
         let Some(entry) = self.txs.get(&hash) else { return };
+        let cap = if self.in_flight_cap == 0 { MAX_PEER_IN_FLIGHT } else { self.in_flight_cap };
         if entry.anns.iter().all(|a| a.completed) {
             self.forget(&hash);
             return;
@@ -233,7 +238,7 @@ impl TxRequests {
             .anns
             .iter()
             .filter(|a| !a.completed && a.reqtime_ms <= now_ms)
-            .filter(|a| self.peers.get(&a.peer).is_some_and(|l| l.in_flight < MAX_PEER_IN_FLIGHT))
+            .filter(|a| self.peers.get(&a.peer).is_some_and(|l| l.in_flight < cap))
             .min_by_key(|a| (!a.preferred, self.priority(&hash, a.peer)))
             .map(|a| (a.peer, a.is_wtxid));
         match best {

@@ -31,6 +31,7 @@ pub fn admission(
         let ip = socket.addr.ip();
         if policy.whitelist.iter().any(|s| s.contains(ip)) {
             perms.noban = true;
+            perms.mempool = true;
         }
         if !perms.noban && (bans.is_banned(ip, now_s) || bans.is_discouraged(ip, now_s)) {
             tracing::debug!(peer = socket.conn.0, addr = %socket.addr, "refused: banned or discouraged");

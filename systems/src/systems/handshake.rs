@@ -97,9 +97,6 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                         if neg.version >= SENDHEADERS_VERSION {
                             sq.push(net, &Message::SendHeaders);
                         }
-                        if ctx.config.relay {
-                            sq.push(net, &Message::FeeFilter(1000));
-                        }
                     }
                     false
                 }

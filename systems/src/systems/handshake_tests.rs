@@ -20,7 +20,7 @@ fn inbound_peer_gets_version_wtxidrelay_sendaddrv2_verack_in_order() {
     assert_eq!(&v.user_agent[..], concat!("/oni:", env!("CARGO_PKG_VERSION"), "/").as_bytes());
     assert_ne!(v.nonce, 0);
     assert_eq!(v.receiver.ip, [0; 16], "a private address is not echoed back");
-    assert!(!v.relay, "no tx relay yet, so we ask for none");
+    assert!(v.relay, "we relay transactions, so we ask for them");
     node.receive(conn, &Message::WtxidRelay);
     node.receive(conn, &Message::SendAddrV2);
     node.receive(conn, &Message::Verack);
@@ -30,7 +30,9 @@ fn inbound_peer_gets_version_wtxidrelay_sendaddrv2_verack_in_order() {
     assert_eq!(&neg.user_agent[..], b"/Satoshi:30.0.0/");
     let sent = node.sent_to(conn);
     // headers sync starts with the first peer that serves blocks, as Core's does
-    assert_eq!(commands(&sent), ["sendheaders", "ping", "getheaders"]);
+    assert_eq!(commands(&sent), ["sendheaders", "ping", "getheaders", "feefilter"]);
+    // In initial block download we ask for no transactions at all (Core sends MAX_MONEY).
+    assert!(matches!(sent[3], Message::FeeFilter(crate::systems::FEEFILTER_IBD)));
     assert_eq!(node.metrics().handshakes, 1);
 }
 

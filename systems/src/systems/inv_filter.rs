@@ -46,6 +46,18 @@ impl TxRelayState {
     }
 }
 
+fn in_pool(pool: &crate::mempool::pool::Mempool, hash: &[u8; 32], is_wtxid: bool) -> bool {
+    use bitcoin::hashes::Hash;
+    if pool.is_empty() {
+        return false;
+    }
+    if is_wtxid {
+        pool.get_by_wtxid(&bitcoin::Wtxid::from_byte_array(*hash)).is_some()
+    } else {
+        pool.get(&bitcoin::Txid::from_byte_array(*hash)).is_some()
+    }
+}
+
 /// Node-wide inputs of the inv filter.
 #[derive(bevy_ecs::system::SystemParam)]
 pub struct InvCtx<'w> {
@@ -56,6 +68,7 @@ pub struct InvCtx<'w> {
     rng: ResMut<'w, Rng>,
     metrics: ResMut<'w, Metrics>,
     ibd: Res<'w, crate::chain::Ibd>,
+    pool: Res<'w, crate::mempool::pool::Mempool>,
 }
 
 /// Takes the tx entries of every `inv`; leaves messages with other entries for other systems.
@@ -109,7 +122,7 @@ pub fn inv_filter(
                     RollingFilter::new(KNOWN_INVENTORY, 1e-6, keys)
                 });
                 known.insert(&entry.hash);
-                if ctx.recent.already_have(&entry.hash) {
+                if ctx.recent.already_have(&entry.hash) || in_pool(&ctx.pool, &entry.hash, is_wtxid) {
                     continue;
                 }
                 let preferred = direction.is_outbound();

@@ -15,8 +15,11 @@ pub mod inv_filter;
 mod ping;
 mod scoring;
 mod serve_blocks;
+mod serve_txs;
 mod teardown;
 mod telemetry;
+mod tx_accept;
+mod tx_announce;
 mod tx_request;
 
 pub use addr_relay::{addr_relay, AddrResponseCache};
@@ -33,8 +36,11 @@ pub use inv_filter::{inv_filter, TxRelayState};
 pub use ping::ping;
 pub use scoring::scoring;
 pub use serve_blocks::{serve_blocks, strip_witness};
+pub use serve_txs::{serve_txs, GETDATA_QUEUE_MAX};
 pub use teardown::teardown;
 pub use telemetry::telemetry;
+pub use tx_accept::{mtp_at, tx_accept};
+pub use tx_announce::*;
 pub use tx_request::tx_request;
 
 #[cfg(test)]
@@ -47,3 +53,6 @@ mod limits_tests;
 
 #[cfg(test)]
 mod tx_relay_tests;
+
+#[cfg(test)]
+pub(crate) mod mempool_relay_tests;

@@ -50,7 +50,9 @@ fn ready_outbound(node: &mut TestNode, addr: &str) -> ConnId {
 
 #[test]
 fn announcing_txs_to_a_node_that_asked_for_none_is_punished() {
-    let mut node = TestNode::regtest(); // relay = false in our version
+    let mut config = Config::new(Network::Regtest);
+    config.relay = false; // --blocksonly
+    let mut node = TestNode::new(config, 11);
     let conn = node.ready_inbound("10.0.0.1:1");
     node.receive(conn, &inv(InvType::WTX, [hash(1, 1)]));
     assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Misbehavior));

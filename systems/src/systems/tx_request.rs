@@ -1,21 +1,23 @@
 //! tx_request: the request side of transaction relay. Feeds answers (`tx`, `notfound`) and departed
-//! peers to the tracker, then asks the peers it picks with one `getdata` per peer per tick.
+//! peers to the tracker, hands received transactions to the accept system's intake, then asks the
+//! peers it picks with one `getdata` per peer per tick.
 
-use crate::components::{Disconnect, Negotiated, Received, SendQueue, TxInventory};
+use crate::components::{Disconnect, Negotiated, Received, SendQueue, TxInventory, Violations};
+use crate::mempool::intake::TxIntake;
 use crate::resources::tx_requests::TxRequests;
 use crate::resources::{Clock, Config, Metrics};
-use crate::systems::inv_filter::TxRelayState;
 use crate::wire::{InvList, InvType, Message};
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
 
 /// Answers in, requests out.
 pub fn tx_request(
-    mut peers: Query<(Entity, &Negotiated, &mut Received, &mut SendQueue)>,
+    mut peers: Query<(Entity, &Negotiated, &mut Received, &mut SendQueue, &mut Violations, &mut TxInventory)>,
+    mut rng: ResMut<crate::resources::Rng>,
     leaving: Query<Entity, Added<Disconnect>>,
     mut gone: RemovedComponents<TxInventory>,
     mut tracker: ResMut<TxRequests>,
-    mut recent: ResMut<TxRelayState>,
+    mut intake: ResMut<TxIntake>,
     config: Res<Config>,
     clock: Res<Clock>,
     mut metrics: ResMut<Metrics>,
@@ -25,7 +27,7 @@ pub fn tx_request(
     for entity in leaving.iter().chain(gone.read()) {
         tracker.disconnected(entity, now);
     }
-    for (entity, neg, mut received, _) in &mut peers {
+    for (entity, neg, mut received, _, mut violations, mut inv) in &mut peers {
         received.0.retain(|msg| match msg {
             Message::NotFound(list) => {
                 for e in list.iter() {
@@ -40,16 +42,31 @@ pub fn tx_request(
                 if let Some(first) = tracker.first_seen_ms(&asked) {
                     metrics.tx_relay_ms.record(now.saturating_sub(first));
                 }
-                if tracker.response(entity, &asked, now) {
+                // Orphan parents are asked by txid whatever the peer negotiated.
+                if tracker.response(entity, &asked, now) || tracker.response(entity, &txid, now) {
                     metrics.tx_received += 1;
                 } else {
                     metrics.tx_unrequested += 1;
                 }
-                // Without a mempool yet, a received transaction ends here: remembered, never asked again.
-                recent.seen.insert(&txid);
-                recent.seen.insert(&wtxid);
-                tracker.forget(&txid);
-                tracker.forget(&wtxid);
+                // It knows what it sent us: never announce it back.
+                let known = inv.known.get_or_insert_with(|| {
+                    let keys = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
+                    crate::resources::rolling_filter::RollingFilter::new(
+                        crate::systems::inv_filter::KNOWN_INVENTORY,
+                        1e-6,
+                        keys,
+                    )
+                });
+                known.insert(&txid);
+                known.insert(&wtxid);
+                match tx.to_bitcoin() {
+                    Ok(tx) => {
+                        if !intake.push(Some(entity), std::sync::Arc::new(tx)) {
+                            metrics.tx_intake_dropped += 1;
+                        }
+                    }
+                    Err(_) => violations.0.push(crate::resources::Misbehavior::InvalidTransaction),
+                }
                 false
             }
             _ => true,
@@ -61,7 +78,7 @@ pub fn tx_request(
     }
     requests.sort_by_key(|r| r.peer);
     for group in requests.chunk_by(|a, b| a.peer == b.peer) {
-        let Ok((_, _, _, mut sq)) = peers.get_mut(group[0].peer) else { continue };
+        let Ok((_, _, _, mut sq, _, _)) = peers.get_mut(group[0].peer) else { continue };
         let mut list = InvList::with_capacity(group.len());
         for r in group {
             list.push(if r.is_wtxid { InvType::WTX } else { InvType::WITNESS_TX }, r.hash);

@@ -141,6 +141,37 @@ pub enum TxReject {
 }
 
 impl TxReject {
+    /// Number of reasons (metrics arrays are indexed by `reason as usize`).
+    pub const COUNT: usize = TxReject::ReplacementFailed as usize + 1;
+
+    /// Whether the same transaction with another witness could fare differently. Then only its
+    /// wtxid is remembered as rejected; for the others its txid too, so txid-relay peers cannot
+    /// make us fetch it again.
+    pub fn may_be_witness_specific(self) -> bool {
+        use TxReject::*;
+        !matches!(
+            self,
+            VinEmpty
+                | VoutEmpty
+                | VoutNegative
+                | VoutTooLarge
+                | TxoutTotalTooLarge
+                | InputsDuplicate
+                | PrevoutNull
+                | Coinbase
+                | InputValuesOutOfRange
+                | InBelowOut
+                | PrematureCoinbaseSpend
+                | Version
+                | ScriptPubKey
+                | BareMultisig
+                | Datacarrier
+                | Dust
+                | NonFinal
+                | MissingInputs
+        )
+    }
+
     /// Bitcoin Core's reject-reason string for this reason (without Core's debug detail).
     pub fn as_str(self) -> &'static str {
         use TxReject::*;

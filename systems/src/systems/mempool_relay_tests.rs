@@ -1,0 +1,302 @@
+//! Transactions through a world with no IO: Core's fixture mempool accepted over the wire, orphans
+//! and their parents, announcements out and what may be asked for, rejections and who is blamed,
+//! blocks taking transactions out and reorgs bringing them back, backpressure.
+
+use crate::chain::test_vectors::{chain_blocks, header_of, AFTER_FIXTURE_S};
+use crate::chain::{ChainParams, HeaderTree, Ibd};
+use crate::components::{ConnId, Direction, Permissions};
+use crate::harness::TestNode;
+use crate::mempool::intake::{TxIntake, TX_INTAKE_BACKLOG};
+use crate::mempool::pool::{Mempool, PoolLimits};
+use crate::mempool::{BlockTxEvent, BlockTxInbox, ChainCoins, MemoryCoins};
+use crate::resources::tx_requests::TxRequests;
+use crate::resources::DisconnectReason;
+use crate::wire::{InvList, InvType, Message, Tx};
+use bitcoin::consensus::deserialize;
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, BlockHash, Transaction};
+use std::sync::{Arc, OnceLock};
+
+/// The fixture's mempool (53 transactions valid on top of the fixture chain), in file order.
+pub fn fixture_mempool() -> &'static [Transaction] {
+    static T: OnceLock<Vec<Transaction>> = OnceLock::new();
+    T.get_or_init(|| {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/regtest-core");
+        let text = std::fs::read_to_string(dir.join("mempool.hex")).expect("fixture present");
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| deserialize(&crate::chain::test_vectors::unhex(l)).unwrap())
+            .collect()
+    })
+}
+
+fn fixture_blocks() -> &'static [Block] {
+    static B: OnceLock<Vec<Block>> = OnceLock::new();
+    B.get_or_init(|| chain_blocks().iter().map(|raw| deserialize(raw).unwrap()).collect())
+}
+
+/// A relaying node out of IBD whose header tree and coins are the fixture chain's 2,100 blocks.
+pub fn pool_node(limits: PoolLimits) -> TestNode {
+    let mut node = TestNode::regtest();
+    node.set_time_s(AFTER_FIXTURE_S);
+    node.world.resource_mut::<Ibd>().active = false;
+    let params = ChainParams::for_network(crate::wire::Network::Regtest);
+    let mut coins = MemoryCoins::default();
+    {
+        let mut tree = node.world.resource_mut::<HeaderTree>();
+        for (i, (raw, block)) in chain_blocks().iter().zip(fixture_blocks()).enumerate() {
+            let hash = block.block_hash();
+            tree.accept(&header_of(raw), hash, &params, AFTER_FIXTURE_S).unwrap();
+            tree.mark_validated(&hash);
+            coins.connect(block, i as u32 + 1);
+        }
+    }
+    node.world.insert_resource(ChainCoins(Box::new(coins)));
+    node.world.insert_resource(Mempool::new(limits));
+    node
+}
+
+fn wire(tx: &Transaction) -> Message {
+    Message::Tx(Tx::from_bitcoin(tx).unwrap())
+}
+
+fn ready_outbound(node: &mut TestNode, addr: &str, wtxid: bool) -> ConnId {
+    let conn = node.connect_outbound(addr, Direction::OutboundFullRelay);
+    node.receive(conn, &TestNode::peer_version(99 ^ conn.0));
+    if wtxid {
+        node.receive(conn, &Message::WtxidRelay);
+    }
+    node.receive(conn, &Message::Verack);
+    node.sent_to(conn);
+    conn
+}
+
+fn invs(msgs: &[Message]) -> Vec<(InvType, [u8; 32])> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Inv(l) => Some(l.iter().map(|e| (e.kind, e.hash)).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Elapses time in 1 s steps, collecting what `conn` was sent.
+fn collect(node: &mut TestNode, conn: ConnId, seconds: u64) -> Vec<Message> {
+    let mut all = Vec::new();
+    for _ in 0..seconds {
+        node.elapse(1_000);
+        all.extend(node.sent_to(conn));
+    }
+    all
+}
+
+#[test]
+fn cores_fixture_mempool_is_accepted_over_the_wire_and_announced_parents_first() {
+    let mut node = pool_node(PoolLimits::default());
+    let from = ready_outbound(&mut node, "20.0.0.1:8333", true);
+    // An inbound peer that never offers wtxidrelay: it is told txids.
+    let to = node.connect_inbound("10.0.0.9:1");
+    node.receive(to, &TestNode::peer_version(5));
+    node.receive(to, &Message::Verack);
+    node.sent_to(to);
+    for tx in fixture_mempool() {
+        node.receive(from, &wire(tx));
+    }
+    node.tick();
+    let pool = node.world.resource::<Mempool>();
+    assert_eq!(pool.len(), 53, "rejected: {:?}", node.metrics().tx_rejected);
+    assert_eq!(node.metrics().tx_accepted, 53);
+    // The inbound peer negotiated txid relay: it is told txids, every one, each after its parents.
+    let sent = invs(&collect(&mut node, to, 60));
+    assert_eq!(sent.len(), 53);
+    let position: ahash::AHashMap<[u8; 32], usize> = sent.iter().enumerate().map(|(i, (_, h))| (*h, i)).collect();
+    for tx in fixture_mempool() {
+        let me = position[&tx.compute_txid().to_byte_array()];
+        for input in &tx.input {
+            if let Some(p) = position.get(&input.previous_output.txid.to_byte_array()) {
+                assert!(*p < me, "a parent is announced before its child");
+            }
+        }
+    }
+    assert!(sent.iter().all(|(k, _)| *k == InvType::TX));
+    // The sender knows them all: nothing is announced back to it.
+    assert!(invs(&collect(&mut node, from, 10)).is_empty());
+    assert!(node.metrics().tx_forward_ms.count >= 53);
+}
+
+#[test]
+fn an_orphan_waits_its_parent_is_asked_of_its_sender_then_both_enter() {
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.2:8333", true);
+    let txs = fixture_mempool();
+    // Find a child whose parent is in the fixture mempool.
+    let (child, parent) = txs
+        .iter()
+        .find_map(|c| {
+            let p = txs.iter().find(|p| c.input.iter().any(|i| i.previous_output.txid == p.compute_txid()))?;
+            Some((c, p))
+        })
+        .expect("the fixture has chains");
+    node.receive(peer, &wire(child));
+    node.tick();
+    assert_eq!(node.world.resource::<Mempool>().len(), 0);
+    assert_eq!(node.metrics().tx_orphaned, 1);
+    let asked: Vec<(InvType, [u8; 32])> = node
+        .sent_to(peer)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::GetData(l) => Some(l.iter().map(|e| (e.kind, e.hash)).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(asked.contains(&(InvType::WITNESS_TX, parent.compute_txid().to_byte_array())), "{asked:?}");
+    node.receive(peer, &wire(parent));
+    node.tick();
+    let pool = node.world.resource::<Mempool>();
+    assert!(pool.get(&parent.compute_txid()).is_some());
+    assert!(pool.get(&child.compute_txid()).is_some(), "the orphan was retried when its parent came");
+}
+
+#[test]
+fn only_announced_transactions_are_served_the_rest_is_notfound() {
+    let mut node = pool_node(PoolLimits::default());
+    let from = ready_outbound(&mut node, "20.0.0.3:8333", true);
+    let asker = ready_outbound(&mut node, "20.0.0.4:8333", true);
+    let tx = &fixture_mempool()[0];
+    node.receive(from, &wire(tx));
+    let announced = invs(&collect(&mut node, asker, 30));
+    let wtxid = tx.compute_wtxid().to_byte_array();
+    assert_eq!(announced, vec![(InvType::WTX, wtxid)]);
+    // A peer that arrives later was never told of it; asking is probing.
+    let prober = node.ready_inbound("10.0.0.5:1");
+    let mut l = InvList::default();
+    l.push(InvType::WTX, wtxid);
+    node.receive(prober, &Message::GetData(l.clone()));
+    let reply = node.sent_to(prober);
+    assert!(reply.iter().any(|m| matches!(m, Message::NotFound(n) if n.len() == 1)), "{reply:?}");
+    assert!(!reply.iter().any(|m| matches!(m, Message::Tx(_))));
+    node.receive(asker, &Message::GetData(l));
+    let served: Vec<Message> = node.sent_to(asker);
+    let got = served.iter().find_map(|m| match m {
+        Message::Tx(t) => Some(t.wtxid()),
+        _ => None,
+    });
+    assert_eq!(got, Some(tx.compute_wtxid()));
+}
+
+#[test]
+fn a_mempool_request_without_permission_disconnects_with_it_lists_the_pool() {
+    let mut node = pool_node(PoolLimits::default());
+    let from = ready_outbound(&mut node, "20.0.0.5:8333", true);
+    for tx in &fixture_mempool()[..5] {
+        node.receive(from, &wire(tx));
+    }
+    let rude = node.ready_inbound("10.0.0.6:1");
+    node.receive(rude, &Message::Mempool);
+    assert_eq!(node.closed_reason(rude), Some(DisconnectReason::MempoolRequest));
+    let allowed = node.ready_inbound("10.0.0.7:1");
+    let entity = node.peer(allowed).unwrap();
+    node.world.get_mut::<Permissions>(entity).unwrap().mempool = true;
+    node.receive(allowed, &Message::Mempool);
+    let listed = invs(&collect(&mut node, allowed, 30));
+    assert_eq!(listed.len(), node.world.resource::<Mempool>().len());
+    assert_eq!(node.state(allowed), Some(crate::components::PeerState::Ready));
+}
+
+#[test]
+fn a_double_spend_paying_less_is_refused_without_blame_an_overspend_is_blamed() {
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.8:8333", true);
+    let tx = fixture_mempool()[0].clone();
+    node.receive(peer, &wire(&tx));
+    node.tick();
+    // Same inputs, one satoshi more output: less fee, a conflict — policy, no score.
+    let mut rival = tx.clone();
+    rival.output[0].value += bitcoin::Amount::from_sat(1);
+    node.receive(peer, &wire(&rival));
+    node.tick();
+    assert_eq!(node.metrics().tx_rejected.iter().sum::<u64>(), 1);
+    assert_eq!(node.state(peer), Some(crate::components::PeerState::Ready));
+    // Outputs worth more than the inputs: a consensus failure; Core disconnects for it.
+    let mut overspend = fixture_mempool()[1].clone();
+    overspend.output[0].value = bitcoin::Amount::from_sat(21_000_000 * 100_000_000 - 1);
+    node.receive(peer, &wire(&overspend));
+    node.tick();
+    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::Misbehavior));
+}
+
+#[test]
+fn a_block_takes_its_transactions_out_and_a_reorg_brings_them_back() {
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.9:8333", true);
+    for tx in fixture_mempool() {
+        node.receive(peer, &wire(tx));
+    }
+    node.tick();
+    assert_eq!(node.world.resource::<Mempool>().len(), 53);
+    let first = fixture_mempool()[0].clone();
+    let coinbase = fixture_blocks()[0].txdata[0].clone();
+    let txs = Arc::new(vec![coinbase, first.clone()]);
+    let hash = BlockHash::all_zeros();
+    node.world.resource_mut::<BlockTxInbox>().0.push(BlockTxEvent::Connected { hash, height: 2101, txs: txs.clone() });
+    node.tick();
+    let pool = node.world.resource::<Mempool>();
+    assert!(pool.get(&first.compute_txid()).is_none());
+    assert_eq!(pool.len(), 52);
+    // The memory coins do not know the block; the reorg's transaction comes back all the same
+    // (its inputs are the chain's).
+    node.world.resource_mut::<BlockTxInbox>().0.push(BlockTxEvent::Disconnected { hash, height: 2101, txs });
+    node.tick();
+    assert!(node.world.resource::<Mempool>().get(&first.compute_txid()).is_some());
+    assert_eq!(node.metrics().tx_reorg_returned, 1);
+}
+
+#[test]
+fn a_full_pool_evicts_and_its_raised_floor_goes_out_as_feefilter() {
+    let one = crate::mempool::pool::usage_of(&fixture_mempool()[0]);
+    let mut node = pool_node(PoolLimits { max_bytes: one * 12, ..PoolLimits::default() });
+    let peer = ready_outbound(&mut node, "20.0.0.10:8333", true);
+    // Sent right after the handshake: the relay floor, rounded down.
+    let first_filter = node.get::<crate::components::TxInventory>(peer).unwrap().sent_feefilter;
+    assert!(first_filter.is_some_and(|f| f <= 100), "relay floor at first: {first_filter:?}");
+    for tx in fixture_mempool() {
+        node.receive(peer, &wire(tx));
+    }
+    node.tick();
+    let pool = node.world.resource::<Mempool>();
+    assert!(pool.usage_bytes() <= one * 12);
+    assert!(node.metrics().tx_evicted > 0);
+    let mut pool = node.world.resource_mut::<Mempool>();
+    let floor = pool.min_feerate(AFTER_FIXTURE_S as u64 * 1000);
+    assert!(floor > 100, "the floor rose: {floor}");
+    // Within the 5 minutes of a big change, the peer hears the higher floor.
+    let later: Vec<i64> = collect(&mut node, peer, 330)
+        .iter()
+        .filter_map(|m| if let Message::FeeFilter(f) = m { Some(*f) } else { None })
+        .collect();
+    assert!(later.iter().any(|f| *f as u64 > 100), "{later:?}");
+}
+
+#[test]
+fn a_long_intake_slows_relay_and_it_recovers() {
+    let mut node = pool_node(PoolLimits::default());
+    let _peer = ready_outbound(&mut node, "20.0.0.11:8333", true);
+    let tx = Arc::new(fixture_mempool()[0].clone());
+    {
+        let mut intake = node.world.resource_mut::<TxIntake>();
+        for _ in 0..TX_INTAKE_BACKLOG + 3_000 {
+            intake.queue.push_back((None, tx.clone()));
+        }
+    }
+    // The announcer runs after the checker, which works through a bounded share per tick.
+    node.tick();
+    assert!(node.world.resource::<crate::systems::TxAnnounceState>().slowed);
+    assert_eq!(node.world.resource::<TxRequests>().in_flight_cap, 25);
+    for _ in 0..50 {
+        node.tick();
+    }
+    assert!(!node.world.resource::<crate::systems::TxAnnounceState>().slowed);
+    assert_eq!(node.world.resource::<TxRequests>().in_flight_cap, 100);
+}

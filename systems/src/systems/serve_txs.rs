@@ -1,0 +1,103 @@
+//! serve_txs: answers `getdata` for transactions and the `mempool` request. A pooled transaction is
+//! sent only to a peer we announced it to lately (or that asked for our whole pool with
+//! permission), so no one can probe what our pool holds; everything else gets `notfound`. Entries
+//! wait in a bounded per-peer queue and are answered while the peer's send queue has room, so a
+//! peer that asks much and reads little only stalls itself. `mempool` without the permission
+//! disconnects, as Core does when it offers no bloom filters.
+
+use crate::components::{Disconnect, PeerState, Permissions, Received, SendQueue, TxInventory};
+use crate::mempool::pool::Mempool;
+use crate::resources::{Config, DisconnectReason, Metrics};
+use crate::wire::{InvList, InvType, Message, Tx, MAX_INV_ENTRIES};
+use bevy_ecs::prelude::*;
+use bitcoin::hashes::Hash;
+use bitcoin::{Txid, Wtxid};
+
+/// Transaction `getdata` entries a peer may have waiting (Core's MAX_INV_SZ); more are dropped.
+pub const GETDATA_QUEUE_MAX: usize = MAX_INV_ENTRIES;
+
+/// Queues and answers.
+pub fn serve_txs(
+    mut peers: Query<(Entity, &PeerState, &Permissions, &mut Received, &mut SendQueue, &mut TxInventory)>,
+    pool: Res<Mempool>,
+    config: Res<Config>,
+    mut metrics: ResMut<Metrics>,
+    mut commands: Commands,
+) {
+    for (entity, state, perms, mut received, mut sq, mut inv) in &mut peers {
+        if *state != PeerState::Ready {
+            continue;
+        }
+        let mut disconnect = false;
+        received.0.retain(|m| match m {
+            Message::GetData(list) => {
+                for e in list.iter() {
+                    let base = e.kind.base();
+                    if base != InvType::TX && base != InvType::WTX {
+                        continue;
+                    }
+                    if inv.getdata.len() < GETDATA_QUEUE_MAX {
+                        inv.getdata.push_back(e);
+                    } else {
+                        metrics.tx_getdata_dropped += 1;
+                    }
+                }
+                false
+            }
+            Message::Mempool => {
+                if perms.mempool {
+                    // Everything pooled now may be asked for, and is queued for its next trickle.
+                    inv.to_send.extend(pool.iter().map(|e| e.txid));
+                    inv.mempool_request_seq = Some(pool.next_sequence());
+                } else {
+                    disconnect = true;
+                }
+                false
+            }
+            _ => true,
+        });
+        if disconnect {
+            tracing::info!(peer = ?entity, "mempool request without permission");
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::MempoolRequest });
+            continue;
+        }
+        if inv.getdata.is_empty() {
+            continue;
+        }
+        let mut missing = InvList::default();
+        while sq.bytes() <= config.limits.send_queue_bytes_soft {
+            let Some(e) = inv.getdata.pop_front() else { break };
+            let entry = if e.kind.base() == InvType::WTX {
+                pool.get_by_wtxid(&Wtxid::from_byte_array(e.hash))
+            } else {
+                pool.get(&Txid::from_byte_array(e.hash))
+            };
+            let allowed = entry.filter(|p| {
+                inv.announced.as_ref().is_some_and(|f| f.contains(&e.hash))
+                    || inv.mempool_request_seq.is_some_and(|s| p.sequence < s)
+            });
+            let Some(p) = allowed else {
+                missing.push(e.kind, e.hash);
+                continue;
+            };
+            let tx = if e.kind.wants_witness() || e.kind.base() == InvType::WTX {
+                Tx::from_bitcoin(&p.tx)
+            } else {
+                let mut stripped = (*p.tx).clone();
+                stripped.input.iter_mut().for_each(|i| i.witness.clear());
+                Tx::from_bitcoin(&stripped)
+            };
+            match tx {
+                Ok(tx) => {
+                    metrics.tx_served += 1;
+                    sq.push(config.network, &Message::Tx(tx));
+                }
+                Err(_) => missing.push(e.kind, e.hash),
+            }
+        }
+        if !missing.is_empty() {
+            metrics.tx_notfound_sent += missing.len() as u64;
+            sq.push(config.network, &Message::NotFound(missing));
+        }
+    }
+}

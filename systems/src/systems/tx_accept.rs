@@ -1,0 +1,203 @@
+//! tx_accept: the pool's one writer. Applies chain changes first (blocks take out what they
+//! confirm or conflict with, a reorg's transactions return), then checks received transactions
+//! within a per-tick budget of script-verified inputs: accepted ones go to the announcer and
+//! release their waiting orphans; orphans wait in the orphanage while their parents are asked of
+//! the peer that sent them; rejected ones are remembered, and only consensus failures score.
+
+use crate::chain::{HeaderTree, Ibd};
+use crate::components::{Direction, Stats, Violations};
+use crate::mempool::accept::{accept, AcceptError, AcceptInputs};
+use crate::mempool::intake::{TxIntake, TX_INPUTS_PER_TICK};
+use crate::mempool::orphanage::Orphanage;
+use crate::mempool::policy::{PolicyConfig, TxReject};
+use crate::mempool::pool::Mempool;
+use crate::mempool::{BlockTxEvent, BlockTxInbox, ChainCoins, Scripts};
+use crate::resources::tx_requests::TxRequests;
+use crate::resources::{Clock, Metrics, Misbehavior};
+use crate::systems::inv_filter::TxRelayState;
+use bevy_ecs::prelude::*;
+use bitcoin::hashes::Hash;
+use bitcoin::Transaction;
+use std::sync::Arc;
+
+/// Median time past of the active chain's block at `height` (its 11 ancestors' median time).
+pub fn mtp_at(tree: &HeaderTree, height: u32) -> i64 {
+    let Some(mut idx) = tree.active_at(height) else { return 0 };
+    let mut times: Vec<u32> = Vec::with_capacity(11);
+    for _ in 0..11 {
+        let e = tree.entry(idx);
+        times.push(e.time);
+        if e.height == 0 {
+            break;
+        }
+        idx = e.parent;
+    }
+    times.sort_unstable();
+    times[times.len() / 2] as i64
+}
+
+/// The pool and what surrounds it.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct PoolCtx<'w> {
+    pool: ResMut<'w, Mempool>,
+    orphans: ResMut<'w, Orphanage>,
+    intake: ResMut<'w, TxIntake>,
+    blocks: ResMut<'w, BlockTxInbox>,
+    coins: Res<'w, ChainCoins>,
+    scripts: Res<'w, Scripts>,
+    policy: Res<'w, PolicyConfig>,
+    tree: Res<'w, HeaderTree>,
+    ibd: Res<'w, Ibd>,
+}
+
+/// Chain changes, then checks.
+pub fn tx_accept(
+    mut peers: Query<(&Direction, &mut Stats, &mut Violations)>,
+    leaving: Query<Entity, Added<crate::components::Disconnect>>,
+    mut gone: RemovedComponents<crate::components::TxInventory>,
+    mut ctx: PoolCtx,
+    mut recent: ResMut<TxRelayState>,
+    mut tracker: ResMut<TxRequests>,
+    clock: Res<Clock>,
+    mut metrics: ResMut<Metrics>,
+) {
+    let now = clock.now_ms;
+    for peer in leaving.iter().chain(gone.read()) {
+        ctx.orphans.peer_gone(peer);
+    }
+    if now >= ctx.intake.next_expiry_ms {
+        ctx.intake.next_expiry_ms = now + 60_000;
+        metrics.tx_expired += ctx.pool.expire(now) as u64;
+        ctx.orphans.expire(now);
+    }
+    apply_chain_changes(&mut ctx, &mut recent, now);
+    if ctx.intake.queue.is_empty() && ctx.intake.retry.is_empty() && ctx.intake.reorged.is_empty() {
+        return;
+    }
+    let tip = ctx.tree.validated_tip();
+    let tip_height = ctx.tree.entry(tip).height;
+    let tree = &*ctx.tree;
+    let mtp_of = |h: u32| mtp_at(tree, h);
+    let inputs = AcceptInputs {
+        coins: &*ctx.coins.0,
+        scripts: &*ctx.scripts.0,
+        policy: &ctx.policy,
+        tip_height,
+        tip_mtp: mtp_at(tree, tip_height),
+        mtp_at: &mtp_of,
+        now_ms: now,
+    };
+    let pool = &mut *ctx.pool;
+    let intake = &mut *ctx.intake;
+    let orphans = &mut *ctx.orphans;
+    // A reorg's transactions come back quietly: failures are expected (conflicts, spent coins).
+    for tx in std::mem::take(&mut intake.reorged) {
+        if accept(pool, tx, &inputs, false).is_ok() {
+            metrics.tx_reorg_returned += 1;
+        }
+    }
+    if ctx.ibd.active {
+        intake.queue.clear();
+        intake.retry.clear();
+        return;
+    }
+    let mut budget = TX_INPUTS_PER_TICK;
+    while budget > 0 {
+        let Some((from, tx)) = intake.retry.pop_front().or_else(|| intake.queue.pop_front()) else { break };
+        budget = budget.saturating_sub(tx.input.len().max(1));
+        let txid = tx.compute_txid();
+        let wtxid = tx.compute_wtxid();
+        if pool.get_by_wtxid(&wtxid).is_some() {
+            metrics.tx_duplicate += 1;
+            continue;
+        }
+        match accept(pool, tx.clone(), &inputs, false) {
+            Ok(done) => {
+                metrics.tx_accepted += 1;
+                metrics.tx_replaced += done.replaced.len() as u64;
+                metrics.tx_evicted += done.evicted.len() as u64;
+                tracker.forget(txid.as_byte_array());
+                tracker.forget(wtxid.as_byte_array());
+                recent.seen.insert(txid.as_byte_array());
+                recent.seen.insert(wtxid.as_byte_array());
+                intake.accepted.push(txid);
+                orphans.remove(&wtxid);
+                for child in orphans.children_of(&txid) {
+                    intake.retry.push_back((child.announcers.first().copied(), child.tx));
+                }
+                if let Some(Ok((_, mut stats, _))) = from.map(|e| peers.get_mut(e)) {
+                    stats.last_tx_ms = Some(now);
+                }
+                tracing::debug!(%txid, fee = done.fee_sat, vsize = done.vsize, "tx accepted");
+            }
+            Err(AcceptError::MissingInputs(parents)) => {
+                let rejected_parent = parents.iter().any(|p| recent.rejected.contains(p.as_byte_array()));
+                let Some(peer) = from.filter(|_| !rejected_parent) else {
+                    reject(&mut recent, &mut metrics, &tx, TxReject::MissingInputs);
+                    continue;
+                };
+                metrics.tx_orphaned += 1;
+                orphans.add(tx.clone(), peer, now);
+                let preferred = peers.get(peer).is_ok_and(|p| p.0.is_outbound());
+                for p in parents {
+                    if !recent.already_have(p.as_byte_array()) {
+                        tracker.announce(peer, p.to_byte_array(), false, preferred, now, 0);
+                    }
+                }
+                tracker.forget(txid.as_byte_array());
+                tracker.forget(wtxid.as_byte_array());
+            }
+            Err(AcceptError::Reject(reason)) => {
+                orphans.remove(&wtxid);
+                reject(&mut recent, &mut metrics, &tx, reason);
+                tracker.forget(txid.as_byte_array());
+                tracker.forget(wtxid.as_byte_array());
+                if reason.is_consensus() {
+                    if let Some(Ok((_, _, mut v))) = from.map(|e| peers.get_mut(e)) {
+                        v.0.push(Misbehavior::InvalidTransaction);
+                    }
+                }
+                tracing::debug!(%txid, reason = reason.as_str(), "tx rejected");
+            }
+        }
+    }
+}
+
+fn reject(recent: &mut TxRelayState, metrics: &mut Metrics, tx: &Transaction, reason: TxReject) {
+    metrics.tx_rejected[reason as usize] += 1;
+    // A stripped copy says nothing about the real transaction (Core: not remembered at all).
+    if reason == TxReject::WitnessStripped {
+        return;
+    }
+    recent.rejected.insert(tx.compute_wtxid().as_byte_array());
+    // A txid is only safe to remember when the witness cannot be what failed.
+    if !reason.may_be_witness_specific() {
+        recent.rejected.insert(tx.compute_txid().as_byte_array());
+    }
+}
+
+fn apply_chain_changes(ctx: &mut PoolCtx, recent: &mut TxRelayState, now: u64) {
+    if ctx.blocks.0.is_empty() {
+        return;
+    }
+    let mut disconnected: Vec<Arc<Vec<Transaction>>> = Vec::new();
+    for event in std::mem::take(&mut ctx.blocks.0) {
+        match event {
+            BlockTxEvent::Connected { txs, .. } => {
+                ctx.pool.remove_for_block(&txs, now);
+                ctx.orphans.remove_for_block(&txs);
+                for tx in txs.iter() {
+                    recent.confirmed.insert(tx.compute_txid().as_byte_array());
+                    recent.confirmed.insert(tx.compute_wtxid().as_byte_array());
+                }
+                // As Core: a new tip may make rejected transactions valid again.
+                recent.rejected.clear();
+            }
+            BlockTxEvent::Disconnected { txs, .. } => disconnected.push(txs),
+        }
+    }
+    // Tip first came out; oldest first goes back, parents before children.
+    for txs in disconnected.into_iter().rev() {
+        ctx.intake.reorged.extend(txs.iter().skip(1).map(|t| Arc::new(t.clone())));
+    }
+}

@@ -1,0 +1,200 @@
+//! tx_announce: transaction announcements out, and our `feefilter`. Newly accepted transactions are
+//! queued for every peer that wants them; each peer's queue is sent at random (exponential)
+//! intervals — 2 s average for outbound peers, 5 s on one timer shared by all inbound peers so
+//! their timing cannot tell who learnt a transaction first — parents before children and higher
+//! feerates first, at most Core's broadcast bound per trickle, never a transaction the peer knows
+//! or one below its `feefilter`. Under backpressure (checks lagging, validation queue full) the
+//! intervals stretch four-fold and each peer's requests in flight drop to a quarter.
+
+use crate::chain::{Ibd, SyncConfig, ValidationQueue};
+use crate::components::{Direction, Negotiated, PeerState, SendQueue, TxInventory};
+use crate::mempool::intake::TxIntake;
+use crate::mempool::pool::Mempool;
+use crate::resources::rolling_filter::RollingFilter;
+use crate::resources::tx_requests::{TxRequests, MAX_PEER_IN_FLIGHT};
+use crate::resources::{Clock, Config, Metrics, Rng};
+use crate::systems::inv_filter::KNOWN_INVENTORY;
+use crate::wire::{InvList, InvType, Message};
+use bevy_ecs::prelude::*;
+use bitcoin::hashes::Hash;
+
+/// Average trickle interval to inbound peers (Core's INBOUND_INVENTORY_BROADCAST_INTERVAL).
+pub const INBOUND_TRICKLE_MS: u64 = 5_000;
+/// Average trickle interval to outbound peers.
+pub const OUTBOUND_TRICKLE_MS: u64 = 2_000;
+/// Announcements per trickle at the base rate (Core: 14 per second × 5 s).
+pub const BROADCAST_TARGET: usize = 70;
+/// Announcements per trickle at most, however long the queue.
+pub const BROADCAST_MAX: usize = 1_000;
+/// Entries of a peer's recently-announced filter: what it may ask for (Core: 3,500).
+pub const RECENTLY_ANNOUNCED: usize = 3_500;
+/// Average interval between our `feefilter`s (Core: 10 min).
+pub const FEEFILTER_INTERVAL_MS: u64 = 600_000;
+/// A large change of our floor is sent within this (Core: 5 min).
+pub const FEEFILTER_CHANGE_DELAY_MS: u64 = 300_000;
+/// What `feefilter` says while in initial block download: send us nothing (Core: MAX_MONEY).
+pub const FEEFILTER_IBD: i64 = 21_000_000 * 100_000_000;
+
+/// Node-wide announcer state.
+#[derive(Resource, Debug, Default)]
+pub struct TxAnnounceState {
+    /// The shared inbound trickle (clock ms).
+    pub next_inbound_ms: u64,
+    /// Whether relay is slowed now (exported as a gauge).
+    pub slowed: bool,
+    /// Ticks that ran slowed (a counter for operators).
+    pub slowed_ticks: u64,
+}
+
+/// An exponential delay with the given mean, from the world's rng.
+fn exp_delay(rng: &mut Rng, mean_ms: u64) -> u64 {
+    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (-(1.0 - u).ln() * mean_ms as f64) as u64
+}
+
+/// Rounds our floor down to one of a coarse set of values (steps of 10 %), randomly one step lower
+/// two times in three, so the value we send does not fingerprint our pool exactly.
+pub fn round_feefilter(rate: u64, rng: &mut Rng) -> i64 {
+    let mut buckets = vec![0u64];
+    let mut b = 50.0f64;
+    while b < 1e7 {
+        buckets.push(b as u64);
+        b *= 1.1;
+    }
+    let mut i = buckets.partition_point(|&x| x < rate);
+    if i == buckets.len() || (i > 0 && !rng.next_u64().is_multiple_of(3)) {
+        i -= 1;
+    }
+    buckets[i] as i64
+}
+
+/// Node-wide inputs of the announcer.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct AnnounceCtx<'w> {
+    pool: ResMut<'w, Mempool>,
+    intake: ResMut<'w, TxIntake>,
+    tracker: ResMut<'w, TxRequests>,
+    state: ResMut<'w, TxAnnounceState>,
+    config: Res<'w, Config>,
+    clock: Res<'w, Clock>,
+    rng: ResMut<'w, Rng>,
+    metrics: ResMut<'w, Metrics>,
+    ibd: Res<'w, Ibd>,
+    queue: Res<'w, ValidationQueue>,
+    sync: Res<'w, SyncConfig>,
+}
+
+/// Queues, trickles, filters.
+pub fn tx_announce(
+    mut peers: Query<(&Direction, &PeerState, &Negotiated, &mut TxInventory, &mut SendQueue)>,
+    mut ctx: AnnounceCtx,
+) {
+    let now = ctx.clock.now_ms;
+    if !ctx.config.relay {
+        return;
+    }
+    let slowed = ctx.intake.backlogged()
+        || ctx.queue.pending_count() > ctx.sync.validation_pending_blocks_max
+        || ctx.queue.pending_bytes > ctx.sync.validation_pending_bytes_max;
+    if slowed != ctx.state.slowed {
+        tracing::info!(slowed, intake = ctx.intake.queue.len(), "tx relay pace changed");
+    }
+    ctx.state.slowed = slowed;
+    ctx.state.slowed_ticks += slowed as u64;
+    ctx.tracker.in_flight_cap = if slowed { MAX_PEER_IN_FLIGHT / 4 } else { MAX_PEER_IN_FLIGHT };
+    let stretch = if slowed { 4 } else { 1 };
+    let accepted = std::mem::take(&mut ctx.intake.accepted);
+    let inbound_due = now >= ctx.state.next_inbound_ms;
+    if inbound_due {
+        ctx.state.next_inbound_ms = now + exp_delay(&mut ctx.rng, INBOUND_TRICKLE_MS * stretch);
+    }
+    let floor = ctx.pool.min_feerate(now);
+    for (direction, state, neg, mut inv, mut sq) in &mut peers {
+        if *state != PeerState::Ready || *direction == Direction::BlockRelayOnly || *direction == Direction::Feeler {
+            continue;
+        }
+        send_feefilter(&mut inv, &mut sq, &mut ctx, floor, now);
+        if !neg.relay {
+            continue;
+        }
+        inv.to_send.extend_from_slice(&accepted);
+        let due = if direction.is_outbound() {
+            let due = now >= inv.next_inv_ms;
+            if due {
+                inv.next_inv_ms = now + exp_delay(&mut ctx.rng, OUTBOUND_TRICKLE_MS * stretch);
+            }
+            due
+        } else {
+            inbound_due
+        };
+        if !due || inv.to_send.is_empty() {
+            continue;
+        }
+        trickle(&mut inv, &mut sq, neg, &mut ctx, now);
+    }
+}
+
+fn send_feefilter(inv: &mut TxInventory, sq: &mut SendQueue, ctx: &mut AnnounceCtx, floor: u64, now: u64) {
+    let value = if ctx.ibd.active { FEEFILTER_IBD } else { round_feefilter(floor, &mut ctx.rng) };
+    if now >= inv.next_feefilter_ms {
+        if inv.sent_feefilter != Some(value) {
+            sq.push(ctx.config.network, &Message::FeeFilter(value));
+            inv.sent_feefilter = Some(value);
+        }
+        inv.next_feefilter_ms = now + exp_delay(&mut ctx.rng, FEEFILTER_INTERVAL_MS);
+    } else if let Some(sent) = inv.sent_feefilter {
+        // A big move (over a third) is told sooner.
+        let big = value < sent * 3 / 4 || value > sent * 4 / 3;
+        if big && now + FEEFILTER_CHANGE_DELAY_MS < inv.next_feefilter_ms {
+            inv.next_feefilter_ms = now + ctx.rng.next_u64() % FEEFILTER_CHANGE_DELAY_MS;
+        }
+    }
+}
+
+fn trickle(inv: &mut TxInventory, sq: &mut SendQueue, neg: &Negotiated, ctx: &mut AnnounceCtx, now: u64) {
+    let filter = neg.feefilter.unwrap_or(0).max(0) as u64;
+    let pool = &mut *ctx.pool;
+    // Keep what is still pooled, pays the peer's filter and is new to it; parents first, then by feerate.
+    let mut queue = std::mem::take(&mut inv.to_send);
+    queue.sort_unstable();
+    queue.dedup();
+    let known = inv.known.get_or_insert_with(|| {
+        let keys = [ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64()];
+        RollingFilter::new(KNOWN_INVENTORY, 1e-6, keys)
+    });
+    let mut ready: Vec<(usize, std::cmp::Reverse<u64>, u64, bitcoin::Txid, [u8; 32])> = queue
+        .into_iter()
+        .filter_map(|txid| {
+            let e = pool.get(&txid)?;
+            let hash = if neg.wtxidrelay { e.wtxid.to_byte_array() } else { txid.to_byte_array() };
+            if e.feerate() < filter || known.contains(&hash) {
+                return None;
+            }
+            Some((pool.ancestor_count(&txid), std::cmp::Reverse(e.feerate()), e.sequence, txid, hash))
+        })
+        .collect();
+    ready.sort_unstable();
+    let max = (BROADCAST_TARGET + ready.len() / 1000 * 5).min(BROADCAST_MAX);
+    if ready.len() > max {
+        inv.to_send = ready.drain(max..).map(|r| r.3).collect();
+    }
+    if ready.is_empty() {
+        return;
+    }
+    let announced = inv.announced.get_or_insert_with(|| {
+        let keys = [ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64(), ctx.rng.next_u64()];
+        RollingFilter::new(RECENTLY_ANNOUNCED, 1e-6, keys)
+    });
+    let kind = if neg.wtxidrelay { InvType::WTX } else { InvType::TX };
+    let mut list = InvList::with_capacity(ready.len());
+    for (_, _, _, txid, hash) in &ready {
+        list.push(kind, *hash);
+        known.insert(hash);
+        announced.insert(hash);
+        if let Some(waited) = pool.first_announce(txid, now) {
+            ctx.metrics.tx_forward_ms.record(waited);
+        }
+    }
+    ctx.metrics.tx_announced += ready.len() as u64;
+    sq.push(ctx.config.network, &Message::Inv(list));
+}
