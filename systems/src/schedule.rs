@@ -76,6 +76,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(crate::mempool::pool::Mempool::default());
     world.insert_resource(crate::mempool::orphanage::Orphanage::default());
     world.insert_resource(crate::mempool::intake::TxIntake::default());
+    world.insert_resource(crate::mempool::local::Unbroadcast::default());
     world.insert_resource(crate::mempool::BlockTxInbox::default());
     world.insert_resource(crate::mempool::ChainCoins::default());
     world.insert_resource(crate::mempool::Scripts::default());

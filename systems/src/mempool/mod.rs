@@ -6,6 +6,7 @@
 pub mod accept;
 pub mod coins;
 pub mod intake;
+pub mod local;
 pub mod orphanage;
 pub mod policy;
 pub mod pool;

@@ -300,3 +300,26 @@ fn a_long_intake_slows_relay_and_it_recovers() {
     assert!(!node.world.resource::<crate::systems::TxAnnounceState>().slowed);
     assert_eq!(node.world.resource::<TxRequests>().in_flight_cap, 100);
 }
+
+#[test]
+fn our_own_transaction_is_announced_again_until_a_peer_asks_for_it() {
+    use crate::mempool::local::{submit_local, Unbroadcast};
+    let mut node = pool_node(PoolLimits::default());
+    let first = ready_outbound(&mut node, "20.0.0.12:8333", true);
+    let tx = fixture_mempool()[0].clone();
+    // A test run changes nothing.
+    assert!(submit_local(&mut node.world, tx.clone(), true).is_ok());
+    assert!(node.world.resource::<Mempool>().is_empty());
+    submit_local(&mut node.world, tx.clone(), false).unwrap();
+    let wtxid = tx.compute_wtxid().to_byte_array();
+    assert_eq!(invs(&collect(&mut node, first, 30)), vec![(InvType::WTX, wtxid)]);
+    // Nobody asked. A peer that came later hears of it at the next re-announcement (≤ 15 min).
+    let late = ready_outbound(&mut node, "20.0.0.13:8333", true);
+    assert_eq!(invs(&collect(&mut node, late, 16 * 60)), vec![(InvType::WTX, wtxid)]);
+    assert!(node.world.resource::<Unbroadcast>().txids.contains(&tx.compute_txid()));
+    let mut l = InvList::default();
+    l.push(InvType::WTX, wtxid);
+    node.receive(late, &Message::GetData(l));
+    assert!(node.sent_to(late).iter().any(|m| matches!(m, Message::Tx(_))));
+    assert!(node.world.resource::<Unbroadcast>().txids.is_empty(), "a getdata proves it went out");
+}

@@ -6,6 +6,7 @@
 //! disconnects, as Core does when it offers no bloom filters.
 
 use crate::components::{Disconnect, PeerState, Permissions, Received, SendQueue, TxInventory};
+use crate::mempool::local::Unbroadcast;
 use crate::mempool::pool::Mempool;
 use crate::resources::{Config, DisconnectReason, Metrics};
 use crate::wire::{InvList, InvType, Message, Tx, MAX_INV_ENTRIES};
@@ -20,6 +21,7 @@ pub const GETDATA_QUEUE_MAX: usize = MAX_INV_ENTRIES;
 pub fn serve_txs(
     mut peers: Query<(Entity, &PeerState, &Permissions, &mut Received, &mut SendQueue, &mut TxInventory)>,
     pool: Res<Mempool>,
+    mut unbroadcast: ResMut<Unbroadcast>,
     config: Res<Config>,
     mut metrics: ResMut<Metrics>,
     mut commands: Commands,
@@ -90,6 +92,9 @@ pub fn serve_txs(
             match tx {
                 Ok(tx) => {
                     metrics.tx_served += 1;
+                    if !unbroadcast.txids.is_empty() {
+                        unbroadcast.txids.remove(&p.txid);
+                    }
                     sq.push(config.network, &Message::Tx(tx));
                 }
                 Err(_) => missing.push(e.kind, e.hash),

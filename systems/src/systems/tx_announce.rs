@@ -9,6 +9,7 @@
 use crate::chain::{Ibd, SyncConfig, ValidationQueue};
 use crate::components::{Direction, Negotiated, PeerState, SendQueue, TxInventory};
 use crate::mempool::intake::TxIntake;
+use crate::mempool::local::Unbroadcast;
 use crate::mempool::pool::Mempool;
 use crate::resources::rolling_filter::RollingFilter;
 use crate::resources::tx_requests::{TxRequests, MAX_PEER_IN_FLIGHT};
@@ -34,6 +35,11 @@ pub const FEEFILTER_INTERVAL_MS: u64 = 600_000;
 pub const FEEFILTER_CHANGE_DELAY_MS: u64 = 300_000;
 /// What `feefilter` says while in initial block download: send us nothing (Core: MAX_MONEY).
 pub const FEEFILTER_IBD: i64 = 21_000_000 * 100_000_000;
+
+/// Our own unrequested transactions are announced again after at least this...
+pub const UNBROADCAST_MIN_MS: u64 = 10 * 60 * 1000;
+/// ...plus up to this at random (Core: 10–15 min).
+pub const UNBROADCAST_SPREAD_MS: u64 = 5 * 60 * 1000;
 
 /// Node-wide announcer state.
 #[derive(Resource, Debug, Default)]
@@ -82,6 +88,7 @@ pub struct AnnounceCtx<'w> {
     ibd: Res<'w, Ibd>,
     queue: Res<'w, ValidationQueue>,
     sync: Res<'w, SyncConfig>,
+    unbroadcast: ResMut<'w, Unbroadcast>,
 }
 
 /// Queues, trickles, filters.
@@ -103,7 +110,13 @@ pub fn tx_announce(
     ctx.state.slowed_ticks += slowed as u64;
     ctx.tracker.in_flight_cap = if slowed { MAX_PEER_IN_FLIGHT / 4 } else { MAX_PEER_IN_FLIGHT };
     let stretch = if slowed { 4 } else { 1 };
-    let accepted = std::mem::take(&mut ctx.intake.accepted);
+    let mut accepted = std::mem::take(&mut ctx.intake.accepted);
+    if now >= ctx.unbroadcast.next_ms {
+        ctx.unbroadcast.next_ms = now + UNBROADCAST_MIN_MS + ctx.rng.next_u64() % UNBROADCAST_SPREAD_MS;
+        let pool = &ctx.pool;
+        ctx.unbroadcast.txids.retain(|t| pool.get(t).is_some());
+        accepted.extend(ctx.unbroadcast.txids.iter().copied());
+    }
     let inbound_due = now >= ctx.state.next_inbound_ms;
     if inbound_due {
         ctx.state.next_inbound_ms = now + exp_delay(&mut ctx.rng, INBOUND_TRICKLE_MS * stretch);
