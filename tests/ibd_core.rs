@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::bitcoind::{Bitcoind, CoreExes};
-use common::proc::{repo_root, wait_for};
+use common::bitcoind::{core_with_chain, fixture, meta, Bitcoind, CoreExes};
+use common::proc::wait_for;
 use oni::node::{Node, NodeConfig, NodeHandle};
 use oni_systems::chain::HeaderTree;
 use oni_systems::components::Direction;
@@ -15,31 +15,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 const SYNC_WAIT: Duration = Duration::from_secs(120);
-
-fn fixture(name: &str) -> Vec<String> {
-    let path = repo_root().join("../shared/fixtures/regtest-core").join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn meta() -> serde_json::Value {
-    let path = repo_root().join("../shared/fixtures/regtest-core/meta.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Core with the fixture chain, out of IBD whatever the fixture's age.
-fn core_with_chain(exes: &CoreExes) -> Bitcoind {
-    let core = Bitcoind::start(exes, &["-maxtipage=4000000000".to_string()]);
-    for (i, hex) in fixture("chain.hex").iter().enumerate() {
-        let r = core.cli(&["submitblock", hex]).unwrap_or_else(|e| panic!("submitblock {}: {e}", i + 1));
-        assert!(r.trim().is_empty(), "block {} refused by Core: {r}", i + 1);
-    }
-    assert_eq!(core.cli(&["getblockcount"]).unwrap().trim(), "2100");
-    core
-}
 
 fn oni_config(datadir: &std::path::Path, connect: Option<SocketAddr>) -> NodeConfig {
     let mut cfg = NodeConfig::new(Network::Regtest);

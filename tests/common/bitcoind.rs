@@ -112,3 +112,31 @@ impl Bitcoind {
         self.peers().into_iter().find(|p| p["id"].as_u64() == Some(id))
     }
 }
+
+/// Lines of a file of ../shared/fixtures/regtest-core (hex blocks or transactions).
+pub fn fixture(name: &str) -> Vec<String> {
+    let path = super::proc::repo_root().join("../shared/fixtures/regtest-core").join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The fixture's meta.json.
+pub fn meta() -> Value {
+    let path = super::proc::repo_root().join("../shared/fixtures/regtest-core/meta.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Core with the fixture chain (loaded by `submitblock`), out of IBD whatever the fixture's age.
+pub fn core_with_chain(exes: &CoreExes) -> Bitcoind {
+    let core = Bitcoind::start(exes, &["-maxtipage=4000000000".to_string()]);
+    for (i, hex) in fixture("chain.hex").iter().enumerate() {
+        let r = core.cli(&["submitblock", hex]).unwrap_or_else(|e| panic!("submitblock {}: {e}", i + 1));
+        assert!(r.trim().is_empty(), "block {} refused by Core: {r}", i + 1);
+    }
+    assert_eq!(core.cli(&["getblockcount"]).unwrap().trim(), "2100");
+    core
+}

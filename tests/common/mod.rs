@@ -4,6 +4,7 @@
 
 pub mod bitcoind;
 pub mod proc;
+pub mod raw;
 
 use oni::node::{Node, NodeConfig, NodeHandle};
 use oni_systems::wire::Network;

@@ -107,6 +107,8 @@ pub struct Metrics {
     pub tx_inv_wrong_kind: u64,
     /// Announcements dropped because the peer was at its limit.
     pub tx_announcements_dropped: u64,
+    /// Announcements shed from the noisiest peers while relay was slowed (backpressure).
+    pub tx_announcements_shed: u64,
     /// Transactions requested with getdata.
     pub tx_requests_sent: u64,
     /// Transactions received that we had requested.
@@ -178,6 +180,7 @@ impl Default for Metrics {
             tx_inv_received: 0,
             tx_inv_wrong_kind: 0,
             tx_announcements_dropped: 0,
+            tx_announcements_shed: 0,
             tx_requests_sent: 0,
             tx_received: 0,
             tx_unrequested: 0,

@@ -69,7 +69,12 @@ pub struct InvCtx<'w> {
     metrics: ResMut<'w, Metrics>,
     ibd: Res<'w, crate::chain::Ibd>,
     pool: Res<'w, crate::mempool::pool::Mempool>,
+    pace: Res<'w, crate::systems::TxAnnounceState>,
 }
+
+/// Under backpressure, a peer with this many announcements outstanding is the noisy kind: its new
+/// ones are shed first (counted), while quieter peers' still get through.
+pub const NOISY_PEER_ANNOUNCEMENTS: usize = 1_000;
 
 /// Takes the tx entries of every `inv`; leaves messages with other entries for other systems.
 pub fn inv_filter(
@@ -123,6 +128,10 @@ pub fn inv_filter(
                 });
                 known.insert(&entry.hash);
                 if ctx.recent.already_have(&entry.hash) || in_pool(&ctx.pool, &entry.hash, is_wtxid) {
+                    continue;
+                }
+                if ctx.pace.slowed && ctx.tracker.announced_by(entity) >= NOISY_PEER_ANNOUNCEMENTS {
+                    ctx.metrics.tx_announcements_shed += 1;
                     continue;
                 }
                 let preferred = direction.is_outbound();

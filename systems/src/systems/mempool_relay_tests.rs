@@ -323,3 +323,39 @@ fn our_own_transaction_is_announced_again_until_a_peer_asks_for_it() {
     assert!(node.sent_to(late).iter().any(|m| matches!(m, Message::Tx(_))));
     assert!(node.world.resource::<Unbroadcast>().txids.is_empty(), "a getdata proves it went out");
 }
+
+#[test]
+fn under_backpressure_the_noisiest_peers_announcements_are_shed_first() {
+    use crate::systems::inv_filter::NOISY_PEER_ANNOUNCEMENTS;
+    let mut node = pool_node(PoolLimits::default());
+    let noisy = ready_outbound(&mut node, "20.0.0.14:8333", true);
+    let quiet = ready_outbound(&mut node, "20.0.0.15:8333", true);
+    let hash = |i: u32, salt: u8| {
+        let mut h = [salt; 32];
+        h[..4].copy_from_slice(&i.to_le_bytes());
+        h
+    };
+    let inv = |from: u32, to: u32, salt: u8| {
+        let mut l = InvList::default();
+        for i in from..to {
+            l.push(InvType::WTX, hash(i, salt));
+        }
+        Message::Inv(l)
+    };
+    node.receive(noisy, &inv(0, NOISY_PEER_ANNOUNCEMENTS as u32 + 500, 1));
+    assert_eq!(node.metrics().tx_announcements_shed, 0, "nothing is shed while relay keeps up");
+    node.world.resource_mut::<crate::systems::TxAnnounceState>().slowed = true;
+    {
+        // Keep the checker lagging so the announcer does not lift the slowdown this tick.
+        let tx = Arc::new(fixture_mempool()[0].clone());
+        let mut intake = node.world.resource_mut::<TxIntake>();
+        for _ in 0..TX_INTAKE_BACKLOG * 4 {
+            intake.queue.push_back((None, tx.clone()));
+        }
+    }
+    node.receive(noisy, &inv(0, 100, 2));
+    node.receive(quiet, &inv(0, 100, 3));
+    assert_eq!(node.metrics().tx_announcements_shed, 100, "only the noisy peer's");
+    let entity = node.peer(quiet).unwrap();
+    assert_eq!(node.world.resource::<TxRequests>().announced_by(entity), 100);
+}
