@@ -34,10 +34,28 @@ pub fn parse_amount(v: &Value) -> Result<u64, RpcError> {
         Some(rest) => (true, rest),
         None => (false, t),
     };
-    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    // An exponent (JSON writers use one for small numbers: 1e-08) moves the decimal point.
+    let (mantissa, exp) = match t.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok().filter(|e| e.abs() <= 18).ok_or_else(invalid)?),
+        None => (t, 0),
+    };
+    let (w, f) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || whole.len() > 10 {
+    if w.is_empty() && f.is_empty() || !digits(w) || !digits(f) {
         return Err(invalid());
+    }
+    let all = format!("{w}{f}");
+    let point = w.len() as i32 + exp;
+    let (whole, frac) = if point <= 0 {
+        (String::new(), format!("{}{all}", "0".repeat((-point) as usize)))
+    } else if point as usize >= all.len() {
+        (format!("{all}{}", "0".repeat(point as usize - all.len())), String::new())
+    } else {
+        (all[..point as usize].to_string(), all[point as usize..].to_string())
+    };
+    let whole = whole.trim_start_matches('0');
+    if whole.len() > 10 {
+        return Err(out_of_range());
     }
     // Trailing zeros past eight places are harmless; other digits there are not.
     let frac = frac.trim_end_matches('0');
@@ -100,7 +118,10 @@ mod tests {
         assert_eq!(parse_amount(&json!("0.00000001")).unwrap(), 1);
         assert_eq!(parse_amount(&json!(0)).unwrap(), 0);
         assert_eq!(parse_amount(&json!("1.100000000")).unwrap(), 110_000_000);
-        for bad in [json!("0.000000001"), json!("abc"), json!(""), json!("1e3"), json!(".")] {
+        assert_eq!(parse_amount(&json!(0.00000001)).unwrap(), 1, "written 1e-8");
+        assert_eq!(parse_amount(&json!("1E3")).unwrap(), 100_000_000_000);
+        assert_eq!(parse_amount(&json!("0.5e-8")).unwrap_err().message, "Invalid amount");
+        for bad in [json!("0.000000001"), json!("abc"), json!(""), json!("1e"), json!("."), json!("1.2.3")] {
             assert_eq!(parse_amount(&bad).unwrap_err().message, "Invalid amount", "{bad}");
         }
         for bad in [json!(-1), json!("21000000.00000001")] {
