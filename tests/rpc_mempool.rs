@@ -228,20 +228,45 @@ fn testmempoolaccept_reports_without_changing_the_pool() {
     assert!(rows[1].get("allowed").is_none(), "{rows}");
     assert_eq!(rows[1]["txid"], tx_of(&hexes[1]).compute_txid().to_string());
 
-    // Once in the pool it is a duplicate; an orphan reports missing inputs.
-    n.call("sendrawtransaction", json!([hexes[0]]));
-    let child = hexes
+    // A parent and its child (the parent spending only chain coins) pass as a package, not alone.
+    let in_fixture = |t: &bitcoin::Txid| hexes.iter().position(|h| tx_of(h).compute_txid() == *t);
+    let (parent, child) = hexes
         .iter()
-        .find(|h| {
-            tx_of(h).input.iter().any(|i| hexes[1..].iter().any(|p| tx_of(p).compute_txid() == i.previous_output.txid))
+        .find_map(|h| {
+            let c = tx_of(h);
+            let parents: BTreeSet<usize> = c.input.iter().filter_map(|i| in_fixture(&i.previous_output.txid)).collect();
+            let p = *parents.iter().next()?;
+            let roots = tx_of(&hexes[p]).input.iter().all(|i| in_fixture(&i.previous_output.txid).is_none());
+            (parents.len() == 1 && roots).then(|| (hexes[p].clone(), h.clone()))
         })
-        .unwrap();
-    let rows = n.call("testmempoolaccept", json!([[hexes[0], child]]));
+        .expect("a parent of chain coins with one child");
+    let rows = n.call("testmempoolaccept", json!([[parent, child]]));
+    assert_eq!(rows[0]["allowed"], true, "{rows}");
+    assert_eq!(rows[1]["allowed"], true, "{rows}");
+    assert!(rows[1]["fees"]["base"].is_number());
+    let rows = n.call("testmempoolaccept", json!([[child]]));
+    assert_eq!(rows[0]["allowed"], false);
+    assert_eq!(rows[0]["reject-reason"], "missing-inputs");
+    let rows = n.call("testmempoolaccept", json!([[child, parent]]));
+    for r in rows.as_array().unwrap() {
+        assert_eq!(r["package-error"], "package-not-sorted", "{rows}");
+        assert!(r.get("allowed").is_none());
+    }
+    // A failure leaves the rest of the package unreported.
+    let mut over = tx_of(&parent);
+    over.output[0].value = Amount::from_btc(20_000_000.0).unwrap();
+    let rows = n.call("testmempoolaccept", json!([[serialize_hex(&over), hexes[1]]]));
+    assert_eq!(rows[0]["allowed"], false);
+    assert_eq!(rows[0]["reject-reason"], "bad-txns-in-belowout");
+    assert!(rows[1].get("allowed").is_none(), "{rows}");
+    assert_eq!(n.call("getmempoolinfo", json!([]))["size"], 0, "packages are only tests too");
+
+    // Once in the pool it is a duplicate.
+    n.call("sendrawtransaction", json!([hexes[0]]));
+    let rows = n.call("testmempoolaccept", json!([[hexes[0]]]));
     assert_eq!(rows[0]["allowed"], false);
     assert_eq!(rows[0]["reject-reason"], "txn-already-in-mempool");
     assert_eq!(rows[0]["reject-details"], "txn-already-in-mempool");
-    assert_eq!(rows[1]["allowed"], false);
-    assert_eq!(rows[1]["reject-reason"], "missing-inputs");
     assert_eq!(n.call("getmempoolinfo", json!([]))["size"], 1);
 
     // The array's bounds and decoding.

@@ -6,6 +6,7 @@ mod bans;
 mod chain;
 mod mempool;
 mod net;
+mod package;
 mod rawtx;
 pub mod values;
 
@@ -54,7 +55,7 @@ pub const METHODS: &[Method] = &[
     Method { name: "getmempoolentry", category: "Blockchain", params: &[req("txid", Str)], help: "Returns mempool data for given transaction." },
     Method { name: "getmempoolinfo", category: "Blockchain", params: &[], help: "Returns details on the active state of the TX memory pool." },
     Method { name: "getrawmempool", category: "Blockchain", params: &[opt("verbose", Bool), opt("mempool_sequence", Bool)], help: "Returns all transaction ids in memory pool as a json array of string transaction ids, in arrival order; verbose: an object of entries keyed by txid." },
-    Method { name: "testmempoolaccept", category: "Blockchain", params: &[req("rawtxs", Arr), opt("maxfeerate", Amount)], help: "Returns result of mempool acceptance tests indicating if raw transaction(s) (serialized, hex-encoded) would be accepted by mempool. Each is tested on its own against the pool (no package validation); maxfeerate in BTC/kvB, default 0.10, 0 for none." },
+    Method { name: "testmempoolaccept", category: "Blockchain", params: &[req("rawtxs", Arr), opt("maxfeerate", Amount)], help: "Returns result of mempool acceptance tests indicating if raw transaction(s) (serialized, hex-encoded) would be accepted by mempool. Several are tested as a package (parents first, per-transaction fees); maxfeerate in BTC/kvB, default 0.10, 0 for none." },
     Method { name: "dumpcomponents", category: "Control", params: &[], help: "Returns every peer entity with all its components and the node-wide resources (oni)." },
     Method { name: "help", category: "Control", params: &[opt("command", Str)], help: "List all commands, or get help for a specified command." },
     Method { name: "stop", category: "Control", params: &[], help: "Request a graceful shutdown of oni." },

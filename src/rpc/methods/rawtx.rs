@@ -1,9 +1,10 @@
 //! Raw transaction calls in Core's shapes: `sendrawtransaction` (the operator's transaction into the
 //! pool and out to peers, through `submit_local`), `testmempoolaccept` (the same checks, nothing
-//! changes) and `getrawtransaction` (pool transactions only: oni keeps no transaction index).
+//! changes; several transactions are tested as a package) and `getrawtransaction` (pool transactions only: oni keeps no transaction index).
 //! Errors carry Core's codes: -22 undecodable, -26 rejected with Core's reason, -25 missing inputs
 //! or over the caller's fee ceiling, -27 already confirmed, -5 unknown.
 
+use super::package::{test_package, PackageOutcome};
 use super::values::{btc, parse_amount, parse_feerate, parse_hash};
 use super::{gone, Ctx};
 use crate::rpc::jsonrpc::{codes, RpcError};
@@ -112,6 +113,17 @@ pub async fn sendrawtransaction(ctx: &Ctx, args: &Args) -> Result<Value, RpcErro
     Ok(json!(r.await.map_err(gone)??.to_string()))
 }
 
+/// A row with only the ids, plus `extra`.
+fn with_ids(tx: &Transaction, extra: &[(&str, Value)]) -> Value {
+    let mut o = Map::new();
+    o.insert("txid".into(), json!(tx.compute_txid().to_string()));
+    o.insert("wtxid".into(), json!(tx.compute_wtxid().to_string()));
+    for (k, v) in extra {
+        o.insert(k.to_string(), v.clone());
+    }
+    Value::Object(o)
+}
+
 /// One `testmempoolaccept` row.
 fn test_row(tx: &Transaction, outcome: Result<Accepted, AcceptError>, max_rate: u64) -> Value {
     let mut o = Map::new();
@@ -151,9 +163,9 @@ fn rate_exceeded(fee_sat: u64, vsize: u64, max_rate: u64) -> bool {
     max_fee > 0 && fee_sat > max_fee
 }
 
-/// `testmempoolaccept ["rawtx",...] ( maxfeerate )`: each transaction is checked against the pool
-/// as it is (oni validates no packages: a child listed after its parent reports missing-inputs).
-/// After a transaction over the fee ceiling the rest are left unchecked, as in Core.
+/// `testmempoolaccept ["rawtx",...] ( maxfeerate )`: one transaction against the pool, or several
+/// as a package (see `package`). After a transaction over the fee ceiling the rest are left
+/// unchecked, as in Core.
 pub async fn testmempoolaccept(ctx: &Ctx, args: &Args) -> Result<Value, RpcError> {
     let raw = args.get(0).and_then(Value::as_array).cloned().unwrap_or_default();
     if raw.is_empty() || raw.len() > MAX_PACKAGE_COUNT {
@@ -175,16 +187,27 @@ pub async fn testmempoolaccept(ctx: &Ctx, args: &Args) -> Result<Value, RpcError
         txs.push(tx);
     }
     let rows = ctx.node.with_world_async(move |world| {
+        let outcomes = if txs.len() == 1 {
+            vec![Some(submit_local(world, txs[0].clone(), true))]
+        } else {
+            match test_package(world, &txs) {
+                PackageOutcome::Tested(o) => o,
+                PackageOutcome::Malformed(reason) => {
+                    return txs.iter().map(|tx| with_ids(tx, &[("package-error", json!(reason))])).collect();
+                }
+            }
+        };
         let mut rows = Vec::with_capacity(txs.len());
         let mut stop = false;
-        for tx in txs {
-            if stop {
-                rows.push(json!({"txid": tx.compute_txid().to_string(), "wtxid": tx.compute_wtxid().to_string()}));
-                continue;
+        for (tx, outcome) in txs.iter().zip(outcomes) {
+            match outcome {
+                Some(outcome) if !stop => {
+                    stop = matches!(&outcome, Ok(a) if rate_exceeded(a.fee_sat, a.vsize, max_rate));
+                    rows.push(test_row(tx, outcome, max_rate));
+                }
+                // Not fully validated: only the ids, as in Core.
+                _ => rows.push(with_ids(tx, &[])),
             }
-            let outcome = submit_local(world, tx.clone(), true);
-            stop = matches!(&outcome, Ok(a) if rate_exceeded(a.fee_sat, a.vsize, max_rate));
-            rows.push(test_row(&tx, outcome, max_rate));
         }
         rows
     });
