@@ -137,6 +137,16 @@ pub struct NodeArgs {
     /// Most outbound peers (manual ones not counted).
     #[arg(long, value_name = "N")]
     pub max_outbound: Option<usize>,
+    /// Memory bound of the transaction pool, in MB (Core's -maxmempool; at least 5).
+    #[arg(long, value_name = "MB", default_value_t = 300, value_parser = parse_maxmempool)]
+    pub maxmempool: u64,
+    /// Relay no transactions: peers are told not to announce any (Core's -blocksonly).
+    #[arg(long)]
+    pub blocksonly: bool,
+    /// Lowest feerate the pool accepts and relays, in BTC/kvB (Core's -minrelaytxfee; default
+    /// 0.000001).
+    #[arg(long, value_name = "BTC/kvB", value_parser = parse_minrelaytxfee)]
+    pub minrelaytxfee: Option<u64>,
     /// Log filter (e.g. `debug`, `oni=trace`); overrides RUST_LOG [default: RUST_LOG, else info].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -171,6 +181,14 @@ impl NodeArgs {
         if let Some(n) = self.max_outbound {
             cfg.config.limits.max_outbound = n;
         }
+        cfg.mempool.max_bytes = (self.maxmempool * 1_000_000) as usize;
+        if self.blocksonly {
+            cfg.config.relay = false;
+        }
+        if let Some(rate) = self.minrelaytxfee {
+            cfg.mempool.min_relay_feerate = rate;
+            cfg.tx_policy.min_relay_feerate_sat_per_kvb = rate;
+        }
         cfg
     }
 }
@@ -182,6 +200,31 @@ fn parse_flag(s: &str) -> Result<bool, String> {
         "0" | "false" => Ok(false),
         _ => Err(format!("expected 0 or 1, got '{s}'")),
     }
+}
+
+/// Smallest pool Core allows: 40 times the largest package (101 kvB), rounded up.
+pub const MIN_MAXMEMPOOL_MB: u64 = 5;
+
+/// `--maxmempool`: whole megabytes, at least [`MIN_MAXMEMPOOL_MB`], at most a million.
+fn parse_maxmempool(s: &str) -> Result<u64, String> {
+    let mb: u64 = s.parse().map_err(|_| format!("'{s}' is not a whole number of MB"))?;
+    if mb < MIN_MAXMEMPOOL_MB {
+        return Err(format!("--maxmempool must be at least {MIN_MAXMEMPOOL_MB} MB"));
+    }
+    if mb > 1_000_000 {
+        return Err("--maxmempool is over 1,000,000 MB".to_string());
+    }
+    Ok(mb)
+}
+
+/// `--minrelaytxfee`: an amount in BTC/kvB (as Core parses money), in sat/kvB.
+fn parse_minrelaytxfee(s: &str) -> Result<u64, String> {
+    let rate = crate::rpc::methods::values::parse_amount(&serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("Invalid amount for --minrelaytxfee=<amount>: '{s}'"))?;
+    if rate >= crate::rpc::methods::values::COIN_SAT {
+        return Err(format!("--minrelaytxfee {s} is 1 BTC/kvB or more: nothing would relay"));
+    }
+    Ok(rate)
 }
 
 /// `~/.oni/<network>` (or `./.oni/<network>` when there is no home).
@@ -335,6 +378,25 @@ mod tests {
         assert_eq!(cfg.manual_peers, vec!["1.2.3.4:38333".parse().unwrap(), "5.6.7.8:9".parse().unwrap()]);
         assert_eq!(cfg.config.limits.max_inbound, 3);
         assert_eq!(cfg.config.limits.max_outbound, 1);
+        assert!(cfg.config.relay, "relay is on by default");
+        assert_eq!(cfg.mempool.max_bytes, 300_000_000);
+    }
+
+    #[test]
+    fn pool_flags_reach_the_config() {
+        let cli =
+            Cli::try_parse_from(["oni", "node", "--maxmempool", "5", "--blocksonly", "--minrelaytxfee", "0.00002"])
+                .unwrap();
+        let Command::Node(args) = cli.command else { panic!("not node") };
+        let cfg = args.node_config();
+        assert_eq!(cfg.mempool.max_bytes, 5_000_000);
+        assert!(!cfg.config.relay);
+        assert_eq!(cfg.mempool.min_relay_feerate, 2_000);
+        assert_eq!(cfg.tx_policy.min_relay_feerate_sat_per_kvb, 2_000);
+        for bad in [["--maxmempool", "4"], ["--maxmempool", "x"], ["--minrelaytxfee", "abc"], ["--minrelaytxfee", "1"]]
+        {
+            assert!(Cli::try_parse_from(["oni", "node", bad[0], bad[1]]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -98,3 +98,19 @@ fn invalid_log_filter_exits_2() {
     assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)));
     assert!(p.drain(SECOND).contains("invalid --log-level 'oni=loudest'"));
 }
+
+#[test]
+fn bad_pool_flags_exit_2_with_a_clear_message() {
+    for (flag, value, says) in [
+        ("--maxmempool", "4", "--maxmempool must be at least 5 MB"),
+        ("--maxmempool", "lots", "'lots' is not a whole number of MB"),
+        ("--minrelaytxfee", "cheap", "Invalid amount for --minrelaytxfee=<amount>: 'cheap'"),
+        ("--minrelaytxfee", "2", "is 1 BTC/kvB or more"),
+    ] {
+        let mut p = OniProcess::spawn(&["node", "--network", "regtest", flag, value]);
+        assert_eq!(p.wait_exit(5 * SECOND), Some(Some(2)), "{flag} {value}");
+        let err = p.drain(SECOND);
+        assert!(err.contains(says), "{flag} {value}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

@@ -138,3 +138,55 @@ fn only_get_is_served() {
     let r = exchange(&mut s, b"POST /metrics HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789");
     assert_eq!(r.status, 413, "the metrics endpoint takes no body");
 }
+
+#[test]
+fn pool_metrics_follow_the_pool_and_announcements_are_timed() {
+    use oni::node::NodeConfig;
+    use oni_systems::wire::Network;
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestRpcNode::start_node(NodeConfig::new(Network::Regtest), dir.path(), |_| {});
+    load_fixture_chain(&n.node);
+    let m = MetricsServer::start(&n.node, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let before = scrape(&fetch(m.local_addr()));
+    assert_eq!(value(&before, "oni_mempool_transactions", &[]), 0.0);
+    assert_eq!(value(&before, "oni_mempool_min_feerate_sat_per_kvb", &[]), 100.0);
+    assert_eq!(value(&before, "oni_mempool_max_bytes", &[]), 300e6);
+    assert_eq!(value(&before, "oni_tx_relay_slowed", &[]), 0.0);
+    assert_eq!(value(&before, "oni_orphanage_transactions", &[]), 0.0);
+    assert_eq!(value(&before, "oni_mempool_removed_total", &[("reason", "size_limit")]), 0.0);
+    // Core's shared reason strings stay apart by cause.
+    assert_eq!(value(&before, "oni_tx_rejected_total", &[("reason", "dust"), ("cause", "dust_with_fee")]), 0.0);
+    assert_eq!(
+        value(&before, "oni_tx_rejected_total", &[("reason", "bad-txns-in-belowout"), ("cause", "in_below_out")]),
+        0.0
+    );
+    assert_eq!(histogram(&before, "oni_tx_forward_seconds").last().unwrap(), &(f64::INFINITY, 0.0));
+    histogram(&before, "oni_tx_relay_seconds");
+
+    // A peer that takes transactions, then the fixture's pool through the RPC.
+    let mut p = RawPeer::connect(n.node.local_addr().unwrap());
+    let v = p.version();
+    p.send(v);
+    p.send(NetworkMessage::Verack);
+    wait_for(10, "the peer ready", || (n.call("getpeerinfo", json!([]))[0]["state"] == "ready").then_some(()));
+    for h in fixture_mempool_hex() {
+        n.call("sendrawtransaction", json!([h]));
+    }
+    let info = n.call("getmempoolinfo", json!([]));
+    let s = scrape(&fetch(m.local_addr()));
+    assert_eq!(value(&s, "oni_mempool_transactions", &[]), 53.0);
+    assert_eq!(value(&s, "oni_mempool_vbytes", &[]), info["bytes"].as_f64().unwrap());
+    assert_eq!(value(&s, "oni_mempool_usage_bytes", &[]), info["usage"].as_f64().unwrap());
+    assert_eq!(value(&s, "oni_tx_accepted_total", &[]), 53.0);
+    // Announced to the peer on its trickle: each first announcement is timed.
+    let s = wait_for(40, "the pool announced", || {
+        p.drain(Duration::from_millis(100));
+        let s = scrape(&fetch(m.local_addr()));
+        (value(&s, "oni_tx_forward_seconds_count", &[]) == 53.0).then_some(s)
+    });
+    let h = histogram(&s, "oni_tx_forward_seconds");
+    assert_eq!(h.last().unwrap(), &(f64::INFINITY, 53.0));
+    assert!(h.windows(2).all(|w| w[0].1 <= w[1].1), "{h:?}");
+    assert!(value(&s, "oni_tx_announced_total", &[]) >= 53.0);
+    assert!(p.received.get("inv").is_some_and(|e| e.0 >= 1), "{:?}", p.received);
+}

@@ -152,6 +152,17 @@ fn bitcoin_cli_works_unchanged() {
     assert!(!ok && err.contains("error code: -32601"), "{err}");
     assert_eq!(cli_json(&exe, &n, &["getblockcount"]), 0);
 
+    // The pool calls, as bitcoin-cli sends and prints them.
+    let pool = cli_json(&exe, &n, &["getmempoolinfo"]);
+    assert_eq!(pool["size"], 0, "{pool}");
+    assert_eq!(pool["mempoolminfee"].to_string(), "0.00000100", "amounts as Core writes them");
+    assert_eq!(cli_json(&exe, &n, &["getrawmempool"]), json!([]));
+    assert_eq!(cli_json(&exe, &n, &["getrawmempool", "true"]), json!({}));
+    let (ok, _, err) = cli(&exe, &n, &["sendrawtransaction", "00"]);
+    assert!(!ok && err.contains("error code: -22"), "{err}");
+    let (ok, _, err) = cli(&exe, &n, &["getmempoolentry", &"ab".repeat(32)]);
+    assert!(!ok && err.contains("error code: -5") && err.contains("Transaction not in mempool"), "{err}");
+
     let cookie = n.cookie_path();
     assert_eq!(cli_json(&exe, &n, &["stop"]), Value::String("oni stopping".into()));
     let status = wait_for(15, "oni to exit", || n.child.try_wait().unwrap());

@@ -56,6 +56,10 @@ pub struct NodeConfig {
     pub seed: Option<u64>,
     /// Tokio worker threads for the IO bridge.
     pub io_threads: usize,
+    /// The transaction pool's bounds (`--maxmempool`, `--minrelaytxfee`).
+    pub mempool: oni_systems::mempool::pool::PoolLimits,
+    /// Standardness settings (`--minrelaytxfee`).
+    pub tx_policy: oni_systems::mempool::policy::PolicyConfig,
 }
 
 impl NodeConfig {
@@ -77,6 +81,8 @@ impl NodeConfig {
             max_tip_age_s: None,
             seed: None,
             io_threads: 2,
+            mempool: Default::default(),
+            tx_policy: Default::default(),
         }
     }
 }

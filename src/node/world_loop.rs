@@ -86,6 +86,8 @@ impl WorldLoop {
         }
         policy.manual_retry_ms = cfg.manual_redial_ms;
         world.insert_resource::<oni_systems::resources::PeerPolicy>(policy);
+        world.insert_resource(oni_systems::mempool::pool::Mempool::new(cfg.mempool.clone()));
+        world.insert_resource(cfg.tx_policy.clone());
         // Callers may read or change the world before its first tick: give them the real time.
         world.resource_mut::<Clock>().now_ms = wall_ms();
         if let Some(store) = &store {

@@ -14,6 +14,12 @@ pub enum Kind {
     Num,
     /// A boolean.
     Bool,
+    /// An array (`testmempoolaccept`'s raw transactions).
+    Arr,
+    /// An amount: a number or a numeric string, as Core's `AmountFromValue` takes it.
+    Amount,
+    /// A verbosity: a number, or a boolean for older callers (`getrawtransaction`).
+    NumOrBool,
 }
 
 impl Kind {
@@ -22,6 +28,9 @@ impl Kind {
             Kind::Str => "string",
             Kind::Num => "number",
             Kind::Bool => "bool",
+            Kind::Arr => "array",
+            Kind::Amount => "number or string",
+            Kind::NumOrBool => "number or bool",
         }
     }
 
@@ -30,6 +39,9 @@ impl Kind {
             Kind::Str => v.is_string(),
             Kind::Num => v.is_number(),
             Kind::Bool => v.is_boolean(),
+            Kind::Arr => v.is_array(),
+            Kind::Amount => v.is_number() || v.is_string(),
+            Kind::NumOrBool => v.is_number() || v.is_boolean(),
         }
     }
 }

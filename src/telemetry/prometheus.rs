@@ -6,7 +6,11 @@
 use super::timings::SystemTimings;
 use bevy_ecs::prelude::*;
 use oni_systems::components::{Direction, PeerState, Score, SendQueue, Socket, Stats};
+use oni_systems::mempool::orphanage::Orphanage;
+use oni_systems::mempool::policy::TxReject;
+use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::{BanList, DisconnectReason, Histogram, Metrics, Misbehavior};
+use oni_systems::systems::TxAnnounceState;
 use oni_systems::wire::{Command, DecodeError, HeaderError};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -111,6 +115,8 @@ const RENDERED: &[&str] = &[
     "ping_rtt_ms",
     "block_download_ms",
     "tx_relay_ms",
+    "tx_rejected",
+    "tx_forward_ms",
     "discouraged",
     "bans_escalated",
     "recv_pauses",
@@ -132,6 +138,109 @@ fn render_other_counters(m: &Metrics, o: &mut Out) {
     }
 }
 
+/// The pool's and the orphanage's state at a scrape.
+#[derive(Clone, Debug, Default)]
+pub struct PoolGauges {
+    transactions: usize,
+    vbytes: u64,
+    usage_bytes: usize,
+    max_bytes: usize,
+    min_feerate_sat_per_kvb: u64,
+    removed: [u64; 6],
+    orphans: usize,
+    orphan_weight: u64,
+    relay_slowed: bool,
+    relay_slowed_ticks: u64,
+}
+
+impl PoolGauges {
+    fn capture(world: &World) -> PoolGauges {
+        let mut g = PoolGauges::default();
+        if let Some(pool) = world.get_resource::<Mempool>() {
+            g.transactions = pool.len();
+            g.vbytes = pool.total_vsize();
+            g.usage_bytes = pool.usage_bytes();
+            g.max_bytes = pool.limits().max_bytes;
+            // Without decaying it: a scrape changes nothing.
+            g.min_feerate_sat_per_kvb = pool.rolling_min_feerate().max(pool.limits().min_relay_feerate);
+            g.removed = pool.removed;
+        }
+        if let Some(o) = world.get_resource::<Orphanage>() {
+            g.orphans = o.len();
+            g.orphan_weight = o.total_weight();
+        }
+        if let Some(a) = world.get_resource::<TxAnnounceState>() {
+            g.relay_slowed = a.slowed;
+            g.relay_slowed_ticks = a.slowed_ticks;
+        }
+        g
+    }
+
+    fn render(&self, o: &mut Out) {
+        o.single("oni_mempool_transactions", "gauge", "Transactions in the pool.", self.transactions);
+        o.single("oni_mempool_vbytes", "gauge", "Sum of the pool's sigop-adjusted virtual sizes.", self.vbytes);
+        o.single("oni_mempool_usage_bytes", "gauge", "Memory the pool accounts for.", self.usage_bytes);
+        o.single("oni_mempool_max_bytes", "gauge", "The pool's memory bound (--maxmempool).", self.max_bytes);
+        o.single(
+            "oni_mempool_min_feerate_sat_per_kvb",
+            "gauge",
+            "Feerate a new transaction must pay now (rolling minimum or relay floor).",
+            self.min_feerate_sat_per_kvb,
+        );
+        o.labelled(
+            "oni_mempool_removed_total",
+            "Transactions that left the pool, by reason.",
+            "reason",
+            REMOVALS.iter().zip(&self.removed).map(|(r, n)| (*r, *n)),
+        );
+        o.single("oni_orphanage_transactions", "gauge", "Transactions waiting for a parent.", self.orphans);
+        o.single("oni_orphanage_weight", "gauge", "Total weight of the orphanage's transactions.", self.orphan_weight);
+        o.single(
+            "oni_tx_relay_slowed",
+            "gauge",
+            "1 while transaction relay is slowed (checks lag behind arrivals).",
+            u8::from(self.relay_slowed),
+        );
+        o.single(
+            "oni_tx_relay_slowed_ticks_total",
+            "counter",
+            "Ticks that ran with relay slowed.",
+            self.relay_slowed_ticks,
+        );
+    }
+}
+
+/// Labels of `Mempool::removed`, in `Removal` order.
+const REMOVALS: [&str; 6] = ["block", "conflict", "replaced", "size_limit", "expiry", "reorg"];
+
+/// `TxReject`'s variant name in snake case (`InBelowOut` → `in_below_out`): unique per variant,
+/// where Core's reason strings are shared by several.
+pub fn cause_label(r: TxReject) -> String {
+    let name = format!("{r:?}");
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Rejections as `oni_tx_rejected_total{reason="<Core's string>",cause="<variant>"}`: `reason` is
+/// what Core operators know (several causes share one), `cause` keeps each series unique.
+fn render_rejects(m: &Metrics, o: &mut Out) {
+    let name = "oni_tx_rejected_total";
+    o.family(name, "counter", "Transactions refused by the pool, by Core's reason and oni's cause.");
+    for (r, n) in TxReject::ALL.iter().zip(&m.tx_rejected) {
+        o.sample(name, &[("reason", r.as_str()), ("cause", &cause_label(*r))], n);
+    }
+}
+
 /// What one scrape needs, copied out of the world in one short step so the text itself is built off
 /// the world thread.
 #[derive(Clone, Debug)]
@@ -141,6 +250,7 @@ pub struct Snapshot {
     discouraged: usize,
     timings: Option<SystemTimings>,
     peers: Vec<PeerRow>,
+    pool: PoolGauges,
 }
 
 /// One peer's series.
@@ -191,6 +301,7 @@ impl Snapshot {
             discouraged: bans.discouraged_len(),
             timings: world.get_resource::<SystemTimings>().cloned(),
             peers,
+            pool: PoolGauges::capture(world),
         }
     }
 
@@ -253,6 +364,13 @@ impl Snapshot {
         o.histogram_ms("oni_ping_rtt_seconds", "Ping round trips.", &m.ping_rtt_ms);
         o.histogram_ms("oni_block_download_seconds", "Block request to arrival.", &m.block_download_ms);
         o.histogram_ms("oni_tx_relay_seconds", "First announcement of a transaction to its arrival.", &m.tx_relay_ms);
+        o.histogram_ms(
+            "oni_tx_forward_seconds",
+            "Time from a transaction entering the pool to our first announcement of it.",
+            &m.tx_forward_ms,
+        );
+        render_rejects(m, &mut o);
+        self.pool.render(&mut o);
         o.single("oni_discouraged_total", "counter", "Addresses discouraged for misbehavior.", m.discouraged);
         o.single("oni_bans_escalated_total", "counter", "Bans made by escalation.", m.bans_escalated);
         o.single("oni_recv_pauses_total", "counter", "Socket reads paused for a full receive buffer.", m.recv_pauses);
@@ -305,8 +423,15 @@ mod tests {
     #[test]
     fn every_metrics_field_is_exported() {
         let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(Metrics::default()) else { panic!() };
-        let text = Snapshot { metrics: Metrics::default(), bans: 0, discouraged: 0, timings: None, peers: Vec::new() }
-            .render();
+        let text = Snapshot {
+            metrics: Metrics::default(),
+            bans: 0,
+            discouraged: 0,
+            timings: None,
+            peers: Vec::new(),
+            pool: PoolGauges::default(),
+        }
+        .render();
         for (name, v) in fields {
             assert!(
                 RENDERED.contains(&name.as_str()) || v.is_u64(),
@@ -332,5 +457,26 @@ mod tests {
         assert!(o.s.contains("x_seconds_sum 0.551\n"));
         assert!(o.s.contains("x_seconds_count 3\n"));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn reject_series_are_unique_and_carry_cores_reason() {
+        assert_eq!(cause_label(TxReject::InBelowOut), "in_below_out");
+        assert_eq!(cause_label(TxReject::NonBip68Final), "non_bip68_final");
+        let mut m = Metrics::default();
+        m.tx_rejected[TxReject::DustWithFee as usize] = 3;
+        let text = Snapshot {
+            metrics: m,
+            bans: 0,
+            discouraged: 0,
+            timings: None,
+            peers: Vec::new(),
+            pool: PoolGauges::default(),
+        }
+        .render();
+        assert!(text.contains("oni_tx_rejected_total{reason=\"dust\",cause=\"dust_with_fee\"} 3\n"), "{text}");
+        assert!(text.contains("oni_tx_rejected_total{reason=\"dust\",cause=\"dust\"} 0\n"));
+        let causes: std::collections::BTreeSet<String> = TxReject::ALL.iter().map(|r| cause_label(*r)).collect();
+        assert_eq!(causes.len(), TxReject::COUNT, "one series per cause");
     }
 }

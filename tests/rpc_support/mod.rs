@@ -34,11 +34,18 @@ impl TestRpcNode {
     /// Same, with the RPC config adjusted by `f`.
     pub fn start_with(datadir: &Path, f: impl FnOnce(&mut RpcConfig)) -> TestRpcNode {
         let mut cfg = NodeConfig::new(Network::Regtest);
-        cfg.listen = Some("127.0.0.1:0".parse().unwrap());
         cfg.datadir = Some(datadir.to_path_buf());
+        Self::start_node(cfg, datadir, f)
+    }
+
+    /// A regtest node started from `cfg` (loopback, fast ticks and a fixed seed set here), its RPC
+    /// cookie in `rpc_dir`.
+    pub fn start_node(mut cfg: NodeConfig, rpc_dir: &Path, f: impl FnOnce(&mut RpcConfig)) -> TestRpcNode {
+        cfg.listen = Some("127.0.0.1:0".parse().unwrap());
         cfg.tick_interval_ms = 20;
         cfg.seed = Some(7);
         let node = Node::start(cfg).unwrap();
+        let datadir = rpc_dir;
         let mut rc = RpcConfig::new(Network::Regtest, Some(datadir));
         rc.bind = "127.0.0.1:0".parse().unwrap();
         f(&mut rc);
@@ -242,4 +249,42 @@ impl RawPeer {
             self.buf.drain(..24 + len);
         }
     }
+}
+
+/// Lines of a file of the Core-made regtest fixture (`../shared/fixtures/regtest-core`).
+pub fn fixture_lines(name: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/regtest-core");
+    let text = std::fs::read_to_string(dir.join(name)).expect("fixture present");
+    text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+/// The fixture's 53 pool transactions (parents before children), hex.
+pub fn fixture_mempool_hex() -> Vec<String> {
+    fixture_lines("mempool.hex")
+}
+
+/// Gives the node's world the fixture chain: every header accepted and marked validated (no
+/// block store, so no validator is asked) and its coins as the chain's UTXO set, out of IBD. The
+/// fixture's pool transactions are then valid on top of it (scripts are skipped without a datadir).
+pub fn load_fixture_chain(node: &NodeHandle) {
+    use oni_systems::chain::{ChainParams, HeaderTree, Ibd};
+    use oni_systems::mempool::{ChainCoins, MemoryCoins};
+    let blocks: Vec<bitcoin::Block> =
+        fixture_lines("chain.hex").iter().map(|l| bitcoin::consensus::encode::deserialize_hex(l).unwrap()).collect();
+    node.with_world(move |world| {
+        let params = ChainParams::for_network(Network::Regtest);
+        let mut coins = MemoryCoins::default();
+        let mut tree = world.resource_mut::<HeaderTree>();
+        for (i, block) in blocks.iter().enumerate() {
+            let raw: [u8; 80] = bitcoin::consensus::encode::serialize(&block.header).try_into().unwrap();
+            let hash = block.block_hash();
+            tree.accept(&raw, hash, &params, 1_800_000_000).unwrap();
+            tree.mark_validated(&hash);
+            coins.connect(block, i as u32 + 1);
+        }
+        assert_eq!(tree.entry(tree.validated_tip()).height, 2100);
+        world.insert_resource(ChainCoins(Box::new(coins)));
+        world.resource_mut::<Ibd>().active = false;
+    })
+    .unwrap();
 }

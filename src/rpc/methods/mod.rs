@@ -4,7 +4,11 @@
 
 mod bans;
 mod chain;
+mod mempool;
 mod net;
+mod package;
+mod rawtx;
+pub mod values;
 
 use super::jsonrpc::{codes, RpcError};
 use super::params::{bind, opt, req, Args, Kind, Param};
@@ -39,7 +43,7 @@ pub struct Method {
     pub help: &'static str,
 }
 
-use Kind::{Bool, Num, Str};
+use Kind::{Amount, Arr, Bool, Num, NumOrBool, Str};
 
 /// Every method, in help order.
 pub const METHODS: &[Method] = &[
@@ -48,6 +52,10 @@ pub const METHODS: &[Method] = &[
     Method { name: "getblockcount", category: "Blockchain", params: &[], help: "Returns the height of the most-work fully-validated chain." },
     Method { name: "getblockhash", category: "Blockchain", params: &[req("height", Num)], help: "Returns hash of block in best-block-chain at height provided." },
     Method { name: "getblockheader", category: "Blockchain", params: &[req("blockhash", Str), opt("verbose", Bool)], help: "Returns information about the block header with the given hash." },
+    Method { name: "getmempoolentry", category: "Blockchain", params: &[req("txid", Str)], help: "Returns mempool data for given transaction." },
+    Method { name: "getmempoolinfo", category: "Blockchain", params: &[], help: "Returns details on the active state of the TX memory pool." },
+    Method { name: "getrawmempool", category: "Blockchain", params: &[opt("verbose", Bool), opt("mempool_sequence", Bool)], help: "Returns all transaction ids in memory pool as a json array of string transaction ids, in arrival order; verbose: an object of entries keyed by txid." },
+    Method { name: "testmempoolaccept", category: "Blockchain", params: &[req("rawtxs", Arr), opt("maxfeerate", Amount)], help: "Returns result of mempool acceptance tests indicating if raw transaction(s) (serialized, hex-encoded) would be accepted by mempool. Several are tested as a package (parents first, per-transaction fees); maxfeerate in BTC/kvB, default 0.10, 0 for none." },
     Method { name: "dumpcomponents", category: "Control", params: &[], help: "Returns every peer entity with all its components and the node-wide resources (oni)." },
     Method { name: "help", category: "Control", params: &[opt("command", Str)], help: "List all commands, or get help for a specified command." },
     Method { name: "stop", category: "Control", params: &[], help: "Request a graceful shutdown of oni." },
@@ -62,6 +70,8 @@ pub const METHODS: &[Method] = &[
     Method { name: "getpeerinfo", category: "Network", params: &[], help: "Returns data about each connected network peer as a json array of objects." },
     Method { name: "listbanned", category: "Network", params: &[], help: "List all manually banned IPs/Subnets." },
     Method { name: "setban", category: "Network", params: &[req("subnet", Str), req("command", Str), opt("bantime", Num), opt("absolute", Bool)], help: "Attempts to add or remove an IP/Subnet from the banned list. command: 'add' | 'remove'; bantime in seconds (0 or absent: 24 h), absolute: bantime is a unix time." },
+    Method { name: "getrawtransaction", category: "Rawtransactions", params: &[req("txid", Str), opt("verbosity", NumOrBool)], help: "Return the raw transaction data of a transaction in the mempool (oni keeps no transaction index). verbosity 0: hex; 1 or true: a JSON object." },
+    Method { name: "sendrawtransaction", category: "Rawtransactions", params: &[req("hexstring", Str), opt("maxfeerate", Amount), opt("maxburnamount", Amount)], help: "Submit a raw transaction (serialized, hex-encoded) to the local node and network. maxfeerate in BTC/kvB (default 0.10, 0 for none); maxburnamount in BTC (default 0)." },
 ];
 
 /// The usage text of a method: its signature and help.
@@ -145,6 +155,12 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, 
         "getbestblockhash" => chain::getbestblockhash(ctx).await,
         "getblockhash" => chain::getblockhash(ctx, &args).await,
         "getblockheader" => chain::getblockheader(ctx, &args).await,
+        "getmempoolinfo" => mempool::getmempoolinfo(ctx).await,
+        "getrawmempool" => mempool::getrawmempool(ctx, &args).await,
+        "getmempoolentry" => mempool::getmempoolentry(ctx, &args).await,
+        "sendrawtransaction" => rawtx::sendrawtransaction(ctx, &args).await,
+        "testmempoolaccept" => rawtx::testmempoolaccept(ctx, &args).await,
+        "getrawtransaction" => rawtx::getrawtransaction(ctx, &args).await,
         _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
     }
 }

@@ -2,6 +2,7 @@
 //! sendqueue_bytes), `getnettotals`, `getnetworkinfo`, `getconnectioncount`, `disconnectnode`,
 //! `addnode`, `getaddednodeinfo`. Figures come straight from the peer components and `Metrics`.
 
+use super::values::btc;
 use super::{gone, Ctx};
 use crate::rpc::jsonrpc::{codes, RpcError};
 use crate::rpc::params::Args;
@@ -10,6 +11,7 @@ use oni_systems::components::{
     AddrRelay, ConnId, Direction, Disconnect, Negotiated, PeerState, Permissions, PingState, Score, SendQueue, Socket,
     Stats,
 };
+use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::{Clock, Config, IoCommand, Metrics, Outbox, PeerPolicy};
 use oni_systems::systems::is_routable;
 use oni_systems::wire::services::*;
@@ -125,9 +127,8 @@ fn peer_json(row: PeerRow<'_>, now_ms: u64) -> Value {
     o.insert("inflight".into(), json!([]));
     let permissions: Vec<&str> = if perms.noban { vec!["noban"] } else { vec![] };
     o.insert("permissions".into(), json!(permissions));
-    if let Some(fee) = neg.feefilter {
-        o.insert("minfeefilter".into(), json!(fee as f64 / 1e8));
-    }
+    // The peer's feefilter in BTC/kvB (Core shows 0 until one arrives).
+    o.insert("minfeefilter".into(), btc(neg.feefilter.unwrap_or(0).max(0) as u64));
     if let Some(a) = addr_relay {
         o.insert("addr_rate_limited".into(), json!(a.rate_limited));
     }
@@ -211,7 +212,7 @@ fn numeric_version() -> u64 {
     a * 10_000 + b * 100 + c
 }
 
-/// `getnetworkinfo`. Fee fields are left out: oni has no mempool, so it has no relay fee to report.
+/// `getnetworkinfo`; the fee fields are the pool's relay floor and increment, in BTC/kvB.
 pub async fn getnetworkinfo(ctx: &Ctx) -> Result<Value, RpcError> {
     let v = ctx.node.with_world_async(|world| {
         let (inbound, outbound) = connection_counts(world);
@@ -223,6 +224,7 @@ pub async fn getnetworkinfo(ctx: &Ctx) -> Result<Value, RpcError> {
             .collect();
         offsets.sort_unstable();
         let timeoffset = offsets.get(offsets.len() / 2).copied().unwrap_or(0);
+        let limits = world.resource::<Mempool>().limits().clone();
         let cfg = world.resource::<Config>();
         let nets: Vec<Value> = [("ipv4", true), ("ipv6", true), ("onion", false), ("i2p", false), ("cjdns", false)]
             .iter()
@@ -244,6 +246,8 @@ pub async fn getnetworkinfo(ctx: &Ctx) -> Result<Value, RpcError> {
             "connections_in": inbound,
             "connections_out": outbound,
             "networks": nets,
+            "relayfee": btc(limits.min_relay_feerate),
+            "incrementalfee": btc(limits.incremental_feerate),
             "localaddresses": [],
             "warnings": [],
         })

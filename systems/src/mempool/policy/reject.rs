@@ -144,6 +144,66 @@ impl TxReject {
     /// Number of reasons (metrics arrays are indexed by `reason as usize`).
     pub const COUNT: usize = TxReject::ReplacementFailed as usize + 1;
 
+    /// Every reason, in declaration order (`ALL[r as usize] == r`), for labelled metrics.
+    pub const ALL: [TxReject; TxReject::COUNT] = {
+        use TxReject::*;
+        [
+            VinEmpty,
+            VoutEmpty,
+            Oversize,
+            VoutNegative,
+            VoutTooLarge,
+            TxoutTotalTooLarge,
+            InputsDuplicate,
+            CoinbaseLength,
+            PrevoutNull,
+            Coinbase,
+            InputValuesOutOfRange,
+            InBelowOut,
+            PrematureCoinbaseSpend,
+            Version,
+            TxSize,
+            TxSizeSmall,
+            ScriptSigSize,
+            ScriptSigNotPushOnly,
+            ScriptPubKey,
+            BareMultisig,
+            Datacarrier,
+            Dust,
+            DustWithFee,
+            TooManySigops,
+            LegacySigopsOverLimit,
+            InputScriptUnknown,
+            InputWitnessProgramUnknown,
+            P2shScriptSigMalformed,
+            P2shRedeemScriptMissing,
+            P2shSigopsOverLimit,
+            WitnessNonstandard,
+            ScriptFailed,
+            ConsensusScriptFailed,
+            WitnessStripped,
+            NonFinal,
+            NonBip68Final,
+            MissingInputs,
+            AlreadyInMempool,
+            SameNonwitnessDataInMempool,
+            AlreadyKnown,
+            ReplacementDisallowed,
+            MempoolConflict,
+            TooManyReplacements,
+            TrucViolation,
+            TooLargeCluster,
+            TooLongMempoolChain,
+            MempoolFull,
+            MissingEphemeralSpends,
+            UnspentDust,
+            MempoolMinFeeNotMet,
+            MinRelayFeeNotMet,
+            InsufficientFee,
+            ReplacementFailed,
+        ]
+    };
+
     /// Whether the same transaction with another witness could fare differently. Then only its
     /// wtxid is remembered as rejected; for the others its txid too, so txid-relay peers cannot
     /// make us fetch it again.
@@ -259,5 +319,17 @@ impl TxReject {
 impl std::fmt::Display for TxReject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxReject;
+
+    #[test]
+    fn all_is_in_index_order() {
+        for (i, r) in TxReject::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
     }
 }
