@@ -45,6 +45,9 @@ pub fn submit_local(world: &mut World, tx: Transaction, test_only: bool) -> Resu
         };
         accept(&mut pool, tx.clone(), &inputs, test_only)
     });
+    if let (Err(AcceptError::Reject(reason)), false) = (&outcome, test_only) {
+        world.resource_mut::<crate::resources::Metrics>().tx_rejected[*reason as usize] += 1;
+    }
     if let (Ok(done), false) = (&outcome, test_only) {
         world.resource_mut::<TxIntake>().accepted.push(done.txid);
         let mut recent = world.resource_mut::<TxRelayState>();

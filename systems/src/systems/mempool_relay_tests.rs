@@ -359,3 +359,18 @@ fn under_backpressure_the_noisiest_peers_announcements_are_shed_first() {
     let entity = node.peer(quiet).unwrap();
     assert_eq!(node.world.resource::<TxRequests>().announced_by(entity), 100);
 }
+
+#[test]
+fn blocksonly_refuses_peer_transactions_but_still_announces_our_own() {
+    let mut node = pool_node(PoolLimits::default());
+    node.world.resource_mut::<crate::resources::Config>().relay = false;
+    let peer = ready_outbound(&mut node, "20.0.0.16:8333", true);
+    let tx = fixture_mempool()[0].clone();
+    crate::mempool::local::submit_local(&mut node.world, tx.clone(), false).unwrap();
+    let sent = collect(&mut node, peer, 30);
+    assert_eq!(invs(&sent), vec![(InvType::WTX, tx.compute_wtxid().to_byte_array())]);
+    assert!(!sent.iter().any(|m| matches!(m, Message::FeeFilter(_))), "no filter: we take no transactions");
+    node.receive(peer, &wire(&fixture_mempool()[1]));
+    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.world.resource::<Mempool>().len(), 1);
+}

@@ -97,9 +97,6 @@ pub fn tx_announce(
     mut ctx: AnnounceCtx,
 ) {
     let now = ctx.clock.now_ms;
-    if !ctx.config.relay {
-        return;
-    }
     let slowed = ctx.intake.backlogged()
         || ctx.queue.pending_count() > ctx.sync.validation_pending_blocks_max
         || ctx.queue.pending_bytes > ctx.sync.validation_pending_bytes_max;
@@ -126,7 +123,11 @@ pub fn tx_announce(
         if *state != PeerState::Ready || *direction == Direction::BlockRelayOnly || *direction == Direction::Feeler {
             continue;
         }
-        send_feefilter(&mut inv, &mut sq, &mut ctx, floor, now);
+        // With --blocksonly we take no transactions, so we send no filter (as Core); our own
+        // transactions (RPC) are still announced.
+        if ctx.config.relay {
+            send_feefilter(&mut inv, &mut sq, &mut ctx, floor, now);
+        }
         if !neg.relay {
             continue;
         }

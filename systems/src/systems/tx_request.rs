@@ -35,6 +35,11 @@ pub fn tx_request(
                 }
                 true // block entries may matter to others
             }
+            Message::Tx(_) if !config.relay => {
+                // --blocksonly: we told it we take no transactions.
+                violations.0.push(crate::resources::Misbehavior::UnwantedTxAnnouncement);
+                false
+            }
             Message::Tx(tx) => {
                 let txid = tx.txid().to_byte_array();
                 let wtxid = tx.wtxid().to_byte_array();
