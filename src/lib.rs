@@ -13,6 +13,7 @@
 
 pub mod bridge;
 pub mod cli;
+pub mod coins;
 pub mod dump;
 pub mod node;
 pub mod rpc;

@@ -1,0 +1,19 @@
+//! The chain's coins for the pool, kept by the shell because the kernel API exposes no coin
+//! lookup: an LMDB coin store updated from each connected block and disconnected in reorgs with
+//! its own undo, a follower thread that keeps it in step with the validation worker and tells the
+//! world what changed, and Core's script engine behind the pool's `ScriptVerifier`.
+//!
+//! # Layout
+//! - [`codec`]: record layouts (key, coin, undo).
+//! - [`store`]: [`CoinStore`], one write transaction per block; implements `CoinView`.
+//! - [`reconcile`]: bring the store onto the kernel's active chain (at start, and after a surprise).
+//! - [`follower`]: the thread applying the worker's chain changes and emitting `BlockTxEvent`s.
+//! - [`scripts`]: [`KernelScripts`], `ScriptVerifier` on libbitcoinkernel.
+
+pub mod codec;
+pub mod store;
+
+pub use store::{ChainPoint, CoinStore, CoinStoreOptions, CoinsError};
+
+#[cfg(test)]
+mod store_tests;
