@@ -11,9 +11,13 @@
 //! - [`scripts`]: [`KernelScripts`], `ScriptVerifier` on libbitcoinkernel.
 
 pub mod codec;
+pub mod scripts;
 pub mod store;
 
+pub use scripts::KernelScripts;
 pub use store::{ChainPoint, CoinStore, CoinStoreOptions, CoinsError};
 
+#[cfg(test)]
+mod scripts_tests;
 #[cfg(test)]
 mod store_tests;
