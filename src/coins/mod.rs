@@ -11,12 +11,15 @@
 //! - [`scripts`]: [`KernelScripts`], `ScriptVerifier` on libbitcoinkernel.
 
 pub mod codec;
+pub mod reconcile;
 pub mod scripts;
 pub mod store;
 
 pub use scripts::KernelScripts;
 pub use store::{ChainPoint, CoinStore, CoinStoreOptions, CoinsError};
 
+#[cfg(test)]
+mod reconcile_tests;
 #[cfg(test)]
 mod scripts_tests;
 #[cfg(test)]

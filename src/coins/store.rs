@@ -78,6 +78,8 @@ pub enum CoinsError {
     },
     /// Nothing to disconnect below genesis.
     AtGenesis,
+    /// The chain source (the kernel) could not give what was needed.
+    Source(String),
 }
 
 impl fmt::Display for CoinsError {
@@ -94,6 +96,7 @@ impl fmt::Display for CoinsError {
             CoinsError::MissingCoin(o) => write!(f, "coin store lacks spent coin {o}"),
             CoinsError::UndoMissing { height } => write!(f, "coin store has no undo for height {height}"),
             CoinsError::AtGenesis => write!(f, "coin store is at genesis"),
+            CoinsError::Source(what) => write!(f, "coin store source: {what}"),
         }
     }
 }
