@@ -11,12 +11,21 @@
 //! - [`scripts`]: [`KernelScripts`], `ScriptVerifier` on libbitcoinkernel.
 
 pub mod codec;
+pub mod follower;
 pub mod reconcile;
 pub mod scripts;
 pub mod store;
 
+use bevy_ecs::prelude::Resource;
+
+pub use follower::CoinFollower;
 pub use scripts::KernelScripts;
 pub use store::{ChainPoint, CoinStore, CoinStoreOptions, CoinsError};
+
+/// The node's coin store in the world, beside the pool's `ChainCoins` view of it: for the shell's
+/// readers that need more than lookups (its best block and totals for RPC, tests).
+#[derive(Resource, Clone)]
+pub struct CoinStoreHandle(pub CoinStore);
 
 #[cfg(test)]
 mod reconcile_tests;

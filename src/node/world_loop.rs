@@ -113,7 +113,8 @@ impl WorldLoop {
             // the validator's hands (the worker's own bound is above this).
             sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
-        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref()).map_err(StartError::Validator)?;
+        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref())?;
+        chain.install(&mut world);
         chain.restore(&mut world, store.as_deref());
         let backlog = world.query_filtered();
         Ok(WorldLoop {
@@ -176,7 +177,12 @@ impl WorldLoop {
             match woken {
                 Woken::Event(e) => self.pending.push(e),
                 Woken::Control(c) => stop = self.control(c),
-                Woken::Verdict(v) => self.world.resource_mut::<oni_systems::chain::ValidationInbox>().0.push(v),
+                Woken::Verdict(v) => {
+                    if let Some(chain) = &self.chain {
+                        chain.forward(&v);
+                    }
+                    self.world.resource_mut::<oni_systems::chain::ValidationInbox>().0.push(v)
+                }
                 Woken::Timeout => {}
                 Woken::Orphaned => stop = true,
             }
