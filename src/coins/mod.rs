@@ -28,6 +28,8 @@ pub use store::{ChainPoint, CoinStore, CoinStoreOptions, CoinsError};
 pub struct CoinStoreHandle(pub CoinStore);
 
 #[cfg(test)]
+mod follower_tests;
+#[cfg(test)]
 mod reconcile_tests;
 #[cfg(test)]
 mod scripts_tests;
