@@ -142,11 +142,18 @@ impl CoinStore {
     /// [`CoinStore::open`] with explicit options.
     pub fn open_with(dir: &Path, genesis: BlockHash, options: &CoinStoreOptions) -> Result<CoinStore, CoinsError> {
         std::fs::create_dir_all(dir).map_err(|e| CoinsError::Io(dir.to_path_buf(), e))?;
-        // SAFETY: one environment per directory per process (heed refuses a second open), and
-        // nothing else writes these files.
+        crate::store::precheck(dir).map_err(|e| CoinsError::Corrupt(e.to_string()))?;
+        // SAFETY: one environment per directory per process (heed refuses a second open), nothing
+        // else writes these files, and a truncated file was refused above (it would fault when mapped).
         let env = unsafe {
             EnvOpenOptions::new().read_txn_without_tls().map_size(options.map_size_bytes).max_dbs(4).open(dir)
-        }?;
+        }
+        .map_err(|e| match e {
+            heed::Error::Mdb(
+                m @ (heed::MdbError::Invalid | heed::MdbError::Corrupted | heed::MdbError::VersionMismatch),
+            ) => CoinsError::Corrupt(m.to_string()),
+            other => CoinsError::Lmdb(other),
+        })?;
         let mut wtxn = env.write_txn()?;
         let coins = env.create_database(&mut wtxn, Some("coins"))?;
         let undo = env.create_database(&mut wtxn, Some("undo"))?;
@@ -160,6 +167,19 @@ impl CoinStore {
         }
         wtxn.commit()?;
         Ok(CoinStore { env, coins, undo, meta, genesis, undo_keep_blocks: options.undo_keep_blocks.max(1) })
+    }
+
+    /// [`CoinStore::open`], but a damaged store (or one made for another chain) is deleted and an
+    /// empty one opened: the store is derived data, rebuilt from the kernel's blocks by `reconcile`.
+    pub fn open_or_reset(dir: &Path, genesis: BlockHash) -> Result<CoinStore, CoinsError> {
+        match Self::open(dir, genesis) {
+            Err(CoinsError::Corrupt(what)) => {
+                tracing::warn!(%what, dir = %dir.display(), "coin store unusable; deleting it, it is rebuilt from the kernel");
+                std::fs::remove_dir_all(dir).map_err(|e| CoinsError::Io(dir.to_path_buf(), e))?;
+                Self::open(dir, genesis)
+            }
+            other => other,
+        }
     }
 
     /// The chain's genesis (the best block of an empty store).

@@ -181,3 +181,27 @@ fn undo_beyond_the_kept_depth_is_reported_missing() {
     assert!(store.is_empty().unwrap());
     assert!(matches!(store.disconnect_tip(), Err(CoinsError::AtGenesis)));
 }
+
+#[test]
+fn a_damaged_store_is_refused_and_open_or_reset_starts_it_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        connect_range(&store, 1, 50);
+    }
+    // Truncated to its first page: the meta pages promise more than the file holds.
+    let data = dir.path().join("data.mdb");
+    let bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&data, &bytes[..4096]).unwrap();
+    assert!(matches!(CoinStore::open(dir.path(), genesis()), Err(CoinsError::Corrupt(_))));
+    let store = CoinStore::open_or_reset(dir.path(), genesis()).unwrap();
+    assert_eq!(store.best().unwrap(), ChainPoint { hash: genesis(), height: 0 });
+    assert!(store.is_empty().unwrap());
+    connect_range(&store, 1, 50);
+    assert_same(&store, &memory(50, false));
+    drop(store);
+    // Garbage where the environment should be.
+    std::fs::write(&data, vec![0xAB; 8192]).unwrap();
+    assert!(matches!(CoinStore::open(dir.path(), genesis()), Err(CoinsError::Corrupt(_))));
+    assert_eq!(CoinStore::open_or_reset(dir.path(), genesis()).unwrap().len().unwrap(), 0);
+}

@@ -63,7 +63,7 @@ impl ChainIo {
         let (worker, coins) = match datadir {
             Some(dir) => {
                 let genesis = bitcoin::blockdata::constants::genesis_block(network.to_bitcoin()).block_hash();
-                let coins = CoinStore::open(&dir.join("coins"), genesis).map_err(StartError::Coins)?;
+                let coins = CoinStore::open_or_reset(&dir.join("coins"), genesis).map_err(StartError::Coins)?;
                 let kernel = KernelConfig::new(network, dir);
                 let store = coins.clone();
                 let worker = Worker::spawn(config, move || {
