@@ -99,9 +99,14 @@ impl ChainIo {
     /// datadir keeps the empty in-memory default), Core's script engine as `Scripts`, and the inbox
     /// the follower's block events go to.
     pub(super) fn install(&self, world: &mut World) {
-        if let Some(coins) = &self.coins {
-            world.insert_resource(ChainCoins(Box::new(coins.clone())));
-            world.insert_resource(CoinStoreHandle(coins.clone()));
+        match &self.coins {
+            Some(coins) => {
+                world.insert_resource(ChainCoins(Box::new(coins.clone())));
+                world.insert_resource(CoinStoreHandle(coins.clone()));
+            }
+            None => {
+                world.init_resource::<ChainCoins>();
+            }
         }
         world.insert_resource(Scripts(Box::new(KernelScripts)));
         world.init_resource::<BlockTxInbox>();
@@ -242,6 +247,11 @@ impl ChainIo {
             let rx = self.worker.read_block(r.hash);
             self.reads.push((r.conn, r.hash, rx));
         }
+    }
+
+    /// Blocks the coin store has applied, for the loop to wait on (the pool hears of them at once).
+    pub(super) fn block_events(&self) -> &flume::Receiver<oni_systems::mempool::BlockTxEvent> {
+        self.follower.events()
     }
 
     /// The worker's verdicts, for the loop to wait on.

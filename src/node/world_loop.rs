@@ -40,6 +40,8 @@ enum Woken {
     Event(NetEvent),
     Control(Control),
     Verdict(oni_systems::chain::ValidationEvent),
+    /// The coin store applied a block: the pool hears of it.
+    BlockTx(oni_systems::mempool::BlockTxEvent),
     Timeout,
     /// Every handle is gone: nobody can stop us any more, so stop.
     Orphaned,
@@ -183,6 +185,7 @@ impl WorldLoop {
                     }
                     self.world.resource_mut::<oni_systems::chain::ValidationInbox>().0.push(v)
                 }
+                Woken::BlockTx(e) => self.world.get_resource_or_init::<oni_systems::mempool::BlockTxInbox>().0.push(e),
                 Woken::Timeout => {}
                 Woken::Orphaned => stop = true,
             }
@@ -226,7 +229,9 @@ impl WorldLoop {
             .recv(&self.events, |r| r.map_or(Woken::Timeout, Woken::Event));
         // A verdict from the validator wakes the loop too: the download window moves at once.
         let r = match self.chain.as_ref() {
-            Some(chain) => r.recv(chain.events(), |r| r.map_or(Woken::Timeout, Woken::Verdict)),
+            Some(chain) => r
+                .recv(chain.events(), |r| r.map_or(Woken::Timeout, Woken::Verdict))
+                .recv(chain.block_events(), |r| r.map_or(Woken::Timeout, Woken::BlockTx)),
             None => r,
         }
         .wait_timeout(timeout);
