@@ -6,6 +6,8 @@
 //! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it.
 //! - [`cli`]: the `oni` command line.
 //! - [`store`]: LMDB (heed): bans, the address book.
+//! - [`coins`]: the chain's coins for the mempool (LMDB, kept in step with the kernel) and Core's
+//!   script engine as the pool's verifier.
 //! - [`seeds`]: DNS and fixed seeds, for an empty address book.
 //! - [`scenario`]: RON attack scenarios, the deterministic simulator, bots, expectations, report.
 //! - [`rpc`]: Core-shaped JSON-RPC over HTTP; [`dump`]: the component dump; [`telemetry`]:
@@ -13,6 +15,7 @@
 
 pub mod bridge;
 pub mod cli;
+pub mod coins;
 pub mod dump;
 pub mod node;
 pub mod rpc;

@@ -69,7 +69,7 @@ pub struct Store {
 
 /// Checks LMDB's two meta pages against the data file's length, so a truncated file is reported
 /// instead of faulting when mapped.
-fn precheck(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn precheck(dir: &Path) -> Result<(), StoreError> {
     let file = dir.join("data.mdb");
     let corrupt = |detail: String| StoreError::Corrupt { path: dir.to_path_buf(), detail };
     let bytes = match std::fs::read(&file) {

@@ -1,8 +1,13 @@
 //! The node's chain IO: between ticks it hands the world's newly accepted headers and downloaded
 //! blocks to the validation worker (Core's engine through bitcoinkernel, off the world thread),
 //! feeds the worker's verdicts back into the world, serves block reads for peers, and keeps the
-//! header tree on disk so a restart resumes where it stopped.
+//! header tree on disk so a restart resumes where it stopped. It also runs the coin follower
+//! (`crate::coins`): the node's coin store follows the worker's chain changes, and the pool hears
+//! of each block (`BlockTxInbox`) once the store reflects it.
 
+use super::StartError;
+use crate::coins::reconcile::reconcile;
+use crate::coins::{CoinFollower, CoinStore, CoinStoreHandle, KernelScripts};
 use crate::store::Store;
 use crate::validation::{
     BlockValidator, KernelConfig, KernelValidator, StructureChecker, ValidationWorker, ValidatorError, WorkerConfig,
@@ -15,6 +20,7 @@ use oni_systems::chain::{
     ValidationQueue,
 };
 use oni_systems::components::ConnId;
+use oni_systems::mempool::{BlockTxInbox, ChainCoins, Scripts};
 use oni_systems::resources::Clock;
 use oni_systems::wire::{sha256d, Network};
 use std::collections::VecDeque;
@@ -31,12 +37,18 @@ pub(super) struct ChainIo {
     reads: Vec<PendingRead>,
     /// Blocks the worker had no room for yet (the world's bound keeps this short).
     held: VecDeque<ValidateBlock>,
+    /// The chain's coins (`<datadir>/coins`); none without a datadir.
+    coins: Option<CoinStore>,
+    /// Keeps `coins` in step with the worker's chain changes and reports them to the pool.
+    follower: CoinFollower,
 }
 
 impl ChainIo {
     /// Starts the worker: Core's engine with its files under `<datadir>/kernel`, or, for a node
-    /// with no datadir (tests), the structure checker.
-    pub(super) fn open(network: Network, datadir: Option<&Path>) -> Result<ChainIo, ValidatorError> {
+    /// with no datadir (tests), the structure checker. With a datadir the coin store
+    /// (`<datadir>/coins`) is reconciled with the kernel's active chain on the worker before the
+    /// worker reports ready, so nothing is served from coins out of step with the chain.
+    pub(super) fn open(network: Network, datadir: Option<&Path>) -> Result<ChainIo, StartError> {
         let config = WorkerConfig {
             queue_blocks_max: 1_024,
             queue_bytes_max: 512 << 20,
@@ -48,18 +60,61 @@ impl ChainIo {
             checkpoint_blocks: 1_000,
             checkpoint_interval_ms: 500,
         };
-        let worker = match datadir {
+        let (worker, coins) = match datadir {
             Some(dir) => {
+                let genesis = bitcoin::blockdata::constants::genesis_block(network.to_bitcoin()).block_hash();
+                let coins = CoinStore::open_or_reset(&dir.join("coins"), genesis).map_err(StartError::Coins)?;
                 let kernel = KernelConfig::new(network, dir);
-                Worker::spawn(config, move || {
-                    KernelValidator::open(kernel).map(|k| Box::new(k) as Box<dyn BlockValidator>)
-                })?
+                let store = coins.clone();
+                let worker = Worker::spawn(config, move || {
+                    let kernel = KernelValidator::open(kernel)?;
+                    let started = std::time::Instant::now();
+                    let before = store.best().map_err(|e| ValidatorError::Kernel(e.to_string()))?;
+                    reconcile(&store, &kernel, false).map_err(|e| ValidatorError::Kernel(e.to_string()))?;
+                    let after = store.best().map_err(|e| ValidatorError::Kernel(e.to_string()))?;
+                    tracing::info!(
+                        from = before.height,
+                        to = after.height,
+                        ms = started.elapsed().as_millis() as u64,
+                        "coin store reconciled with the kernel's active chain"
+                    );
+                    Ok(Box::new(kernel) as Box<dyn BlockValidator>)
+                })
+                .map_err(StartError::Validator)?;
+                (worker, Some(coins))
             }
             None => {
-                Worker::spawn(config, move || Ok(Box::new(StructureChecker::new(network)) as Box<dyn BlockValidator>))?
+                let worker = Worker::spawn(config, move || {
+                    Ok(Box::new(StructureChecker::new(network)) as Box<dyn BlockValidator>)
+                })
+                .map_err(StartError::Validator)?;
+                (worker, None)
             }
         };
-        Ok(ChainIo { worker, reads: Vec::new(), held: VecDeque::new() })
+        let follower = CoinFollower::spawn(coins.clone(), worker.chain_reader()).map_err(StartError::Runtime)?;
+        Ok(ChainIo { worker, reads: Vec::new(), held: VecDeque::new(), coins, follower })
+    }
+
+    /// Gives the world the pool's chainstate: the coin store as `ChainCoins` (a node without a
+    /// datadir keeps the empty in-memory default), Core's script engine as `Scripts`, and the inbox
+    /// the follower's block events go to.
+    pub(super) fn install(&self, world: &mut World) {
+        match &self.coins {
+            Some(coins) => {
+                world.insert_resource(ChainCoins(Box::new(coins.clone())));
+                world.insert_resource(CoinStoreHandle(coins.clone()));
+            }
+            None => {
+                world.init_resource::<ChainCoins>();
+            }
+        }
+        world.insert_resource(Scripts(Box::new(KernelScripts)));
+        world.init_resource::<BlockTxInbox>();
+    }
+
+    /// A worker event the world loop took itself: the follower must see it too, in order.
+    pub(super) fn forward(&self, event: &ValidationEvent) {
+        self.follower.push(event);
     }
 
     /// Rebuilds the world's header tree from the store and marks the validator's active chain
@@ -124,8 +179,13 @@ impl ChainIo {
             if let ValidationEvent::Fatal { what } = e {
                 tracing::error!(what, "the validator failed; blocks are no longer validated");
             }
+            self.follower.push(e);
         }
         world.resource_mut::<ValidationInbox>().0.extend(events);
+        let applied: Vec<_> = self.follower.events().try_iter().collect();
+        if !applied.is_empty() {
+            world.get_resource_or_init::<BlockTxInbox>().0.extend(applied);
+        }
         let mut answers = Vec::new();
         self.reads.retain(|(conn, hash, rx)| match rx.try_recv() {
             Ok(bytes) => {
@@ -189,6 +249,11 @@ impl ChainIo {
         }
     }
 
+    /// Blocks the coin store has applied, for the loop to wait on (the pool hears of them at once).
+    pub(super) fn block_events(&self) -> &flume::Receiver<oni_systems::mempool::BlockTxEvent> {
+        self.follower.events()
+    }
+
     /// The worker's verdicts, for the loop to wait on.
     pub(super) fn events(&self) -> &flume::Receiver<ValidationEvent> {
         self.worker.events()
@@ -196,12 +261,16 @@ impl ChainIo {
 
     /// Whether verdicts or read answers are waiting (the loop ticks at once then).
     pub(super) fn has_news(&self) -> bool {
-        !self.worker.events().is_empty() || self.reads.iter().any(|(_, _, rx)| !rx.is_empty())
+        !self.worker.events().is_empty()
+            || !self.follower.events().is_empty()
+            || self.reads.iter().any(|(_, _, rx)| !rx.is_empty())
     }
 
-    /// Stops the worker; the kernel flushes as it closes.
+    /// Stops the follower (after its current block), then the worker; the kernel flushes as it
+    /// closes.
     pub(super) fn shutdown(self) {
-        let ChainIo { worker, .. } = self;
+        let ChainIo { worker, follower, .. } = self;
+        follower.shutdown();
         if let Err(e) = worker.shutdown() {
             tracing::error!("validator shutdown: {e}");
         }

@@ -110,6 +110,8 @@ pub enum StartError {
     Store(StoreError),
     /// The block validator (Core's engine) could not start.
     Validator(crate::validation::ValidatorError),
+    /// The coin store in the datadir cannot be used.
+    Coins(crate::coins::CoinsError),
 }
 
 impl std::fmt::Display for StartError {
@@ -125,6 +127,7 @@ impl std::fmt::Display for StartError {
             StartError::Runtime(e) => write!(f, "cannot start the IO runtime: {e}"),
             StartError::Store(e) => write!(f, "{e}"),
             StartError::Validator(e) => write!(f, "cannot start block validation: {e}"),
+            StartError::Coins(e) => write!(f, "cannot open the coin store: {e}"),
         }
     }
 }

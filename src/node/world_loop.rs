@@ -40,6 +40,8 @@ enum Woken {
     Event(NetEvent),
     Control(Control),
     Verdict(oni_systems::chain::ValidationEvent),
+    /// The coin store applied a block: the pool hears of it.
+    BlockTx(oni_systems::mempool::BlockTxEvent),
     Timeout,
     /// Every handle is gone: nobody can stop us any more, so stop.
     Orphaned,
@@ -115,7 +117,8 @@ impl WorldLoop {
             // the validator's hands (the worker's own bound is above this).
             sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
-        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref()).map_err(StartError::Validator)?;
+        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref())?;
+        chain.install(&mut world);
         chain.restore(&mut world, store.as_deref());
         let backlog = world.query_filtered();
         Ok(WorldLoop {
@@ -178,7 +181,13 @@ impl WorldLoop {
             match woken {
                 Woken::Event(e) => self.pending.push(e),
                 Woken::Control(c) => stop = self.control(c),
-                Woken::Verdict(v) => self.world.resource_mut::<oni_systems::chain::ValidationInbox>().0.push(v),
+                Woken::Verdict(v) => {
+                    if let Some(chain) = &self.chain {
+                        chain.forward(&v);
+                    }
+                    self.world.resource_mut::<oni_systems::chain::ValidationInbox>().0.push(v)
+                }
+                Woken::BlockTx(e) => self.world.get_resource_or_init::<oni_systems::mempool::BlockTxInbox>().0.push(e),
                 Woken::Timeout => {}
                 Woken::Orphaned => stop = true,
             }
@@ -222,7 +231,9 @@ impl WorldLoop {
             .recv(&self.events, |r| r.map_or(Woken::Timeout, Woken::Event));
         // A verdict from the validator wakes the loop too: the download window moves at once.
         let r = match self.chain.as_ref() {
-            Some(chain) => r.recv(chain.events(), |r| r.map_or(Woken::Timeout, Woken::Verdict)),
+            Some(chain) => r
+                .recv(chain.events(), |r| r.map_or(Woken::Timeout, Woken::Verdict))
+                .recv(chain.block_events(), |r| r.map_or(Woken::Timeout, Woken::BlockTx)),
             None => r,
         }
         .wait_timeout(timeout);

@@ -376,6 +376,10 @@ impl BlockValidator for KernelValidator {
         self.chainman()?.read_block_data(&entry).ok()?.consensus_encode().ok()
     }
 
+    fn active_hash_at(&self, height: u32) -> Option<BlockHash> {
+        self.block_hash_at(height)
+    }
+
     fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError> {
         if self.config.in_memory {
             // Reopening would discard in-memory databases; nothing is durable in this mode.

@@ -25,7 +25,7 @@ pub mod worker;
 pub use checker::StructureChecker;
 pub use event::{RejectReason, ValidationEvent};
 pub use kernel::{KernelConfig, KernelValidator};
-pub use worker::{SubmitError, ValidationWorker, WorkerConfig};
+pub use worker::{ChainReader, SubmitError, ValidationWorker, WorkerConfig};
 
 use bitcoin::block::Header;
 use bitcoin::pow::Work;
@@ -105,6 +105,12 @@ pub trait BlockValidator: Send + 'static {
 
     /// Make everything connected so far survive a crash. Returns the tip that is now durable.
     fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError>;
+
+    /// Hash of the active chain's block at `height`, for the coin store to find where it left the
+    /// chain. `None` if the chain is shorter, or the validator keeps no active chain.
+    fn active_hash_at(&self, _height: u32) -> Option<BlockHash> {
+        None
+    }
 }
 
 /// A boxed validator is a validator, so the node can pick one at run time (the kernel, or the
@@ -127,5 +133,8 @@ impl<T: BlockValidator + ?Sized> BlockValidator for Box<T> {
     }
     fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError> {
         (**self).checkpoint()
+    }
+    fn active_hash_at(&self, height: u32) -> Option<BlockHash> {
+        (**self).active_hash_at(height)
     }
 }

@@ -77,6 +77,7 @@ enum Control {
     Header { raw: [u8; 80] },
     ReadBlock { hash: BlockHash, reply: flume::Sender<Option<Vec<u8>>> },
     HeaderFor { hash: BlockHash, reply: flume::Sender<Option<HeaderInfo>> },
+    HashAt { height: u32, reply: flume::Sender<Option<BlockHash>> },
     Checkpoint { reply: flume::Sender<Result<ValidatedTip, ValidatorError>> },
     Shutdown,
 }
@@ -234,6 +235,12 @@ impl<V: BlockValidator> ValidationWorker<V> {
         rx
     }
 
+    /// A handle that reads the validator's active chain and blocks from another thread (the coin
+    /// follower), through the same control channel as [`ValidationWorker::read_block`].
+    pub fn chain_reader(&self) -> ChainReader {
+        ChainReader { control: self.control.clone(), shared: self.shared.clone() }
+    }
+
     /// Force a checkpoint now (before a planned restart, in tests).
     pub fn checkpoint(&self) -> flume::Receiver<Result<ValidatedTip, ValidatorError>> {
         let (reply, rx) = flume::bounded(1);
@@ -257,6 +264,36 @@ impl<V: BlockValidator> ValidationWorker<V> {
 impl<V: BlockValidator> Drop for ValidationWorker<V> {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Blocking reads of the validator's chain for threads other than the world's: each call waits for
+/// at most the block being validated (control messages go first). Every answer is `None` once the
+/// worker has stopped, so a reader never hangs on a dead worker.
+#[derive(Clone)]
+pub struct ChainReader {
+    control: flume::Sender<Control>,
+    shared: Arc<Shared>,
+}
+
+impl ChainReader {
+    /// The block's raw bytes, if the validator holds its data.
+    pub fn read_block(&self, hash: BlockHash) -> Option<Vec<u8>> {
+        let (reply, rx) = flume::bounded(1);
+        self.control.send(Control::ReadBlock { hash, reply }).ok()?;
+        rx.recv().ok().flatten()
+    }
+
+    /// Hash of the active chain's block at `height`, if the validator knows its active chain.
+    pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
+        let (reply, rx) = flume::bounded(1);
+        self.control.send(Control::HashAt { height, reply }).ok()?;
+        rx.recv().ok().flatten()
+    }
+
+    /// The validator's tip after the last processed block (possibly not yet durable).
+    pub fn tip(&self) -> ValidatedTip {
+        lock(&self.shared.tip)
     }
 }
 
@@ -337,6 +374,9 @@ impl<V: BlockValidator> Loop<V> {
             }
             Control::HeaderFor { hash, reply } => {
                 let _ = reply.send(self.validator.header_for(&hash));
+            }
+            Control::HashAt { height, reply } => {
+                let _ = reply.send(self.validator.active_hash_at(height));
             }
             Control::Checkpoint { reply } => {
                 let _ = reply.send(self.checkpoint());
