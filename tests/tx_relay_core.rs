@@ -12,6 +12,7 @@ use common::proc::wait_for;
 use common::raw::RawPeer;
 use oni::node::{Node, NodeConfig, NodeHandle};
 use oni_systems::chain::HeaderTree;
+use oni_systems::mempool::policy::TxReject;
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::Metrics;
 use oni_systems::wire::{InvList, InvType, Message, Network, Tx};
@@ -128,5 +129,87 @@ fn fixture_mempool_crosses_oni_from_core_to_core_and_a_txid_relay_peer_is_served
     assert!(wait_for(WAIT, || (tip_height(&oni) == 2_102).then_some(())).is_some(), "oni did not follow the reorg");
     let back = wait_for(Duration::from_secs(30), || (pool_txids(&oni) == want).then_some(()));
     assert!(back.is_some(), "after the reorg oni's pool holds {} of {}", pool_txids(&oni).len(), want.len());
+    oni.shutdown();
+}
+
+/// Sends `tx` from a fresh raw peer; returns whether that peer is still connected afterwards.
+fn send_and_see(node: &NodeHandle, tx: &bitcoin::Transaction) -> bool {
+    let mut peer = RawPeer::handshake(node.local_addr().unwrap(), true);
+    peer.send(&Message::Tx(Tx::from_bitcoin(tx).unwrap()));
+    // A ping after it: its pong proves the tx was handled and the connection still stands.
+    peer.send(&Message::Ping(77));
+    peer.wait_for(Duration::from_secs(5), |m| matches!(m, Message::Pong(77))).is_some()
+}
+
+fn rejected(node: &NodeHandle, reason: TxReject) -> u64 {
+    node.with_world(|w| w.resource::<Metrics>().tx_rejected[reason as usize]).unwrap()
+}
+
+#[test]
+fn rejections_over_the_wire_carry_their_reason_and_only_consensus_failures_cost_the_sender() {
+    let Some(exes) = CoreExes::find() else { return };
+    let txs: Vec<bitcoin::Transaction> =
+        fixture("mempool.hex").iter().map(|h| bitcoin::consensus::encode::deserialize_hex(h).unwrap()).collect();
+    let a = core_with_chain(&exes);
+    let dir = tempfile::tempdir().unwrap();
+    let oni = Node::start(oni_config(dir.path(), format!("127.0.0.1:{}", a.p2p_port).parse().unwrap())).unwrap();
+    assert!(wait_for(WAIT, || (tip_height(&oni) == 2_100).then_some(())).is_some(), "oni did not sync");
+    let tx = txs.iter().find(|t| t.input.iter().all(|i| i.witness.len() == 2)).expect("a P2WPKH-style spend").clone();
+
+    // Policy: none of these costs the sender anything.
+    let mut dust = tx.clone();
+    dust.output[0].value = bitcoin::Amount::from_sat(1);
+    assert!(send_and_see(&oni, &dust), "dust is policy");
+    // One dust output is Core's ephemeral-dust allowance, refused here because the tx pays a fee.
+    assert_eq!(rejected(&oni, TxReject::Dust) + rejected(&oni, TxReject::DustWithFee), 1);
+    let mut version = tx.clone();
+    version.version = bitcoin::transaction::Version(4);
+    assert!(send_and_see(&oni, &version));
+    assert_eq!(rejected(&oni, TxReject::Version), 1);
+    // The original enters; a conflicting copy paying less is refused (insufficient fee), unblamed.
+    assert!(send_and_see(&oni, &tx));
+    assert!(wait_for(Duration::from_secs(10), || pool_txids(&oni)
+        .contains(&tx.compute_txid().to_string())
+        .then_some(()))
+    .is_some());
+    let mut rival = tx.clone();
+    rival.output[0].value += bitcoin::Amount::from_sat(1);
+    assert!(send_and_see(&oni, &rival), "a losing double spend is policy");
+    assert_eq!(rejected(&oni, TxReject::InsufficientFee), 1);
+    // A child whose parent never comes: an orphan, no blame.
+    let child = txs
+        .iter()
+        .find(|c| {
+            c.input.iter().any(|i| {
+                txs.iter().any(|p| p.compute_txid() == i.previous_output.txid && p.compute_txid() != tx.compute_txid())
+            })
+        })
+        .unwrap();
+    assert!(send_and_see(&oni, child));
+    assert!(oni.with_world(|w| w.resource::<Metrics>().tx_orphaned).unwrap() >= 1);
+
+    // Consensus: a broken signature (Core's engine says no) costs the sender its connection.
+    let other = txs
+        .iter()
+        .find(|t| {
+            t.compute_txid() != tx.compute_txid()
+                && t.input.iter().all(|i| i.witness.len() == 2)
+                && !pool_txids(&oni).contains(&t.compute_txid().to_string())
+                && t.input.iter().all(|i| !txs.iter().any(|p| p.compute_txid() == i.previous_output.txid))
+        })
+        .expect("another confirmed-input spend")
+        .clone();
+    let mut forged = other.clone();
+    let mut items: Vec<Vec<u8>> = forged.input[0].witness.iter().map(|w| w.to_vec()).collect();
+    items[0][10] ^= 0x01;
+    forged.input[0].witness = bitcoin::Witness::from_slice(&items);
+    assert!(!send_and_see(&oni, &forged), "a consensus-invalid tx disconnects its sender");
+    assert_eq!(rejected(&oni, TxReject::ConsensusScriptFailed), 1);
+    // The genuine one still enters: the forged copy's rejection was remembered by wtxid only.
+    assert!(send_and_see(&oni, &other));
+    assert!(wait_for(Duration::from_secs(10), || pool_txids(&oni)
+        .contains(&other.compute_txid().to_string())
+        .then_some(()))
+    .is_some());
     oni.shutdown();
 }

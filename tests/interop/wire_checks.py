@@ -231,7 +231,7 @@ def parse_args():
     p.add_argument("--profile", choices=["oni", "core"], default="oni")
     args = p.parse_args()
     args.subver_prefix = "/oni:" if args.profile == "oni" else "/Satoshi:"
-    args.relay = args.profile == "core"
+    args.relay = True  # both relay transactions (oni since its pool landed)
     return args
 
 
