@@ -22,14 +22,16 @@
 
 use super::bots::BotIo;
 use super::dump::{self, WorldDump};
-use super::outcome::{EndState, InstanceInfo, Outcome};
+use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
 use super::sim::{spawn_instances, Instance};
-use super::spec::Scenario;
+use super::spec::{ChainStart, Scenario};
 use super::trace::{Closed, ConnRecord};
 use crate::node::{Node, NodeConfig, NodeHandle};
 use bevy_ecs::lifecycle::Remove;
 use bevy_ecs::prelude::*;
 use oni_systems::components::{Disconnect, Handshake, PeerState, RecvBuffer, SendQueue, Socket};
+use oni_systems::mempool::orphanage::Orphanage;
+use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::tx_requests::TxRequests;
 use oni_systems::resources::{Clock, ConnIndex, DisconnectReason, LocalNonces, ScoreTable};
 use oni_systems::wire::{Command, FrameSplitter, Message, Network};
@@ -99,6 +101,7 @@ struct Live {
     read_buf: Vec<u8>,
     log: CloseLog,
     peak: Sample,
+    tx: TxFigures,
     peak_rss_kb: u64,
     node_bad_frames: u64,
     connect_failures: u64,
@@ -131,8 +134,15 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
     let relay = scenario.relay;
     let stalling_ms = scenario.stalling_timeout_ms;
     let min_work = scenario.min_chain_work_blocks.map(super::sim::regtest_work);
+    let orphan_limits = scenario.orphanage.limits();
+    let fixture = scenario.chain == ChainStart::Fixture;
     let log_w = log.clone();
     node.with_world(move |w| {
+        w.insert_resource(Orphanage::new(orphan_limits));
+        if fixture {
+            let now_s = w.resource::<Clock>().unix_s();
+            super::fixture_chain::load(w, now_s)?;
+        }
         if let Some(t) = threshold {
             w.resource_mut::<ScoreTable>().threshold = t;
         }
@@ -156,8 +166,9 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
                 }
             }
         });
+        Ok::<(), String>(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())??;
     let mut live = Live {
         node,
         node_addr,
@@ -172,6 +183,7 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
         read_buf: vec![0u8; 64 * 1024],
         log,
         peak: Sample::default(),
+        tx: TxFigures::default(),
         peak_rss_kb: 0,
         node_bad_frames: 0,
         connect_failures: 0,
@@ -384,9 +396,10 @@ impl Live {
 
     /// Peaks from the world thread, and the process's resident memory.
     fn sample(&mut self) -> Result<(), String> {
-        let s = self
+        let mut tx = std::mem::take(&mut self.tx);
+        let (s, tx) = self
             .node
-            .with_world(|w| {
+            .with_world(move |w| {
                 let mut s = Sample::default();
                 let mut q = w.query::<(&SendQueue, &RecvBuffer)>();
                 for (sq, rb) in q.iter(w) {
@@ -395,9 +408,11 @@ impl Live {
                     s.recv_bytes = s.recv_bytes.max(rb.bytes as u64);
                 }
                 s.tx_tracked = w.resource::<TxRequests>().len() as u64;
-                s
+                tx.sample(w.resource::<Orphanage>());
+                (s, tx)
             })
             .map_err(|e| format!("node stopped mid-run: {e}"))?;
+        self.tx = tx;
         self.peak.peers = self.peak.peers.max(s.peers);
         self.peak.send_bytes = self.peak.send_bytes.max(s.send_bytes);
         self.peak.recv_bytes = self.peak.recv_bytes.max(s.recv_bytes);
@@ -410,9 +425,10 @@ impl Live {
 
     fn finish(mut self) -> Result<Outcome, String> {
         let end_ms = self.now_ms();
-        let (end, snapshot) = self
+        let mut tx = std::mem::take(&mut self.tx);
+        let (end, snapshot, tx, chain) = self
             .node
-            .with_world(|w| {
+            .with_world(move |w| {
                 let mut q = w.query::<(&Handshake, &PeerState)>();
                 let awaiting_verack = q.iter(w).filter(|(h, s)| h.version_sent && **s != PeerState::Ready).count();
                 let end = EndState {
@@ -421,7 +437,9 @@ impl Live {
                     nonces: w.resource::<LocalNonces>().0.len(),
                     awaiting_verack,
                 };
-                (end, dump::collect(w))
+                tx.finish(w.resource::<Orphanage>(), w.resource::<Mempool>());
+                let chain = ChainFigures::of(w.resource::<oni_systems::chain::HeaderTree>());
+                (end, dump::collect(w), tx, chain)
             })
             .map_err(|e| format!("node stopped mid-run: {e}"))?;
         self.attribute_closes();
@@ -436,6 +454,7 @@ impl Live {
                 max_per_tick: inst.max_per_tick,
                 recv_total: inst.recv_total,
                 ping_log: inst.behaviour.ping_log().cloned(),
+                tx_log: inst.behaviour.tx_log().cloned(),
             })
             .collect();
         Ok(Outcome {
@@ -448,6 +467,8 @@ impl Live {
             peak_send_bytes: self.peak.send_bytes,
             peak_recv_bytes: self.peak.recv_bytes,
             peak_tx_tracked: self.peak.tx_tracked,
+            tx,
+            chain,
             end,
             node_bad_frames: self.node_bad_frames,
             dials: 0,
