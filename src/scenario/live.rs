@@ -11,6 +11,13 @@
 //!   one runner pass late.
 //! - Peaks (peers, per-peer send and receive buffers, tracked transactions): sampled on the world
 //!   thread once per runner pass, between node ticks, so a peak inside one node tick can be missed.
+//! - The orphanage (peaks, and the orphans TxRelayer connections hold, matched by address) in the
+//!   same samples; the pool's transactions and the header tree's heights at the end.
+//! - Block scenarios (BlockServer, BlockStall) run the node with a scratch datadir, so Core's engine
+//!   validates the blocks (the datadir-less structure checker refuses a block whose parent it has
+//!   not seen, and a download around a staller is out of order). `chain: Fixture` puts the fixture's
+//!   headers and coins into the world before the first tick; the validator is not told, so a
+//!   fixture scenario exchanges transactions, not blocks.
 //! - Peak RSS: `/proc/self/status` (VmRSS each pass, VmHWM at the end). It is the whole process's:
 //!   node, runner and bots, and in a test binary any test running beside it.
 //!
@@ -24,7 +31,7 @@ use super::bots::BotIo;
 use super::dump::{self, WorldDump};
 use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
 use super::sim::{spawn_instances, Instance};
-use super::spec::{ChainStart, Scenario};
+use super::spec::{BotKind, ChainStart, Scenario};
 use super::trace::{Closed, ConnRecord};
 use crate::node::{Node, NodeConfig, NodeHandle};
 use bevy_ecs::lifecycle::Remove;
@@ -115,7 +122,11 @@ pub fn run_live(scenario: &Scenario) -> Result<Outcome, String> {
     cfg.config.limits = scenario.node.clone();
     cfg.config.relay = scenario.relay;
     cfg.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    cfg.datadir = None;
+    // Without a datadir the node checks blocks with the structure checker, which refuses a block
+    // whose parent it has not seen; a download around a staller delivers them out of order. Block
+    // scenarios get Core's engine in a scratch directory instead.
+    let scratch = if needs_kernel(scenario) { Some(ScratchDir::new()?) } else { None };
+    cfg.datadir = scratch.as_ref().map(|d| d.0.clone());
     cfg.dnsseed = false;
     cfg.seed = Some(scenario.seed);
     // Addresses a bot gossips must never be dialed for real.
@@ -123,7 +134,33 @@ pub fn run_live(scenario: &Scenario) -> Result<Outcome, String> {
     let node = Node::start(cfg).map_err(|e| format!("cannot start the node: {e}"))?;
     let result = drive(scenario, node.clone());
     node.shutdown();
+    drop(scratch);
     result
+}
+
+/// Whether the scenario's bots deliver blocks the node must validate and connect.
+fn needs_kernel(scenario: &Scenario) -> bool {
+    scenario.peers.iter().any(|p| {
+        matches!(p, super::spec::PeerSpec::Bot { kind: BotKind::BlockServer { .. } | BotKind::BlockStall { .. }, .. })
+    })
+}
+
+/// A directory of its own under the system's temp dir, removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<Self, String> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("oni-scenario-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
@@ -397,6 +434,12 @@ impl Live {
     /// Peaks from the world thread, and the process's resident memory.
     fn sample(&mut self) -> Result<(), String> {
         let mut tx = std::mem::take(&mut self.tx);
+        let relayers: Vec<SocketAddr> = self
+            .instances
+            .iter()
+            .filter(|i| i.label == "TxRelayer")
+            .filter_map(|i| Some(self.locals[i.conn? as usize - 1]))
+            .collect();
         let (s, tx) = self
             .node
             .with_world(move |w| {
@@ -408,7 +451,17 @@ impl Live {
                     s.recv_bytes = s.recv_bytes.max(rb.bytes as u64);
                 }
                 s.tx_tracked = w.resource::<TxRequests>().len() as u64;
-                tx.sample(w.resource::<Orphanage>());
+                let orphans = w.resource::<Orphanage>();
+                tx.sample(orphans);
+                if !orphans.is_empty() && !relayers.is_empty() {
+                    let mut q = w.query::<(Entity, &Socket)>();
+                    let held: u64 = q
+                        .iter(w)
+                        .filter(|(_, sock)| relayers.contains(&sock.addr))
+                        .map(|(e, _)| w.resource::<Orphanage>().usage_of(e).announcements)
+                        .sum();
+                    tx.peak_relayer_orphans = tx.peak_relayer_orphans.max(held);
+                }
                 (s, tx)
             })
             .map_err(|e| format!("node stopped mid-run: {e}"))?;

@@ -37,7 +37,7 @@ pub struct TxFigures {
     /// Most peers holding orphans after a tick.
     pub peak_orphan_peers: u64,
     /// Most orphans the TxRelayer instances held together after a tick: proof their orphans waited
-    /// in the orphanage beside the flood (sim mode only; live leaves it 0).
+    /// in the orphanage beside the flood.
     pub peak_relayer_orphans: u64,
     /// Orphans evicted by the bounds, in all.
     pub orphans_evicted: u64,
