@@ -413,3 +413,24 @@ fn orphan_flood_replays_from_its_seed() {
     assert_eq!(a.rows, b.rows);
     assert_eq!(out_a.tx, out_b.tx, "same orphanage peaks and pool");
 }
+
+#[test]
+fn transaction_bots_are_refused_without_their_prerequisites() {
+    let relayer = GOOD.replace("Honest(count: 1)", "Honest(count: 1), Bot(kind: TxRelayer(txs_per_s: 5), count: 1)");
+    let e = parse_err(&relayer);
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("chain: Fixture")), "{e}");
+    let s = Scenario::parse(&relayer.replace("seed: 1,", "seed: 1,\n    chain: Fixture,"), "t.ron").unwrap();
+    assert_eq!(s.chain, oni::scenario::spec::ChainStart::Fixture);
+    let flood = |params: &str| {
+        GOOD.replace("Honest(count: 1)", &format!("Honest(count: 1), Bot(kind: OrphanFlood({params}), count: 1)"))
+    };
+    assert!(
+        Scenario::parse(&flood("orphans_per_s: 10, orphans: 100, inputs_per_tx: 100, pad_bytes: 50000"), "t").is_ok()
+    );
+    let e = parse_err(&flood("orphans_per_s: 10, orphans: 100, inputs_per_tx: 500, pad_bytes: 90000"));
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("WU")), "too heavy: {e}");
+    let e = parse_err(&flood("orphans_per_s: 10, orphans: 0"));
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("orphans")), "{e}");
+    let e = parse_err(&GOOD.replace("seed: 1,", "seed: 1,\n    orphanage: (max_latency: 5),"));
+    assert!(matches!(e, ScenarioError::Parse { line: 4, .. }), "unknown orphanage field: {e}");
+}

@@ -234,3 +234,100 @@ impl Behaviour for TxRelayer {
         Some(&self.log)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oni_systems::mempool::policy::{check_loose_tx, PolicyConfig};
+    use oni_systems::resources::Rng;
+    use oni_systems::wire::Network;
+
+    #[test]
+    fn orphans_are_standard_random_and_sized_by_their_parameters() {
+        let mut rng = Rng::seeded(7);
+        let a = random_orphan(&mut rng, 1, 0);
+        let b = random_orphan(&mut rng, 1, 0);
+        assert_ne!(a.compute_txid(), b.compute_txid());
+        assert_eq!(a.weight(), b.weight(), "sizes do not depend on the random parts");
+        for tx in [&a, &random_orphan(&mut rng, 12, 20_000), &random_orphan(&mut rng, 300, 0)] {
+            assert_eq!(check_loose_tx(tx, &PolicyConfig::default()), Ok(()), "{} inputs", tx.input.len());
+        }
+        assert!((400..500).contains(&a.weight().to_wu()), "{}", a.weight());
+        let heavy = random_orphan(&mut rng, 12, 20_000).weight().to_wu();
+        assert!((80_000..90_000).contains(&heavy), "{heavy}");
+        let again = random_orphan(&mut Rng::seeded(7), 1, 0);
+        assert_eq!(again.compute_txid(), a.compute_txid(), "same seed, same orphan");
+    }
+
+    fn io_at(now_ms: u64, rng: &mut Rng) -> BotIo<'_> {
+        BotIo::new(now_ms, 1_800_000_000, rng, Network::Regtest, true, usize::MAX)
+    }
+
+    fn sent(io: &BotIo) -> Vec<Message> {
+        let mut splitter = oni_systems::wire::FrameSplitter::new(Network::Regtest);
+        let mut rest = &io.out[..];
+        let mut msgs = Vec::new();
+        while !rest.is_empty() {
+            let (used, r) = splitter.push(rest);
+            rest = &rest[used..];
+            if let Ok(Some(f)) = r {
+                msgs.extend(Message::decode(f.header.command, &f.payload).unwrap());
+            }
+        }
+        msgs
+    }
+
+    #[test]
+    fn the_relayer_pushes_children_first_then_announces_and_answers_by_txid_or_wtxid_after_its_delay() {
+        let txs = fixture::mempool().unwrap();
+        let mut r = TxRelayer::new(1_000.0, 500);
+        let mut rng = Rng::seeded(1);
+        r.life.hs.state = super::super::HsState::Ready;
+        let mut io = io_at(0, &mut rng);
+        r.tick(&mut io);
+        let first = sent(&io);
+        let Some(Message::Tx(t)) = first.first() else { panic!("{first:?}") };
+        let child = txs.iter().position(|x| x.compute_txid() == t.txid()).unwrap();
+        assert!(
+            txs[child].input.iter().any(|i| txs.iter().any(|p| p.compute_txid() == i.previous_output.txid)),
+            "the first push has a parent in the fixture"
+        );
+        // Everything else comes out over the next ticks: pushes, then one inv per root.
+        let mut all = first;
+        for t in 1..100 {
+            let mut io = io_at(t, &mut rng);
+            r.tick(&mut io);
+            all.extend(sent(&io));
+        }
+        let pushes = all.iter().filter(|m| matches!(m, Message::Tx(_))).count();
+        let invs = all.iter().filter(|m| matches!(m, Message::Inv(_))).count();
+        assert_eq!(pushes + invs, 53);
+        assert_eq!(pushes, r.log.pushed_as_orphans.len());
+        assert!(all.iter().position(|m| matches!(m, Message::Inv(_))) > Some(pushes - 1), "pushes come first");
+
+        let parent = &txs[0];
+        let mut ask = InvList::default();
+        ask.push(InvType::WITNESS_TX, parent.compute_txid().to_byte_array());
+        ask.push(InvType::WTX, txs[1].compute_wtxid().to_byte_array());
+        ask.push(InvType::WTX, [9; 32]);
+        let mut io = io_at(1_000, &mut rng);
+        r.on_message(Message::GetData(ask), &mut io);
+        assert!(sent(&io).is_empty(), "answers wait for the delay");
+        let mut io = io_at(1_499, &mut rng);
+        r.tick(&mut io);
+        assert!(sent(&io).is_empty());
+        let mut io = io_at(1_500, &mut rng);
+        r.tick(&mut io);
+        let answers = sent(&io);
+        let got: Vec<_> = answers
+            .iter()
+            .filter_map(|m| match m {
+                Message::Tx(t) => Some(t.txid()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, vec![parent.compute_txid(), txs[1].compute_txid()]);
+        assert!(answers.iter().any(|m| matches!(m, Message::NotFound(l) if l.len() == 1)), "{answers:?}");
+        assert_eq!(r.log.served, 2);
+    }
+}
