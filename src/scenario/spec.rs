@@ -11,9 +11,6 @@ use std::path::Path;
 
 /// Longest run a file may ask for: a day of virtual time.
 pub const MAX_DURATION_S: u64 = 86_400;
-/// Heaviest orphan a flooder may send: the standard transaction weight (heavier ones are refused
-/// as non-standard instead of stored, which is another scenario).
-pub const MAX_ORPHAN_WEIGHT_WU: u64 = 400_000;
 /// Most peer instances (honest + bots) in one scenario.
 pub const MAX_INSTANCES: u64 = 100_000;
 
@@ -450,10 +447,12 @@ impl BotKind {
                     super::bots::random_orphan(&mut oni_systems::resources::Rng::seeded(0), *inputs_per_tx, *pad_bytes)
                         .weight()
                         .to_wu();
-                if weight > MAX_ORPHAN_WEIGHT_WU {
+                // Heavier ones are refused as non-standard instead of stored: another scenario.
+                let max = oni_systems::mempool::orphanage::MAX_ORPHAN_WEIGHT;
+                if weight > max {
                     return Err(format!(
                         "OrphanFlood: {inputs_per_tx} inputs and {pad_bytes} pad bytes weigh {weight} WU, over the \
-                         {MAX_ORPHAN_WEIGHT_WU} a standard transaction may"
+                         {max} a standard transaction may"
                     ));
                 }
                 rate(*orphans_per_s, "orphans_per_s")
