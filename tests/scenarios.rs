@@ -3,7 +3,7 @@
 //! in files are reported with line and column; `--dump` writes the world.
 
 use oni::scenario::dump::WorldDump;
-use oni::scenario::{run, run_cli, BotKind, Mode, PeerSpec, Report, Scenario, ScenarioError};
+use oni::scenario::{run, run_cli, BotKind, Expectation, Mode, PeerSpec, Report, Scenario, ScenarioError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -360,4 +360,77 @@ fn low_work_headers_are_stored_when_the_node_wants_no_work() {
     s.duration_s = 3;
     let (report, _) = run(&s, Mode::Sim);
     assert_fails_on(&report, "HeaderTreeAtMost");
+}
+
+#[test]
+fn orphan_flood_is_bounded_only_by_the_orphanage_limits() {
+    let mut s = load("orphan_flood");
+    s.duration_s = 12;
+    s.orphanage.max_latency_score = 1_000_000;
+    s.orphanage.reserved_weight_per_peer = 1_000_000_000;
+    let (report, out) = run(&s, Mode::Sim);
+    println!("{report}");
+    assert_fails_on(&report, "OrphanageWithinBounds");
+    assert_fails_on(&report, "OrphansEvictedAtLeast");
+    assert!(out.tx.peak_orphans > 3_000, "the flood is all kept: {}", out.tx.peak_orphans);
+}
+
+/// With a latency bound of 60, each of eight peers' share is 7 orphans, below the 15 a slow honest
+/// relayer holds while it waits for its parents: the flood pushes the total over the bound, the
+/// relayers are the most over their shares, and their orphans are evicted. Without the flood the
+/// same bound holds both relayers' 30 orphans, so it is the flood that evicts them.
+#[test]
+fn honest_orphans_are_evicted_when_their_share_is_smaller_than_they_need() {
+    let mut s = load("orphan_flood");
+    s.duration_s = 30;
+    s.orphanage.max_latency_score = 60;
+    let (report, out) = run(&s, Mode::Sim);
+    println!("{report}");
+    assert_fails_on(&report, "HonestTxsInPool");
+    assert!(out.tx.peak_latency_score <= 60, "the bound still holds: {}", out.tx.peak_latency_score);
+
+    s.peers.retain(|p| !matches!(p, PeerSpec::Bot { kind: BotKind::OrphanFlood { .. }, .. }));
+    s.expect.retain(|e| {
+        e.bot() != Some("OrphanFlood")
+            && !matches!(e, Expectation::OrphansEvictedAtLeast(_) | Expectation::MetricAtLeast { .. })
+    });
+    let (report, out) = run(&s, Mode::Sim);
+    assert!(report.passed(), "{report}");
+    assert!(
+        out.tx.peak_relayer_orphans > 7,
+        "the relayers held more than a flooded share: {}",
+        out.tx.peak_relayer_orphans
+    );
+}
+
+#[test]
+fn orphan_flood_replays_from_its_seed() {
+    let mut s = load("orphan_flood");
+    s.duration_s = 10;
+    let (a, out_a) = run(&s, Mode::Sim);
+    let (b, out_b) = run(&s, Mode::Sim);
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.rows, b.rows);
+    assert_eq!(out_a.tx, out_b.tx, "same orphanage peaks and pool");
+}
+
+#[test]
+fn transaction_bots_are_refused_without_their_prerequisites() {
+    let relayer = GOOD.replace("Honest(count: 1)", "Honest(count: 1), Bot(kind: TxRelayer(txs_per_s: 5), count: 1)");
+    let e = parse_err(&relayer);
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("chain: Fixture")), "{e}");
+    let s = Scenario::parse(&relayer.replace("seed: 1,", "seed: 1,\n    chain: Fixture,"), "t.ron").unwrap();
+    assert_eq!(s.chain, oni::scenario::spec::ChainStart::Fixture);
+    let flood = |params: &str| {
+        GOOD.replace("Honest(count: 1)", &format!("Honest(count: 1), Bot(kind: OrphanFlood({params}), count: 1)"))
+    };
+    assert!(
+        Scenario::parse(&flood("orphans_per_s: 10, orphans: 100, inputs_per_tx: 100, pad_bytes: 50000"), "t").is_ok()
+    );
+    let e = parse_err(&flood("orphans_per_s: 10, orphans: 100, inputs_per_tx: 500, pad_bytes: 90000"));
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("WU")), "too heavy: {e}");
+    let e = parse_err(&flood("orphans_per_s: 10, orphans: 0"));
+    assert!(matches!(&e, ScenarioError::Invalid { message, .. } if message.contains("orphans")), "{e}");
+    let e = parse_err(&GOOD.replace("seed: 1,", "seed: 1,\n    orphanage: (max_latency: 5),"));
+    assert!(matches!(e, ScenarioError::Parse { line: 4, .. }), "unknown orphanage field: {e}");
 }

@@ -179,3 +179,36 @@ fn cli_live_run_with_duration_override_and_dump() {
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+/// A staller live: the node runs Core's engine in a scratch datadir, disconnects the staller for
+/// block_stalling and connects all 1,100 blocks from the server; the heights are read off the live
+/// node's header tree.
+#[test]
+fn block_stall_live() {
+    let (report, out) = run_live("block_stall", Some(8));
+    assert_live_pass(&report, &out, Some(("BlockStall", "block_stalling")));
+    assert_eq!(out.chain.validated_height, 1_100);
+}
+
+/// A low-work header chain live: the node keeps it in PRESYNC and stores none of it.
+#[test]
+fn low_work_headers_live() {
+    let (report, out) = run_live("low_work_headers", None);
+    assert_live_pass(&report, &out, None);
+    assert_eq!(out.chain.headers, 1, "only genesis");
+    let gh = oni_systems::wire::Command::GetHeaders as usize;
+    let asked: u64 = out.instances.iter().filter(|i| i.label == "LowWorkHeaders").map(|i| i.recv_total[gh]).sum();
+    assert!(asked > 4, "the node kept asking for more: {asked}");
+}
+
+/// The orphan flood live, unshortened (the attack needs its 30 s, the relayers start at 8 s): the
+/// node starts at the fixture tip, the orphanage holds its bounds, every honest transaction ends
+/// in the pool, and the relayers' orphans really waited there beside the flood's.
+#[test]
+fn orphan_flood_live() {
+    let (report, out) = run_live("orphan_flood", None);
+    assert_live_pass(&report, &out, None);
+    assert_eq!(out.chain.validated_height, 2_100, "started at the fixture tip");
+    assert!(out.tx.peak_relayer_orphans > 0, "relayer orphans waited in the orphanage");
+    assert_eq!(out.tx.pool.len(), 53);
+}

@@ -110,36 +110,44 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
                 None => (false, "no honest pong at all".into()),
             }
         }
-        Expectation::NoHonestDisconnected => {
-            let total = conns_of(out, HONEST).count();
-            let closed: Vec<String> = conns_of(out, HONEST)
-                .filter_map(|r| match r.closed {
-                    Some(Closed::ByNode { reason, .. }) => Some(reason.label().to_string()),
-                    _ => None,
-                })
-                .collect();
-            let m = if closed.is_empty() {
-                format!("0/{total} honest connections closed by the node")
-            } else {
-                format!("{}/{total} honest connections closed by the node (first: {})", closed.len(), closed[0])
-            };
-            (total > 0 && closed.is_empty(), m)
-        }
+        Expectation::NoHonestDisconnected => never_closed(out, HONEST),
+        Expectation::NeverDisconnected { bot } => never_closed(out, bot),
         Expectation::PeakPeersAtMost(n) => (out.peak_peers <= *n, format!("peak {} peers", out.peak_peers)),
         Expectation::PeakTxTrackedAtMost(n) => {
             (out.peak_tx_tracked <= *n, format!("peak {} transactions tracked", out.peak_tx_tracked))
         }
-        Expectation::ValidatedHeightAtLeast(n) => match out.world.get_resource::<oni_systems::chain::HeaderTree>() {
-            Some(tree) => {
-                let h = tree.entry(tree.validated_tip()).height;
-                (h >= *n, format!("validated height {h} (best header {})", tree.best_entry().height))
-            }
-            None => (false, "no header tree in this outcome (live mode does not copy it)".into()),
-        },
-        Expectation::HeaderTreeAtMost(n) => match out.world.get_resource::<oni_systems::chain::HeaderTree>() {
-            Some(tree) => (tree.len() as u64 <= *n, format!("{} headers in the tree", tree.len())),
-            None => (false, "no header tree in this outcome (live mode does not copy it)".into()),
-        },
+        Expectation::ValidatedHeightAtLeast(n) => {
+            let c = out.chain;
+            (
+                c.validated_height >= *n,
+                format!("validated height {} (best header {})", c.validated_height, c.best_height),
+            )
+        }
+        Expectation::HeaderTreeAtMost(n) => {
+            (out.chain.headers <= *n, format!("{} headers in the tree", out.chain.headers))
+        }
+        Expectation::OrphanageWithinBounds { latency_score, weight_per_peer } => {
+            let t = &out.tx;
+            (
+                t.peak_latency_score <= *latency_score && t.peak_weight_per_peer <= *weight_per_peer,
+                format!(
+                    "peak latency score {}, peak {} WU per peer holding orphans (total {} WU, up to {} peers); \
+                     peak {} orphans / {} announcements; {} at the end",
+                    t.peak_latency_score,
+                    t.peak_weight_per_peer,
+                    t.peak_weight,
+                    t.peak_orphan_peers,
+                    t.peak_orphans,
+                    t.peak_announcements,
+                    t.end_orphans
+                ),
+            )
+        }
+        Expectation::OrphansEvictedAtLeast(n) => (
+            out.tx.orphans_evicted >= *n,
+            format!("{} orphans evicted; {} put in the orphanage", out.tx.orphans_evicted, tx_orphaned(out)),
+        ),
+        Expectation::HonestTxsInPool => honest_txs_in_pool(out),
         Expectation::MetricAtLeast { metric, at_least } => {
             let v = super::spec::metric_value(out.world.resource::<oni_systems::resources::Metrics>(), metric);
             (v.is_some_and(|v| v >= *at_least), format!("{metric} = {}", v.unwrap_or(0)))
@@ -173,6 +181,54 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
         }
     };
     Row { expectation: e.describe(), pass, measured }
+}
+
+/// No connection labelled `label` was closed by the node (and there was at least one).
+fn never_closed(out: &Outcome, label: &str) -> (bool, String) {
+    let total = conns_of(out, label).count();
+    let closed: Vec<String> = conns_of(out, label)
+        .filter_map(|r| match r.closed {
+            Some(Closed::ByNode { reason, .. }) => Some(reason.label().to_string()),
+            _ => None,
+        })
+        .collect();
+    let m = if closed.is_empty() {
+        format!("0/{total} {label} connections closed by the node")
+    } else {
+        format!("{}/{total} {label} connections closed by the node (first: {})", closed.len(), closed[0])
+    };
+    (total > 0 && closed.is_empty(), m)
+}
+
+fn tx_orphaned(out: &Outcome) -> u64 {
+    out.world.get_resource::<oni_systems::resources::Metrics>().map_or(0, |m| m.tx_orphaned)
+}
+
+/// Every transaction a relayer held is in the pool at the end; a run without relayers proves nothing.
+fn honest_txs_in_pool(out: &Outcome) -> (bool, String) {
+    let logs: Vec<_> = out.instances.iter().filter_map(|i| i.tx_log.as_ref()).collect();
+    let mut held: Vec<bitcoin::Txid> = logs.iter().flat_map(|l| l.held.iter().copied()).collect();
+    held.sort_unstable();
+    held.dedup();
+    let mut orphans: Vec<bitcoin::Txid> = logs.iter().flat_map(|l| l.pushed_as_orphans.iter().copied()).collect();
+    orphans.sort_unstable();
+    orphans.dedup();
+    let in_pool = |t: &bitcoin::Txid| out.tx.pool.binary_search(t).is_ok();
+    let got = held.iter().filter(|t| in_pool(t)).count();
+    let orphans_got = orphans.iter().filter(|t| in_pool(t)).count();
+    let served: u64 = logs.iter().map(|l| l.served).sum();
+    let announced: u64 = logs.iter().map(|l| l.announced).sum();
+    (
+        !held.is_empty() && got == held.len(),
+        format!(
+            "{got}/{} relayed txs in the pool ({} in all); {orphans_got}/{} pushed as orphans got in \
+             (relayers held up to {} orphans at once); {announced} announced by inv, {served} served on getdata",
+            held.len(),
+            out.tx.pool.len(),
+            orphans.len(),
+            out.tx.peak_relayer_orphans
+        ),
+    )
 }
 
 fn conns_of<'a>(out: &'a Outcome, label: &'a str) -> impl Iterator<Item = &'a super::trace::ConnRecord> + 'a {

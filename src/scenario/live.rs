@@ -11,6 +11,13 @@
 //!   one runner pass late.
 //! - Peaks (peers, per-peer send and receive buffers, tracked transactions): sampled on the world
 //!   thread once per runner pass, between node ticks, so a peak inside one node tick can be missed.
+//! - The orphanage (peaks, and the orphans TxRelayer connections hold, matched by address) in the
+//!   same samples; the pool's transactions and the header tree's heights at the end.
+//! - Block scenarios (BlockServer, BlockStall) run the node with a scratch datadir, so Core's engine
+//!   validates the blocks (the datadir-less structure checker refuses a block whose parent it has
+//!   not seen, and a download around a staller is out of order). `chain: Fixture` puts the fixture's
+//!   headers and coins into the world before the first tick; the validator is not told, so a
+//!   fixture scenario exchanges transactions, not blocks.
 //! - Peak RSS: `/proc/self/status` (VmRSS each pass, VmHWM at the end). It is the whole process's:
 //!   node, runner and bots, and in a test binary any test running beside it.
 //!
@@ -22,14 +29,16 @@
 
 use super::bots::BotIo;
 use super::dump::{self, WorldDump};
-use super::outcome::{EndState, InstanceInfo, Outcome};
+use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
 use super::sim::{spawn_instances, Instance};
-use super::spec::Scenario;
+use super::spec::{BotKind, ChainStart, Scenario};
 use super::trace::{Closed, ConnRecord};
 use crate::node::{Node, NodeConfig, NodeHandle};
 use bevy_ecs::lifecycle::Remove;
 use bevy_ecs::prelude::*;
 use oni_systems::components::{Disconnect, Handshake, PeerState, RecvBuffer, SendQueue, Socket};
+use oni_systems::mempool::orphanage::Orphanage;
+use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::tx_requests::TxRequests;
 use oni_systems::resources::{Clock, ConnIndex, DisconnectReason, LocalNonces, ScoreTable};
 use oni_systems::wire::{Command, FrameSplitter, Message, Network};
@@ -99,6 +108,7 @@ struct Live {
     read_buf: Vec<u8>,
     log: CloseLog,
     peak: Sample,
+    tx: TxFigures,
     peak_rss_kb: u64,
     node_bad_frames: u64,
     connect_failures: u64,
@@ -112,7 +122,11 @@ pub fn run_live(scenario: &Scenario) -> Result<Outcome, String> {
     cfg.config.limits = scenario.node.clone();
     cfg.config.relay = scenario.relay;
     cfg.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    cfg.datadir = None;
+    // Without a datadir the node checks blocks with the structure checker, which refuses a block
+    // whose parent it has not seen; a download around a staller delivers them out of order. Block
+    // scenarios get Core's engine in a scratch directory instead.
+    let scratch = if needs_kernel(scenario) { Some(ScratchDir::new()?) } else { None };
+    cfg.datadir = scratch.as_ref().map(|d| d.0.clone());
     cfg.dnsseed = false;
     cfg.seed = Some(scenario.seed);
     // Addresses a bot gossips must never be dialed for real.
@@ -120,7 +134,33 @@ pub fn run_live(scenario: &Scenario) -> Result<Outcome, String> {
     let node = Node::start(cfg).map_err(|e| format!("cannot start the node: {e}"))?;
     let result = drive(scenario, node.clone());
     node.shutdown();
+    drop(scratch);
     result
+}
+
+/// Whether the scenario's bots deliver blocks the node must validate and connect.
+fn needs_kernel(scenario: &Scenario) -> bool {
+    scenario.peers.iter().any(|p| {
+        matches!(p, super::spec::PeerSpec::Bot { kind: BotKind::BlockServer { .. } | BotKind::BlockStall { .. }, .. })
+    })
+}
+
+/// A directory of its own under the system's temp dir, removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<Self, String> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("oni-scenario-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
@@ -131,8 +171,15 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
     let relay = scenario.relay;
     let stalling_ms = scenario.stalling_timeout_ms;
     let min_work = scenario.min_chain_work_blocks.map(super::sim::regtest_work);
+    let orphan_limits = scenario.orphanage.limits();
+    let fixture = scenario.chain == ChainStart::Fixture;
     let log_w = log.clone();
     node.with_world(move |w| {
+        w.insert_resource(Orphanage::new(orphan_limits));
+        if fixture {
+            let now_s = w.resource::<Clock>().unix_s();
+            super::fixture_chain::load(w, now_s)?;
+        }
         if let Some(t) = threshold {
             w.resource_mut::<ScoreTable>().threshold = t;
         }
@@ -156,8 +203,9 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
                 }
             }
         });
+        Ok::<(), String>(())
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())??;
     let mut live = Live {
         node,
         node_addr,
@@ -172,6 +220,7 @@ fn drive(scenario: &Scenario, node: NodeHandle) -> Result<Outcome, String> {
         read_buf: vec![0u8; 64 * 1024],
         log,
         peak: Sample::default(),
+        tx: TxFigures::default(),
         peak_rss_kb: 0,
         node_bad_frames: 0,
         connect_failures: 0,
@@ -384,9 +433,16 @@ impl Live {
 
     /// Peaks from the world thread, and the process's resident memory.
     fn sample(&mut self) -> Result<(), String> {
-        let s = self
+        let mut tx = std::mem::take(&mut self.tx);
+        let relayers: Vec<SocketAddr> = self
+            .instances
+            .iter()
+            .filter(|i| i.label == "TxRelayer")
+            .filter_map(|i| Some(self.locals[i.conn? as usize - 1]))
+            .collect();
+        let (s, tx) = self
             .node
-            .with_world(|w| {
+            .with_world(move |w| {
                 let mut s = Sample::default();
                 let mut q = w.query::<(&SendQueue, &RecvBuffer)>();
                 for (sq, rb) in q.iter(w) {
@@ -395,9 +451,21 @@ impl Live {
                     s.recv_bytes = s.recv_bytes.max(rb.bytes as u64);
                 }
                 s.tx_tracked = w.resource::<TxRequests>().len() as u64;
-                s
+                let orphans = w.resource::<Orphanage>();
+                tx.sample(orphans);
+                if !orphans.is_empty() && !relayers.is_empty() {
+                    let mut q = w.query::<(Entity, &Socket)>();
+                    let held: u64 = q
+                        .iter(w)
+                        .filter(|(_, sock)| relayers.contains(&sock.addr))
+                        .map(|(e, _)| w.resource::<Orphanage>().usage_of(e).announcements)
+                        .sum();
+                    tx.peak_relayer_orphans = tx.peak_relayer_orphans.max(held);
+                }
+                (s, tx)
             })
             .map_err(|e| format!("node stopped mid-run: {e}"))?;
+        self.tx = tx;
         self.peak.peers = self.peak.peers.max(s.peers);
         self.peak.send_bytes = self.peak.send_bytes.max(s.send_bytes);
         self.peak.recv_bytes = self.peak.recv_bytes.max(s.recv_bytes);
@@ -410,9 +478,10 @@ impl Live {
 
     fn finish(mut self) -> Result<Outcome, String> {
         let end_ms = self.now_ms();
-        let (end, snapshot) = self
+        let mut tx = std::mem::take(&mut self.tx);
+        let (end, snapshot, tx, chain) = self
             .node
-            .with_world(|w| {
+            .with_world(move |w| {
                 let mut q = w.query::<(&Handshake, &PeerState)>();
                 let awaiting_verack = q.iter(w).filter(|(h, s)| h.version_sent && **s != PeerState::Ready).count();
                 let end = EndState {
@@ -421,7 +490,9 @@ impl Live {
                     nonces: w.resource::<LocalNonces>().0.len(),
                     awaiting_verack,
                 };
-                (end, dump::collect(w))
+                tx.finish(w.resource::<Orphanage>(), w.resource::<Mempool>());
+                let chain = ChainFigures::of(w.resource::<oni_systems::chain::HeaderTree>());
+                (end, dump::collect(w), tx, chain)
             })
             .map_err(|e| format!("node stopped mid-run: {e}"))?;
         self.attribute_closes();
@@ -436,6 +507,7 @@ impl Live {
                 max_per_tick: inst.max_per_tick,
                 recv_total: inst.recv_total,
                 ping_log: inst.behaviour.ping_log().cloned(),
+                tx_log: inst.behaviour.tx_log().cloned(),
             })
             .collect();
         Ok(Outcome {
@@ -448,6 +520,8 @@ impl Live {
             peak_send_bytes: self.peak.send_bytes,
             peak_recv_bytes: self.peak.recv_bytes,
             peak_tx_tracked: self.peak.tx_tracked,
+            tx,
+            chain,
             end,
             node_bad_frames: self.node_bad_frames,
             dials: 0,

@@ -5,7 +5,8 @@
 //! TCP sockets in wall time; the same expectations judge it (see [`live`] for what it can measure).
 //!
 //! # Layout
-//! - [`spec`]: the file format and its validation.
+//! - [`spec`]: the file format and its validation; [`fixture_chain`]: a node started at the regtest
+//!   fixture's tip (`chain: Fixture`).
 //! - [`live`]: the live runner (real node, real sockets, wall clock).
 //! - [`sim`]: the simulator (virtual clock, instances, the tick loop); [`link`]: one connection's
 //!   byte pipes; [`outcome`]: what a run produced.
@@ -18,6 +19,7 @@ pub mod bots;
 pub mod cli;
 pub mod dump;
 pub mod expect;
+pub mod fixture_chain;
 pub mod link;
 pub mod live;
 pub mod outcome;

@@ -1,7 +1,7 @@
 //! What a simulated run hands to the judge: each instance, each connection, the peaks sampled after
 //! every tick, the node state a leak would show in, and the node's world itself (for the dump).
 
-use super::bots::PingLog;
+use super::bots::{PingLog, TxLog};
 use super::trace::ConnRecord;
 use bevy_ecs::prelude::*;
 use oni_systems::wire::Command;
@@ -17,6 +17,82 @@ pub struct InstanceInfo {
     pub recv_total: [u64; Command::COUNT],
     /// Honest instances' pings.
     pub ping_log: Option<PingLog>,
+    /// Transaction relayers' log.
+    pub tx_log: Option<TxLog>,
+}
+
+/// The orphanage and the pool over a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxFigures {
+    /// Highest latency score after a tick.
+    pub peak_latency_score: u64,
+    /// Most orphans stored after a tick.
+    pub peak_orphans: u64,
+    /// Most announcements after a tick.
+    pub peak_announcements: u64,
+    /// Highest total orphan weight after a tick.
+    pub peak_weight: u64,
+    /// Highest total weight per peer holding orphans after a tick (the bound is per such peer).
+    pub peak_weight_per_peer: u64,
+    /// Most peers holding orphans after a tick.
+    pub peak_orphan_peers: u64,
+    /// Most orphans the TxRelayer instances held together after a tick: proof their orphans waited
+    /// in the orphanage beside the flood.
+    pub peak_relayer_orphans: u64,
+    /// Orphans evicted by the bounds, in all.
+    pub orphans_evicted: u64,
+    /// Orphans stored at the end.
+    pub end_orphans: u64,
+    /// Transactions in the pool at the end.
+    pub pool: Vec<bitcoin::Txid>,
+}
+
+impl TxFigures {
+    /// Folds one sample of the orphanage into the peaks.
+    pub fn sample(&mut self, o: &oni_systems::mempool::orphanage::Orphanage) {
+        let peers = o.peer_count() as u64;
+        self.peak_latency_score = self.peak_latency_score.max(o.latency_score());
+        self.peak_orphans = self.peak_orphans.max(o.len() as u64);
+        self.peak_announcements = self.peak_announcements.max(o.announcement_count());
+        self.peak_weight = self.peak_weight.max(o.total_weight());
+        self.peak_weight_per_peer = self.peak_weight_per_peer.max(o.total_weight() / peers.max(1));
+        self.peak_orphan_peers = self.peak_orphan_peers.max(peers);
+    }
+
+    /// The end state: evictions, what is left, the pool's transactions (sorted).
+    pub fn finish(
+        &mut self,
+        o: &oni_systems::mempool::orphanage::Orphanage,
+        pool: &oni_systems::mempool::pool::Mempool,
+    ) {
+        self.orphans_evicted = o.evicted_total();
+        self.end_orphans = o.len() as u64;
+        self.pool = pool.iter().map(|e| e.txid).collect();
+        self.pool.sort_unstable();
+    }
+}
+
+/// The node's header tree at the end, as the chain expectations read it (live mode copies these
+/// figures out of the node, not the tree).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChainFigures {
+    /// Height of the validated tip.
+    pub validated_height: u32,
+    /// Height of the best header.
+    pub best_height: u32,
+    /// Entries in the tree (it never shrinks, so this is its peak).
+    pub headers: u64,
+}
+
+impl ChainFigures {
+    /// Reads them from a node's tree.
+    pub fn of(tree: &oni_systems::chain::HeaderTree) -> Self {
+        ChainFigures {
+            validated_height: tree.entry(tree.validated_tip()).height,
+            best_height: tree.best_entry().height,
+            headers: tree.len() as u64,
+        }
+    }
 }
 
 /// The node-side state at the end that a leak would show in.
@@ -54,6 +130,10 @@ pub struct Outcome {
     pub peak_tx_tracked: u64,
     /// Leak-relevant state at the end.
     pub end: EndState,
+    /// The orphanage and pool figures.
+    pub tx: TxFigures,
+    /// The header tree's figures at the end.
+    pub chain: ChainFigures,
     /// Frames from the node that a bot could not frame or decode (a node bug if ever non-zero).
     pub node_bad_frames: u64,
     /// Outbound dials the node asked for (the sim has no outbound targets yet).

@@ -10,12 +10,14 @@
 
 use super::bots::{self, Behaviour, BotIo, Honest};
 use super::link::{Delivery, Link};
-use super::outcome::{EndState, InstanceInfo, Outcome};
-use super::spec::{instance_addr, BotKind, NetModel, PeerSpec, Scenario};
+use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
+use super::spec::{instance_addr, BotKind, ChainStart, NetModel, PeerSpec, Scenario};
 use super::trace::{tag, Closed, ConnRecord, TraceHash};
 use bevy_ecs::prelude::*;
 use oni_systems::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidator, ValidationInbox, ValidationQueue};
 use oni_systems::components::{ConnId, Direction, Handshake, PeerState, RecvBuffer, SendQueue};
+use oni_systems::mempool::orphanage::Orphanage;
+use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, LocalNonces, NetEvent, Outbox, ScoreTable};
 use oni_systems::schedule::{build_schedule, build_world};
 use oni_systems::wire::{Command, Network};
@@ -61,6 +63,7 @@ pub struct Sim {
     peak_send_bytes: u64,
     peak_recv_bytes: u64,
     peak_tx_tracked: u64,
+    tx: TxFigures,
     node_bad_frames: u64,
     dials: u64,
 }
@@ -96,6 +99,14 @@ impl Sim {
             world.resource_mut::<oni_systems::chain::Ibd>().active = false;
         }
         world.resource_mut::<Clock>().now_ms = EPOCH_MS;
+        world.insert_resource(Orphanage::new(scenario.orphanage.limits()));
+        if scenario.chain == ChainStart::Fixture {
+            // Checked by the scenario's validation; a failure here leaves the node at genesis, which
+            // every transaction expectation then shows.
+            if let Err(e) = super::fixture_chain::load(&mut world, (EPOCH_MS / 1_000) as i64) {
+                tracing::error!(%e, "the fixture chain did not load");
+            }
+        }
         let peer_query = world.query::<(&SendQueue, &RecvBuffer)>();
         let mut sim = Sim {
             world,
@@ -115,6 +126,7 @@ impl Sim {
             peak_send_bytes: 0,
             peak_recv_bytes: 0,
             peak_tx_tracked: 0,
+            tx: TxFigures::default(),
             node_bad_frames: 0,
             dials: 0,
         };
@@ -342,6 +354,19 @@ impl Sim {
         self.peak_peers = self.peak_peers.max(peers);
         let tracked = self.world.resource::<oni_systems::resources::tx_requests::TxRequests>().len() as u64;
         self.peak_tx_tracked = self.peak_tx_tracked.max(tracked);
+        let orphans = self.world.resource::<Orphanage>();
+        self.tx.sample(orphans);
+        if !orphans.is_empty() {
+            let index = &self.world.resource::<ConnIndex>().0;
+            let held: u64 = self
+                .instances
+                .iter()
+                .filter(|i| i.label == "TxRelayer")
+                .filter_map(|i| index.get(&ConnId(i.conn?)))
+                .map(|e| orphans.usage_of(*e).announcements)
+                .sum();
+            self.tx.peak_relayer_orphans = self.tx.peak_relayer_orphans.max(held);
+        }
     }
 
     fn finish(mut self) -> Outcome {
@@ -366,8 +391,11 @@ impl Sim {
                 max_per_tick: inst.max_per_tick,
                 recv_total: inst.recv_total,
                 ping_log: inst.behaviour.ping_log().cloned(),
+                tx_log: inst.behaviour.tx_log().cloned(),
             })
             .collect();
+        self.tx.finish(self.world.resource::<Orphanage>(), self.world.resource::<Mempool>());
+        let chain = ChainFigures::of(self.world.resource::<oni_systems::chain::HeaderTree>());
         Outcome {
             instances,
             conns: self.conns,
@@ -377,6 +405,8 @@ impl Sim {
             peak_send_bytes: self.peak_send_bytes,
             peak_recv_bytes: self.peak_recv_bytes,
             peak_tx_tracked: self.peak_tx_tracked,
+            tx: self.tx,
+            chain,
             end,
             node_bad_frames: self.node_bad_frames,
             dials: self.dials,

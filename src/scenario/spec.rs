@@ -40,6 +40,12 @@ pub struct Scenario {
     /// Whether the node asks peers for transaction relay (its version's relay flag).
     #[serde(default)]
     pub relay: bool,
+    /// The chain the node starts with.
+    #[serde(default)]
+    pub chain: ChainStart,
+    /// Overrides of the node's orphanage bounds (the rest keep Core's).
+    #[serde(default)]
+    pub orphanage: OrphanageSpec,
     /// How the simulated network behaves.
     #[serde(default)]
     pub net: NetModel,
@@ -47,6 +53,46 @@ pub struct Scenario {
     pub peers: Vec<PeerSpec>,
     /// What must hold at the end.
     pub expect: Vec<Expectation>,
+}
+
+/// The chain a scenario's node starts with.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum ChainStart {
+    /// Regtest genesis only, in initial block download (unless `relay`).
+    #[default]
+    Genesis,
+    /// The regtest fixture's 2,100 blocks, validated, with their coins, out of initial block
+    /// download: the fixture mempool is valid for it.
+    Fixture,
+}
+
+/// The node's orphanage bounds; unset fields keep Core's (3,000 latency score in all, 404,000
+/// weight units reserved per peer holding orphans).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrphanageSpec {
+    /// Global latency-score bound, divided among peers holding orphans.
+    pub max_latency_score: u64,
+    /// Weight each peer holding orphans reserves; the global weight bound is this times those peers.
+    pub reserved_weight_per_peer: u64,
+}
+
+impl Default for OrphanageSpec {
+    fn default() -> Self {
+        let l = oni_systems::mempool::orphanage::OrphanLimits::default();
+        OrphanageSpec { max_latency_score: l.max_latency_score, reserved_weight_per_peer: l.reserved_weight_per_peer }
+    }
+}
+
+impl OrphanageSpec {
+    /// The orphanage's limits with these bounds.
+    pub fn limits(&self) -> oni_systems::mempool::orphanage::OrphanLimits {
+        oni_systems::mempool::orphanage::OrphanLimits {
+            max_latency_score: self.max_latency_score,
+            reserved_weight_per_peer: self.reserved_weight_per_peer,
+            ..Default::default()
+        }
+    }
 }
 
 /// The simulated network between the bots and the node. Every figure is virtual.
@@ -236,6 +282,34 @@ pub enum BotKind {
         /// Messages per second.
         msgs_per_s: f64,
     },
+    /// After a correct handshake, well-formed standard-looking `tx` messages spending random
+    /// outpoints nobody has: each lands in the orphanage; the node's requests for parents go unanswered.
+    OrphanFlood {
+        /// Transactions per second.
+        orphans_per_s: f64,
+        /// Transactions in all (1..=10,000,000).
+        orphans: u64,
+        /// Inputs of each (1..=500); an orphan's latency score is 1 + inputs / 10.
+        #[serde(default = "default_one")]
+        inputs_per_tx: u32,
+        /// Bytes of an OP_RETURN output added to each (0..=90,000; 0 = none): orphan weight.
+        #[serde(default)]
+        pad_bytes: u32,
+    },
+    /// An honest peer relaying the fixture mempool (`mempool.hex`): pushes the transactions that
+    /// have parents there first (so they arrive as orphans), announces the rest by `inv`, and
+    /// answers `getdata` for any of them. Needs `chain: Fixture`, so the node knows their coins.
+    TxRelayer {
+        /// Pushes or announcements per second.
+        txs_per_s: f64,
+        /// Time it takes to answer a `getdata` (a slow link: its orphans wait that long).
+        #[serde(default)]
+        answer_delay_ms: u64,
+    },
+}
+
+fn default_one() -> u32 {
+    1
 }
 
 fn default_oversized_command() -> String {
@@ -267,6 +341,8 @@ impl BotKind {
         "GetdataAmplification",
         "BlockStall",
         "BlockServer",
+        "OrphanFlood",
+        "TxRelayer",
     ];
 
     /// This kind's name.
@@ -290,6 +366,8 @@ impl BotKind {
             BotKind::GetdataAmplification { .. } => "GetdataAmplification",
             BotKind::BlockStall { .. } => "BlockStall",
             BotKind::BlockServer { .. } => "BlockServer",
+            BotKind::OrphanFlood { .. } => "OrphanFlood",
+            BotKind::TxRelayer { .. } => "TxRelayer",
         }
     }
 
@@ -354,6 +432,38 @@ impl BotKind {
                 }
                 super::bots::fixture_chain().map(|_| ())
             }
+            BotKind::OrphanFlood { orphans_per_s, orphans, inputs_per_tx, pad_bytes } => {
+                if *orphans == 0 || *orphans > 10_000_000 {
+                    return Err(format!("OrphanFlood: orphans must be in 1..=10000000, got {orphans}"));
+                }
+                if *inputs_per_tx == 0 || *inputs_per_tx > 500 {
+                    return Err(format!("OrphanFlood: inputs_per_tx must be in 1..=500, got {inputs_per_tx}"));
+                }
+                if *pad_bytes > 90_000 {
+                    return Err(format!("OrphanFlood: pad_bytes must be at most 90000, got {pad_bytes}"));
+                }
+                // Sizes do not depend on the random parts: one sample gives every orphan's weight.
+                let weight =
+                    super::bots::random_orphan(&mut oni_systems::resources::Rng::seeded(0), *inputs_per_tx, *pad_bytes)
+                        .weight()
+                        .to_wu();
+                // Heavier ones are refused as non-standard instead of stored: another scenario.
+                let max = oni_systems::mempool::orphanage::MAX_ORPHAN_WEIGHT;
+                if weight > max {
+                    return Err(format!(
+                        "OrphanFlood: {inputs_per_tx} inputs and {pad_bytes} pad bytes weigh {weight} WU, over the \
+                         {max} a standard transaction may"
+                    ));
+                }
+                rate(*orphans_per_s, "orphans_per_s")
+            }
+            BotKind::TxRelayer { txs_per_s, answer_delay_ms } => {
+                if *answer_delay_ms > 600_000 {
+                    return Err(format!("TxRelayer: answer_delay_ms must be at most 600000, got {answer_delay_ms}"));
+                }
+                super::bots::fixture_mempool()?;
+                rate(*txs_per_s, "txs_per_s")
+            }
             BotKind::HandshakeNeverCompletes | BotKind::ReconnectChurn { .. } | BotKind::NetgroupEclipse { .. } => {
                 Ok(())
             }
@@ -415,6 +525,12 @@ pub enum Expectation {
     HonestPingP99BelowMs(u64),
     /// The node closed no honest connection.
     NoHonestDisconnected,
+    /// The node closed no connection of `bot` (a well-behaved bot, such as TxRelayer).
+    NeverDisconnected {
+        /// The bot kind.
+        #[serde(deserialize_with = "de_bot_name")]
+        bot: String,
+    },
     /// Peers the node held after any tick.
     PeakPeersAtMost(u64),
     /// Largest per-peer send backlog after any tick: queued plus handed to the writer and unacked.
@@ -432,6 +548,19 @@ pub enum Expectation {
     /// Live mode: the process's peak resident memory (node and runner) stayed below this many MB.
     /// Sim mode does not measure it: the row reads "n/a" and passes, so one file serves both modes.
     RssBelowMb(u64),
+    /// After every tick the orphanage's latency score was at most `latency_score` and its weight at
+    /// most `weight_per_peer` times the peers holding orphans (Core: 3,000 and 404,000).
+    OrphanageWithinBounds {
+        /// Bound on the total latency score.
+        latency_score: u64,
+        /// Bound on the total weight per peer holding orphans.
+        weight_per_peer: u64,
+    },
+    /// Orphans the orphanage evicted to stay within its bounds, at least this: the flood pressed them.
+    OrphansEvictedAtLeast(u64),
+    /// Every transaction a TxRelayer held is in the node's pool at the end, including those that
+    /// first arrived as orphans: honest transactions got through.
+    HonestTxsInPool,
     /// A node counter at the end is at least this (names: see [`METRICS`]).
     MetricAtLeast {
         /// Counter name.
@@ -455,6 +584,8 @@ pub const METRICS: &[&str] = &[
     "tx_inv_received",
     "tx_announcements_dropped",
     "tx_requests_sent",
+    "tx_orphaned",
+    "tx_accepted",
     "addr_received",
     "addr_rate_limited",
     "addr_added",
@@ -468,6 +599,8 @@ pub fn metric_value(m: &oni_systems::resources::Metrics, name: &str) -> Option<u
         "tx_inv_received" => m.tx_inv_received,
         "tx_announcements_dropped" => m.tx_announcements_dropped,
         "tx_requests_sent" => m.tx_requests_sent,
+        "tx_orphaned" => m.tx_orphaned,
+        "tx_accepted" => m.tx_accepted,
         "addr_received" => m.addr_received,
         "addr_rate_limited" => m.addr_rate_limited,
         "addr_added" => m.addr_added,
@@ -493,7 +626,8 @@ impl Expectation {
             Expectation::Disconnected { bot, .. }
             | Expectation::DisconnectedCount { bot, .. }
             | Expectation::ConnectionsAtLeast { bot, .. }
-            | Expectation::ReceivedPerTickAtMost { bot, .. } => Some(bot),
+            | Expectation::ReceivedPerTickAtMost { bot, .. }
+            | Expectation::NeverDisconnected { bot } => Some(bot),
             _ => None,
         }
     }
@@ -514,6 +648,7 @@ impl Expectation {
             Expectation::HonestServed { min_share } => format!("HonestServed(>= {min_share})"),
             Expectation::HonestPingP99BelowMs(ms) => format!("HonestPingP99BelowMs({ms})"),
             Expectation::NoHonestDisconnected => "NoHonestDisconnected".into(),
+            Expectation::NeverDisconnected { bot } => format!("NeverDisconnected({bot})"),
             Expectation::PeakPeersAtMost(n) => format!("PeakPeersAtMost({n})"),
             Expectation::PeakSendQueueBytesAtMost(n) => format!("PeakSendQueueBytesAtMost({n})"),
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
@@ -522,6 +657,11 @@ impl Expectation {
             Expectation::ValidatedHeightAtLeast(n) => format!("ValidatedHeightAtLeast({n})"),
             Expectation::HeaderTreeAtMost(n) => format!("HeaderTreeAtMost({n})"),
             Expectation::RssBelowMb(n) => format!("RssBelowMb({n})"),
+            Expectation::OrphanageWithinBounds { latency_score, weight_per_peer } => {
+                format!("OrphanageWithinBounds({latency_score}, {weight_per_peer} WU/peer)")
+            }
+            Expectation::OrphansEvictedAtLeast(n) => format!("OrphansEvictedAtLeast({n})"),
+            Expectation::HonestTxsInPool => "HonestTxsInPool".into(),
             Expectation::MetricAtLeast { metric, at_least } => format!("MetricAtLeast({metric}, {at_least})"),
             Expectation::MetricAtMost { metric, at_most } => format!("MetricAtMost({metric}, {at_most})"),
         }
@@ -599,6 +739,9 @@ impl Scenario {
         if self.net.read_bytes_per_tick == 0 || self.net.bot_send_window_bytes == 0 {
             return Err("net.read_bytes_per_tick and net.bot_send_window_bytes must be > 0".into());
         }
+        if self.chain == ChainStart::Fixture {
+            super::fixture_chain::check()?;
+        }
         let mut total = 0u64;
         for (i, p) in self.peers.iter().enumerate() {
             let (count, start_s) = match p {
@@ -610,6 +753,11 @@ impl Scenario {
                 }
                 PeerSpec::Bot { kind, count, start_s } => {
                     kind.check().map_err(|e| format!("peers[{i}]: {e}"))?;
+                    if matches!(kind, BotKind::TxRelayer { .. }) && self.chain != ChainStart::Fixture {
+                        return Err(format!(
+                            "peers[{i}]: TxRelayer relays the fixture mempool: it needs `chain: Fixture`"
+                        ));
+                    }
                     (*count, *start_s)
                 }
             };

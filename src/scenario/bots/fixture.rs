@@ -1,6 +1,8 @@
 //! The regtest chain block bots serve: the first blocks of `shared/fixtures/regtest-core/chain.hex`
-//! (real blocks made by Bitcoin Core; line i is block i, witness serialization). Found through
-//! `ONI_REGTEST_CHAIN` or next to the workspace; read once per process.
+//! (real blocks made by Bitcoin Core; line i is block i, witness serialization), and the 53
+//! transactions of `mempool.hex` beside it (valid on top of the chain's tip, parents first) that
+//! transaction relayers hold. Found through `ONI_REGTEST_CHAIN` or next to the workspace; read once
+//! per process.
 
 use bitcoin::hashes::Hash;
 use oni_systems::wire::headers::block_hash;
@@ -50,6 +52,34 @@ fn load() -> Result<Vec<FixtureBlock>, String> {
         .collect()
 }
 
+/// `mempool.hex`, next to the chain file.
+pub fn mempool_path() -> PathBuf {
+    path().with_file_name("mempool.hex")
+}
+
+static MEMPOOL: OnceLock<Result<Vec<bitcoin::Transaction>, String>> = OnceLock::new();
+
+/// The fixture's unconfirmed transactions in file order (parents before children), or why not.
+pub fn mempool() -> Result<&'static [bitcoin::Transaction], String> {
+    MEMPOOL.get_or_init(load_mempool).as_deref().map_err(Clone::clone)
+}
+
+fn load_mempool() -> Result<Vec<bitcoin::Transaction>, String> {
+    let p = mempool_path();
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        format!("regtest mempool fixture {}: {e} (set ONI_REGTEST_CHAIN to chain.hex beside it)", p.display())
+    })?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let bytes = decode_hex(line.trim()).ok_or_else(|| format!("{}: line {} is not hex", p.display(), i + 1))?;
+            bitcoin::consensus::deserialize(&bytes)
+                .map_err(|e| format!("{}: line {} is not a transaction: {e}", p.display(), i + 1))
+        })
+        .collect()
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -81,5 +111,22 @@ mod tests {
         let genesis = oni_systems::chain::ChainParams::for_network(oni_systems::wire::Network::Regtest).genesis;
         assert_eq!(c[0].header[4..36], genesis.block_hash().to_byte_array());
         assert!(c.windows(2).all(|w| w[1].header[4..36] == w[0].hash));
+    }
+
+    #[test]
+    fn the_fixture_mempool_has_parents_before_children() {
+        let m = mempool().unwrap();
+        assert_eq!(m.len(), 53);
+        let txids: Vec<_> = m.iter().map(|t| t.compute_txid()).collect();
+        let mut children = 0;
+        for (i, tx) in m.iter().enumerate() {
+            for input in &tx.input {
+                if let Some(p) = txids.iter().position(|t| *t == input.previous_output.txid) {
+                    assert!(p < i, "parent {p} after child {i}");
+                    children += 1;
+                }
+            }
+        }
+        assert!(children > 0, "the fixture has chains");
     }
 }

@@ -6,7 +6,7 @@
 
 mod blocks;
 mod eclipse;
-mod fixture;
+pub(crate) mod fixture;
 mod flood;
 mod framing;
 mod fuzz;
@@ -15,8 +15,10 @@ mod gossip;
 mod handshake_abuse;
 mod headers;
 mod honest;
+mod txs;
 
 pub use honest::{Honest, PingLog, PingRecord};
+pub use txs::{random_orphan, TxLog};
 
 use super::spec::BotKind;
 use oni_systems::resources::Rng;
@@ -122,6 +124,10 @@ pub trait Behaviour {
     fn ping_log(&self) -> Option<&PingLog> {
         None
     }
+    /// Transaction relayers keep a log of what they offered the node.
+    fn tx_log(&self) -> Option<&TxLog> {
+        None
+    }
 }
 
 /// Builds a fresh instance of `kind`.
@@ -155,12 +161,23 @@ pub fn spawn(kind: &BotKind) -> Box<dyn Behaviour> {
         BotKind::GetdataAmplification { entries_per_msg, msgs_per_s } => {
             Box::new(getdata::GetdataAmplification::new(*entries_per_msg, *msgs_per_s))
         }
+        BotKind::OrphanFlood { orphans_per_s, orphans, inputs_per_tx, pad_bytes } => {
+            Box::new(txs::OrphanFlood::new(*orphans_per_s, *orphans, *inputs_per_tx, *pad_bytes))
+        }
+        BotKind::TxRelayer { txs_per_s, answer_delay_ms } => {
+            Box::new(txs::TxRelayer::new(*txs_per_s, *answer_delay_ms))
+        }
     }
 }
 
 /// Checks that the regtest fixture chain block bots serve can be read (the error names the path).
 pub fn fixture_chain() -> Result<usize, String> {
     fixture::chain().map(|c| c.len())
+}
+
+/// Checks that the fixture mempool relayers hold can be read (the error names the path).
+pub fn fixture_mempool() -> Result<usize, String> {
+    fixture::mempool().map(|m| m.len())
 }
 
 /// A modern peer's version (what Core 30 sends), with a fresh random nonce.
