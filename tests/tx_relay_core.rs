@@ -14,6 +14,7 @@ use oni::node::{Node, NodeConfig, NodeHandle};
 use oni_systems::chain::HeaderTree;
 use oni_systems::mempool::policy::TxReject;
 use oni_systems::mempool::pool::Mempool;
+use oni_systems::mempool::CoinsTip;
 use oni_systems::resources::Metrics;
 use oni_systems::wire::{InvList, InvType, Message, Network, Tx};
 use std::collections::BTreeSet;
@@ -142,7 +143,7 @@ fn send_and_see(node: &NodeHandle, tx: &bitcoin::Transaction) -> bool {
 }
 
 fn rejected(node: &NodeHandle, reason: TxReject) -> u64 {
-    node.with_world(|w| w.resource::<Metrics>().tx_rejected[reason as usize]).unwrap()
+    node.with_world(move |w| w.resource::<Metrics>().tx_rejected[reason as usize]).unwrap()
 }
 
 #[test]
@@ -154,12 +155,17 @@ fn rejections_over_the_wire_carry_their_reason_and_only_consensus_failures_cost_
     let dir = tempfile::tempdir().unwrap();
     let oni = Node::start(oni_config(dir.path(), format!("127.0.0.1:{}", a.p2p_port).parse().unwrap())).unwrap();
     assert!(wait_for(WAIT, || (tip_height(&oni) == 2_100).then_some(())).is_some(), "oni did not sync");
+    // The coin store follows validation on its own thread; transactions wait until it is there.
+    let coins_at_tip =
+        wait_for(WAIT, || (oni.with_world(|w| w.resource::<CoinsTip>().0).unwrap() == Some(2_100)).then_some(()));
+    assert!(coins_at_tip.is_some(), "the coin store did not reach the tip");
     let tx = txs.iter().find(|t| t.input.iter().all(|i| i.witness.len() == 2)).expect("a P2WPKH-style spend").clone();
 
     // Policy: none of these costs the sender anything.
     let mut dust = tx.clone();
     dust.output[0].value = bitcoin::Amount::from_sat(1);
     assert!(send_and_see(&oni, &dust), "dust is policy");
+    // One dust output is Core's ephemeral-dust allowance, refused here because the tx pays a fee.
     // One dust output is Core's ephemeral-dust allowance, refused here because the tx pays a fee.
     assert_eq!(rejected(&oni, TxReject::Dust) + rejected(&oni, TxReject::DustWithFee), 1);
     let mut version = tx.clone();

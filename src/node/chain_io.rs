@@ -101,6 +101,8 @@ impl ChainIo {
     pub(super) fn install(&self, world: &mut World) {
         match &self.coins {
             Some(coins) => {
+                let height = coins.best().map(|p| p.height).unwrap_or(0);
+                world.insert_resource(oni_systems::mempool::CoinsTip(Some(height)));
                 world.insert_resource(ChainCoins(Box::new(coins.clone())));
                 world.insert_resource(CoinStoreHandle(coins.clone()));
             }

@@ -79,6 +79,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(crate::mempool::local::Unbroadcast::default());
     world.insert_resource(crate::mempool::BlockTxInbox::default());
     world.insert_resource(crate::mempool::ChainCoins::default());
+    world.insert_resource(crate::mempool::CoinsTip::default());
     world.insert_resource(crate::mempool::Scripts::default());
     world.insert_resource(crate::mempool::policy::PolicyConfig::default());
     world.insert_resource(crate::systems::TxAnnounceState::default());

@@ -98,6 +98,13 @@ pub enum BlockTxEvent {
     },
 }
 
+/// Height the coins stand at, when a shell keeps them apart from the header tree (its coin store
+/// follows block validation on its own thread and may lag). `None`: the coins follow the validated
+/// tip exactly (tests, the simulator). While they lag, received transactions wait in the intake —
+/// checked against older coins they would look like orphans.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct CoinsTip(pub Option<u32>);
+
 /// Chain changes waiting for the pool, in the order applied; filled by the shell (or a test),
 /// drained by the mempool system each tick.
 #[derive(Resource, Debug, Default)]

@@ -32,7 +32,8 @@ pub fn submit_local(world: &mut World, tx: Transaction, test_only: bool) -> Resu
     let now = world.resource::<Clock>().now_ms;
     let outcome = world.resource_scope(|world, mut pool: Mut<Mempool>| {
         let tree = world.resource::<HeaderTree>();
-        let tip_height = tree.entry(tree.validated_tip()).height;
+        let validated = tree.entry(tree.validated_tip()).height;
+        let tip_height = world.resource::<crate::mempool::CoinsTip>().0.unwrap_or(validated).min(validated);
         let mtp_of = |h: u32| mtp_at(tree, h);
         let inputs = AcceptInputs {
             coins: &*world.resource::<ChainCoins>().0,

@@ -12,6 +12,6 @@ pub mod policy;
 pub mod pool;
 
 pub use coins::{
-    BlockTxEvent, BlockTxInbox, ChainCoins, Coin, CoinView, MemoryCoins, ScriptFailure, ScriptVerifier, Scripts,
-    SkipScripts,
+    BlockTxEvent, BlockTxInbox, ChainCoins, Coin, CoinView, CoinsTip, MemoryCoins, ScriptFailure, ScriptVerifier,
+    Scripts, SkipScripts,
 };

@@ -374,3 +374,25 @@ fn blocksonly_refuses_peer_transactions_but_still_announces_our_own() {
     assert_eq!(node.closed_reason(peer), Some(DisconnectReason::Misbehavior));
     assert_eq!(node.world.resource::<Mempool>().len(), 1);
 }
+
+#[test]
+fn arrivals_wait_while_the_coins_catch_up_with_the_chain() {
+    let mut node = pool_node(PoolLimits::default());
+    node.world.insert_resource(crate::mempool::CoinsTip(Some(2_099)));
+    let peer = ready_outbound(&mut node, "20.0.0.17:8333", true);
+    node.receive(peer, &wire(&fixture_mempool()[0]));
+    node.tick();
+    let m = node.metrics();
+    assert_eq!((m.tx_accepted, m.tx_orphaned, m.tx_rejected.iter().sum::<u64>()), (0, 0, 0), "held, not misjudged");
+    assert_eq!(node.world.resource::<TxIntake>().queue.len(), 1);
+    // The coin store reports block 2,100 applied: the held transaction is checked.
+    let block = &fixture_blocks()[2_099];
+    let txs = Arc::new(block.txdata.clone());
+    node.world.resource_mut::<BlockTxInbox>().0.push(BlockTxEvent::Connected {
+        hash: block.block_hash(),
+        height: 2_100,
+        txs,
+    });
+    node.tick();
+    assert_eq!(node.metrics().tx_accepted, 1);
+}

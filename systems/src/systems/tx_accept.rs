@@ -11,7 +11,7 @@ use crate::mempool::intake::{TxIntake, TX_INPUTS_PER_TICK};
 use crate::mempool::orphanage::Orphanage;
 use crate::mempool::policy::{PolicyConfig, TxReject};
 use crate::mempool::pool::Mempool;
-use crate::mempool::{BlockTxEvent, BlockTxInbox, ChainCoins, Scripts};
+use crate::mempool::{BlockTxEvent, BlockTxInbox, ChainCoins, CoinsTip, Scripts};
 use crate::resources::tx_requests::TxRequests;
 use crate::resources::{Clock, Metrics, Misbehavior};
 use crate::systems::inv_filter::TxRelayState;
@@ -48,6 +48,7 @@ pub struct PoolCtx<'w> {
     policy: Res<'w, PolicyConfig>,
     tree: Res<'w, HeaderTree>,
     ibd: Res<'w, Ibd>,
+    coins_tip: ResMut<'w, CoinsTip>,
 }
 
 /// Chain changes, then checks.
@@ -74,8 +75,12 @@ pub fn tx_accept(
     if ctx.intake.queue.is_empty() && ctx.intake.retry.is_empty() && ctx.intake.reorged.is_empty() {
         return;
     }
-    let tip = ctx.tree.validated_tip();
-    let tip_height = ctx.tree.entry(tip).height;
+    let validated = ctx.tree.entry(ctx.tree.validated_tip()).height;
+    let tip_height = ctx.coins_tip.0.unwrap_or(validated);
+    if tip_height < validated && !ctx.ibd.active {
+        // The coins are catching up with the chain: hold arrivals until they stand at the tip.
+        return;
+    }
     let tree = &*ctx.tree;
     let mtp_of = |h: u32| mtp_at(tree, h);
     let inputs = AcceptInputs {
@@ -183,7 +188,10 @@ fn apply_chain_changes(ctx: &mut PoolCtx, recent: &mut TxRelayState, now: u64) {
     let mut disconnected: Vec<Arc<Vec<Transaction>>> = Vec::new();
     for event in std::mem::take(&mut ctx.blocks.0) {
         match event {
-            BlockTxEvent::Connected { txs, .. } => {
+            BlockTxEvent::Connected { txs, height, .. } => {
+                if ctx.coins_tip.0.is_some() {
+                    ctx.coins_tip.0 = Some(height);
+                }
                 ctx.pool.remove_for_block(&txs, now);
                 ctx.orphans.remove_for_block(&txs);
                 for tx in txs.iter() {
@@ -193,7 +201,12 @@ fn apply_chain_changes(ctx: &mut PoolCtx, recent: &mut TxRelayState, now: u64) {
                 // As Core: a new tip may make rejected transactions valid again.
                 recent.rejected.clear();
             }
-            BlockTxEvent::Disconnected { txs, .. } => disconnected.push(txs),
+            BlockTxEvent::Disconnected { txs, height, .. } => {
+                if ctx.coins_tip.0.is_some() {
+                    ctx.coins_tip.0 = Some(height.saturating_sub(1));
+                }
+                disconnected.push(txs);
+            }
         }
     }
     // Tip first came out; oldest first goes back, parents before children.
