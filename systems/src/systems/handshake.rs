@@ -40,7 +40,9 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
     for (entity, socket, direction, mut state, mut hs, mut neg, mut received, mut sq, mut stats, mut violations) in
         &mut peers
     {
-        if *state == PeerState::Connecting {
+        // Connecting peers have nothing yet; Ready peers with nothing received need nothing here
+        // (checked through shared references, so idle peers are not marked changed).
+        if *state == PeerState::Connecting || (*state == PeerState::Ready && received.0.is_empty()) {
             continue;
         }
         if direction.is_outbound() && !hs.version_sent {

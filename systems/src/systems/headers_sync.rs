@@ -101,32 +101,34 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
         };
         let mut peer =
             PeerCtx { pc, sq: &mut sq, violations: &mut violations, noban: perms.noban, conn: socket.conn.0 };
-        received.0.retain(|m| match m {
-            Message::Headers(list) => {
-                on_headers(&mut ctx, &mut peer, list);
-                false
-            }
-            Message::GetHeaders(loc) => {
-                on_getheaders(&mut ctx, &mut peer, loc);
-                false
-            }
-            Message::Inv(inv) => {
-                // Block entries are ours; the message stays for whoever relays transactions.
-                let mut unknown = false;
-                for e in inv.iter().filter(|e| e.kind.base() == InvType::BLOCK) {
-                    match ctx.tree.get(&BlockHash::from_byte_array(e.hash)) {
-                        Some(idx) => note_best_known(&ctx.tree, peer.pc, idx),
-                        None => unknown = true,
+        if !received.0.is_empty() {
+            received.0.retain(|m| match m {
+                Message::Headers(list) => {
+                    on_headers(&mut ctx, &mut peer, list);
+                    false
+                }
+                Message::GetHeaders(loc) => {
+                    on_getheaders(&mut ctx, &mut peer, loc);
+                    false
+                }
+                Message::Inv(inv) => {
+                    // Block entries are ours; the message stays for whoever relays transactions.
+                    let mut unknown = false;
+                    for e in inv.iter().filter(|e| e.kind.base() == InvType::BLOCK) {
+                        match ctx.tree.get(&BlockHash::from_byte_array(e.hash)) {
+                            Some(idx) => note_best_known(&ctx.tree, peer.pc, idx),
+                            None => unknown = true,
+                        }
                     }
+                    if unknown {
+                        let best = ctx.tree.best();
+                        maybe_getheaders(&mut ctx, &mut peer, None, best, false);
+                    }
+                    true
                 }
-                if unknown {
-                    let best = ctx.tree.best();
-                    maybe_getheaders(&mut ctx, &mut peer, None, best, false);
-                }
-                true
-            }
-            _ => true,
-        });
+                _ => true,
+            });
+        }
         let headers_behind = ctx.tree.best_entry().time as i64 <= ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
         if let Some(deadline) = peer.pc.sync_deadline_ms {
             if !headers_behind {

@@ -33,27 +33,29 @@ pub fn ping(
         if *state != PeerState::Ready {
             continue;
         }
-        received.0.retain(|msg| match *msg {
-            Message::Ping(nonce) => {
-                sq.push(config.network, &Message::Pong(nonce));
-                false
-            }
-            Message::Pong(nonce) => {
-                match ps.outstanding {
-                    Some((sent_nonce, sent_ms)) if sent_nonce == nonce => {
-                        let rtt = now.saturating_sub(sent_ms);
-                        stats.ping_rtt_ms = Some(rtt);
-                        stats.min_ping_ms = Some(stats.min_ping_ms.map_or(rtt, |m| m.min(rtt)));
-                        metrics.ping_rtt_ms.record(rtt);
-                        ps.outstanding = None;
-                        ps.next_ping_ms = now + limits.ping_interval_ms;
-                    }
-                    _ => violations.0.push(Misbehavior::UnsolicitedPong),
+        if !received.0.is_empty() {
+            received.0.retain(|msg| match *msg {
+                Message::Ping(nonce) => {
+                    sq.push(config.network, &Message::Pong(nonce));
+                    false
                 }
-                false
-            }
-            _ => true,
-        });
+                Message::Pong(nonce) => {
+                    match ps.outstanding {
+                        Some((sent_nonce, sent_ms)) if sent_nonce == nonce => {
+                            let rtt = now.saturating_sub(sent_ms);
+                            stats.ping_rtt_ms = Some(rtt);
+                            stats.min_ping_ms = Some(stats.min_ping_ms.map_or(rtt, |m| m.min(rtt)));
+                            metrics.ping_rtt_ms.record(rtt);
+                            ps.outstanding = None;
+                            ps.next_ping_ms = now + limits.ping_interval_ms;
+                        }
+                        _ => violations.0.push(Misbehavior::UnsolicitedPong),
+                    }
+                    false
+                }
+                _ => true,
+            });
+        }
         let reason = match ps.outstanding {
             Some((_, sent)) if now.saturating_sub(sent) > limits.ping_timeout_ms => Some(DisconnectReason::PingTimeout),
             _ if now.saturating_sub(ps.last_recv_ms) > limits.inactivity_timeout_ms => {

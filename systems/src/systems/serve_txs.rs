@@ -30,6 +30,10 @@ pub fn serve_txs(
         if *state != PeerState::Ready {
             continue;
         }
+        // Look before taking anything mutably: most peers ask for nothing in most ticks.
+        if inv.getdata.is_empty() && !received.0.iter().any(|m| matches!(m, Message::GetData(_) | Message::Mempool)) {
+            continue;
+        }
         let mut disconnect = false;
         received.0.retain(|m| match m {
             Message::GetData(list) => {

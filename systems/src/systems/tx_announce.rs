@@ -50,6 +50,12 @@ pub struct TxAnnounceState {
     pub slowed: bool,
     /// Ticks that ran slowed (a counter for operators).
     pub slowed_ticks: u64,
+    /// Earliest per-peer trickle or feefilter time found by the last scan: until then (and with
+    /// nothing new to announce, no new peer, no inbound trickle, no big floor move) a tick skips
+    /// the scan over peers.
+    pub earliest_due_ms: u64,
+    /// The floor the last scan saw.
+    pub scanned_floor: i64,
 }
 
 /// An exponential delay with the given mean, from the world's rng.
@@ -58,15 +64,24 @@ fn exp_delay(rng: &mut Rng, mean_ms: u64) -> u64 {
     (-(1.0 - u).ln() * mean_ms as f64) as u64
 }
 
+/// The values a sent `feefilter` may take: 0, then 50 sat/kvB up to 10^7 in steps of 10 %.
+fn feefilter_buckets() -> &'static [u64] {
+    static B: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    B.get_or_init(|| {
+        let mut buckets = vec![0u64];
+        let mut b = 50.0f64;
+        while b < 1e7 {
+            buckets.push(b as u64);
+            b *= 1.1;
+        }
+        buckets
+    })
+}
+
 /// Rounds our floor down to one of a coarse set of values (steps of 10 %), randomly one step lower
 /// two times in three, so the value we send does not fingerprint our pool exactly.
 pub fn round_feefilter(rate: u64, rng: &mut Rng) -> i64 {
-    let mut buckets = vec![0u64];
-    let mut b = 50.0f64;
-    while b < 1e7 {
-        buckets.push(b as u64);
-        b *= 1.1;
-    }
+    let buckets = feefilter_buckets();
     let mut i = buckets.partition_point(|&x| x < rate);
     if i == buckets.len() || (i > 0 && !rng.next_u64().is_multiple_of(3)) {
         i -= 1;
@@ -93,7 +108,8 @@ pub struct AnnounceCtx<'w> {
 
 /// Queues, trickles, filters.
 pub fn tx_announce(
-    mut peers: Query<(&Direction, &PeerState, &Negotiated, &mut TxInventory, &mut SendQueue)>,
+    mut peers: Query<(Entity, &Direction, &PeerState, &Negotiated, &mut TxInventory, &mut SendQueue)>,
+    changed: Query<(), Changed<PeerState>>,
     mut ctx: AnnounceCtx,
 ) {
     let now = ctx.clock.now_ms;
@@ -119,10 +135,48 @@ pub fn tx_announce(
         ctx.state.next_inbound_ms = now + exp_delay(&mut ctx.rng, INBOUND_TRICKLE_MS * stretch);
     }
     let floor = ctx.pool.min_feerate(now);
-    for (direction, state, neg, mut inv, mut sq) in &mut peers {
-        if *state != PeerState::Ready || *direction == Direction::BlockRelayOnly || *direction == Direction::Feeler {
-            continue;
-        }
+    let relay = ctx.config.relay;
+    let current = if ctx.ibd.active { FEEFILTER_IBD } else { floor as i64 };
+    let quiet = accepted.is_empty()
+        && !inbound_due
+        && now < ctx.state.earliest_due_ms
+        && !big_change(current, ctx.state.scanned_floor)
+        && changed.is_empty();
+    if quiet {
+        return;
+    }
+    ctx.state.scanned_floor = current;
+    let mut earliest = u64::MAX;
+    // A read-only pass picks the peers with something due; most idle peers have nothing.
+    let due: Vec<Entity> = peers
+        .iter()
+        .filter(|(_, direction, state, neg, inv, _)| {
+            if **state != PeerState::Ready
+                || **direction == Direction::BlockRelayOnly
+                || **direction == Direction::Feeler
+            {
+                return false;
+            }
+            let filter_due = relay
+                && (now >= inv.next_feefilter_ms
+                    || inv.sent_feefilter.is_some_and(|sent| {
+                        big_change(current, sent) && now + FEEFILTER_CHANGE_DELAY_MS < inv.next_feefilter_ms
+                    }));
+            let trickle_due = if direction.is_outbound() { now >= inv.next_inv_ms } else { inbound_due };
+            if relay {
+                earliest = earliest.min(inv.next_feefilter_ms);
+            }
+            if direction.is_outbound() {
+                earliest = earliest.min(inv.next_inv_ms);
+            }
+            filter_due
+                || (neg.relay && (!accepted.is_empty() || (trickle_due && !inv.to_send.is_empty())))
+                || (neg.relay && direction.is_outbound() && trickle_due)
+        })
+        .map(|p| p.0)
+        .collect();
+    for entity in due {
+        let Ok((_, direction, _, neg, mut inv, mut sq)) = peers.get_mut(entity) else { continue };
         // With --blocksonly we take no transactions, so we send no filter (as Core); our own
         // transactions (RPC) are still announced.
         if ctx.config.relay {
@@ -131,7 +185,9 @@ pub fn tx_announce(
         if !neg.relay {
             continue;
         }
-        inv.to_send.extend_from_slice(&accepted);
+        if !accepted.is_empty() {
+            inv.to_send.extend_from_slice(&accepted);
+        }
         let due = if direction.is_outbound() {
             let due = now >= inv.next_inv_ms;
             if due {
@@ -146,11 +202,19 @@ pub fn tx_announce(
         }
         trickle(&mut inv, &mut sq, neg, &mut ctx, now);
     }
+    // Peers handled this tick were rescheduled after `earliest` was read; any of their new times
+    // is later than now, so the next tick scans again only if something else falls due.
+    ctx.state.earliest_due_ms = if earliest <= now { now + 1 } else { earliest };
 }
 
-fn send_feefilter(inv: &mut TxInventory, sq: &mut SendQueue, ctx: &mut AnnounceCtx, floor: u64, now: u64) {
-    let value = if ctx.ibd.active { FEEFILTER_IBD } else { round_feefilter(floor, &mut ctx.rng) };
+/// Whether our floor moved by more than a third from what we last told a peer.
+fn big_change(current: i64, sent: i64) -> bool {
+    current < sent * 3 / 4 || current > sent * 4 / 3
+}
+
+fn send_feefilter(inv: &mut Mut<TxInventory>, sq: &mut Mut<SendQueue>, ctx: &mut AnnounceCtx, floor: u64, now: u64) {
     if now >= inv.next_feefilter_ms {
+        let value = if ctx.ibd.active { FEEFILTER_IBD } else { round_feefilter(floor, &mut ctx.rng) };
         if inv.sent_feefilter != Some(value) {
             sq.push(ctx.config.network, &Message::FeeFilter(value));
             inv.sent_feefilter = Some(value);
@@ -158,14 +222,15 @@ fn send_feefilter(inv: &mut TxInventory, sq: &mut SendQueue, ctx: &mut AnnounceC
         inv.next_feefilter_ms = now + exp_delay(&mut ctx.rng, FEEFILTER_INTERVAL_MS);
     } else if let Some(sent) = inv.sent_feefilter {
         // A big move (over a third) is told sooner.
-        let big = value < sent * 3 / 4 || value > sent * 4 / 3;
-        if big && now + FEEFILTER_CHANGE_DELAY_MS < inv.next_feefilter_ms {
+        let current = if ctx.ibd.active { FEEFILTER_IBD } else { floor as i64 };
+        if big_change(current, sent) && now + FEEFILTER_CHANGE_DELAY_MS < inv.next_feefilter_ms {
             inv.next_feefilter_ms = now + ctx.rng.next_u64() % FEEFILTER_CHANGE_DELAY_MS;
         }
     }
 }
 
-fn trickle(inv: &mut TxInventory, sq: &mut SendQueue, neg: &Negotiated, ctx: &mut AnnounceCtx, now: u64) {
+fn trickle(inv: &mut Mut<TxInventory>, sq: &mut Mut<SendQueue>, neg: &Negotiated, ctx: &mut AnnounceCtx, now: u64) {
+    let inv: &mut TxInventory = inv;
     let filter = neg.feefilter.unwrap_or(0).max(0) as u64;
     let pool = &mut *ctx.pool;
     // Keep what is still pooled, pays the peer's filter and is new to it; parents first, then by feerate.

@@ -28,6 +28,10 @@ pub fn tx_request(
         tracker.disconnected(entity, now);
     }
     for (entity, neg, mut received, _, mut violations, mut inv) in &mut peers {
+        // Most peers have nothing for us in most ticks: look before taking anything mutably.
+        if !received.0.iter().any(|m| matches!(m, Message::NotFound(_) | Message::Tx(_))) {
+            continue;
+        }
         received.0.retain(|msg| match msg {
             Message::NotFound(list) => {
                 for e in list.iter() {
