@@ -74,7 +74,8 @@ pub fn block_download(
     }
     // Blocks arriving, and timeouts.
     let downloading = peers.iter().filter(|p| !p.8.in_flight.is_empty()).count();
-    let mut live = AHashSet::with_capacity(peers.iter().len());
+    // Live peers' links: a plain list (a set is built only on the rare paths that need one).
+    let mut live: Vec<ConnId> = Vec::with_capacity(peers.iter().len());
     let mut live_in_flight = 0usize;
     for (entity, socket, state, mut received, _, mut violations, mut stats, _, mut pb) in &mut peers {
         if *state != PeerState::Ready {
@@ -90,7 +91,7 @@ pub fn block_download(
             }
         }
         // Blocks another peer delivered first are no longer ours to wait for.
-        if ctx.state.taken_from.remove(&socket.conn) {
+        if !ctx.state.taken_from.is_empty() && ctx.state.taken_from.remove(&socket.conn) {
             pb.in_flight.retain(|r| ctx.state.in_flight.get(&r.hash) == Some(&socket.conn));
         }
         if let Some(since) = pb.stalling_since_ms {
@@ -115,11 +116,12 @@ pub fn block_download(
                 continue;
             }
         }
-        live.insert(socket.conn);
+        live.push(socket.conn);
         live_in_flight += pb.in_flight.len();
     }
     // Requests held by peers that are gone or going are free again (only when some are).
     if live_in_flight != ctx.state.in_flight.len() {
+        let live: AHashSet<ConnId> = live.iter().copied().collect();
         ctx.state.in_flight.retain(|_, c| live.contains(c));
         let SyncState { taken_from, .. } = &mut *ctx.state;
         taken_from.retain(|c| live.contains(c));
@@ -130,7 +132,7 @@ pub fn block_download(
         ctx.state.backpressure_ticks += 1;
         return;
     }
-    schedule(&mut peers, &mut ctx, &live);
+    schedule(&mut peers, &mut ctx, &mut live);
 }
 
 fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
@@ -224,7 +226,7 @@ fn on_block(
     ctx.queue.push(ValidateBlock { hash, height, bytes: block.raw().to_vec() });
 }
 
-fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut DownloadCtx, live: &AHashSet<ConnId>) {
+fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut DownloadCtx, live: &mut [ConnId]) {
     let now = ctx.clock.now_ms;
     let tree = &ctx.tree;
     let base = tree.fork_point_with_active(tree.validated_tip());
@@ -233,6 +235,7 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
     if best_h <= base_h {
         return;
     }
+    live.sort_unstable();
     let window_end = base_h + ctx.sync.window_blocks;
     // Heights to request, lowest first, and who holds the lowest block in flight.
     let mut needed: VecDeque<u32> = VecDeque::new();
@@ -260,7 +263,7 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
     let mut staller = None;
     let mut order: Vec<(ConnId, Entity)> = peers
         .iter()
-        .filter(|p| *p.2 == PeerState::Ready && live.contains(&p.1.conn))
+        .filter(|p| *p.2 == PeerState::Ready && live.binary_search(&p.1.conn).is_ok())
         .map(|p| (p.1.conn, p.0))
         .collect();
     order.sort_unstable();

@@ -90,8 +90,18 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
         preferred_count += (*state == PeerState::Ready && can_serve(neg) && preferred(*dir, perms)) as usize;
     }
     let preferred_exists = preferred_count > 0;
+    let may_start = sync_peers == 0 || ctx.tree.best_entry().time as i64 > ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
     for (entity, socket, dir, state, neg, perms, mut received, mut sq, mut violations, chain) in &mut peers {
         if *state != PeerState::Ready {
+            continue;
+        }
+        // An idle peer with its sync settled needs nothing this tick: look before taking anything.
+        // (A peer that has not started can only start when no one syncs or headers are near today.)
+        let settled = chain.as_ref().is_some_and(|c| {
+            c.sync_deadline_ms.is_none()
+                && (c.sync_started || !can_serve(neg) || *dir == Direction::Feeler || !may_start)
+        });
+        if settled && received.0.is_empty() {
             continue;
         }
         let mut fresh = None;
