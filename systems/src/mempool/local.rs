@@ -1,7 +1,9 @@
 //! Transactions from the operator (RPC `sendrawtransaction`, `testmempoolaccept`): the same checks
 //! as a peer's, run against the world between ticks. Accepted ones are announced like any other and
-//! kept in the unbroadcast set, re-announced every 10–15 minutes until some peer asks for one
-//! (Core's unbroadcast rule: a getdata proves the network heard of it).
+//! kept in the unbroadcast set, re-announced every 10–15 minutes (to every peer not known to have
+//! it) until they confirm or otherwise leave the pool. Core stops at the first getdata; we keep
+//! going until the block, as the issue asks: a getdata shows one peer heard of it, not that miners
+//! did.
 
 use crate::chain::HeaderTree;
 use crate::mempool::accept::{accept, AcceptError, AcceptInputs, Accepted};
@@ -17,13 +19,15 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Transaction, Txid};
 use std::sync::Arc;
 
-/// Our own transactions not yet requested by any peer, and when to announce them again.
+/// Our own transactions still unconfirmed, and when to announce them again.
 #[derive(Resource, Debug, Default)]
 pub struct Unbroadcast {
     /// Txids waiting for a peer's getdata.
     pub txids: AHashSet<Txid>,
     /// Next re-announcement (clock ms).
     pub next_ms: u64,
+    /// Getdata requests served for them (how operators see the network heard).
+    pub requested: u64,
 }
 
 /// Runs `tx` through the pool's checks on `world`; with `test_only` nothing changes.

@@ -302,7 +302,7 @@ fn a_long_intake_slows_relay_and_it_recovers() {
 }
 
 #[test]
-fn our_own_transaction_is_announced_again_until_a_peer_asks_for_it() {
+fn our_own_transaction_is_announced_again_until_it_confirms() {
     use crate::mempool::local::{submit_local, Unbroadcast};
     let mut node = pool_node(PoolLimits::default());
     let first = ready_outbound(&mut node, "20.0.0.12:8333", true);
@@ -313,15 +313,25 @@ fn our_own_transaction_is_announced_again_until_a_peer_asks_for_it() {
     submit_local(&mut node.world, tx.clone(), false).unwrap();
     let wtxid = tx.compute_wtxid().to_byte_array();
     assert_eq!(invs(&collect(&mut node, first, 30)), vec![(InvType::WTX, wtxid)]);
-    // Nobody asked. A peer that came later hears of it at the next re-announcement (≤ 15 min).
+    // A peer that came later hears of it at the next re-announcement (≤ 15 min), and may fetch it.
     let late = ready_outbound(&mut node, "20.0.0.13:8333", true);
     assert_eq!(invs(&collect(&mut node, late, 16 * 60)), vec![(InvType::WTX, wtxid)]);
-    assert!(node.world.resource::<Unbroadcast>().txids.contains(&tx.compute_txid()));
     let mut l = InvList::default();
     l.push(InvType::WTX, wtxid);
     node.receive(late, &Message::GetData(l));
     assert!(node.sent_to(late).iter().any(|m| matches!(m, Message::Tx(_))));
-    assert!(node.world.resource::<Unbroadcast>().txids.is_empty(), "a getdata proves it went out");
+    assert_eq!(node.world.resource::<Unbroadcast>().requested, 1);
+    assert!(node.world.resource::<Unbroadcast>().txids.contains(&tx.compute_txid()), "kept until it confirms");
+    // A block confirms it: the next re-announcement round lets it go.
+    let coinbase = fixture_blocks()[0].txdata[0].clone();
+    let txs = Arc::new(vec![coinbase, tx.clone()]);
+    node.world.resource_mut::<BlockTxInbox>().0.push(BlockTxEvent::Connected {
+        hash: BlockHash::all_zeros(),
+        height: 2_101,
+        txs,
+    });
+    collect(&mut node, late, 16 * 60);
+    assert!(node.world.resource::<Unbroadcast>().txids.is_empty());
 }
 
 #[test]

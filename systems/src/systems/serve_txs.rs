@@ -96,8 +96,8 @@ pub fn serve_txs(
             match tx {
                 Ok(tx) => {
                     metrics.tx_served += 1;
-                    if !unbroadcast.txids.is_empty() {
-                        unbroadcast.txids.remove(&p.txid);
+                    if unbroadcast.txids.contains(&p.txid) {
+                        unbroadcast.requested += 1;
                     }
                     sq.push(config.network, &Message::Tx(tx));
                 }
