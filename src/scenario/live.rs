@@ -29,6 +29,7 @@
 
 use super::bots::BotIo;
 use super::dump::{self, WorldDump};
+use super::host::BotHost;
 use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
 use super::sim::{spawn_instances, Instance};
 use super::spec::{BotKind, ChainStart, Scenario};
@@ -41,7 +42,7 @@ use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::tx_requests::TxRequests;
 use oni_systems::resources::{Clock, ConnIndex, DisconnectReason, LocalNonces, ScoreTable};
-use oni_systems::wire::{Command, FrameSplitter, Message, Network};
+use oni_systems::wire::{FrameSplitter, Message, Network};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -75,7 +76,7 @@ struct LiveLink {
 }
 
 /// What a bot callback asked for.
-struct Actions {
+pub(crate) struct Actions {
     out: Vec<u8>,
     frames: u32,
     connect: bool,
@@ -275,74 +276,6 @@ impl Live {
         Ok(())
     }
 
-    fn call(&mut self, i: usize, now: u64, f: impl FnOnce(&mut dyn super::bots::Behaviour, &mut BotIo)) -> Actions {
-        let window = match self.instances[i].conn.and_then(|c| self.links[c as usize - 1].as_ref()) {
-            Some(l) => self.window_bytes.saturating_sub(l.pending_out.len()),
-            None => 0,
-        };
-        let unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let inst = &mut self.instances[i];
-        let mut io = BotIo::new(now, unix_s, &mut inst.rng, self.network, inst.conn.is_some(), window);
-        f(inst.behaviour.as_mut(), &mut io);
-        Actions { out: std::mem::take(&mut io.out), frames: io.frames, connect: io.want_connect, close: io.want_close }
-    }
-
-    /// Bytes, then close, then a new connection (whose `on_connected` runs at once), as in sim mode.
-    fn apply(&mut self, i: usize, now: u64, a: Actions) {
-        if let Some(c) = self.instances[i].conn {
-            let idx = c as usize - 1;
-            if !a.out.is_empty() {
-                let rec = &mut self.conns[idx];
-                rec.frames_sent += a.frames as u64;
-                rec.bytes_sent += a.out.len() as u64;
-                if let Some(link) = self.links[idx].as_mut() {
-                    link.pending_out.extend_from_slice(&a.out);
-                    flush(link);
-                }
-            }
-            if a.close {
-                self.instances[i].conn = None;
-                if let Some(mut link) = self.links[idx].take() {
-                    self.open -= 1;
-                    flush(&mut link);
-                    let _ = link.stream.shutdown(std::net::Shutdown::Both);
-                }
-                let rec = &mut self.conns[idx];
-                if rec.closed.is_none() {
-                    rec.closed = Some(Closed::ByBot { at_ms: now });
-                }
-            }
-        }
-        if a.connect && self.instances[i].conn.is_none() {
-            let Some((stream, local)) = (self.open < MAX_OPEN_CONNS).then(|| dial(self.node_addr)).flatten() else {
-                self.connect_failures += 1;
-                return;
-            };
-            self.conns.push(ConnRecord {
-                instance: i,
-                opened_ms: now,
-                closed: None,
-                frames_sent: 0,
-                bytes_sent: 0,
-                msgs_recv: 0,
-                bytes_recv: 0,
-            });
-            self.locals.push(local);
-            self.open += 1;
-            self.links.push(Some(LiveLink {
-                instance: i,
-                stream,
-                reader: FrameSplitter::new(self.network),
-                reader_failed: false,
-                pending_out: Vec::new(),
-                eof: false,
-            }));
-            self.instances[i].conn = Some(self.conns.len() as u64);
-            let a = self.call(i, now, |b, io| b.on_connected(io));
-            self.apply(i, now, a);
-        }
-    }
-
     /// Reads every socket, hands decoded messages to the bots, and tells a bot when its socket ended.
     fn read_all(&mut self, now: u64) {
         let mut buf = std::mem::take(&mut self.read_buf);
@@ -377,30 +310,7 @@ impl Live {
             let rec = &mut self.conns[idx];
             rec.msgs_recv += msgs.len() as u64;
             rec.bytes_recv += read as u64;
-            let c = idx as u64 + 1;
-            if self.instances[i].conn != Some(c) {
-                continue;
-            }
-            let mut per_cmd = [0u32; Command::COUNT];
-            for m in msgs {
-                let cmd = m.command() as usize;
-                per_cmd[cmd] += 1;
-                self.instances[i].recv_total[cmd] += 1;
-                let a = self.call(i, now, |b, io| b.on_message(m, io));
-                self.apply(i, now, a);
-                if self.instances[i].conn != Some(c) {
-                    break;
-                }
-            }
-            let inst = &mut self.instances[i];
-            for (m, n) in inst.max_per_tick.iter_mut().zip(per_cmd) {
-                *m = (*m).max(n);
-            }
-            if eof && inst.conn == Some(c) {
-                inst.conn = None;
-                let a = self.call(i, now, |b, io| b.on_closed(io));
-                self.apply(i, now, a);
-            }
+            self.hand_to_bot(i, idx as u64 + 1, msgs, eof, now);
         }
         self.read_buf = buf;
     }
@@ -615,6 +525,74 @@ pub fn proc_status_kb(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = text.lines().find(|l| l.starts_with(key))?;
     line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+impl super::host::BotHost for Live {
+    type Actions = Actions;
+
+    fn instance_mut(&mut self, i: usize) -> &mut Instance {
+        &mut self.instances[i]
+    }
+
+    fn call(&mut self, i: usize, now: u64, f: impl FnOnce(&mut dyn super::bots::Behaviour, &mut BotIo)) -> Actions {
+        let window = match self.instances[i].conn.and_then(|c| self.links[c as usize - 1].as_ref()) {
+            Some(l) => self.window_bytes.saturating_sub(l.pending_out.len()),
+            None => 0,
+        };
+        let unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let inst = &mut self.instances[i];
+        let mut io = BotIo::new(now, unix_s, &mut inst.rng, self.network, inst.conn.is_some(), window);
+        f(inst.behaviour.as_mut(), &mut io);
+        Actions { out: std::mem::take(&mut io.out), frames: io.frames, connect: io.want_connect, close: io.want_close }
+    }
+
+    /// Bytes, then close, then a new connection (whose `on_connected` runs at once), as in sim mode.
+    fn apply(&mut self, i: usize, now: u64, a: Actions) {
+        if let Some(c) = self.instances[i].conn {
+            let idx = c as usize - 1;
+            if !a.out.is_empty() {
+                let rec = &mut self.conns[idx];
+                rec.frames_sent += a.frames as u64;
+                rec.bytes_sent += a.out.len() as u64;
+                if let Some(link) = self.links[idx].as_mut() {
+                    link.pending_out.extend_from_slice(&a.out);
+                    flush(link);
+                }
+            }
+            if a.close {
+                self.instances[i].conn = None;
+                if let Some(mut link) = self.links[idx].take() {
+                    self.open -= 1;
+                    flush(&mut link);
+                    let _ = link.stream.shutdown(std::net::Shutdown::Both);
+                }
+                let rec = &mut self.conns[idx];
+                if rec.closed.is_none() {
+                    rec.closed = Some(Closed::ByBot { at_ms: now });
+                }
+            }
+        }
+        if a.connect && self.instances[i].conn.is_none() {
+            let Some((stream, local)) = (self.open < MAX_OPEN_CONNS).then(|| dial(self.node_addr)).flatten() else {
+                self.connect_failures += 1;
+                return;
+            };
+            self.conns.push(ConnRecord::opened(i, now));
+            self.locals.push(local);
+            self.open += 1;
+            self.links.push(Some(LiveLink {
+                instance: i,
+                stream,
+                reader: FrameSplitter::new(self.network),
+                reader_failed: false,
+                pending_out: Vec::new(),
+                eof: false,
+            }));
+            self.instances[i].conn = Some(self.conns.len() as u64);
+            let a = self.call(i, now, |b, io| b.on_connected(io));
+            self.apply(i, now, a);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod dump;
 pub mod expect;
 pub mod fixture_chain;
+mod host;
 pub mod link;
 pub mod live;
 pub mod outcome;

@@ -9,6 +9,7 @@
 //! `Written`), sample the peaks.
 
 use super::bots::{self, Behaviour, BotIo, Honest};
+use super::host::BotHost;
 use super::link::{Delivery, Link};
 use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
 use super::spec::{instance_addr, BotKind, ChainStart, NetModel, PeerSpec, Scenario};
@@ -69,7 +70,7 @@ pub struct Sim {
 }
 
 /// What a bot callback asked for, taken out of its [`BotIo`].
-struct Actions {
+pub(crate) struct Actions {
     out: Vec<u8>,
     frames: u32,
     connect: bool,
@@ -159,69 +160,6 @@ impl Sim {
         self.now_ms += self.net.tick_ms;
     }
 
-    /// Calls one behaviour with a fresh [`BotIo`] and returns what it asked for.
-    fn call(&mut self, i: usize, now: u64, f: impl FnOnce(&mut dyn Behaviour, &mut BotIo)) -> Actions {
-        let window = self.instances[i]
-            .conn
-            .and_then(|c| self.links.get(&c))
-            .map_or(0, |l| self.net.bot_send_window_bytes.saturating_sub(l.to_node_bytes));
-        let inst = &mut self.instances[i];
-        let unix_s = ((EPOCH_MS + now) / 1_000) as i64;
-        let mut io = BotIo::new(now, unix_s, &mut inst.rng, self.network, inst.conn.is_some(), window);
-        f(inst.behaviour.as_mut(), &mut io);
-        Actions { out: std::mem::take(&mut io.out), frames: io.frames, connect: io.want_connect, close: io.want_close }
-    }
-
-    /// Carries out a callback's actions: bytes, then close, then a new connection (whose
-    /// `on_connected` runs at once).
-    fn apply(&mut self, i: usize, now: u64, a: Actions) {
-        if let Some(c) = self.instances[i].conn {
-            if !a.out.is_empty() {
-                let rec = &mut self.conns[c as usize - 1];
-                rec.frames_sent += a.frames as u64;
-                rec.bytes_sent += a.out.len() as u64;
-                if let Some(link) = self.links.get_mut(&c) {
-                    link.bot_writes(now + self.net.latency_ms, a.out);
-                }
-            }
-            if a.close {
-                self.instances[i].conn = None;
-                if let Some(link) = self.links.get_mut(&c) {
-                    link.bot_closes();
-                }
-                let rec = &mut self.conns[c as usize - 1];
-                if rec.closed.is_none() {
-                    rec.closed = Some(Closed::ByBot { at_ms: now });
-                }
-                self.hash.event(tag::BOT_CLOSE, &[now, c]);
-            }
-        }
-        if a.connect && self.instances[i].conn.is_none() {
-            let c = self.conns.len() as u64 + 1;
-            self.conns.push(ConnRecord {
-                instance: i,
-                opened_ms: now,
-                closed: None,
-                frames_sent: 0,
-                bytes_sent: 0,
-                msgs_recv: 0,
-                bytes_recv: 0,
-            });
-            self.links.insert(c, Link::new(i, self.network));
-            self.instances[i].conn = Some(c);
-            let addr = self.instances[i].addr;
-            self.world.resource_mut::<Inbox>().0.push(NetEvent::Connected {
-                conn: ConnId(c),
-                addr,
-                local: None,
-                direction: Direction::Inbound,
-            });
-            self.hash.event(tag::CONNECT, &[now, c, i as u64]);
-            let a = self.call(i, now, |b, io| b.on_connected(io));
-            self.apply(i, now, a);
-        }
-    }
-
     fn deliver_to_bots(&mut self, now: u64) {
         let ids: Vec<u64> = self.links.keys().copied().collect();
         for c in ids {
@@ -232,29 +170,7 @@ impl Sim {
             let rec = &mut self.conns[c as usize - 1];
             rec.msgs_recv += msgs.len() as u64;
             rec.bytes_recv += bytes;
-            if self.instances[i].conn != Some(c) {
-                continue; // the bot already closed this socket: the bytes fall on the floor
-            }
-            let mut per_cmd = [0u32; Command::COUNT];
-            for m in msgs {
-                let cmd = m.command() as usize;
-                per_cmd[cmd] += 1;
-                self.instances[i].recv_total[cmd] += 1;
-                let a = self.call(i, now, |b, io| b.on_message(m, io));
-                self.apply(i, now, a);
-                if self.instances[i].conn != Some(c) {
-                    break;
-                }
-            }
-            let inst = &mut self.instances[i];
-            for (m, n) in inst.max_per_tick.iter_mut().zip(per_cmd) {
-                *m = (*m).max(n);
-            }
-            if eof && inst.conn == Some(c) {
-                inst.conn = None;
-                let a = self.call(i, now, |b, io| b.on_closed(io));
-                self.apply(i, now, a);
-            }
+            self.hand_to_bot(i, c, msgs, eof, now);
         }
     }
 
@@ -469,4 +385,67 @@ pub(crate) fn spawn_instances(scenario: &Scenario) -> Vec<Instance> {
         }
     }
     instances
+}
+
+impl super::host::BotHost for Sim {
+    type Actions = Actions;
+
+    fn instance_mut(&mut self, i: usize) -> &mut Instance {
+        &mut self.instances[i]
+    }
+
+    /// Calls one behaviour with a fresh [`BotIo`] and returns what it asked for.
+    fn call(&mut self, i: usize, now: u64, f: impl FnOnce(&mut dyn Behaviour, &mut BotIo)) -> Actions {
+        let window = self.instances[i]
+            .conn
+            .and_then(|c| self.links.get(&c))
+            .map_or(0, |l| self.net.bot_send_window_bytes.saturating_sub(l.to_node_bytes));
+        let inst = &mut self.instances[i];
+        let unix_s = ((EPOCH_MS + now) / 1_000) as i64;
+        let mut io = BotIo::new(now, unix_s, &mut inst.rng, self.network, inst.conn.is_some(), window);
+        f(inst.behaviour.as_mut(), &mut io);
+        Actions { out: std::mem::take(&mut io.out), frames: io.frames, connect: io.want_connect, close: io.want_close }
+    }
+
+    /// Carries out a callback's actions: bytes, then close, then a new connection (whose
+    /// `on_connected` runs at once).
+    fn apply(&mut self, i: usize, now: u64, a: Actions) {
+        if let Some(c) = self.instances[i].conn {
+            if !a.out.is_empty() {
+                let rec = &mut self.conns[c as usize - 1];
+                rec.frames_sent += a.frames as u64;
+                rec.bytes_sent += a.out.len() as u64;
+                if let Some(link) = self.links.get_mut(&c) {
+                    link.bot_writes(now + self.net.latency_ms, a.out);
+                }
+            }
+            if a.close {
+                self.instances[i].conn = None;
+                if let Some(link) = self.links.get_mut(&c) {
+                    link.bot_closes();
+                }
+                let rec = &mut self.conns[c as usize - 1];
+                if rec.closed.is_none() {
+                    rec.closed = Some(Closed::ByBot { at_ms: now });
+                }
+                self.hash.event(tag::BOT_CLOSE, &[now, c]);
+            }
+        }
+        if a.connect && self.instances[i].conn.is_none() {
+            let c = self.conns.len() as u64 + 1;
+            self.conns.push(ConnRecord::opened(i, now));
+            self.links.insert(c, Link::new(i, self.network));
+            self.instances[i].conn = Some(c);
+            let addr = self.instances[i].addr;
+            self.world.resource_mut::<Inbox>().0.push(NetEvent::Connected {
+                conn: ConnId(c),
+                addr,
+                local: None,
+                direction: Direction::Inbound,
+            });
+            self.hash.event(tag::CONNECT, &[now, c, i as u64]);
+            let a = self.call(i, now, |b, io| b.on_connected(io));
+            self.apply(i, now, a);
+        }
+    }
 }

@@ -44,6 +44,13 @@ pub struct ConnRecord {
     pub bytes_recv: u64,
 }
 
+impl ConnRecord {
+    /// A connection instance `instance` just opened, nothing through it yet.
+    pub fn opened(instance: usize, opened_ms: u64) -> Self {
+        ConnRecord { instance, opened_ms, closed: None, frames_sent: 0, bytes_sent: 0, msgs_recv: 0, bytes_recv: 0 }
+    }
+}
+
 /// FNV-1a, 64 bit: tiny, stable across platforms and releases (unlike std's hasher).
 #[derive(Clone, Copy, Debug)]
 pub struct TraceHash(u64);

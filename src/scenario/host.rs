@@ -1,0 +1,50 @@
+//! What sim and live mode share in driving bots: a connection's decoded messages handed to its bot
+//! one by one (stopping if the bot closes mid-way), counted per command for the report's
+//! "most per tick" figures, then the node's close if it came. The two modes differ only in how a
+//! callback's actions reach the link, which each supplies.
+
+use super::bots::{Behaviour, BotIo};
+use super::sim::Instance;
+use oni_systems::wire::{Command, Message};
+
+/// A runner that owns bot instances and carries out their actions.
+pub(crate) trait BotHost {
+    /// What one callback asked for.
+    type Actions;
+
+    /// Instance `i`.
+    fn instance_mut(&mut self, i: usize) -> &mut Instance;
+
+    /// Calls instance `i`'s behaviour with a fresh [`BotIo`]; returns what it asked for.
+    fn call(&mut self, i: usize, now: u64, f: impl FnOnce(&mut dyn Behaviour, &mut BotIo)) -> Self::Actions;
+
+    /// Carries out a callback's actions.
+    fn apply(&mut self, i: usize, now: u64, a: Self::Actions);
+
+    /// Hands what connection `c` delivered to instance `i`, unless the bot already left it.
+    fn hand_to_bot(&mut self, i: usize, c: u64, msgs: Vec<Message>, eof: bool, now: u64) {
+        if self.instance_mut(i).conn != Some(c) {
+            return; // the bot already closed this socket: the bytes fall on the floor
+        }
+        let mut per_cmd = [0u32; Command::COUNT];
+        for m in msgs {
+            let cmd = m.command() as usize;
+            per_cmd[cmd] += 1;
+            self.instance_mut(i).recv_total[cmd] += 1;
+            let a = self.call(i, now, |b, io| b.on_message(m, io));
+            self.apply(i, now, a);
+            if self.instance_mut(i).conn != Some(c) {
+                break;
+            }
+        }
+        let inst = self.instance_mut(i);
+        for (m, n) in inst.max_per_tick.iter_mut().zip(per_cmd) {
+            *m = (*m).max(n);
+        }
+        if eof && inst.conn == Some(c) {
+            inst.conn = None;
+            let a = self.call(i, now, |b, io| b.on_closed(io));
+            self.apply(i, now, a);
+        }
+    }
+}
