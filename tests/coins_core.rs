@@ -55,18 +55,6 @@ fn wait_coins_at(node: &NodeHandle, hash: &str) -> bool {
     wait_for(SYNC_WAIT, || (oni_utxos(node).0.hash.to_string() == hash).then_some(())).is_some()
 }
 
-/// `bitcoin-cli getblockcount` against an oni process.
-fn oni_block_count(exes: &CoreExes, datadir: &std::path::Path, rpc_port: u16) -> Option<u64> {
-    let out = std::process::Command::new(&exes.cli)
-        .arg("-regtest")
-        .arg(format!("-datadir={}", datadir.display()))
-        .arg(format!("-rpcport={rpc_port}"))
-        .arg("getblockcount")
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
 #[test]
 fn coins_survive_kill_9_at_a_block_boundary_then_match_cores_utxo_set_and_follow_the_reorg() {
     let Some(exes) = CoreExes::find() else { return };
@@ -93,7 +81,7 @@ fn coins_survive_kill_9_at_a_block_boundary_then_match_cores_utxo_set_and_follow
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let reported = wait_for(SYNC_WAIT, || oni_block_count(&exes, &datadir, rpc_port).filter(|&n| n >= 300));
+    let reported = wait_for(SYNC_WAIT, || exes.oni_block_count(&datadir, rpc_port).filter(|&n| n >= 300));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(reported.is_some(), "oni reported no progress before the kill");

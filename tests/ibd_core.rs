@@ -132,18 +132,6 @@ fn a_second_oni_syncs_from_the_first_and_the_first_catches_up_from_the_second() 
     a.shutdown();
 }
 
-/// `bitcoin-cli getblockcount` against an oni process (Core's own client, oni's cookie).
-fn oni_block_count(exes: &CoreExes, datadir: &std::path::Path, rpc_port: u16) -> Option<u64> {
-    let out = std::process::Command::new(&exes.cli)
-        .arg("-regtest")
-        .arg(format!("-datadir={}", datadir.display()))
-        .arg(format!("-rpcport={rpc_port}"))
-        .arg("getblockcount")
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
 #[test]
 fn kill_9_mid_ibd_loses_nothing_reported_connected() {
     let Some(exes) = CoreExes::find() else { return };
@@ -174,13 +162,13 @@ fn kill_9_mid_ibd_loses_nothing_reported_connected() {
     };
     let mut child = spawn();
     // Kill as soon as some blocks are reported connected, mid-sync.
-    let reported = wait_for(SYNC_WAIT, || oni_block_count(&exes, &datadir, rpc_port).filter(|&n| n >= 200));
+    let reported = wait_for(SYNC_WAIT, || exes.oni_block_count(&datadir, rpc_port).filter(|&n| n >= 200));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let reported = reported.expect("oni reported no progress");
     eprintln!("killed after {reported} blocks were reported connected");
     let mut child = spawn();
-    let resumed = wait_for(Duration::from_secs(30), || oni_block_count(&exes, &datadir, rpc_port));
+    let resumed = wait_for(Duration::from_secs(30), || exes.oni_block_count(&datadir, rpc_port));
     let _ = child.kill();
     let _ = child.wait();
     let resumed = resumed.expect("the restarted node answered no getblockcount");

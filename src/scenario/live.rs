@@ -30,18 +30,18 @@
 use super::bots::BotIo;
 use super::dump::{self, WorldDump};
 use super::host::BotHost;
-use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
+use super::outcome::{ChainFigures, EndState, Outcome, TxFigures};
 use super::sim::{spawn_instances, Instance};
 use super::spec::{BotKind, ChainStart, Scenario};
 use super::trace::{Closed, ConnRecord};
 use crate::node::{Node, NodeConfig, NodeHandle};
 use bevy_ecs::lifecycle::Remove;
 use bevy_ecs::prelude::*;
-use oni_systems::components::{Disconnect, Handshake, PeerState, RecvBuffer, SendQueue, Socket};
+use oni_systems::components::{Disconnect, RecvBuffer, SendQueue, Socket};
 use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::tx_requests::TxRequests;
-use oni_systems::resources::{Clock, ConnIndex, DisconnectReason, LocalNonces, ScoreTable};
+use oni_systems::resources::{Clock, DisconnectReason, ScoreTable};
 use oni_systems::wire::{FrameSplitter, Message, Network};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -392,14 +392,7 @@ impl Live {
         let (end, snapshot, tx, chain) = self
             .node
             .with_world(move |w| {
-                let mut q = w.query::<(&Handshake, &PeerState)>();
-                let awaiting_verack = q.iter(w).filter(|(h, s)| h.version_sent && **s != PeerState::Ready).count();
-                let end = EndState {
-                    index_len: w.resource::<ConnIndex>().0.len(),
-                    peers: q.iter(w).count(),
-                    nonces: w.resource::<LocalNonces>().0.len(),
-                    awaiting_verack,
-                };
+                let end = EndState::of(w);
                 tx.finish(w.resource::<Orphanage>(), w.resource::<Mempool>());
                 let chain = ChainFigures::of(w.resource::<oni_systems::chain::HeaderTree>());
                 (end, dump::collect(w), tx, chain)
@@ -409,17 +402,7 @@ impl Live {
         if let Some(kb) = proc_status_kb("VmHWM:") {
             self.peak_rss_kb = self.peak_rss_kb.max(kb);
         }
-        let instances = self
-            .instances
-            .iter()
-            .map(|inst| InstanceInfo {
-                label: inst.label,
-                max_per_tick: inst.max_per_tick,
-                recv_total: inst.recv_total,
-                ping_log: inst.behaviour.ping_log().cloned(),
-                tx_log: inst.behaviour.tx_log().cloned(),
-            })
-            .collect();
+        let instances = self.instances.iter().map(Instance::info).collect();
         Ok(Outcome {
             world: world_from(snapshot),
             instances,

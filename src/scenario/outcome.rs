@@ -108,6 +108,22 @@ pub struct EndState {
     pub awaiting_verack: usize,
 }
 
+impl EndState {
+    /// Reads it off the node's world (sim and live alike).
+    pub fn of(world: &mut World) -> Self {
+        use oni_systems::components::{Handshake, PeerState};
+        use oni_systems::resources::{ConnIndex, LocalNonces};
+        let mut q = world.query::<(&Handshake, &PeerState)>();
+        let awaiting_verack = q.iter(world).filter(|(h, s)| h.version_sent && **s != PeerState::Ready).count();
+        EndState {
+            index_len: world.resource::<ConnIndex>().0.len(),
+            peers: q.iter(world).count(),
+            nonces: world.resource::<LocalNonces>().0.len(),
+            awaiting_verack,
+        }
+    }
+}
+
 /// Everything a run produced.
 pub struct Outcome {
     /// The node's world at the end (for the dump).

@@ -16,10 +16,10 @@ use super::spec::{instance_addr, BotKind, ChainStart, NetModel, PeerSpec, Scenar
 use super::trace::{tag, Closed, ConnRecord, TraceHash};
 use bevy_ecs::prelude::*;
 use oni_systems::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidator, ValidationInbox, ValidationQueue};
-use oni_systems::components::{ConnId, Direction, Handshake, PeerState, RecvBuffer, SendQueue};
+use oni_systems::components::{ConnId, Direction, RecvBuffer, SendQueue};
 use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::pool::Mempool;
-use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, LocalNonces, NetEvent, Outbox, ScoreTable};
+use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, NetEvent, Outbox, ScoreTable};
 use oni_systems::schedule::{build_schedule, build_world};
 use oni_systems::wire::{Command, Network};
 use std::collections::BTreeMap;
@@ -42,6 +42,19 @@ pub(crate) struct Instance {
     pub(crate) conn: Option<u64>,
     pub(crate) max_per_tick: [u32; Command::COUNT],
     pub(crate) recv_total: [u64; Command::COUNT],
+}
+
+impl Instance {
+    /// What the judge sees of it.
+    pub(crate) fn info(&self) -> InstanceInfo {
+        InstanceInfo {
+            label: self.label,
+            max_per_tick: self.max_per_tick,
+            recv_total: self.recv_total,
+            ping_log: self.behaviour.ping_log().cloned(),
+            tx_log: self.behaviour.tx_log().cloned(),
+        }
+    }
 }
 
 /// The simulator.
@@ -290,26 +303,8 @@ impl Sim {
             self.hash
                 .event(tag::RECORD, &[c as u64 + 1, rec.frames_sent, rec.bytes_sent, rec.msgs_recv, rec.bytes_recv]);
         }
-        let mut q = self.world.query::<(&Handshake, &PeerState)>();
-        let awaiting_verack = q.iter(&self.world).filter(|(h, s)| h.version_sent && **s != PeerState::Ready).count();
-        let peers = q.iter(&self.world).count();
-        let end = EndState {
-            index_len: self.world.resource::<ConnIndex>().0.len(),
-            peers,
-            nonces: self.world.resource::<LocalNonces>().0.len(),
-            awaiting_verack,
-        };
-        let instances = self
-            .instances
-            .iter()
-            .map(|inst| InstanceInfo {
-                label: inst.label,
-                max_per_tick: inst.max_per_tick,
-                recv_total: inst.recv_total,
-                ping_log: inst.behaviour.ping_log().cloned(),
-                tx_log: inst.behaviour.tx_log().cloned(),
-            })
-            .collect();
+        let end = EndState::of(&mut self.world);
+        let instances = self.instances.iter().map(Instance::info).collect();
         self.tx.finish(self.world.resource::<Orphanage>(), self.world.resource::<Mempool>());
         let chain = ChainFigures::of(self.world.resource::<oni_systems::chain::HeaderTree>());
         Outcome {

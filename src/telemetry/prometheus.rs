@@ -237,7 +237,7 @@ fn render_rejects(m: &Metrics, o: &mut Out) {
     let name = "oni_tx_rejected_total";
     o.family(name, "counter", "Transactions refused by the pool, by Core's reason and oni's cause.");
     for (r, n) in TxReject::ALL.iter().zip(&m.tx_rejected) {
-        o.sample(name, &[("reason", r.as_str()), ("cause", &cause_label(*r))], n);
+        o.sample(name, &[("reason", r.label()), ("cause", &cause_label(*r))], n);
     }
 }
 

@@ -32,6 +32,18 @@ impl CoreExes {
         let cli = require(cli, "bitcoin-cli", how)?;
         Some(CoreExes { bitcoind, cli })
     }
+
+    /// `bitcoin-cli getblockcount` against an oni process (Core's own client, oni's cookie).
+    pub fn oni_block_count(&self, datadir: &std::path::Path, rpc_port: u16) -> Option<u64> {
+        let out = Command::new(&self.cli)
+            .arg("-regtest")
+            .arg(format!("-datadir={}", datadir.display()))
+            .arg(format!("-rpcport={rpc_port}"))
+            .arg("getblockcount")
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
 }
 
 /// A running bitcoind on regtest.

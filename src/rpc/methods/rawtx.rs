@@ -62,9 +62,9 @@ fn burns(script: &Script) -> bool {
 fn submit_error(e: AcceptError) -> RpcError {
     match e {
         AcceptError::MissingInputs(_) | AcceptError::Reject(TxReject::MissingInputs) => {
-            RpcError::new(VERIFY_ERROR, TxReject::MissingInputs.as_str())
+            RpcError::new(VERIFY_ERROR, TxReject::MissingInputs.label())
         }
-        AcceptError::Reject(r) => RpcError::new(VERIFY_REJECTED, r.as_str()),
+        AcceptError::Reject(r) => RpcError::new(VERIFY_REJECTED, r.label()),
     }
 }
 
@@ -150,8 +150,8 @@ fn test_row(tx: &Transaction, outcome: Result<Accepted, AcceptError>, max_rate: 
         }
         Err(AcceptError::Reject(r)) => {
             o.insert("allowed".into(), json!(false));
-            o.insert("reject-reason".into(), json!(r.as_str()));
-            o.insert("reject-details".into(), json!(r.as_str()));
+            o.insert("reject-reason".into(), json!(r.label()));
+            o.insert("reject-details".into(), json!(r.label()));
         }
     }
     Value::Object(o)

@@ -69,7 +69,6 @@ fn refusal(r: PoolRefusal) -> TxReject {
         PoolRefusal::InsufficientFee => TxReject::InsufficientFee,
         PoolRefusal::FeerateNotHigher => TxReject::InsufficientFee,
         PoolRefusal::SpendsConflicting => TxReject::ReplacementFailed,
-        PoolRefusal::BelowPoolMinimum => TxReject::MempoolMinFeeNotMet,
     }
 }
 

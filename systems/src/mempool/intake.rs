@@ -25,6 +25,9 @@ pub struct TxIntake {
     pub retry: VecDeque<(Option<Entity>, Arc<Transaction>)>,
     /// Transactions of disconnected blocks, resubmitted once the chain settles.
     pub reorged: Vec<Arc<Transaction>>,
+    /// The pool's own transactions after a reorg, checked again after the disconnected blocks'
+    /// (their scripts were verified when they entered), so links and coins are right again.
+    pub repool: Vec<Arc<Transaction>>,
     /// Accepted since the announcer last ran: it queues them for every peer.
     pub accepted: Vec<Txid>,
     /// Arrivals dropped because the queue was full.

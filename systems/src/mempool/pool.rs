@@ -118,8 +118,6 @@ pub enum PoolRefusal {
     FeerateNotHigher,
     /// Spends an output of a transaction it would replace.
     SpendsConflicting,
-    /// Below the pool's current minimum (full pool).
-    BelowPoolMinimum,
 }
 
 /// Why a transaction left the pool (Core's removal reasons, for metrics and the RPC).
@@ -135,7 +133,7 @@ pub enum Removal {
     SizeLimit,
     /// Older than the expiry.
     Expiry,
-    /// An ancestor left and the chain no longer supports it (reorg).
+    /// Failed its re-check after a reorg (its coins are gone, or it is in the new chain).
     Reorg,
 }
 
@@ -534,9 +532,24 @@ impl Mempool {
         old.iter().map(|t| self.remove_with_descendants(t, Removal::Expiry).len()).sum()
     }
 
-    /// Removes a transaction because a reorg made it invalid (with descendants).
-    pub fn remove_reorged(&mut self, txid: &Txid) -> Vec<Arc<Transaction>> {
-        self.remove_with_descendants(txid, Removal::Reorg)
+    /// Empties the pool for a reorg, keeping its limits, floor and counters: the transactions come
+    /// back in arrival order, to be checked again against the new chain (links and package figures
+    /// are rebuilt as they re-enter; those that fail count as [`Removal::Reorg`]).
+    pub fn take_all(&mut self) -> Vec<Arc<Transaction>> {
+        let mut entries: Vec<PoolEntry> = self.entries.drain().map(|(_, e)| e).collect();
+        entries.sort_unstable_by_key(|e| e.sequence);
+        self.by_wtxid.clear();
+        self.spent_by.clear();
+        self.by_evict.clear();
+        self.usage_bytes = 0;
+        self.total_vsize = 0;
+        self.total_fee_sat = 0;
+        entries.into_iter().map(|e| e.tx).collect()
+    }
+
+    /// Counts a transaction that left without being removed here (failed its reorg re-check).
+    pub fn count_removal(&mut self, why: Removal) {
+        self.removed[why as usize] += 1;
     }
 
     /// Removes `txid` and descendants as replaced.
@@ -557,14 +570,6 @@ impl Mempool {
     /// Number of in-pool ancestors of a pooled transaction (announcement order: parents first).
     pub fn ancestor_count(&self, txid: &Txid) -> usize {
         self.ancestors(txid).len()
-    }
-
-    /// Entries ordered for mining or announcing: ancestors before descendants, higher ancestor
-    /// feerate first. Core announces by the same ordering.
-    pub fn ordered(&self) -> Vec<&PoolEntry> {
-        let mut v: Vec<&PoolEntry> = self.entries.values().collect();
-        v.sort_by_key(|e| (self.ancestors(&e.txid).len(), std::cmp::Reverse(e.feerate()), e.sequence));
-        v
     }
 }
 

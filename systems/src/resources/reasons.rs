@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! labelled {
     ($(#[$m:meta])* $name:ident { $( $(#[$d:meta])* $v:ident = $label:literal, )* }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         pub enum $name { $( $(#[$d])* $v, )* }
 
         impl $name {
@@ -23,6 +23,7 @@ macro_rules! labelled {
         }
     };
 }
+pub(crate) use labelled;
 
 labelled! {
     /// Why a connection ended.

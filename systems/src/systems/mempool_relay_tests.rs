@@ -406,3 +406,87 @@ fn arrivals_wait_while_the_coins_catch_up_with_the_chain() {
     node.tick();
     assert_eq!(node.metrics().tx_accepted, 1);
 }
+
+#[test]
+fn after_a_reorg_the_pool_is_checked_again_and_relinked() {
+    use crate::mempool::pool::Removal;
+    let txs = fixture_mempool();
+    let (child, parent) = txs
+        .iter()
+        .find_map(|c| {
+            let p = txs.iter().find(|p| c.input.iter().any(|i| i.previous_output.txid == p.compute_txid()))?;
+            // A child whose only pooled ancestor is this parent.
+            let parents_in_pool =
+                c.input.iter().filter(|i| txs.iter().any(|t| t.compute_txid() == i.previous_output.txid)).count();
+            (parents_in_pool == 1
+                && p.input.iter().all(|i| !txs.iter().any(|t| t.compute_txid() == i.previous_output.txid)))
+            .then_some((c, p))
+        })
+        .expect("a parent with confirmed inputs and its child");
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.18:8333", true);
+    // The parent is confirmed in block 2,101: the chain's coins hold its outputs.
+    let before = {
+        let mut coins = MemoryCoins::default();
+        for (i, b) in fixture_blocks().iter().enumerate() {
+            coins.connect(b, i as u32 + 1);
+        }
+        coins
+    };
+    let block = Block {
+        header: fixture_blocks()[0].header,
+        txdata: vec![fixture_blocks()[0].txdata[0].clone(), parent.clone()],
+    };
+    let mut after = MemoryCoins::default();
+    for (i, b) in fixture_blocks().iter().enumerate() {
+        after.connect(b, i as u32 + 1);
+    }
+    after.connect(&block, 2_101);
+    node.world.insert_resource(ChainCoins(Box::new(after)));
+    node.receive(peer, &wire(child));
+    node.tick();
+    let c = child.compute_txid();
+    assert!(
+        node.world.resource::<Mempool>().get(&c).is_some_and(|e| e.parents.is_empty()),
+        "its parent is in the chain"
+    );
+    // The block is disconnected: the coins lose the parent's outputs and the parent returns.
+    node.world.insert_resource(ChainCoins(Box::new(before)));
+    let txs = Arc::new(block.txdata.clone());
+    node.world.resource_mut::<BlockTxInbox>().0.push(BlockTxEvent::Disconnected {
+        hash: block.block_hash(),
+        height: 2_101,
+        txs,
+    });
+    node.tick();
+    let pool = node.world.resource::<Mempool>();
+    let p = parent.compute_txid();
+    assert_eq!(pool.len(), 2);
+    assert_eq!(pool.get(&c).unwrap().parents.to_vec(), vec![p], "the child is linked to its returned parent");
+    let (pe, ce) = (pool.get(&p).unwrap(), pool.get(&c).unwrap());
+    assert_eq!(pe.desc_fee_sat, pe.fee_sat + ce.fee_sat, "the parent's package counts its child again");
+    assert_eq!(pool.removed[Removal::Reorg as usize], 0);
+}
+
+#[test]
+fn a_pool_entry_whose_coins_a_reorg_took_away_leaves() {
+    use crate::mempool::pool::Removal;
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.19:8333", true);
+    let tx = fixture_mempool()[0].clone();
+    node.receive(peer, &wire(&tx));
+    node.tick();
+    assert_eq!(node.world.resource::<Mempool>().len(), 1);
+    // A reorg whose new chain spent the same coins: the coins no longer hold its inputs.
+    node.world.insert_resource(ChainCoins(Box::new(MemoryCoins::default())));
+    let empty = Arc::new(vec![fixture_blocks()[0].txdata[0].clone()]);
+    node.world.resource_mut::<BlockTxInbox>().0.push(BlockTxEvent::Disconnected {
+        hash: BlockHash::all_zeros(),
+        height: 2_100,
+        txs: empty,
+    });
+    node.tick();
+    let pool = node.world.resource::<Mempool>();
+    assert!(pool.is_empty());
+    assert_eq!(pool.removed[Removal::Reorg as usize], 1);
+}

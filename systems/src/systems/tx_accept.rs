@@ -10,8 +10,8 @@ use crate::mempool::accept::{accept, AcceptError, AcceptInputs};
 use crate::mempool::intake::{TxIntake, TX_INPUTS_PER_TICK};
 use crate::mempool::orphanage::Orphanage;
 use crate::mempool::policy::{PolicyConfig, TxReject};
-use crate::mempool::pool::Mempool;
-use crate::mempool::{BlockTxEvent, BlockTxInbox, ChainCoins, CoinsTip, Scripts};
+use crate::mempool::pool::{Mempool, Removal};
+use crate::mempool::{BlockTxEvent, BlockTxInbox, ChainCoins, CoinsTip, Scripts, SkipScripts};
 use crate::resources::tx_requests::TxRequests;
 use crate::resources::{Clock, Metrics, Misbehavior};
 use crate::systems::inv_filter::TxRelayState;
@@ -72,7 +72,11 @@ pub fn tx_accept(
         ctx.orphans.expire(now);
     }
     apply_chain_changes(&mut ctx, &mut recent, now);
-    if ctx.intake.queue.is_empty() && ctx.intake.retry.is_empty() && ctx.intake.reorged.is_empty() {
+    if ctx.intake.queue.is_empty()
+        && ctx.intake.retry.is_empty()
+        && ctx.intake.reorged.is_empty()
+        && ctx.intake.repool.is_empty()
+    {
         return;
     }
     let validated = ctx.tree.entry(ctx.tree.validated_tip()).height;
@@ -99,6 +103,12 @@ pub fn tx_accept(
     for tx in std::mem::take(&mut intake.reorged) {
         if accept(pool, tx, &inputs, false).is_ok() {
             metrics.tx_reorg_returned += 1;
+        }
+    }
+    let rechecked = AcceptInputs { scripts: &SkipScripts, ..inputs };
+    for tx in std::mem::take(&mut intake.repool) {
+        if accept(pool, tx, &rechecked, false).is_err() {
+            pool.count_removal(Removal::Reorg);
         }
     }
     if ctx.ibd.active {
@@ -162,7 +172,7 @@ pub fn tx_accept(
                         v.0.push(Misbehavior::InvalidTransaction);
                     }
                 }
-                tracing::debug!(%txid, reason = reason.as_str(), "tx rejected");
+                tracing::debug!(%txid, reason = reason.label(), "tx rejected");
             }
         }
     }
@@ -209,6 +219,13 @@ fn apply_chain_changes(ctx: &mut PoolCtx, recent: &mut TxRelayState, now: u64) {
             }
         }
     }
+    if disconnected.is_empty() {
+        return;
+    }
+    // What the pool holds may spend what the reorg took away, or what now returns to the pool:
+    // every entry is checked again after the disconnected blocks' transactions.
+    let held = ctx.pool.take_all();
+    ctx.intake.repool.extend(held);
     // Tip first came out; oldest first goes back, parents before children.
     for txs in disconnected.into_iter().rev() {
         ctx.intake.reorged.extend(txs.iter().skip(1).map(|t| Arc::new(t.clone())));

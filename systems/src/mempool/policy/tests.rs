@@ -325,7 +325,7 @@ fn reasons_carry_cores_strings_and_only_consensus_failures_are_consensus() {
         (TxReject::ConsensusScriptFailed, "mandatory-script-verify-flag-failed"),
     ];
     for (r, s) in consensus {
-        assert_eq!(r.as_str(), s);
+        assert_eq!(r.label(), s);
         assert!(r.is_consensus(), "{r:?}");
     }
     let not = [
@@ -352,7 +352,7 @@ fn reasons_carry_cores_strings_and_only_consensus_failures_are_consensus() {
         (TxReject::TooLongMempoolChain, "too-long-mempool-chain"),
     ];
     for (r, s) in not {
-        assert_eq!(r.as_str(), s);
+        assert_eq!(r.label(), s);
         assert!(!r.is_consensus(), "{r:?}");
     }
     assert_eq!(TxReject::Datacarrier.to_string(), "datacarrier");
