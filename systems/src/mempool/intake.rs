@@ -30,17 +30,14 @@ pub struct TxIntake {
     pub repool: Vec<Arc<Transaction>>,
     /// Accepted since the announcer last ran: it queues them for every peer.
     pub accepted: Vec<Txid>,
-    /// Arrivals dropped because the queue was full.
-    pub dropped: u64,
     /// Next sweep of expired pool entries and orphans (clock ms).
     pub next_expiry_ms: u64,
 }
 
 impl TxIntake {
-    /// Queues an arrival unless the queue is full; `false` when dropped.
+    /// Queues an arrival unless the queue is full; `false` when dropped (the caller counts it).
     pub fn push(&mut self, from: Option<Entity>, tx: Arc<Transaction>) -> bool {
         if self.queue.len() >= TX_INTAKE_MAX {
-            self.dropped += 1;
             return false;
         }
         self.queue.push_back((from, tx));

@@ -490,3 +490,43 @@ fn a_pool_entry_whose_coins_a_reorg_took_away_leaves() {
     assert!(pool.is_empty());
     assert_eq!(pool.removed[Removal::Reorg as usize], 1);
 }
+
+#[test]
+fn the_intake_holds_five_thousand_and_drops_the_next_counted() {
+    use crate::mempool::intake::TX_INTAKE_MAX;
+    let mut node = pool_node(PoolLimits::default());
+    // Coins lagging keep the checker from draining the intake while it fills.
+    node.world.insert_resource(crate::mempool::CoinsTip(Some(2_099)));
+    let peer = ready_outbound(&mut node, "20.0.0.20:8333", true);
+    let msg = wire(&fixture_mempool()[0]);
+    for _ in 0..TX_INTAKE_MAX + 1 {
+        node.receive(peer, &msg);
+    }
+    assert_eq!(node.world.resource::<TxIntake>().queue.len(), TX_INTAKE_MAX);
+    assert_eq!(node.metrics().tx_intake_dropped, 1);
+}
+
+#[test]
+fn a_peers_queue_of_transaction_getdata_stops_at_fifty_thousand() {
+    use crate::systems::GETDATA_QUEUE_MAX;
+    let mut node = pool_node(PoolLimits::default());
+    node.world.resource_mut::<crate::resources::Config>().limits.send_queue_bytes_soft = 1;
+    let from = ready_outbound(&mut node, "20.0.0.21:8333", true);
+    let asker = ready_outbound(&mut node, "20.0.0.22:8333", true);
+    let tx = &fixture_mempool()[0];
+    node.receive(from, &wire(tx));
+    assert_eq!(invs(&collect(&mut node, asker, 30)).len(), 1);
+    // The asker reads nothing: one answer fills its send queue past the (tiny) soft bound.
+    node.stall_reader(asker);
+    let mut l = InvList::with_capacity(GETDATA_QUEUE_MAX);
+    for _ in 0..GETDATA_QUEUE_MAX {
+        l.push(InvType::WTX, tx.compute_wtxid().to_byte_array());
+    }
+    node.receive(asker, &Message::GetData(l.clone()));
+    node.receive(asker, &Message::GetData(l));
+    let inv = node.get::<crate::components::TxInventory>(asker).unwrap();
+    // The second message found 49,999 waiting: one more fit, the rest were dropped and counted
+    // (one answer per tick goes out as the writer takes the previous one).
+    assert!(inv.getdata.len() <= GETDATA_QUEUE_MAX && inv.getdata.len() >= GETDATA_QUEUE_MAX - 2);
+    assert_eq!(node.metrics().tx_getdata_dropped, GETDATA_QUEUE_MAX as u64 - 1);
+}
