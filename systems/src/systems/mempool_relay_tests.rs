@@ -530,3 +530,24 @@ fn a_peers_queue_of_transaction_getdata_stops_at_fifty_thousand() {
     assert!(inv.getdata.len() <= GETDATA_QUEUE_MAX && inv.getdata.len() >= GETDATA_QUEUE_MAX - 2);
     assert_eq!(node.metrics().tx_getdata_dropped, GETDATA_QUEUE_MAX as u64 - 1);
 }
+
+#[test]
+fn a_transaction_accepted_during_a_peers_handshake_is_announced_once_it_is_ready() {
+    let mut node = pool_node(PoolLimits::default());
+    let from = ready_outbound(&mut node, "20.0.0.1:8333", true);
+    // Its version is in, its verack not yet: relay state exists, announcements wait.
+    let between = node.connect_inbound("10.0.0.9:1");
+    node.receive(between, &TestNode::peer_version(0x77));
+    // A peer that has not even sent its version is not queued for (Core has no relay state yet).
+    let silent = node.connect_inbound("10.0.0.10:1");
+    let tx = &fixture_mempool()[0];
+    node.receive(from, &wire(tx));
+    node.tick();
+    assert_eq!(node.world.resource::<Mempool>().len(), 1);
+    assert!(invs(&collect(&mut node, between, 10)).is_empty(), "nothing before its verack");
+    node.receive(between, &Message::Verack);
+    node.receive(silent, &TestNode::peer_version(0x78));
+    node.receive(silent, &Message::Verack);
+    assert_eq!(invs(&collect(&mut node, between, 30)), vec![(InvType::TX, tx.compute_txid().to_byte_array())]);
+    assert!(invs(&collect(&mut node, silent, 30)).is_empty());
+}

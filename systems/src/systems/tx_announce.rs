@@ -1,5 +1,6 @@
 //! tx_announce: transaction announcements out, and our `feefilter`. Newly accepted transactions are
-//! queued for every peer that wants them; each peer's queue is sent at random (exponential)
+//! queued for every peer that wants them, from its `version` on (one between `version` and
+//! `verack` gets them at its first trickle, as Core); each peer's queue is sent at random (exponential)
 //! intervals — 2 s average for outbound peers, 5 s on one timer shared by all inbound peers so
 //! their timing cannot tell who learnt a transaction first — parents before children and higher
 //! feerates first, at most Core's broadcast bound per trickle, never a transaction the peer knows
@@ -151,11 +152,12 @@ pub fn tx_announce(
     let due: Vec<Entity> = peers
         .iter()
         .filter(|(_, direction, state, neg, inv, _)| {
-            if **state != PeerState::Ready
-                || **direction == Direction::BlockRelayOnly
-                || **direction == Direction::Feeler
-            {
+            if **direction == Direction::BlockRelayOnly || **direction == Direction::Feeler {
                 return false;
+            }
+            if **state != PeerState::Ready {
+                // Its version arrived: new transactions wait for it to finish the handshake.
+                return handshaking_with_version(**state, neg) && neg.relay && !accepted.is_empty();
             }
             let filter_due = relay
                 && (now >= inv.next_feefilter_ms
@@ -176,7 +178,11 @@ pub fn tx_announce(
         .map(|p| p.0)
         .collect();
     for entity in due {
-        let Ok((_, direction, _, neg, mut inv, mut sq)) = peers.get_mut(entity) else { continue };
+        let Ok((_, direction, state, neg, mut inv, mut sq)) = peers.get_mut(entity) else { continue };
+        if *state != PeerState::Ready {
+            inv.to_send.extend_from_slice(&accepted);
+            continue;
+        }
         // With --blocksonly we take no transactions, so we send no filter (as Core); our own
         // transactions (RPC) are still announced.
         if ctx.config.relay {
@@ -205,6 +211,11 @@ pub fn tx_announce(
     // Peers handled this tick were rescheduled after `earliest` was read; any of their new times
     // is later than now, so the next tick scans again only if something else falls due.
     ctx.state.earliest_due_ms = if earliest <= now { now + 1 } else { earliest };
+}
+
+/// Whether the peer's relay state exists (Core: from its `version` on) without the handshake done.
+fn handshaking_with_version(state: PeerState, neg: &Negotiated) -> bool {
+    state == PeerState::Handshaking && neg.version != 0
 }
 
 /// Whether our floor moved by more than a third from what we last told a peer.
