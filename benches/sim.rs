@@ -120,6 +120,7 @@ fn bench_idle_systems(c: &mut Criterion) {
         ping,
         headers_sync,
         block_download,
+        block_announce,
         serve_blocks,
         serve_txs,
         tx_announce,

@@ -266,10 +266,25 @@ fn held_reports_arrive_only_with_the_checkpoint_that_covers_them() {
     for b in &f.chain[..25] {
         worker.try_submit(b.hash, b.raw.clone()).unwrap();
     }
+    // The tip goes out at once, each ahead of its held connect; the reports wait for checkpoints.
     let mut seen = Vec::new();
-    while seen.len() < 22 {
-        seen.push(worker.events().recv_timeout(WAIT).unwrap());
+    let mut tips = Vec::new();
+    while seen.len() < 22 || tips.len() < 25 {
+        match worker.events().recv_timeout(WAIT).unwrap() {
+            ValidationEvent::Tip { height, hash } => {
+                assert_eq!(hash, f.chain[height as usize - 1].hash);
+                tips.push(height);
+            }
+            e => {
+                if let ValidationEvent::Connected { height, .. } = e {
+                    assert!(tips.contains(&height), "block {height}'s tip was reported before its connect");
+                }
+                seen.push(e);
+            }
+        }
     }
+    assert_eq!(tips, (1..=25).collect::<Vec<u32>>());
+    assert_eq!(seen.len(), 22);
     // Two batches of ten, each followed by its Durable; the last five are held.
     for (batch, chunk) in seen.chunks(11).enumerate() {
         for (i, e) in chunk[..10].iter().enumerate() {

@@ -19,7 +19,6 @@ use oni_systems::chain::{
     BlockData, BlockReadInbox, BlockReads, ChainParams, HeaderTree, ValidateBlock, ValidationEvent, ValidationInbox,
     ValidationQueue,
 };
-use oni_systems::components::ConnId;
 use oni_systems::mempool::{BlockTxInbox, ChainCoins, Scripts};
 use oni_systems::resources::Clock;
 use oni_systems::wire::{sha256d, Network};
@@ -28,13 +27,12 @@ use std::path::Path;
 
 type Worker = ValidationWorker<Box<dyn BlockValidator>>;
 
-/// A block read in progress: who asked, for what, and where the answer will come.
-type PendingRead = (ConnId, BlockHash, flume::Receiver<Option<Vec<u8>>>);
-
 /// The validation worker and the reads in progress.
 pub(super) struct ChainIo {
     worker: Worker,
-    reads: Vec<PendingRead>,
+    /// Answers to block reads, all on one channel so the loop can wait on it: a peer's block goes
+    /// out in the next tick, not a tick interval later.
+    read_answers: (flume::Sender<BlockData>, flume::Receiver<BlockData>),
     /// Blocks the worker had no room for yet (the world's bound keeps this short).
     held: VecDeque<ValidateBlock>,
     /// The chain's coins (`<datadir>/coins`); none without a datadir.
@@ -92,7 +90,7 @@ impl ChainIo {
             }
         };
         let follower = CoinFollower::spawn(coins.clone(), worker.chain_reader()).map_err(StartError::Runtime)?;
-        Ok(ChainIo { worker, reads: Vec::new(), held: VecDeque::new(), coins, follower })
+        Ok(ChainIo { worker, read_answers: flume::unbounded(), held: VecDeque::new(), coins, follower })
     }
 
     /// Gives the world the pool's chainstate: the coin store as `ChainCoins` (a node without a
@@ -188,18 +186,7 @@ impl ChainIo {
         if !applied.is_empty() {
             world.get_resource_or_init::<BlockTxInbox>().0.extend(applied);
         }
-        let mut answers = Vec::new();
-        self.reads.retain(|(conn, hash, rx)| match rx.try_recv() {
-            Ok(bytes) => {
-                answers.push(BlockData { conn: *conn, hash: *hash, bytes });
-                false
-            }
-            Err(flume::TryRecvError::Empty) => true,
-            Err(flume::TryRecvError::Disconnected) => {
-                answers.push(BlockData { conn: *conn, hash: *hash, bytes: None });
-                false
-            }
-        });
+        let answers = self.read_answers.1.try_iter();
         world.resource_mut::<BlockReadInbox>().0.extend(answers);
     }
 
@@ -246,14 +233,21 @@ impl ChainIo {
         }
         let reads = std::mem::take(&mut world.resource_mut::<BlockReads>().requests);
         for r in reads {
-            let rx = self.worker.read_block(r.hash);
-            self.reads.push((r.conn, r.hash, rx));
+            let (tx, conn, hash) = (self.read_answers.0.clone(), r.conn, r.hash);
+            self.worker.read_block_with(hash, move |bytes| {
+                let _ = tx.send(BlockData { conn, hash, bytes });
+            });
         }
     }
 
     /// Blocks the coin store has applied, for the loop to wait on (the pool hears of them at once).
     pub(super) fn block_events(&self) -> &flume::Receiver<oni_systems::mempool::BlockTxEvent> {
         self.follower.events()
+    }
+
+    /// Answers to block reads, for the loop to wait on.
+    pub(super) fn read_answers(&self) -> &flume::Receiver<BlockData> {
+        &self.read_answers.1
     }
 
     /// The worker's verdicts, for the loop to wait on.
@@ -263,9 +257,7 @@ impl ChainIo {
 
     /// Whether verdicts or read answers are waiting (the loop ticks at once then).
     pub(super) fn has_news(&self) -> bool {
-        !self.worker.events().is_empty()
-            || !self.follower.events().is_empty()
-            || self.reads.iter().any(|(_, _, rx)| !rx.is_empty())
+        !self.worker.events().is_empty() || !self.follower.events().is_empty() || !self.read_answers.1.is_empty()
     }
 
     /// Stops the follower (after its current block), then the worker; the kernel flushes as it

@@ -42,6 +42,8 @@ enum Woken {
     Verdict(oni_systems::chain::ValidationEvent),
     /// The coin store applied a block: the pool hears of it.
     BlockTx(oni_systems::mempool::BlockTxEvent),
+    /// A block a peer asked for was read: it goes out in the next tick.
+    BlockRead(oni_systems::chain::BlockData),
     Timeout,
     /// Every handle is gone: nobody can stop us any more, so stop.
     Orphaned,
@@ -188,6 +190,7 @@ impl WorldLoop {
                     self.world.resource_mut::<oni_systems::chain::ValidationInbox>().0.push(v)
                 }
                 Woken::BlockTx(e) => self.world.get_resource_or_init::<oni_systems::mempool::BlockTxInbox>().0.push(e),
+                Woken::BlockRead(d) => self.world.resource_mut::<oni_systems::chain::BlockReadInbox>().0.push(d),
                 Woken::Timeout => {}
                 Woken::Orphaned => stop = true,
             }
@@ -233,7 +236,8 @@ impl WorldLoop {
         let r = match self.chain.as_ref() {
             Some(chain) => r
                 .recv(chain.events(), |r| r.map_or(Woken::Timeout, Woken::Verdict))
-                .recv(chain.block_events(), |r| r.map_or(Woken::Timeout, Woken::BlockTx)),
+                .recv(chain.block_events(), |r| r.map_or(Woken::Timeout, Woken::BlockTx))
+                .recv(chain.read_answers(), |r| r.map_or(Woken::Timeout, Woken::BlockRead)),
             None => r,
         }
         .wait_timeout(timeout);

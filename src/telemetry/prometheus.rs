@@ -9,7 +9,7 @@ use oni_systems::components::{Direction, PeerState, Score, SendQueue, Socket, St
 use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::policy::TxReject;
 use oni_systems::mempool::pool::Mempool;
-use oni_systems::resources::{BanList, DisconnectReason, Histogram, Metrics, Misbehavior};
+use oni_systems::resources::{AnnounceKind, BanList, DisconnectReason, Histogram, Metrics, Misbehavior};
 use oni_systems::systems::TxAnnounceState;
 use oni_systems::wire::{Command, DecodeError, HeaderError};
 use std::fmt::Write;
@@ -114,6 +114,8 @@ const RENDERED: &[&str] = &[
     "handshake_ms",
     "ping_rtt_ms",
     "block_download_ms",
+    "block_announcements",
+    "block_relay_ms",
     "tx_relay_ms",
     "tx_rejected",
     "tx_forward_ms",
@@ -363,6 +365,17 @@ impl Snapshot {
         o.histogram_ms("oni_handshake_duration_seconds", "Time from connection to verack.", &m.handshake_ms);
         o.histogram_ms("oni_ping_rtt_seconds", "Ping round trips.", &m.ping_rtt_ms);
         o.histogram_ms("oni_block_download_seconds", "Block request to arrival.", &m.block_download_ms);
+        o.labelled(
+            "oni_block_announcements_total",
+            "New blocks announced to peers, by kind (headers or inv).",
+            "kind",
+            AnnounceKind::ALL.iter().zip(&m.block_announcements).map(|(k, n)| (k.label(), *n)),
+        );
+        o.histogram_ms(
+            "oni_block_relay_seconds",
+            "Time from a block's header first heard of to its first announcement onward.",
+            &m.block_relay_ms,
+        );
         o.histogram_ms("oni_tx_relay_seconds", "First announcement of a transaction to its arrival.", &m.tx_relay_ms);
         o.histogram_ms(
             "oni_tx_forward_seconds",

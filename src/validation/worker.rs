@@ -14,7 +14,8 @@
 //!   [`WorkerConfig::checkpoint_interval_ms`] since the last checkpoint (whichever first, also when
 //!   idle), the worker checkpoints the validator and emits [`ValidationEvent::Durable`]. With
 //!   [`WorkerConfig::hold_until_durable`] it also holds `Connected`/`Disconnected` back until the
-//!   checkpoint that covers them, so every block reported connected survives a kill -9.
+//!   checkpoint that covers them, so every block reported connected survives a kill -9; the new
+//!   tip itself goes out at once as [`ValidationEvent::Tip`], for block announcements.
 
 use super::{BlockValidator, HeaderInfo, ValidatedTip, ValidationEvent, ValidatorError};
 use bitcoin::BlockHash;
@@ -75,11 +76,21 @@ struct Job {
 
 enum Control {
     Header { raw: [u8; 80] },
-    ReadBlock { hash: BlockHash, reply: flume::Sender<Option<Vec<u8>>> },
+    ReadBlock { hash: BlockHash, reply: ReadReply },
     HeaderFor { hash: BlockHash, reply: flume::Sender<Option<HeaderInfo>> },
     HashAt { height: u32, reply: flume::Sender<Option<BlockHash>> },
     Checkpoint { reply: flume::Sender<Result<ValidatedTip, ValidatorError>> },
     Shutdown,
+}
+
+/// Where a block read's answer goes (dropped unanswered only when the worker stops).
+type ReadReply = Box<dyn FnOnce(Option<Vec<u8>>) + Send>;
+
+/// A reply that sends the answer on a channel.
+fn to_channel(tx: flume::Sender<Option<Vec<u8>>>) -> ReadReply {
+    Box::new(move |bytes| {
+        let _ = tx.send(bytes);
+    })
 }
 
 struct Shared {
@@ -224,8 +235,14 @@ impl<V: BlockValidator> ValidationWorker<V> {
     /// Ask for a block's bytes (to serve `getdata`); the answer arrives on the returned channel.
     pub fn read_block(&self, hash: BlockHash) -> flume::Receiver<Option<Vec<u8>>> {
         let (reply, rx) = flume::bounded(1);
-        let _ = self.control.send(Control::ReadBlock { hash, reply });
+        self.read_block_with(hash, to_channel(reply));
         rx
+    }
+
+    /// Ask for a block's bytes; `reply` is called with the answer on the worker's thread (so the
+    /// caller can route every answer to one channel it waits on).
+    pub fn read_block_with(&self, hash: BlockHash, reply: impl FnOnce(Option<Vec<u8>>) + Send + 'static) {
+        let _ = self.control.send(Control::ReadBlock { hash, reply: Box::new(reply) });
     }
 
     /// Ask for a header the validator knows.
@@ -280,7 +297,7 @@ impl ChainReader {
     /// The block's raw bytes, if the validator holds its data.
     pub fn read_block(&self, hash: BlockHash) -> Option<Vec<u8>> {
         let (reply, rx) = flume::bounded(1);
-        self.control.send(Control::ReadBlock { hash, reply }).ok()?;
+        self.control.send(Control::ReadBlock { hash, reply: to_channel(reply) }).ok()?;
         rx.recv().ok().flatten()
     }
 
@@ -369,9 +386,7 @@ impl<V: BlockValidator> Loop<V> {
                     tracing::debug!("validator refused a header the world accepted");
                 }
             }
-            Control::ReadBlock { hash, reply } => {
-                let _ = reply.send(self.validator.read_block(&hash));
-            }
+            Control::ReadBlock { hash, reply } => reply(self.validator.read_block(&hash)),
             Control::HeaderFor { hash, reply } => {
                 let _ = reply.send(self.validator.header_for(&hash));
             }
@@ -387,8 +402,10 @@ impl<V: BlockValidator> Loop<V> {
 
     fn validate(&mut self, job: Job) {
         self.scratch.clear();
+        let before = lock(&self.shared.tip).hash;
         self.validator.submit(job.hash, &job.raw, &mut self.scratch);
-        store(&self.shared.tip, self.validator.tip());
+        let tip = self.validator.tip();
+        store(&self.shared.tip, tip);
         self.shared.queued_bytes.fetch_sub(job.raw.len(), Ordering::SeqCst);
         self.shared.queued_blocks.fetch_sub(1, Ordering::SeqCst);
         for event in self.scratch.drain(..) {
@@ -403,6 +420,10 @@ impl<V: BlockValidator> Loop<V> {
             } else {
                 let _ = self.events.send(event);
             }
+        }
+        // Held reports wait for a checkpoint (up to its interval); the new tip does not have to.
+        if self.config.hold_until_durable && tip.hash != before {
+            let _ = self.events.send(ValidationEvent::Tip { hash: tip.hash, height: tip.height });
         }
     }
 

@@ -2,7 +2,8 @@
 //! systems (inv filter, request scheduler, address manager, ...) slot into this chain.
 
 use crate::chain::{
-    BlockReadInbox, BlockReads, ChainParams, HeaderTree, Ibd, SyncConfig, SyncState, ValidationInbox, ValidationQueue,
+    BlockReadInbox, BlockReads, BlockRelay, ChainParams, HeaderTree, Ibd, SyncConfig, SyncState, ValidationInbox,
+    ValidationQueue,
 };
 use crate::resources::{
     AddrBook, BanList, ChainTip, Clock, Config, ConnIndex, Inbox, LocalNonces, Metrics, Outbox, PeerManagerState,
@@ -13,33 +14,18 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
 /// Builds the schedule: ingest → admission → decode → handshake → addr_relay → inv_filter →
-/// tx_request → tx_accept → ping → headers_sync → block_download → serve_blocks → serve_txs →
+/// tx_request → tx_accept → ping → headers_sync → block_download → block_announce → serve_blocks → serve_txs →
 /// tx_announce → scoring → discipline → connections → egress → teardown → telemetry.
 pub fn build_schedule() -> Schedule {
     let mut schedule = Schedule::default();
     schedule.set_executor(SingleThreadedExecutor::new());
+    // Nested by stage only because a tuple of systems holds at most 20; the order is one chain.
     schedule.add_systems(
         (
-            ingest,
-            admission,
-            decode,
-            handshake,
-            addr_relay,
-            inv_filter,
-            tx_request,
-            tx_accept,
-            ping,
-            headers_sync,
-            block_download,
-            serve_blocks,
-            serve_txs,
-            tx_announce,
-            scoring,
-            discipline,
-            connections,
-            egress,
-            teardown,
-            telemetry,
+            (ingest, admission, decode, handshake).chain(),
+            (addr_relay, inv_filter, tx_request, tx_accept, ping).chain(),
+            (headers_sync, block_download, block_announce, serve_blocks).chain(),
+            (serve_txs, tx_announce, scoring, discipline, connections, egress, teardown, telemetry).chain(),
         )
             .chain(),
     );
@@ -54,6 +40,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(params);
     world.insert_resource(SyncConfig::default());
     world.insert_resource(SyncState::default());
+    world.insert_resource(BlockRelay::default());
     world.insert_resource(Ibd::default());
     world.insert_resource(ValidationQueue::default());
     world.insert_resource(ValidationInbox::default());

@@ -7,6 +7,7 @@ use super::{gone, Ctx};
 use crate::rpc::jsonrpc::{codes, RpcError};
 use crate::rpc::params::Args;
 use bevy_ecs::prelude::*;
+use oni_systems::chain::{HeaderTree, PeerBlocks, PeerChain};
 use oni_systems::components::{
     AddrRelay, ConnId, Direction, Disconnect, Negotiated, PeerState, Permissions, PingState, Score, SendQueue, Socket,
     Stats,
@@ -85,10 +86,12 @@ type PeerRow<'a> = (
     &'a Permissions,
     &'a PingState,
     Option<&'a AddrRelay>,
+    Option<&'a PeerChain>,
+    Option<&'a PeerBlocks>,
 );
 
-fn peer_json(row: PeerRow<'_>, now_ms: u64) -> Value {
-    let (socket, state, direction, stats, score, neg, sq, perms, ping, addr_relay) = row;
+fn peer_json(row: PeerRow<'_>, tree: &HeaderTree, now_ms: u64) -> Value {
+    let (socket, state, direction, stats, score, neg, sq, perms, ping, addr_relay, chain, blocks) = row;
     let secs = |ms: u64| ms / 1000;
     let mut o = Map::new();
     o.insert("id".into(), json!(socket.conn.0));
@@ -121,10 +124,12 @@ fn peer_json(row: PeerRow<'_>, now_ms: u64) -> Value {
     o.insert("bip152_hb_to".into(), json!(false));
     o.insert("bip152_hb_from".into(), json!(false));
     o.insert("startingheight".into(), json!(neg.start_height));
-    o.insert("presynced_headers".into(), json!(-1));
-    o.insert("synced_headers".into(), json!(-1));
-    o.insert("synced_blocks".into(), json!(-1));
-    o.insert("inflight".into(), json!([]));
+    // What it is known to have (its announcements, blocks, getheaders locators) and what we ask of it.
+    o.insert("presynced_headers".into(), json!(chain.map_or(-1, |c| c.presynced_headers())));
+    o.insert("synced_headers".into(), json!(chain.map_or(-1, |c| c.synced_headers(tree))));
+    o.insert("synced_blocks".into(), json!(chain.map_or(-1, |c| c.synced_blocks(tree))));
+    let inflight: Vec<u32> = blocks.map_or(vec![], |b| b.in_flight.iter().map(|r| tree.entry(r.idx).height).collect());
+    o.insert("inflight".into(), json!(inflight));
     let permissions: Vec<&str> = if perms.noban { vec!["noban"] } else { vec![] };
     o.insert("permissions".into(), json!(permissions));
     // The peer's feefilter in BTC/kvB (Core shows 0 until one arrives).
@@ -153,8 +158,12 @@ pub async fn getpeerinfo(ctx: &Ctx) -> Result<Value, RpcError> {
     let peers = ctx.node.with_world_async(|world| {
         let now_ms = world.resource::<Clock>().now_ms;
         let mut q = world.query::<PeerRow>();
-        let mut rows: Vec<(ConnId, Value)> =
-            q.iter(world).filter(|r| *r.1 != PeerState::Connecting).map(|r| (r.0.conn, peer_json(r, now_ms))).collect();
+        let tree = world.resource::<HeaderTree>();
+        let mut rows: Vec<(ConnId, Value)> = q
+            .iter(world)
+            .filter(|r| *r.1 != PeerState::Connecting)
+            .map(|r| (r.0.conn, peer_json(r, tree, now_ms)))
+            .collect();
         rows.sort_by_key(|(id, _)| *id);
         rows.into_iter().map(|(_, v)| v).collect::<Vec<Value>>()
     });

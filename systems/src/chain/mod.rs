@@ -18,7 +18,7 @@ pub mod validation;
 
 pub use params::ChainParams;
 pub use presync::HeadersPresync;
-pub use sync::{Ibd, PeerBlocks, PeerChain, Requested, ServeQueue, SyncConfig, SyncState};
+pub use sync::{BlockRelay, Ibd, PeerBlocks, PeerChain, Requested, ServeQueue, SyncConfig, SyncState};
 pub use tree::{BlockIdx, HeaderInvalid, HeaderTree};
 pub use validation::{
     BlockData, BlockRead, BlockReadInbox, BlockReads, InstantValidator, RejectReason, ValidateBlock, ValidationEvent,

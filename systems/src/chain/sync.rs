@@ -41,8 +41,6 @@ pub struct SyncConfig {
     pub serve_queue_max: usize,
     /// Block reads outstanding per peer at the shell.
     pub serve_reads_max: usize,
-    /// Whether the shell answers block reads (then we advertise NODE_NETWORK once out of IBD).
-    pub serve_blocks: bool,
 }
 
 impl Default for SyncConfig {
@@ -61,7 +59,6 @@ impl Default for SyncConfig {
             unconnecting_headers_max: 10,
             serve_queue_max: crate::wire::MAX_INV_ENTRIES,
             serve_reads_max: 2,
-            serve_blocks: true,
         }
     }
 }
@@ -127,9 +124,38 @@ pub struct PeerChain {
     pub presync: Option<Box<HeadersPresync>>,
     /// When we last sent it getheaders (clock ms).
     pub last_getheaders_ms: u64,
+    /// The last header we sent it, in a `headers` answer or announcement (Core's
+    /// pindexBestHeaderSent): it has this header and every ancestor.
+    pub best_sent: Option<BlockIdx>,
+    /// The validated tip block announcements last looked at for it; `None`: look at the next pass
+    /// (set so for a peer whose handshake overlapped a tip move).
+    pub announced_for: Option<BlockIdx>,
 }
 
 impl PeerChain {
+    /// It told us of `idx` (headers, inv, a getheaders locator, a block): its best known block
+    /// moves there if that has more work.
+    pub fn note_known(&mut self, tree: &super::HeaderTree, idx: BlockIdx) {
+        let better = self.best_known.is_none_or(|b| tree.entry(idx).chainwork > tree.entry(b).chainwork);
+        if better {
+            self.best_known = Some(idx);
+            self.common = None;
+        }
+    }
+
+    /// Whether it has the header `idx`: an ancestor of its best known block or of the last header
+    /// we sent it (Core's PeerHasHeader). What it has is never announced to it.
+    pub fn has_header(&self, tree: &super::HeaderTree, idx: BlockIdx) -> bool {
+        let height = tree.entry(idx).height;
+        [self.best_known, self.best_sent].into_iter().flatten().any(|b| tree.ancestor(b, height) == Some(idx))
+    }
+
+    /// Whether it holds a headers sync that is still running: started, with a deadline not yet
+    /// lifted by our best header nearing today or by its empty answer.
+    pub fn syncing(&self) -> bool {
+        self.sync_started && self.sync_deadline_ms.is_some()
+    }
+
     /// Height of its best known header, -1 when unknown (getpeerinfo's `synced_headers`).
     pub fn synced_headers(&self, tree: &super::HeaderTree) -> i32 {
         self.best_known.map_or(-1, |i| tree.entry(i).height as i32)
@@ -143,6 +169,52 @@ impl PeerChain {
     /// Height reached by its low-work header sync, -1 when none runs (`presynced_headers`).
     pub fn presynced_headers(&self) -> i32 {
         self.presync.as_ref().map_or(-1, |p| p.presync_height() as i32)
+    }
+}
+
+/// Block announcements: the tip peers may hear of, which tip they were last made for, and when
+/// each recent block was first heard of (for the relay latency histogram).
+#[derive(Resource, Debug, Default)]
+pub struct BlockRelay {
+    /// The validator's tip as soon as it moved ([`super::ValidationEvent::Tip`]): ahead of the
+    /// validated tip while the shell holds connection reports until they are durable.
+    pub validator_tip: Option<BlockIdx>,
+    /// The served tip seen by the last tick, and when it last moved (clock ms).
+    pub seen: Option<(BlockIdx, u64)>,
+    /// The served tip the last announcement pass ran for.
+    pub announced_tip: Option<BlockIdx>,
+    /// Blocks first heard of outside IBD (their header accepted) and not yet announced onward,
+    /// oldest first; at most [`BlockRelay::HEARD_MAX`], the oldest forgotten first.
+    pub heard: VecDeque<(BlockHash, u64)>,
+}
+
+impl BlockRelay {
+    /// Blocks whose first-heard time is kept (a burst of new blocks is far smaller).
+    pub const HEARD_MAX: usize = 64;
+
+    /// The tip peers hear of and are served headers up to: the validator's newest, else the
+    /// validated tip.
+    pub fn served_tip(&self, tree: &super::HeaderTree) -> BlockIdx {
+        self.validator_tip.unwrap_or_else(|| tree.validated_tip())
+    }
+
+    /// `hash` was first heard of at `now_ms`.
+    pub fn heard(&mut self, hash: BlockHash, now_ms: u64) {
+        if self.heard.len() == Self::HEARD_MAX {
+            self.heard.pop_front();
+        }
+        self.heard.push_back((hash, now_ms));
+    }
+
+    /// When `hash` was first heard of, once: the first announcement onward takes it.
+    pub fn take_heard(&mut self, hash: &BlockHash) -> Option<u64> {
+        let pos = self.heard.iter().position(|(h, _)| h == hash)?;
+        self.heard.remove(pos).map(|(_, ms)| ms)
+    }
+
+    /// When the served tip last moved (0 before the first tick).
+    pub fn tip_moved_ms(&self) -> u64 {
+        self.seen.map_or(0, |(_, ms)| ms)
     }
 }
 

@@ -175,6 +175,15 @@ pub enum ValidationEvent {
         /// Why.
         reason: RejectReason,
     },
+    /// The validator's active tip moved to this block, reported at once, ahead of the
+    /// `Connected`/`Disconnected` reports a shell may hold until they are durable: peers may hear
+    /// of the block and fetch it now (a crash loses nothing the world relies on).
+    Tip {
+        /// The new tip.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
     /// Everything connected up to this block is on disk (for the shell; the world ignores it).
     Durable {
         /// The durable tip.
@@ -198,6 +207,7 @@ impl ValidationEvent {
             | ValidationEvent::Stored { hash }
             | ValidationEvent::AlreadyKnown { hash }
             | ValidationEvent::Rejected { hash, .. }
+            | ValidationEvent::Tip { hash, .. }
             | ValidationEvent::Durable { hash, .. } => Some(hash),
             ValidationEvent::Fatal { .. } => None,
         }

@@ -61,7 +61,9 @@ pub struct Config {
     pub network: Network,
     /// Protocol version we announce.
     pub protocol_version: i32,
-    /// Services we announce: only what we really serve.
+    /// Services we announce: only what we really serve. Blocks and witnesses from the start, as
+    /// Core does: a peer that connects while we sync may fetch from us once we have caught up
+    /// (Core picks download peers by the services in their version, never later).
     pub services: u64,
     /// BIP14 user agent.
     pub user_agent: String,
@@ -77,7 +79,7 @@ impl Config {
         Config {
             network,
             protocol_version: PROTOCOL_VERSION,
-            services: 0,
+            services: crate::wire::services::NODE_NETWORK | crate::wire::services::NODE_WITNESS,
             user_agent: concat!("/oni:", env!("CARGO_PKG_VERSION"), "/").to_string(),
             relay: true,
             limits: Limits::default(),

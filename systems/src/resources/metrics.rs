@@ -93,6 +93,10 @@ pub struct Metrics {
     pub tx_relay_ms: Histogram,
     /// Block download latency, getdata → block.
     pub block_download_ms: Histogram,
+    /// Block announcements sent, by kind (indexed by `AnnounceKind`).
+    pub block_announcements: Vec<u64>,
+    /// Block relay latency: header first heard of → first announced onward.
+    pub block_relay_ms: Histogram,
     /// Addresses received in addr/addrv2.
     pub addr_received: u64,
     /// Addresses dropped by the per-peer rate limit.
@@ -173,6 +177,8 @@ impl Default for Metrics {
             ping_rtt_ms: Histogram::latency_ms(),
             tx_relay_ms: Histogram::latency_ms(),
             block_download_ms: Histogram::latency_ms(),
+            block_announcements: vec![0; crate::resources::reasons::AnnounceKind::COUNT],
+            block_relay_ms: Histogram::latency_ms(),
             addr_received: 0,
             addr_rate_limited: 0,
             addr_added: 0,

@@ -19,7 +19,7 @@ pub use config::{Config, Limits};
 pub use io::{ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
 pub use metrics::{Histogram, Metrics};
 pub use policy::{PeerManagerState, PeerPolicy};
-pub use reasons::{DisconnectReason, Misbehavior, ScoreTable};
+pub use reasons::{AnnounceKind, DisconnectReason, Misbehavior, ScoreTable};
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -26,6 +26,16 @@ macro_rules! labelled {
 pub(crate) use labelled;
 
 labelled! {
+    /// How a new block was announced to a peer.
+    AnnounceKind {
+        /// BIP130 `headers` (the peer sent `sendheaders` and the headers connect).
+        Headers = "headers",
+        /// An `inv` of the tip.
+        Inv = "inv",
+    }
+}
+
+labelled! {
     /// Why a connection ended.
     DisconnectReason {
         /// The frame did not start with this network's magic (also a BIP324 v2 attempt).

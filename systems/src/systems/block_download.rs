@@ -17,7 +17,8 @@
 
 use crate::chain::tree::status;
 use crate::chain::{
-    HeaderTree, Ibd, PeerBlocks, PeerChain, Requested, SyncConfig, SyncState, ValidateBlock, ValidationEvent,
+    BlockRelay, HeaderTree, Ibd, PeerBlocks, PeerChain, Requested, SyncConfig, SyncState, ValidateBlock,
+    ValidationEvent,
 };
 use crate::chain::{ValidationInbox, ValidationQueue};
 use crate::components::{ConnId, Disconnect, PeerState, Received, SendQueue, Socket, Stats, Violations};
@@ -55,6 +56,7 @@ pub struct DownloadCtx<'w> {
     tip: ResMut<'w, ChainTip>,
     metrics: ResMut<'w, Metrics>,
     index: Res<'w, ConnIndex>,
+    relay: ResMut<'w, BlockRelay>,
 }
 
 /// One scheduler step.
@@ -77,7 +79,7 @@ pub fn block_download(
     // Live peers' links: a plain list (a set is built only on the rare paths that need one).
     let mut live: Vec<ConnId> = Vec::with_capacity(peers.iter().len());
     let mut live_in_flight = 0usize;
-    for (entity, socket, state, mut received, _, mut violations, mut stats, _, mut pb) in &mut peers {
+    for (entity, socket, state, mut received, _, mut violations, mut stats, mut pc, mut pb) in &mut peers {
         if *state != PeerState::Ready {
             continue;
         }
@@ -85,7 +87,10 @@ pub fn block_download(
             let msgs = std::mem::take(&mut received.0);
             for m in msgs {
                 match m {
-                    Message::Block(b) => on_block(&mut ctx, socket.conn, &mut pb, &mut stats, &mut violations, &b),
+                    Message::Block(b) => {
+                        let peer = BlockSender { conn: socket.conn, pc: &mut pc, pb: &mut pb, stats: &mut stats };
+                        on_block(&mut ctx, peer, &mut violations, &b)
+                    }
                     other => received.0.push(other),
                 }
             }
@@ -171,23 +176,34 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
                     blamed.extend(from);
                 }
             }
+            ValidationEvent::Tip { hash, .. } => {
+                if let Some(idx) = ctx.tree.get(&hash) {
+                    ctx.relay.validator_tip = Some(idx);
+                }
+            }
             ValidationEvent::Durable { .. } | ValidationEvent::Fatal { .. } => {}
         }
     }
     blamed
 }
 
-fn on_block(
-    ctx: &mut DownloadCtx,
+/// The peer a block came from, as on_block needs it.
+struct BlockSender<'a> {
     conn: ConnId,
-    pb: &mut PeerBlocks,
-    stats: &mut Stats,
-    violations: &mut Violations,
-    block: &crate::wire::Block,
-) {
+    pc: &'a mut PeerChain,
+    pb: &'a mut PeerBlocks,
+    stats: &'a mut Stats,
+}
+
+fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violations, block: &crate::wire::Block) {
+    let BlockSender { conn, pc, pb, stats } = peer;
     let now = ctx.clock.now_ms;
     let hash = block.block_hash();
     let idx = ctx.tree.get(&hash);
+    if let Some(idx) = idx {
+        // It has the block: never announce it back.
+        pc.note_known(&ctx.tree, idx);
+    }
     if let Some(pos) = pb.in_flight.iter().position(|r| r.hash == hash) {
         let Some(r) = pb.in_flight.remove(pos) else { return };
         let latency = now.saturating_sub(r.at_ms);

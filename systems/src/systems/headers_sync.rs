@@ -3,21 +3,23 @@
 //! `headers` into the header tree (continuity and proof of work first, then the full contextual
 //! checks), continues while full 2,000-header batches arrive, routes low-work chains through
 //! PRESYNC/REDOWNLOAD, scores unconnecting and invalid headers with their own reasons, follows
-//! block announcements (`inv`, BIP130 `headers`), answers `getheaders` (not during IBD unless the
-//! peer is `noban`, as Core), and keeps the [`Ibd`] resource current.
+//! block announcements (`inv`, BIP130 `headers`), answers `getheaders` from the validated chain
+//! (empty while it lacks the network's minimum work, as Core), notes what each peer is known to
+//! have (for block announcements), and keeps the [`Ibd`] resource current.
 
 use crate::chain::pow::check_pow;
 use crate::chain::presync::{Abort, Phase};
 use crate::chain::tree::{BlockIdx, HeaderInvalid};
 use crate::chain::{
-    ChainParams, HeaderTree, HeadersPresync, Ibd, PeerBlocks, PeerChain, ServeQueue, SyncConfig, ValidationQueue,
+    BlockRelay, ChainParams, HeaderTree, HeadersPresync, Ibd, PeerBlocks, PeerChain, ServeQueue, SyncConfig,
+    ValidationQueue,
 };
 use crate::components::{
     Direction, Disconnect, Negotiated, PeerState, Permissions, Received, SendQueue, Socket, Violations,
 };
 use crate::resources::{Clock, Config, DisconnectReason, Misbehavior, Rng};
 use crate::wire::headers::{block_hash, HeaderList, HEADER_BYTES};
-use crate::wire::services::{NODE_NETWORK, NODE_NETWORK_LIMITED, NODE_WITNESS};
+use crate::wire::services::{NODE_NETWORK, NODE_NETWORK_LIMITED};
 use crate::wire::{InvType, Locator, Message, MAX_HEADERS};
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
@@ -53,7 +55,7 @@ type SyncPeer<'a> = (
 /// Node-wide inputs of headers sync.
 #[derive(bevy_ecs::system::SystemParam)]
 pub struct SyncCtx<'w> {
-    config: ResMut<'w, Config>,
+    config: Res<'w, Config>,
     clock: Res<'w, Clock>,
     params: Res<'w, ChainParams>,
     sync: Res<'w, SyncConfig>,
@@ -61,6 +63,7 @@ pub struct SyncCtx<'w> {
     ibd: ResMut<'w, Ibd>,
     rng: ResMut<'w, Rng>,
     queue: ResMut<'w, ValidationQueue>,
+    relay: ResMut<'w, BlockRelay>,
 }
 
 /// What one peer looks like to the sync-peer choice.
@@ -86,7 +89,7 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
     let mut sync_peers = 0usize;
     let mut preferred_count = 0usize;
     for (_, _, dir, state, neg, perms, .., chain) in &peers {
-        sync_peers += chain.is_some_and(|c| c.sync_started) as usize;
+        sync_peers += chain.is_some_and(PeerChain::syncing) as usize;
         preferred_count += (*state == PeerState::Ready && can_serve(neg) && preferred(*dir, perms)) as usize;
     }
     let preferred_exists = preferred_count > 0;
@@ -107,7 +110,14 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
         let mut fresh = None;
         let pc: &mut PeerChain = match chain {
             Some(c) => c.into_inner(),
-            None => fresh.insert(PeerChain::default()),
+            None => {
+                // A tip move during its handshake is announced to it once it is ready (Core queues
+                // announcements for every peer from its connection on).
+                let tip = ctx.relay.served_tip(&ctx.tree);
+                let moved_since_connect = ctx.relay.tip_moved_ms() > socket.connected_ms;
+                let announced_for = (!moved_since_connect).then_some(tip);
+                fresh.insert(PeerChain { announced_for, ..PeerChain::default() })
+            }
         };
         let mut peer =
             PeerCtx { pc, sq: &mut sq, violations: &mut violations, noban: perms.noban, conn: socket.conn.0 };
@@ -126,7 +136,7 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                     let mut unknown = false;
                     for e in inv.iter().filter(|e| e.kind.base() == InvType::BLOCK) {
                         match ctx.tree.get(&BlockHash::from_byte_array(e.hash)) {
-                            Some(idx) => note_best_known(&ctx.tree, peer.pc, idx),
+                            Some(idx) => peer.pc.note_known(&ctx.tree, idx),
                             None => unknown = true,
                         }
                     }
@@ -203,19 +213,7 @@ fn update_ibd(ctx: &mut SyncCtx) {
     if tip.time as i64 >= ctx.clock.unix_s() - ctx.sync.max_tip_age_s && tip.chainwork >= ctx.params.minimum_chain_work
     {
         ctx.ibd.active = false;
-        // We hold the full chain now: say we serve it (and witnesses), if the shell serves blocks.
-        if ctx.sync.serve_blocks {
-            ctx.config.services |= NODE_NETWORK | NODE_WITNESS;
-        }
         tracing::info!(height = tip.height, "leaving initial block download");
-    }
-}
-
-fn note_best_known(tree: &HeaderTree, pc: &mut PeerChain, idx: BlockIdx) {
-    let better = pc.best_known.is_none_or(|b| tree.entry(idx).chainwork > tree.entry(b).chainwork);
-    if better {
-        pc.best_known = Some(idx);
-        pc.common = None;
     }
 }
 
@@ -276,6 +274,9 @@ fn accept_all(ctx: &mut SyncCtx, peer: &mut PeerCtx, headers: &[([u8; HEADER_BYT
             Ok((idx, new)) => {
                 if new {
                     ctx.queue.headers.push(*raw);
+                    if !ctx.ibd.active {
+                        ctx.relay.heard(*hash, ctx.clock.now_ms);
+                    }
                 }
                 last = Some(idx);
             }
@@ -287,7 +288,7 @@ fn accept_all(ctx: &mut SyncCtx, peer: &mut PeerCtx, headers: &[([u8; HEADER_BYT
         }
     }
     if let Some(idx) = last {
-        note_best_known(&ctx.tree, peer.pc, idx);
+        peer.pc.note_known(&ctx.tree, idx);
     }
     last
 }
@@ -315,7 +316,12 @@ fn on_headers(ctx: &mut SyncCtx, peer: &mut PeerCtx, list: &HeaderList) {
         return;
     }
     peer.pc.presync = None;
-    let Some((first, _)) = hashes.first() else { return };
+    let Some((first, _)) = hashes.first() else {
+        // Nothing beyond our locator: it has no more to give, so it no longer holds the sync
+        // (another peer — one that connected later, say — may start one).
+        peer.pc.sync_deadline_ms = None;
+        return;
+    };
     let prev = BlockHash::from_byte_array(first[4..36].try_into().unwrap_or([0; 32]));
     let Some(parent) = ctx.tree.get(&prev) else {
         // Maybe a BIP130 announcement of a block whose parent we missed: ask for the gap.
@@ -385,30 +391,49 @@ fn continue_presync(ctx: &mut SyncCtx, peer: &mut PeerCtx, hashes: &[([u8; HEADE
     }
 }
 
+/// Answers from our validated chain: the headers after the first locator block on it, at most
+/// 2,000, up to `stop`. As Core (since v24), also during IBD, but with an empty answer while the
+/// validated chain has less than the network's minimum work (the peer looks elsewhere without
+/// thinking us unresponsive), unless it is `noban`. The locator's first block we know is one the
+/// peer has, and the last header sent is remembered: neither is announced to it again.
 fn on_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, loc: &Locator) {
-    if ctx.ibd.active && !peer.noban {
+    let tree = &ctx.tree;
+    let vt = ctx.relay.served_tip(tree);
+    if tree.entry(vt).chainwork < ctx.params.minimum_chain_work && !peer.noban {
+        peer.sq.push(ctx.config.network, &Message::Headers(HeaderList::default()));
         return;
     }
-    let tree = &ctx.tree;
-    let vt = tree.validated_tip();
+    if let Some(known) = loc.hashes.iter().find_map(|h| tree.get(h)) {
+        peer.pc.note_known(tree, known);
+    }
     let on_validated = |idx: BlockIdx| tree.ancestor(vt, tree.entry(idx).height) == Some(idx);
     let mut out = HeaderList::default();
+    // The last header the answer gives it (or our tip, when it runs to the tip).
+    let mut last = None;
     if loc.hashes.is_empty() {
         if let Some(idx) = tree.get(&loc.stop).filter(|&i| on_validated(i)) {
             out.push_raw(tree.raw_header(idx));
+            last = Some(idx);
         }
     } else {
+        last = Some(vt);
         let fork = loc.hashes.iter().find_map(|h| tree.get(h).filter(|&i| on_validated(i))).unwrap_or(0);
         let top = tree.entry(vt).height;
         let mut h = tree.entry(fork).height + 1;
-        while h <= top && out.len() < MAX_HEADERS {
+        while h <= top {
             let Some(idx) = tree.ancestor(vt, h) else { break };
             out.push_raw(tree.raw_header(idx));
-            if tree.entry(idx).hash == loc.stop {
+            if tree.entry(idx).hash == loc.stop || out.len() == MAX_HEADERS {
+                last = Some(idx);
                 break;
             }
             h += 1;
         }
+    }
+    // Reset, not raised (Core's rule): an answer that stops short of a tip we announced makes the
+    // tip worth announcing again.
+    if last.is_some() {
+        peer.pc.best_sent = last;
     }
     peer.sq.push(ctx.config.network, &Message::Headers(out));
 }

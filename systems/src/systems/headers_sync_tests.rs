@@ -192,18 +192,26 @@ fn synced_node() -> (TestNode, u32) {
 }
 
 #[test]
-fn leaving_ibd_when_the_tip_is_recent_advertises_network_and_witness() {
+fn ibd_ends_when_the_tip_is_recent_and_network_and_witness_are_advertised_throughout() {
     let mut node = fixture_node();
     node.tick();
     assert!(node.world.resource::<Ibd>().active);
-    assert_eq!(node.world.resource::<Config>().services & NODE_NETWORK, 0);
+    let both = NODE_NETWORK | NODE_WITNESS;
+    assert_eq!(node.world.resource::<Config>().services & both, both, "as Core: also while syncing");
+    let conn = node.connect_inbound("10.0.0.1:18444");
+    node.receive(conn, &TestNode::peer_version(1));
+    let ours = node.sent_to(conn).into_iter().find_map(|m| match m {
+        Message::Version(v) => Some(v.services),
+        _ => None,
+    });
+    assert_eq!(ours, Some(both));
     let (node, _) = synced_node();
     assert!(!node.world.resource::<Ibd>().active);
-    assert_eq!(node.world.resource::<Config>().services & (NODE_NETWORK | NODE_WITNESS), NODE_NETWORK | NODE_WITNESS);
+    assert_eq!(node.world.resource::<Config>().services & both, both);
 }
 
 #[test]
-fn getheaders_is_answered_after_the_locator_fork_point_and_not_during_ibd() {
+fn getheaders_is_answered_after_the_locator_fork_point_and_in_ibd_once_the_minimum_work_is_met() {
     let (mut node, tip_time) = synced_node();
     let conn = node.ready_inbound("10.0.0.9:18444");
     let genesis = node.world.resource::<ChainParams>().genesis.block_hash();
@@ -227,21 +235,30 @@ fn getheaders_is_answered_after_the_locator_fork_point_and_not_during_ibd() {
     let l = ask(&mut node, vec![], h(7)).unwrap();
     assert_eq!(l.block_hash(0), Some(h(7)));
     assert_eq!(ask(&mut node, vec![h(2_100)], BlockHash::all_zeros()).unwrap().len(), 0);
-    // back in IBD conditions (a fresh node): no answer, except to a noban peer
+    // In IBD (a fresh node that validated 10 blocks) the validated chain is served, as Core does...
     let mut ibd = fixture_node();
+    let mut source = ChainPeer::fixture(&mut ibd, "10.0.0.1:18444");
+    source.headers.truncate(10);
+    let loc = Locator { version: 70016, hashes: vec![genesis], stop: BlockHash::all_zeros() };
+    ibd.receive(source.conn, &Message::Headers(source.answer(&loc)));
+    source.pump(&mut ibd, 100);
+    assert!(ibd.world.resource::<Ibd>().active);
     let c = ibd.ready_inbound("10.0.0.9:18444");
-    ibd.receive(
-        c,
-        &Message::GetHeaders(Locator { version: 70016, hashes: vec![genesis], stop: BlockHash::all_zeros() }),
-    );
-    assert!(ibd.sent_to(c).iter().all(|m| !matches!(m, Message::Headers(_))));
+    let ask = |node: &mut TestNode| {
+        node.receive(c, &Message::GetHeaders(loc.clone()));
+        node.sent_to(c).into_iter().find_map(|m| match m {
+            Message::Headers(l) => Some(l.len()),
+            _ => None,
+        })
+    };
+    assert_eq!(ask(&mut ibd), Some(10));
+    // ...but not while it has less than the network's minimum work: an empty answer, except to a
+    // noban peer.
+    ibd.world.resource_mut::<ChainParams>().minimum_chain_work = Work::from_be_bytes([0x0f; 32]);
+    assert_eq!(ask(&mut ibd), Some(0));
     let e = ibd.peer(c).unwrap();
     ibd.world.get_mut::<Permissions>(e).unwrap().noban = true;
-    ibd.receive(
-        c,
-        &Message::GetHeaders(Locator { version: 70016, hashes: vec![genesis], stop: BlockHash::all_zeros() }),
-    );
-    assert!(ibd.sent_to(c).iter().any(|m| matches!(m, Message::Headers(l) if l.is_empty())));
+    assert_eq!(ask(&mut ibd), Some(10));
     let _ = tip_time;
 }
 
@@ -325,4 +342,27 @@ fn a_sync_peer_that_sends_no_headers_is_replaced_after_the_headers_sync_timeout(
     assert_eq!(node.closed_reason(a), Some(DisconnectReason::HeadersSyncTimeout));
     assert!(seen[1].iter().any(|m| matches!(m, Message::GetHeaders(_))), "b took over");
     assert_eq!(node.closed_reason(b), None);
+}
+
+#[test]
+fn a_sync_peer_with_nothing_to_give_hands_the_sync_to_a_peer_that_came_later() {
+    use crate::components::Direction;
+    let mut node = fixture_node();
+    // The first peer (inbound, nothing better around) is asked for headers and has none.
+    let empty = node.ready_inbound("10.0.0.1:18444");
+    assert!(node.get::<PeerChain>(empty).unwrap().syncing());
+    // An outbound peer connects while that sync still runs: one sync peer in IBD, it waits.
+    let later = node.connect_outbound("20.0.0.1:8333", Direction::Manual);
+    node.receive(later, &TestNode::peer_version(0x51));
+    node.receive(later, &Message::Verack);
+    assert_eq!(count(&node.sent_to(later), |m| matches!(m, Message::GetHeaders(_))), 0);
+    // The empty answer ends the first sync; the later peer is asked at once.
+    node.receive(empty, &Message::Headers(HeaderList::default()));
+    assert!(!node.get::<PeerChain>(empty).unwrap().syncing());
+    node.tick();
+    assert_eq!(count(&node.sent_to(later), |m| matches!(m, Message::GetHeaders(_))), 1);
+    assert!(node.get::<PeerChain>(later).unwrap().syncing());
+    // The first is not asked again (its sync ran), and stays connected.
+    assert_eq!(count(&node.sent_to(empty), |m| matches!(m, Message::GetHeaders(_))), 0);
+    assert_eq!(node.closed_reason(empty), None);
 }

@@ -2,6 +2,7 @@
 
 mod addr_relay;
 mod admission;
+mod block_announce;
 mod block_download;
 mod connections;
 mod decode;
@@ -24,6 +25,7 @@ mod tx_request;
 
 pub use addr_relay::{addr_relay, AddrResponseCache};
 pub use admission::admission;
+pub use block_announce::{block_announce, MAX_BLOCKS_TO_ANNOUNCE};
 pub use block_download::block_download;
 pub use connections::{connections, has_required_services, REQUIRED_SERVICES};
 pub use decode::decode;
