@@ -1,5 +1,6 @@
 //! Blocks cross oni between real Bitcoin Cores (Core A → oni → Core B). Three Bs connect to oni
-//! alone: one before oni syncs, one while it syncs, one after. oni syncs Core A's fixture chain in
+//! alone: one before oni syncs, one while it syncs, one after (and a fourth B to a second oni
+//! that is never in IBD follows its whole catch-up). oni syncs Core A's fixture chain in
 //! initial block download and announces nothing; the first block mined on A takes oni out of IBD
 //! and every B that is behind hears of the tip and syncs it from oni. Then single blocks, a burst
 //! of 20, the fixture's heavier fork (a reorg) and a live reorg on A all reach every B through oni.
@@ -120,6 +121,14 @@ fn core_peers_joined_before_during_and_after_onis_sync_follow_it_through_blocks_
     let oni_addr = oni.local_addr().unwrap();
     let b_args = [format!("-connect={oni_addr}")];
 
+    // A second oni that counts any tip as recent (never in IBD), as when the issue was found: its
+    // own B4 joins before it syncs and must follow its catch-up, not stop at the first answer.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut cfg2 = oni_config(dir2.path());
+    cfg2.max_tip_age_s = Some(4_000_000_000);
+    let oni2 = Node::start(cfg2).unwrap();
+    let b4 = Bitcoind::start(&exes, &[format!("-connect={}", oni2.local_addr().unwrap())]);
+
     // B1 joins before oni has anything.
     let b1 = Bitcoind::start(&exes, &b_args);
     let ready = |n: usize| {
@@ -130,12 +139,17 @@ fn core_peers_joined_before_during_and_after_onis_sync_follow_it_through_blocks_
     assert!(ready(1).is_some(), "B1 never completed its handshake with oni");
     // oni syncs the first 1,000 blocks from A; B2 joins; A gets the other 1,100 and oni follows.
     oni.connect(a_addr, Direction::Manual).unwrap();
+    oni2.connect(a_addr, Direction::Manual).unwrap();
     assert!(wait_for(WAIT, || (validated(&oni).0 == 1_000).then_some(())).is_some(), "oni did not sync from A");
     let b2 = Bitcoind::start(&exes, &b_args);
     assert!(ready(3).is_some(), "B2 never completed its handshake with oni");
     submit(&a, &chain, 1_001, 2_100);
     let fixture_tip = best(&a);
     assert!(wait_for(WAIT, || (validated(&oni).1 == fixture_tip).then_some(())).is_some(), "oni did not reach 2,100");
+    assert!(wait_for(WAIT, || (validated(&oni2).1 == fixture_tip).then_some(())).is_some(), "oni2 did not reach 2,100");
+    let oni2_at_tip = Instant::now();
+    all_reach(&[("B4", &b4)], &fixture_tip, &oni2);
+    eprintln!("B4 reached the fixture tip {:?} after oni2 (out of IBD) did", oni2_at_tip.elapsed());
     assert!(oni.with_world(|w| w.resource::<Ibd>().active).unwrap(), "the fixture is old: oni is still in IBD");
     // B3 joins after: oni serves headers and blocks in IBD, so B3 syncs by asking.
     let b3 = Bitcoind::start(&exes, &b_args);
@@ -155,6 +169,8 @@ fn core_peers_joined_before_during_and_after_onis_sync_follow_it_through_blocks_
     submit(&a, &fixture("fork.hex"), 1, 7);
     let fork_tip = best(&a);
     assert!(wait_for(WAIT, || (validated(&oni).1 == fork_tip).then_some(())).is_some(), "oni did not reorg");
+    all_reach(&[("B4", &b4)], &fork_tip, &oni2);
+    oni2.shutdown();
     // The first fresh block ends oni's IBD: every B behind (B3 on the old branch) hears of the tip.
     let fresh = mine(&a, 1).remove(0);
     let took = all_reach(&[("B1", &b1), ("B2", &b2), ("B3", &b3)], &fresh, &oni);

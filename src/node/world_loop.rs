@@ -272,14 +272,16 @@ impl WorldLoop {
         let started = Instant::now();
         self.schedule.run(&mut self.world);
         self.timer.publish(&mut self.world, started.elapsed());
-        if let Some(chain) = self.chain.as_mut() {
-            chain.after_tick(&mut self.world, self.store.as_deref());
-        }
         // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
         self.persist_bans();
         let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
         for cmd in commands {
             self.bridge.execute(cmd, &mut self.pending);
+        }
+        // Then the chain's IO, whose header writes sync the store (milliseconds): frames of this
+        // tick (a getdata for a new block, an announcement) must not wait behind them.
+        if let Some(chain) = self.chain.as_mut() {
+            chain.after_tick(&mut self.world, self.store.as_deref());
         }
         if Instant::now() >= self.next_addr_save {
             self.next_addr_save = Instant::now() + ADDR_SAVE_INTERVAL;

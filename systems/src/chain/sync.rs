@@ -183,6 +183,8 @@ pub struct BlockRelay {
     pub seen: Option<(BlockIdx, u64)>,
     /// The served tip the last announcement pass ran for.
     pub announced_tip: Option<BlockIdx>,
+    /// A peer whose handshake overlapped a tip move became ready: the next pass looks at it.
+    pub late_peers: bool,
     /// Blocks first heard of outside IBD (their header accepted) and not yet announced onward,
     /// oldest first; at most [`BlockRelay::HEARD_MAX`], the oldest forgotten first.
     pub heard: VecDeque<(BlockHash, u64)>,

@@ -9,8 +9,8 @@
 //! headers we sent it — so a block never goes back to its source. Nothing is announced in initial
 //! block download (as Core); the first pass after it reaches every peer that is behind.
 //!
-//! Idle ticks cost one comparison: peers are looked at only when the tip moved or a peer just
-//! became ready. A peer whose handshake overlapped a tip move is looked at once ready (Core queues
+//! Idle ticks cost one comparison: peers are looked at only when the tip moved or a peer whose
+//! handshake overlapped a move became ready. Each distinct message of a pass is encoded once. A peer whose handshake overlapped a tip move is looked at once ready (Core queues
 //! announcements for a peer from its connection on).
 
 use crate::chain::tree::{BlockIdx, NO_PARENT};
@@ -18,7 +18,7 @@ use crate::chain::{BlockRelay, HeaderTree, Ibd, PeerChain};
 use crate::components::{Direction, Disconnect, Negotiated, PeerState, SendQueue};
 use crate::resources::{AnnounceKind, Clock, Config, Metrics};
 use crate::wire::headers::HeaderList;
-use crate::wire::{InvList, InvType, Message};
+use crate::wire::{Command, InvList, InvType, Message, Network};
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
 use smallvec::SmallVec;
@@ -40,11 +40,8 @@ pub struct AnnounceBlocksCtx<'w> {
     metrics: ResMut<'w, Metrics>,
 }
 
-/// Announces the validated tip to every peer that lacks it.
-pub fn block_announce(
-    mut peers: ParamSet<(Query<AnnouncePeer, Without<Disconnect>>, Query<(), Added<PeerChain>>)>,
-    mut ctx: AnnounceBlocksCtx,
-) {
+/// Announces the served tip to every peer that lacks it.
+pub fn block_announce(mut peers: Query<AnnouncePeer, Without<Disconnect>>, mut ctx: AnnounceBlocksCtx) {
     let tip = ctx.relay.served_tip(&ctx.tree);
     let now = ctx.clock.now_ms;
     match ctx.relay.seen {
@@ -53,62 +50,108 @@ pub fn block_announce(
         Some((t, _)) if t != tip => ctx.relay.seen = Some((tip, now)),
         Some(_) => {}
     }
-    if ctx.ibd.active || (ctx.relay.announced_tip == Some(tip) && peers.p1().is_empty()) {
+    if ctx.ibd.active || (ctx.relay.announced_tip == Some(tip) && !ctx.relay.late_peers) {
         return;
     }
     ctx.relay.announced_tip = Some(tip);
-    for (direction, state, neg, mut pc, mut sq) in &mut peers.p0() {
+    ctx.relay.late_peers = false;
+    // Peers at the same place get the same bytes: each distinct message is encoded once.
+    let mut encoded: SmallVec<[(Announcement, Command, Vec<u8>); 4]> = SmallVec::new();
+    for (direction, state, neg, mut pc, mut sq) in &mut peers {
         if *state != PeerState::Ready || *direction == Direction::Feeler || pc.announced_for == Some(tip) {
             continue;
         }
         pc.announced_for = Some(tip);
-        announce(&mut ctx, &mut pc, neg, &mut sq, tip);
+        let Some(what) = announcement(&ctx.tree, &pc, neg, tip) else { continue };
+        let cached = encoded.iter().position(|(a, ..)| *a == what);
+        let i = cached.unwrap_or_else(|| {
+            let (command, frame) = encode(&ctx.tree, ctx.config.network, what, tip);
+            encoded.push((what, command, frame));
+            encoded.len() - 1
+        });
+        let (_, command, frame) = &encoded[i];
+        sq.push_frame(*command, frame.clone());
+        match what {
+            Announcement::Headers { from } => {
+                pc.best_sent = Some(tip);
+                ctx.metrics.block_announcements[AnnounceKind::Headers as usize] += 1;
+                record_latency(&mut ctx, from, tip, now);
+            }
+            Announcement::Inv => {
+                ctx.metrics.block_announcements[AnnounceKind::Inv as usize] += 1;
+                record_latency(&mut ctx, tip, tip, now);
+            }
+        }
     }
 }
 
-/// Tells one peer of `tip` unless it has it.
-fn announce(ctx: &mut AnnounceBlocksCtx, pc: &mut PeerChain, neg: &Negotiated, sq: &mut SendQueue, tip: BlockIdx) {
-    let tree = &*ctx.tree;
+/// What one peer is told of the tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Announcement {
+    /// The headers from `from` (the first block it lacks) up to the tip.
+    Headers {
+        /// The first block announced.
+        from: BlockIdx,
+    },
+    /// An `inv` of the tip.
+    Inv,
+}
+
+/// How to tell a peer of `tip`, or `None` when it has it.
+fn announcement(tree: &HeaderTree, pc: &PeerChain, neg: &Negotiated, tip: BlockIdx) -> Option<Announcement> {
     if pc.has_header(tree, tip) {
-        return;
+        return None;
     }
-    // The blocks it lacks, tip first, while they may still connect to one it has.
-    let mut missing: SmallVec<[BlockIdx; MAX_BLOCKS_TO_ANNOUNCE]> = SmallVec::new();
+    // Walk back from the tip while the blocks it lacks may still connect to one it has.
     let mut cur = tip;
-    let connects = loop {
-        missing.push(cur);
+    for _ in 0..MAX_BLOCKS_TO_ANNOUNCE {
         let parent = tree.entry(cur).parent;
         if parent == NO_PARENT || pc.has_header(tree, parent) {
-            break true;
-        }
-        if missing.len() == MAX_BLOCKS_TO_ANNOUNCE {
-            break false;
+            return Some(if neg.sendheaders { Announcement::Headers { from: cur } } else { Announcement::Inv });
         }
         cur = parent;
-    };
-    let network = ctx.config.network;
-    let announced: &[BlockIdx] = if neg.sendheaders && connects {
-        let mut list = HeaderList::default();
-        for &idx in missing.iter().rev() {
-            list.push_raw(tree.raw_header(idx));
+    }
+    Some(Announcement::Inv)
+}
+
+/// The frame of an announcement.
+fn encode(tree: &HeaderTree, network: Network, what: Announcement, tip: BlockIdx) -> (Command, Vec<u8>) {
+    let msg = match what {
+        Announcement::Headers { from } => {
+            let (first, last) = (tree.entry(from).height, tree.entry(tip).height);
+            let mut list = HeaderList::default();
+            for h in first..=last {
+                list.push_raw(tree.raw_header(tree.ancestor(tip, h).unwrap_or(tip)));
+            }
+            Message::Headers(list)
         }
-        sq.push(network, &Message::Headers(list));
-        pc.best_sent = Some(tip);
-        ctx.metrics.block_announcements[AnnounceKind::Headers as usize] += 1;
-        &missing
-    } else {
-        let mut list = InvList::with_capacity(1);
-        list.push(InvType::BLOCK, tree.entry(tip).hash.to_byte_array());
-        sq.push(network, &Message::Inv(list));
-        ctx.metrics.block_announcements[AnnounceKind::Inv as usize] += 1;
-        &missing[..1]
+        Announcement::Inv => {
+            let mut list = InvList::with_capacity(1);
+            list.push(InvType::BLOCK, tree.entry(tip).hash.to_byte_array());
+            Message::Inv(list)
+        }
     };
-    let now = ctx.clock.now_ms;
-    for &idx in announced {
-        let hash = tree.entry(idx).hash;
+    let mut frame = Vec::new();
+    msg.encode_frame(network, &mut frame);
+    (msg.command(), frame)
+}
+
+/// The first announcement onward of each block `from..=tip` closes its "heard of" sample.
+fn record_latency(ctx: &mut AnnounceBlocksCtx, from: BlockIdx, tip: BlockIdx, now: u64) {
+    if ctx.relay.heard.is_empty() {
+        return;
+    }
+    let mut cur = tip;
+    loop {
+        let hash = ctx.tree.entry(cur).hash;
         if let Some(heard) = ctx.relay.take_heard(&hash) {
             ctx.metrics.block_relay_ms.record(now.saturating_sub(heard));
         }
+        let parent = ctx.tree.entry(cur).parent;
+        if cur == from || parent == NO_PARENT {
+            break;
+        }
+        cur = parent;
     }
 }
 

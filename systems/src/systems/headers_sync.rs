@@ -116,6 +116,7 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                 let tip = ctx.relay.served_tip(&ctx.tree);
                 let moved_since_connect = ctx.relay.tip_moved_ms() > socket.connected_ms;
                 let announced_for = (!moved_since_connect).then_some(tip);
+                ctx.relay.late_peers |= moved_since_connect;
                 fresh.insert(PeerChain { announced_for, ..PeerChain::default() })
             }
         };
