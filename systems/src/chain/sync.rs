@@ -127,7 +127,7 @@ pub struct PeerChain {
     /// The last header we sent it, in a `headers` answer or announcement (Core's
     /// pindexBestHeaderSent): it has this header and every ancestor.
     pub best_sent: Option<BlockIdx>,
-    /// The validated tip block announcements last looked at for it; `None`: look at the next pass
+    /// The served tip block announcements last looked at for it; `None`: look at the next pass
     /// (set so for a peer whose handshake overlapped a tip move).
     pub announced_for: Option<BlockIdx>,
 }

@@ -1,17 +1,18 @@
-//! block_announce: tells peers of new blocks once the validator has connected them — as soon as it
-//! reports its new tip, not after the checkpoint that makes the block durable (a crash loses no
-//! state that an announcement stands for). When that tip moves (one block, a catch-up of many, a reorg) every ready peer that does not have
-//! the new tip hears of it in the same tick: a `sendheaders` peer (BIP130) gets the headers from
-//! the first one it lacks up to the tip when they connect to what it has and number at most 8
-//! (Core's MAX_BLOCKS_TO_ANNOUNCE); any other peer, or when more are missing or nothing connects,
-//! an `inv` of the tip alone, so it asks with `getheaders`. What a peer has comes from
-//! [`PeerChain::has_header`] — the blocks it announced or sent us, its getheaders locator, the
-//! headers we sent it — so a block never goes back to its source. Nothing is announced in initial
-//! block download (as Core); the first pass after it reaches every peer that is behind.
+//! block_announce: tells peers of new blocks once the validator has connected them — as soon as
+//! it reports its new tip, not after the checkpoint that makes the block durable (a crash loses no
+//! state that an announcement stands for). When that tip moves (one block, a catch-up of many, a
+//! reorg) every ready peer that does not have it hears of it in the same tick: a `sendheaders`
+//! peer (BIP130) gets the headers from the first one it lacks up to the tip when they connect to
+//! what it has and number at most 8 (Core's MAX_BLOCKS_TO_ANNOUNCE); any other peer, or when more
+//! are missing or nothing connects, an `inv` of the tip alone, so it asks with `getheaders`. What
+//! a peer has comes from [`PeerChain::has_header`] — the blocks it announced or sent us, its
+//! getheaders locator, the headers we sent it — so a block never goes back to its source. Nothing
+//! is announced in initial block download (as Core); the first pass after it reaches every peer
+//! that is behind.
 //!
-//! Idle ticks cost one comparison: peers are looked at only when the tip moved or a peer whose
-//! handshake overlapped a move became ready. Each distinct message of a pass is encoded once. A peer whose handshake overlapped a tip move is looked at once ready (Core queues
-//! announcements for a peer from its connection on).
+//! Idle ticks cost one comparison: peers are looked at only when the tip moved or when a peer whose
+//! handshake overlapped a move became ready (Core queues announcements for a peer from its
+//! connection on). Each distinct message of a pass is encoded once.
 
 use crate::chain::tree::{BlockIdx, NO_PARENT};
 use crate::chain::{BlockRelay, HeaderTree, Ibd, PeerChain};
