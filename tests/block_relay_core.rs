@@ -302,8 +302,8 @@ fn a_new_block_crosses_oni_about_as_fast_as_it_crosses_core() {
     let mut summary = Vec::new();
     for (name, b) in paths {
         let at_b = tip_times(&b.proc.output());
+        // Core may beat A's own UpdateTip: A pushes a compact block before it connects the block.
         let mut ms: Vec<f64> = hashes.iter().map(|h| (at_b[h] - at_a[h]) as f64 / 1000.0).collect();
-        assert!(ms.iter().all(|&x| x >= 0.0), "{name}: B's tip before A's? {ms:?}");
         ms.sort_by(|x, y| x.total_cmp(y));
         summary.push(format!(
             "{name}: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms over {BLOCKS} blocks",
