@@ -1,5 +1,6 @@
 //! Transactions between the systems that receive them and the one that checks them, and what the
-//! checker hands to the announcer. Bounded: when the checker lags, new arrivals are dropped and
+//! checker hands to the announcer. Bounded in count and in bytes: when the checker lags, new
+//! arrivals are dropped and
 //! counted (their announcers stay in the request tracker's memory, so nothing is asked twice), and
 //! relay slows (see [`TxIntake::backlogged`]).
 
@@ -10,17 +11,29 @@ use std::sync::Arc;
 
 /// Transactions waiting for checks at most; beyond, arrivals are dropped.
 pub const TX_INTAKE_MAX: usize = 5_000;
+/// Serialized bytes waiting for checks at most (decoded, they take about twice that); beyond,
+/// arrivals are dropped. Forty transactions of the largest standard size, or thousands of
+/// ordinary ones.
+pub const TX_INTAKE_BYTES_MAX: usize = 16 << 20;
 /// Intake length from which tx relay slows (fewer requests, slower trickles).
 pub const TX_INTAKE_BACKLOG: usize = 1_000;
-/// Inputs whose scripts one tick may verify (a tick's CPU budget for transactions); the rest
-/// waits for the next tick.
-pub const TX_INPUTS_PER_TICK: usize = 2_000;
+/// Check work one tick may do: a unit is one input (its script check) or 4,000 weight units of
+/// transaction (its decode, hashing and policy walk), so neither many small transactions nor a few
+/// large ones can stall a tick; the rest waits for the next tick.
+pub const TX_CHECK_UNITS_PER_TICK: usize = 2_000;
+
+/// The check work of a transaction, in [`TX_CHECK_UNITS_PER_TICK`] units (at least one).
+pub fn check_units(tx: &Transaction) -> usize {
+    (tx.input.len() + tx.weight().to_wu() as usize / 4_000).max(1)
+}
 
 /// Queues around the accept system.
 #[derive(Resource, Debug, Default)]
 pub struct TxIntake {
-    /// From peers (or the operator when `None`), in arrival order.
-    pub queue: VecDeque<(Option<Entity>, Arc<Transaction>)>,
+    /// From peers (or the operator when `None`), in arrival order, with each one's serialized size.
+    queue: VecDeque<(Option<Entity>, Arc<Transaction>, usize)>,
+    /// Sum of the queued sizes.
+    queue_bytes: usize,
     /// Orphans whose missing parent arrived, retried before new arrivals.
     pub retry: VecDeque<(Option<Entity>, Arc<Transaction>)>,
     /// Transactions of disconnected blocks, resubmitted once the chain settles.
@@ -35,13 +48,44 @@ pub struct TxIntake {
 }
 
 impl TxIntake {
-    /// Queues an arrival unless the queue is full; `false` when dropped (the caller counts it).
+    /// Queues an arrival unless the queue is full in count or bytes; `false` when dropped (the
+    /// caller counts it).
     pub fn push(&mut self, from: Option<Entity>, tx: Arc<Transaction>) -> bool {
-        if self.queue.len() >= TX_INTAKE_MAX {
+        let size = tx.total_size();
+        if self.queue.len() >= TX_INTAKE_MAX || self.queue_bytes + size > TX_INTAKE_BYTES_MAX {
             return false;
         }
-        self.queue.push_back((from, tx));
+        self.queue_bytes += size;
+        self.queue.push_back((from, tx, size));
         true
+    }
+
+    /// The oldest arrival.
+    pub fn pop(&mut self) -> Option<(Option<Entity>, Arc<Transaction>)> {
+        let (from, tx, size) = self.queue.pop_front()?;
+        self.queue_bytes -= size;
+        Some((from, tx))
+    }
+
+    /// Drops every arrival (in IBD nothing is checked).
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.queue_bytes = 0;
+    }
+
+    /// Arrivals waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether no arrival waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Serialized bytes of the arrivals waiting.
+    pub fn bytes(&self) -> usize {
+        self.queue_bytes
     }
 
     /// Whether checks lag behind arrivals (relay backs off).

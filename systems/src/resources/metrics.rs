@@ -121,8 +121,10 @@ pub struct Metrics {
     pub tx_unrequested: u64,
     /// Transactions dropped because the accept queue was full (backpressure).
     pub tx_intake_dropped: u64,
-    /// Transactions received that the pool already held.
+    /// Transactions received that the pool already held (or that were confirmed lately).
     pub tx_duplicate: u64,
+    /// Transactions received and dropped undecoded: rejected lately (by wtxid).
+    pub tx_recently_rejected: u64,
     /// Transactions accepted into the pool.
     pub tx_accepted: u64,
     /// Pool transactions replaced (with descendants) by higher-paying ones.
@@ -192,6 +194,7 @@ impl Default for Metrics {
             tx_unrequested: 0,
             tx_intake_dropped: 0,
             tx_duplicate: 0,
+            tx_recently_rejected: 0,
             tx_accepted: 0,
             tx_replaced: 0,
             tx_evicted: 0,

@@ -5,6 +5,7 @@
 //! during initial block download announcements are ignored (nothing could be checked yet).
 
 use crate::components::{Direction, Negotiated, PeerState, Received, TxInventory, Violations};
+use crate::mempool::policy::TxReject;
 use crate::resources::rolling_filter::RollingFilter;
 use crate::resources::tx_requests::{AnnounceOutcome, TxRequests, NONPREF_DELAY_MS, TXID_DELAY_MS};
 use crate::resources::{Clock, Config, Metrics, Misbehavior, Rng};
@@ -43,6 +44,19 @@ impl TxRelayState {
     pub fn already_have(&self, hash: &[u8; 32]) -> bool {
         let at = self.seen.locate(hash);
         self.seen.contains_at(at) || self.rejected.contains_at(at) || self.confirmed.contains_at(at)
+    }
+
+    /// Remembers a rejection: the wtxid always, the txid too unless the witness may be what failed
+    /// (then a copy with another witness may still be good). A witness-stripped copy says nothing
+    /// about the real transaction and is not remembered (as Core).
+    pub fn remember_rejected(&mut self, txid: &[u8; 32], wtxid: &[u8; 32], reason: TxReject) {
+        if reason == TxReject::WitnessStripped {
+            return;
+        }
+        self.rejected.insert(wtxid);
+        if !reason.may_be_witness_specific() {
+            self.rejected.insert(txid);
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::chain::{ChainParams, HeaderTree, Ibd};
 use crate::components::{ConnId, Direction, Permissions};
 use crate::harness::TestNode;
 use crate::mempool::intake::{TxIntake, TX_INTAKE_BACKLOG};
+use crate::mempool::policy::TxReject;
 use crate::mempool::pool::{Mempool, PoolLimits};
 use crate::mempool::{BlockTxEvent, BlockTxInbox, ChainCoins, MemoryCoins};
 use crate::resources::tx_requests::TxRequests;
@@ -287,7 +288,7 @@ fn a_long_intake_slows_relay_and_it_recovers() {
     {
         let mut intake = node.world.resource_mut::<TxIntake>();
         for _ in 0..TX_INTAKE_BACKLOG + 3_000 {
-            intake.queue.push_back((None, tx.clone()));
+            assert!(intake.push(None, tx.clone()));
         }
     }
     // The announcer runs after the checker, which works through a bounded share per tick.
@@ -360,7 +361,7 @@ fn under_backpressure_the_noisiest_peers_announcements_are_shed_first() {
         let tx = Arc::new(fixture_mempool()[0].clone());
         let mut intake = node.world.resource_mut::<TxIntake>();
         for _ in 0..TX_INTAKE_BACKLOG * 4 {
-            intake.queue.push_back((None, tx.clone()));
+            assert!(intake.push(None, tx.clone()));
         }
     }
     node.receive(noisy, &inv(0, 100, 2));
@@ -394,7 +395,7 @@ fn arrivals_wait_while_the_coins_catch_up_with_the_chain() {
     node.tick();
     let m = node.metrics();
     assert_eq!((m.tx_accepted, m.tx_orphaned, m.tx_rejected.iter().sum::<u64>()), (0, 0, 0), "held, not misjudged");
-    assert_eq!(node.world.resource::<TxIntake>().queue.len(), 1);
+    assert_eq!(node.world.resource::<TxIntake>().len(), 1);
     // The coin store reports block 2,100 applied: the held transaction is checked.
     let block = &fixture_blocks()[2_099];
     let txs = Arc::new(block.txdata.clone());
@@ -502,7 +503,7 @@ fn the_intake_holds_five_thousand_and_drops_the_next_counted() {
     for _ in 0..TX_INTAKE_MAX + 1 {
         node.receive(peer, &msg);
     }
-    assert_eq!(node.world.resource::<TxIntake>().queue.len(), TX_INTAKE_MAX);
+    assert_eq!(node.world.resource::<TxIntake>().len(), TX_INTAKE_MAX);
     assert_eq!(node.metrics().tx_intake_dropped, 1);
 }
 
@@ -550,4 +551,75 @@ fn a_transaction_accepted_during_a_peers_handshake_is_announced_once_it_is_ready
     node.receive(silent, &Message::Verack);
     assert_eq!(invs(&collect(&mut node, between, 30)), vec![(InvType::TX, tx.compute_txid().to_byte_array())]);
     assert!(invs(&collect(&mut node, silent, 30)).is_empty());
+}
+
+/// A transaction spending nothing we know, padded by a witness item of `witness_bytes`
+/// (`salt` makes each one distinct).
+fn padded_tx(witness_bytes: usize, salt: u32) -> Transaction {
+    use bitcoin::{absolute::LockTime, transaction::Version, OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Witness};
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::from_consensus(salt),
+        input: vec![TxIn {
+            previous_output: OutPoint { txid: bitcoin::Txid::from_byte_array([7; 32]), vout: salt },
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::from_slice(&[vec![0x42; witness_bytes]]),
+        }],
+        output: vec![TxOut {
+            value: bitcoin::Amount::from_sat(10_000),
+            script_pubkey: ScriptBuf::from_bytes(vec![0x00, 0x14].into_iter().chain([9; 20]).collect()),
+        }],
+    }
+}
+
+#[test]
+fn an_oversized_transaction_is_refused_on_its_raw_bytes_and_a_resent_one_costs_no_decode() {
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.30:8333", true);
+    // Weight over 400,000 (its witness alone is 400,001 weight units).
+    let big = padded_tx(400_001, 1);
+    assert!(big.weight().to_wu() > 400_000);
+    node.receive(peer, &wire(&big));
+    node.tick();
+    assert_eq!(node.metrics().tx_rejected[TxReject::TxSize as usize], 1);
+    assert!(node.world.resource::<TxIntake>().is_empty(), "never handed to the checker");
+    // The same transaction again, and a policy reject again: dropped undecoded, counted as such.
+    node.receive(peer, &wire(&big));
+    let mut dust = fixture_mempool()[0].clone();
+    dust.output[0].value = bitcoin::Amount::from_sat(1);
+    node.receive(peer, &wire(&dust));
+    node.tick();
+    let rejected_before = node.metrics().tx_rejected.iter().sum::<u64>();
+    assert_eq!(rejected_before, 2, "tx-size, then the dust one: {:?}", node.metrics().tx_rejected);
+    node.receive(peer, &wire(&dust));
+    node.tick();
+    assert_eq!(node.metrics().tx_recently_rejected, 2);
+    assert_eq!(node.metrics().tx_rejected.iter().sum::<u64>(), rejected_before);
+    assert_eq!(node.state(peer), Some(crate::components::PeerState::Ready), "policy rejects do not score");
+}
+
+#[test]
+fn the_intake_is_bounded_in_bytes_and_one_tick_checks_a_bounded_amount_of_work() {
+    use crate::mempool::intake::{check_units, TX_CHECK_UNITS_PER_TICK, TX_INTAKE_BYTES_MAX};
+    let mut node = pool_node(PoolLimits::default());
+    node.world.insert_resource(crate::mempool::CoinsTip(Some(2_099)));
+    let peer = ready_outbound(&mut node, "20.0.0.31:8333", true);
+    // 300 KB transactions (standard weight): 16 MB holds 53 of them, not 60.
+    let txs: Vec<Transaction> = (0..60).map(|i| padded_tx(300_000, i)).collect();
+    for tx in &txs {
+        node.receive(peer, &wire(tx));
+    }
+    let intake = node.world.resource::<TxIntake>();
+    assert!(intake.bytes() <= TX_INTAKE_BYTES_MAX, "{} bytes", intake.bytes());
+    assert_eq!(intake.len(), TX_INTAKE_BYTES_MAX / txs[0].total_size());
+    assert_eq!(node.metrics().tx_intake_dropped, 60 - intake.len() as u64);
+    // The coins reach the tip: one tick checks only what its budget allows (each ≈ 76 units).
+    let held = intake.len();
+    node.world.insert_resource(crate::mempool::CoinsTip(Some(2_100)));
+    node.tick();
+    let per_tick = held - node.world.resource::<TxIntake>().len();
+    let units = check_units(&txs[0]);
+    assert!(units > 70, "{units}");
+    assert_eq!(per_tick, TX_CHECK_UNITS_PER_TICK.div_ceil(units), "checked in one tick");
 }

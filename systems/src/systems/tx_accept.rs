@@ -1,13 +1,13 @@
 //! tx_accept: the pool's one writer. Applies chain changes first (blocks take out what they
 //! confirm or conflict with, a reorg's transactions return), then checks received transactions
-//! within a per-tick budget of script-verified inputs: accepted ones go to the announcer and
+//! within a per-tick budget of check work (inputs and weight): accepted ones go to the announcer and
 //! release their waiting orphans; orphans wait in the orphanage while their parents are asked of
 //! the peer that sent them; rejected ones are remembered, and only consensus failures score.
 
 use crate::chain::{HeaderTree, Ibd};
 use crate::components::{Direction, Stats, Violations};
 use crate::mempool::accept::{accept, AcceptError, AcceptInputs};
-use crate::mempool::intake::{TxIntake, TX_INPUTS_PER_TICK};
+use crate::mempool::intake::{check_units, TxIntake, TX_CHECK_UNITS_PER_TICK};
 use crate::mempool::orphanage::Orphanage;
 use crate::mempool::policy::{PolicyConfig, TxReject};
 use crate::mempool::pool::{Mempool, Removal};
@@ -72,7 +72,7 @@ pub fn tx_accept(
         ctx.orphans.expire(now);
     }
     apply_chain_changes(&mut ctx, &mut recent, now);
-    if ctx.intake.queue.is_empty()
+    if ctx.intake.is_empty()
         && ctx.intake.retry.is_empty()
         && ctx.intake.reorged.is_empty()
         && ctx.intake.repool.is_empty()
@@ -112,14 +112,14 @@ pub fn tx_accept(
         }
     }
     if ctx.ibd.active {
-        intake.queue.clear();
+        intake.clear();
         intake.retry.clear();
         return;
     }
-    let mut budget = TX_INPUTS_PER_TICK;
+    let mut budget = TX_CHECK_UNITS_PER_TICK;
     while budget > 0 {
-        let Some((from, tx)) = intake.retry.pop_front().or_else(|| intake.queue.pop_front()) else { break };
-        budget = budget.saturating_sub(tx.input.len().max(1));
+        let Some((from, tx)) = intake.retry.pop_front().or_else(|| intake.pop()) else { break };
+        budget = budget.saturating_sub(check_units(&tx));
         let txid = tx.compute_txid();
         let wtxid = tx.compute_wtxid();
         if pool.get_by_wtxid(&wtxid).is_some() {
@@ -180,15 +180,7 @@ pub fn tx_accept(
 
 fn reject(recent: &mut TxRelayState, metrics: &mut Metrics, tx: &Transaction, reason: TxReject) {
     metrics.tx_rejected[reason as usize] += 1;
-    // A stripped copy says nothing about the real transaction (Core: not remembered at all).
-    if reason == TxReject::WitnessStripped {
-        return;
-    }
-    recent.rejected.insert(tx.compute_wtxid().as_byte_array());
-    // A txid is only safe to remember when the witness cannot be what failed.
-    if !reason.may_be_witness_specific() {
-        recent.rejected.insert(tx.compute_txid().as_byte_array());
-    }
+    recent.remember_rejected(tx.compute_txid().as_byte_array(), tx.compute_wtxid().as_byte_array(), reason);
 }
 
 fn apply_chain_changes(ctx: &mut PoolCtx, recent: &mut TxRelayState, now: u64) {

@@ -118,7 +118,7 @@ pub fn tx_announce(
         || ctx.queue.pending_count() > ctx.sync.validation_pending_blocks_max
         || ctx.queue.pending_bytes > ctx.sync.validation_pending_bytes_max;
     if slowed != ctx.state.slowed {
-        tracing::info!(slowed, intake = ctx.intake.queue.len(), "tx relay pace changed");
+        tracing::info!(slowed, intake = ctx.intake.len(), "tx relay pace changed");
     }
     ctx.state.slowed = slowed;
     ctx.state.slowed_ticks += slowed as u64;

@@ -2,13 +2,27 @@
 //! peers to the tracker, hands received transactions to the accept system's intake, then asks the
 //! peers it picks with one `getdata` per peer per tick.
 
+use crate::chain::Ibd;
 use crate::components::{Disconnect, Negotiated, Received, SendQueue, TxInventory, Violations};
 use crate::mempool::intake::TxIntake;
+use crate::mempool::policy::{PolicyConfig, TxReject};
+use crate::mempool::pool::Mempool;
 use crate::resources::tx_requests::TxRequests;
 use crate::resources::{Clock, Config, Metrics};
-use crate::wire::{InvList, InvType, Message};
+use crate::systems::inv_filter::TxRelayState;
+use crate::wire::{InvList, InvType, Message, Tx};
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
+
+/// What a received transaction meets before it is decoded.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct Gate<'w> {
+    intake: ResMut<'w, TxIntake>,
+    recent: ResMut<'w, TxRelayState>,
+    pool: Res<'w, Mempool>,
+    policy: Res<'w, PolicyConfig>,
+    ibd: Res<'w, Ibd>,
+}
 
 /// Answers in, requests out.
 pub fn tx_request(
@@ -17,7 +31,7 @@ pub fn tx_request(
     leaving: Query<Entity, Added<Disconnect>>,
     mut gone: RemovedComponents<TxInventory>,
     mut tracker: ResMut<TxRequests>,
-    mut intake: ResMut<TxIntake>,
+    mut gate: Gate,
     config: Res<Config>,
     clock: Res<Clock>,
     mut metrics: ResMut<Metrics>,
@@ -68,9 +82,12 @@ pub fn tx_request(
                 });
                 known.insert(&txid);
                 known.insert(&wtxid);
+                if !pass_gate(&mut gate, &mut metrics, tx) {
+                    return false;
+                }
                 match tx.to_bitcoin() {
                     Ok(tx) => {
-                        if !intake.push(Some(entity), std::sync::Arc::new(tx)) {
+                        if !gate.intake.push(Some(entity), std::sync::Arc::new(tx)) {
                             metrics.tx_intake_dropped += 1;
                         }
                     }
@@ -95,4 +112,32 @@ pub fn tx_request(
         metrics.tx_requests_sent += group.len() as u64;
         sq.push(config.network, &Message::GetData(list));
     }
+}
+
+/// Whether a received transaction is worth decoding and checking. Dropped on its raw bytes: in IBD
+/// (nothing can be checked, as Core), one rejected lately or already pooled or confirmed (its
+/// wtxid; a resent copy costs a hash, not a decode), and one over the standard weight (`tx-size`,
+/// remembered like any rejection; it would fail the same check after a decode of up to 4 MB).
+fn pass_gate(gate: &mut Gate, metrics: &mut Metrics, tx: &Tx) -> bool {
+    if gate.ibd.active {
+        return false;
+    }
+    let (txid, wtxid) = (tx.txid(), tx.wtxid());
+    if gate.recent.rejected.contains(wtxid.as_byte_array()) {
+        metrics.tx_recently_rejected += 1;
+        return false;
+    }
+    if gate.recent.confirmed.contains(wtxid.as_byte_array()) || gate.pool.get_by_wtxid(&wtxid).is_some() {
+        metrics.tx_duplicate += 1;
+        return false;
+    }
+    let span = tx.span();
+    let weight = (span.base_len() * 3 + span.len()) as u64;
+    if weight > gate.policy.max_standard_tx_weight {
+        metrics.tx_rejected[TxReject::TxSize as usize] += 1;
+        gate.recent.remember_rejected(txid.as_byte_array(), wtxid.as_byte_array(), TxReject::TxSize);
+        tracing::debug!(%txid, weight, "tx rejected before decode: tx-size");
+        return false;
+    }
+    true
 }
