@@ -7,21 +7,78 @@ use super::{Ending, Inner};
 use oni_systems::components::ConnId;
 use oni_systems::resources::NetEvent;
 use oni_systems::wire::{FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Read buffer per connection: fewer syscalls for small frames, bounded memory per socket.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// Write buffer per connection: small frames queued in one tick go out in one syscall.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Frame bytes a connection's reader may hold before the world has taken them, until the peer's
+/// handshake is done (then the world raises it to the peer's receive limit): a handshake needs a
+/// few hundred bytes, so a socket not yet admitted or handshaken never makes us hold a 4 MB frame.
+pub const PRE_HANDSHAKE_RECV_BYTES: usize = 256 * 1024;
+
+/// How many frame bytes the reader has handed to the world that the world has not taken out of the
+/// peer's receive buffer yet, and how many it may. The reader waits for credit after a frame's
+/// header and before its payload, so the payload stays in the kernel's socket buffer (TCP
+/// backpressure) and this connection never holds more than its limit, whatever the world's pace.
+pub(super) struct Credit {
+    outstanding: AtomicUsize,
+    limit: AtomicUsize,
+    freed: Notify,
+}
+
+impl Credit {
+    fn new(limit: usize) -> Credit {
+        Credit { outstanding: AtomicUsize::new(0), limit: AtomicUsize::new(limit), freed: Notify::new() }
+    }
+
+    /// Waits until a frame of `len` bytes fits, then counts it. A frame larger than the whole limit
+    /// passes alone once nothing is outstanding, but only after the handshake raised the limit.
+    async fn reserve(&self, len: usize) {
+        loop {
+            let freed = self.freed.notified();
+            let (held, limit) = (self.outstanding.load(Ordering::Acquire), self.limit.load(Ordering::Acquire));
+            if held + len <= limit || (held == 0 && limit > PRE_HANDSHAKE_RECV_BYTES) {
+                self.outstanding.fetch_add(len, Ordering::AcqRel);
+                return;
+            }
+            freed.await;
+        }
+    }
+
+    /// The world took `bytes`.
+    fn release(&self, bytes: usize) {
+        let _ = self.outstanding.fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| Some(h.saturating_sub(bytes)));
+        self.freed.notify_one();
+    }
+
+    /// The world set the limit (the peer finished its handshake).
+    fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Release);
+        self.freed.notify_one();
+    }
+
+    /// Frame bytes held now.
+    #[cfg(test)]
+    fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+}
+
 /// The controls the world-facing side keeps for one connection.
 pub(super) struct ConnCtl {
     writer: mpsc::UnboundedSender<Vec<u8>>,
     paused: watch::Sender<bool>,
     closed: watch::Sender<bool>,
+    pub(super) credit: Arc<Credit>,
+    /// Accepted (counted against the bridge's inbound socket cap) rather than dialed.
+    pub(super) inbound: bool,
 }
 
 /// The ends the IO tasks take once the socket exists.
@@ -32,11 +89,22 @@ pub(super) struct ConnTasks {
 impl ConnCtl {
     /// Controls and task ends for a new connection. The writer channel is unbounded in frames
     /// because the world bounds it in bytes (its writer window, credited by `Written`).
-    pub(super) fn new() -> (Arc<ConnCtl>, ConnTasks) {
+    pub(super) fn new(inbound: bool) -> (Arc<ConnCtl>, ConnTasks) {
         let (writer, writer_rx) = mpsc::unbounded_channel();
         let (paused, _) = watch::channel(false);
         let (closed, _) = watch::channel(false);
-        (Arc::new(ConnCtl { writer, paused, closed }), ConnTasks { writer: writer_rx })
+        let credit = Arc::new(Credit::new(PRE_HANDSHAKE_RECV_BYTES));
+        (Arc::new(ConnCtl { writer, paused, closed, credit, inbound }), ConnTasks { writer: writer_rx })
+    }
+
+    /// The world took `bytes` of this peer's frames.
+    pub(super) fn consumed(&self, bytes: usize) {
+        self.credit.release(bytes);
+    }
+
+    /// The world set this peer's receive limit.
+    pub(super) fn set_recv_limit(&self, bytes: usize) {
+        self.credit.set_limit(bytes);
     }
 
     /// Queues a frame for the writer (dropped if the writer is gone: the connection is ending).
@@ -83,7 +151,8 @@ pub(super) fn spawn(
     use tracing::Instrument;
     let (rd, wr) = stream.into_split();
     let runtime = inner.runtime.clone();
-    runtime.spawn(reader(inner.clone(), conn, rd, ctl.paused.subscribe(), ctl.closed()).instrument(span.clone()));
+    let reading = reader(inner.clone(), conn, rd, ctl.paused.subscribe(), ctl.closed(), ctl.credit.clone());
+    runtime.spawn(reading.instrument(span.clone()));
     runtime.spawn(writer(inner, conn, wr, tasks.writer, ctl.closed()).instrument(span));
 }
 
@@ -93,11 +162,12 @@ async fn reader<R: AsyncRead + Unpin>(
     rd: R,
     paused: watch::Receiver<bool>,
     mut closed: watch::Receiver<bool>,
+    credit: Arc<Credit>,
 ) {
     let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
     let end = tokio::select! {
         _ = closed.wait_for(|c| *c) => return,
-        end = read_frames(&inner, conn, &mut rd, paused) => end,
+        end = read_frames(&inner, conn, &mut rd, paused, &credit) => end,
     };
     match end {
         ReadEnd::Closed => inner.end(conn, Ending::Closed { connect_failed: false }),
@@ -117,17 +187,21 @@ async fn read_frames<R: AsyncRead + Unpin>(
     conn: ConnId,
     rd: &mut R,
     mut paused: watch::Receiver<bool>,
+    credit: &Credit,
 ) -> ReadEnd {
     let network = inner.config.network;
     loop {
         if paused.wait_for(|p| !*p).await.is_err() {
             return ReadEnd::WorldGone;
         }
-        let frame = match read_frame(rd, network).await {
-            Ok(Ok(frame)) => frame,
+        let header = match read_header(rd, network).await {
+            Ok(Ok(header)) => header,
             Ok(Err(e)) => return ReadEnd::BadHeader(e),
             Err(_) => return ReadEnd::Closed,
         };
+        credit.reserve(HEADER_LEN + header.len as usize).await;
+        let Ok(payload) = read_payload(rd, header.len as usize).await else { return ReadEnd::Closed };
+        let frame = RawFrame { header, payload };
         if inner.events.send_async(NetEvent::Frame { conn, frame }).await.is_err() {
             return ReadEnd::WorldGone;
         }
@@ -140,21 +214,35 @@ pub(crate) const PAYLOAD_CHUNK_BYTES: usize = 256 * 1024;
 /// Reads one frame: magic (checked alone), the rest of the header (checked), then exactly the
 /// payload the header announced. The buffer grows with the bytes that really arrive, a chunk at a
 /// time, so a header that claims 4 MB and sends nothing costs at most one chunk.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+#[cfg(test)]
+async fn read_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
     network: Network,
 ) -> std::io::Result<Result<RawFrame, HeaderError>> {
+    let header = match read_header(rd, network).await? {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
+    };
+    let payload = read_payload(rd, header.len as usize).await?;
+    Ok(Ok(RawFrame { header, payload }))
+}
+
+/// Reads and checks a frame's 24-byte header (its magic first, alone).
+async fn read_header<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    network: Network,
+) -> std::io::Result<Result<FrameHeader, HeaderError>> {
     let mut head = [0u8; HEADER_LEN];
     rd.read_exact(&mut head[..4]).await?;
     if head[..4] != network.magic() {
         return Ok(Err(HeaderError::BadMagic));
     }
     rd.read_exact(&mut head[4..]).await?;
-    let header = match FrameHeader::parse(&head, network) {
-        Ok(h) => h,
-        Err(e) => return Ok(Err(e)),
-    };
-    let len = header.len as usize;
+    Ok(FrameHeader::parse(&head, network))
+}
+
+/// Reads exactly `len` payload bytes, growing the buffer with what arrives.
+async fn read_payload<R: AsyncRead + Unpin>(rd: &mut R, len: usize) -> std::io::Result<Vec<u8>> {
     let mut payload = Vec::with_capacity(len.min(PAYLOAD_CHUNK_BYTES));
     while payload.len() < len {
         let have = payload.len();
@@ -162,7 +250,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         payload.resize(have + next, 0);
         rd.read_exact(&mut payload[have..]).await?;
     }
-    Ok(Ok(RawFrame { header, payload }))
+    Ok(payload)
 }
 
 async fn writer<W: tokio::io::AsyncWrite + Unpin>(
@@ -224,7 +312,7 @@ mod tests {
     use oni_systems::wire::Message;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
     }
 
     #[test]
@@ -254,6 +342,48 @@ mod tests {
         let mut rd: &[u8] = &head;
         let r = block_on(read_frame(&mut rd, Network::Regtest)).unwrap();
         assert_eq!(r, Err(HeaderError::Oversized));
+    }
+
+    /// Whether `reserve(len)` completes within a short wait.
+    async fn fits(credit: &Credit, len: usize) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(50), credit.reserve(len)).await.is_ok()
+    }
+
+    #[test]
+    fn before_the_handshake_a_reader_holds_at_most_the_small_limit_and_never_a_4_mb_frame() {
+        block_on(async {
+            let credit = Credit::new(PRE_HANDSHAKE_RECV_BYTES);
+            assert!(fits(&credit, 200_000).await);
+            assert!(!fits(&credit, 100_000).await, "over the pre-handshake limit: waits");
+            credit.release(200_000);
+            assert!(!fits(&credit, 4_000_024).await, "a block-sized frame waits even with nothing held");
+            assert_eq!(credit.outstanding(), 0);
+            // The handshake is done: the peer's full limit applies.
+            credit.set_limit(5_000_000);
+            assert!(fits(&credit, 4_000_024).await);
+            assert!(!fits(&credit, 1_000_000).await, "5 MB held at most");
+            credit.release(4_000_024);
+            assert!(fits(&credit, 1_000_000).await);
+            assert_eq!(credit.outstanding(), 1_000_000);
+        });
+    }
+
+    #[test]
+    fn a_waiting_reader_goes_on_when_the_world_takes_frames() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let credit = Arc::new(Credit::new(1_000));
+            credit.reserve(900).await;
+            let waiting = tokio::spawn({
+                let credit = credit.clone();
+                async move { credit.reserve(500).await }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(!waiting.is_finished());
+            credit.release(900);
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+            assert_eq!(credit.outstanding(), 500);
+        });
     }
 
     #[test]

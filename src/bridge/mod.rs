@@ -15,7 +15,7 @@ use oni_systems::resources::{IoCommand, NetEvent};
 use oni_systems::wire::Network;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -34,7 +34,13 @@ pub struct BridgeConfig {
     pub network: Network,
     /// How long an outbound dial may take before it counts as failed.
     pub connect_timeout_ms: u64,
+    /// Inbound sockets open at most (accepted, not yet closed): more are closed at accept.
+    pub max_inbound_sockets: usize,
 }
+
+/// Inbound sockets the bridge keeps open beyond the world's inbound slots: newcomers the world
+/// has yet to admit, evict for, or refuse.
+pub const INBOUND_SOCKET_HEADROOM: usize = 16;
 
 /// The bridge: a handle any thread can use to carry out IO commands.
 pub struct Bridge {
@@ -48,6 +54,8 @@ struct Inner {
     events: flume::Sender<NetEvent>,
     conns: Mutex<HashMap<ConnId, Arc<ConnCtl>>>,
     next_conn: AtomicU64,
+    /// Inbound sockets open now.
+    inbound_open: AtomicUsize,
     /// Flipped once at shutdown: the accept loop and every dial stop.
     stopping: watch::Sender<bool>,
 }
@@ -75,6 +83,7 @@ impl Bridge {
             events,
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            inbound_open: AtomicUsize::new(0),
             stopping,
         };
         Bridge { inner: Arc::new(inner) }
@@ -110,6 +119,16 @@ impl Bridge {
                     ctl.set_paused(false);
                 }
             }
+            IoCommand::Consumed { conn, bytes } => {
+                if let Some(ctl) = self.inner.get(conn) {
+                    ctl.consumed(bytes);
+                }
+            }
+            IoCommand::RecvLimit { conn, bytes } => {
+                if let Some(ctl) = self.inner.get(conn) {
+                    ctl.set_recv_limit(bytes);
+                }
+            }
             IoCommand::Connect { addr, direction } => {
                 self.dial(addr, direction, immediate);
             }
@@ -120,7 +139,7 @@ impl Bridge {
     /// sees it before the dial's outcome.
     pub fn dial(&self, addr: SocketAddr, direction: Direction, immediate: &mut Vec<NetEvent>) -> ConnId {
         let conn = self.inner.alloc();
-        let (ctl, tasks) = ConnCtl::new();
+        let (ctl, tasks) = ConnCtl::new(false);
         self.inner.lock().insert(conn, ctl.clone());
         immediate.push(NetEvent::Dialing { conn, addr, direction });
         let inner = self.inner.clone();
@@ -156,6 +175,9 @@ impl Inner {
     fn end(&self, conn: ConnId, ending: Ending) {
         let Some(ctl) = self.lock().remove(&conn) else { return };
         ctl.close();
+        if ctl.inbound {
+            self.inbound_open.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Ending::Closed { connect_failed } = ending {
             // From a task or the world thread: never block the world thread on its own channel.
             if self.events.try_send(NetEvent::Closed { conn, connect_failed }).is_err() {
@@ -176,8 +198,14 @@ impl Inner {
             };
             match accepted {
                 Ok((stream, addr)) => {
+                    if self.inbound_open.load(Ordering::Acquire) >= self.config.max_inbound_sockets {
+                        drop(stream);
+                        let _ = self.events.send_async(NetEvent::Refused { addr }).await;
+                        continue;
+                    }
+                    self.inbound_open.fetch_add(1, Ordering::AcqRel);
                     let conn = self.alloc();
-                    let (ctl, tasks) = ConnCtl::new();
+                    let (ctl, tasks) = ConnCtl::new(true);
                     self.lock().insert(conn, ctl.clone());
                     tracing::debug!(peer = conn.0, %addr, "accepted");
                     self.clone().run(conn, addr, stream, Direction::Inbound, ctl, tasks).await;

@@ -8,7 +8,7 @@ mod chain_io;
 pub mod persist;
 mod world_loop;
 
-use crate::bridge::{Bridge, BridgeConfig, EVENT_CHANNEL_CAP};
+use crate::bridge::{Bridge, BridgeConfig, EVENT_CHANNEL_CAP, INBOUND_SOCKET_HEADROOM};
 use crate::store::{Store, StoreError};
 use bevy_ecs::world::World;
 use oni_systems::components::{ConnId, Direction};
@@ -181,7 +181,11 @@ impl Node {
         };
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (events_tx, events_rx) = flume::bounded(cfg.event_channel_cap.max(1));
-        let bridge_cfg = BridgeConfig { network: cfg.config.network, connect_timeout_ms: cfg.connect_timeout_ms };
+        let bridge_cfg = BridgeConfig {
+            network: cfg.config.network,
+            connect_timeout_ms: cfg.connect_timeout_ms,
+            max_inbound_sockets: cfg.config.limits.max_inbound + INBOUND_SOCKET_HEADROOM,
+        };
         let bridge = Bridge::new(bridge_cfg, runtime.handle().clone(), events_tx);
         if let Some(listener) = listener {
             bridge.listen(listener);

@@ -241,6 +241,8 @@ impl Sim {
                         link.paused = false;
                     }
                 }
+                // Frames here are handed over whole and at once: no reader to give credit to.
+                IoCommand::Consumed { .. } | IoCommand::RecvLimit { .. } => {}
                 IoCommand::Connect { .. } => self.dials += 1,
             }
         }

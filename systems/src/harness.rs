@@ -140,6 +140,8 @@ impl TestNode {
                 IoCommand::ResumeRead { conn } => {
                     self.paused.remove(&conn);
                 }
+                // Frames here are handed over whole and at once: no reader to give credit to.
+                IoCommand::Consumed { .. } | IoCommand::RecvLimit { .. } => {}
                 IoCommand::Connect { addr, direction } => self.dials.push((addr, direction)),
             }
         }

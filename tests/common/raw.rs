@@ -30,6 +30,11 @@ impl RawPeer {
         peer
     }
 
+    /// The socket (to write raw bytes on a clone of it).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Sends one message.
     pub fn send(&mut self, msg: &Message) {
         let mut frame = Vec::new();

@@ -52,6 +52,13 @@ pub enum NetEvent {
         /// How many.
         bytes: usize,
     },
+    /// An inbound connection was closed at accept: the shell already holds its cap of inbound
+    /// sockets (the world's slots plus a little room for eviction), so a connect flood cannot make
+    /// it hold more sockets, or their readers' buffers, while the world decides.
+    Refused {
+        /// The peer.
+        addr: SocketAddr,
+    },
     /// The socket is gone (peer closed, IO error, or dial failed).
     Closed {
         /// The connection.
@@ -91,6 +98,24 @@ pub enum IoCommand {
     ResumeRead {
         /// The connection.
         conn: ConnId,
+    },
+    /// The world took this many frame bytes of the peer out of its receive buffer: the reader may
+    /// read that many more. The shell's reader holds at most the peer's receive limit of frame
+    /// bytes not yet taken (the frame it is reading included), so a stalled world cannot make it
+    /// buffer more.
+    Consumed {
+        /// The connection.
+        conn: ConnId,
+        /// Frame bytes (header and payload) taken.
+        bytes: usize,
+    },
+    /// The peer finished its handshake: its receive limit rises from the small pre-handshake one
+    /// (a peer not yet admitted or handshaken cannot make us hold a 4 MB frame) to this.
+    RecvLimit {
+        /// The connection.
+        conn: ConnId,
+        /// Frame bytes the reader may hold, not yet taken by the world.
+        bytes: usize,
     },
     /// Dial an address.
     Connect {

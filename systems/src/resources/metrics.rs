@@ -155,6 +155,8 @@ pub struct Metrics {
     pub bans_escalated: u64,
     /// Times a socket's reader was paused for a full receive buffer.
     pub recv_pauses: u64,
+    /// Inbound connections closed at accept because the shell held its cap of inbound sockets.
+    pub inbound_refused_at_accept: u64,
     /// Ticks run.
     pub ticks: u64,
 }
@@ -210,6 +212,7 @@ impl Default for Metrics {
             discouraged: 0,
             bans_escalated: 0,
             recv_pauses: 0,
+            inbound_refused_at_accept: 0,
             ticks: 0,
         }
     }

@@ -21,9 +21,11 @@ pub fn decode(
         }
         let mut msgs = 0;
         let mut bytes = 0;
+        let mut taken = 0;
         while msgs < limits.decode_msgs_per_tick && bytes < limits.decode_bytes_per_tick {
             let Some(frame) = rb.frames.pop_front() else { break };
             rb.bytes -= frame.wire_len();
+            taken += frame.wire_len();
             msgs += 1;
             bytes += frame.payload.len();
             if frame.header.command == Command::Unknown {
@@ -49,6 +51,10 @@ pub fn decode(
                     violations.0.push(e.into());
                 }
             }
+        }
+        // The shell's reader gets its credit back for what left the buffer.
+        if taken > 0 {
+            outbox.0.push(IoCommand::Consumed { conn: socket.conn, bytes: taken });
         }
         resume_if_drained(socket.conn, &mut rb, limits.recv_buffer_bytes_max, &mut outbox);
     }

@@ -4,7 +4,9 @@
 use crate::components::{
     Direction, Disconnect, Handshake, Negotiated, PeerState, Received, SendQueue, Socket, Stats, Violations,
 };
-use crate::resources::{ChainTip, Clock, Config, DisconnectReason, LocalNonces, Metrics, Misbehavior, Rng};
+use crate::resources::{
+    ChainTip, Clock, Config, DisconnectReason, IoCommand, LocalNonces, Metrics, Misbehavior, Outbox, Rng,
+};
 use crate::wire::version::{MIN_PEER_PROTO_VERSION, SENDHEADERS_VERSION, WTXID_RELAY_VERSION};
 use crate::wire::{Message, NetAddr, Version};
 use bevy_ecs::prelude::*;
@@ -33,6 +35,7 @@ pub struct HandshakeCtx<'w> {
     rng: ResMut<'w, Rng>,
     nonces: ResMut<'w, LocalNonces>,
     metrics: ResMut<'w, Metrics>,
+    outbox: ResMut<'w, Outbox>,
 }
 
 /// Drives every peer's handshake; times out the ones that do not finish.
@@ -99,6 +102,8 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                         if neg.version >= SENDHEADERS_VERSION {
                             sq.push(net, &Message::SendHeaders);
                         }
+                        let bytes = ctx.config.limits.recv_buffer_bytes_max;
+                        ctx.outbox.0.push(IoCommand::RecvLimit { conn: socket.conn, bytes });
                     }
                     false
                 }

@@ -90,6 +90,10 @@ pub fn ingest(world: &mut World) {
                     q.in_writer_bytes = q.in_writer_bytes.saturating_sub(bytes);
                 }
             }
+            NetEvent::Refused { addr } => {
+                tracing::debug!(%addr, "inbound connection refused at accept: socket cap reached");
+                world.resource_mut::<Metrics>().inbound_refused_at_accept += 1;
+            }
             NetEvent::Closed { conn, connect_failed } => {
                 let reason =
                     if connect_failed { DisconnectReason::ConnectFailed } else { DisconnectReason::PeerClosed };

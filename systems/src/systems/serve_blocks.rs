@@ -1,7 +1,9 @@
 //! serve_blocks: answers `getdata` for blocks. Entries wait in the peer's [`ServeQueue`] and are
-//! looked up only while its send queue is under the soft bound and at most a few reads are out at
-//! the shell, so a peer asking for more than it reads waits (its getdata is not decoded further
-//! either: decode stops at the same bound) instead of growing our memory. Blocks we hold are read
+//! looked up only while its send queue is under the soft bound and the reads out at the shell,
+//! each counted as a block of the largest size, would still fit under the hard bound (so an honest
+//! slow reader is never pushed over it by blocks it was promised). A peer asking for more than it
+//! reads waits (its getdata is not decoded further either: decode stops at the same bound)
+//! instead of growing our memory. Blocks we hold are read
 //! by the shell ([`BlockReads`] → [`BlockReadInbox`]); witness requests get the stored bytes,
 //! `MSG_BLOCK` requests get them with the witness stripped (from the transaction spans, no
 //! re-serialization). What we do not have is answered with `notfound` (the issue asks for it; Core
@@ -72,7 +74,10 @@ pub fn serve_blocks(
             others
         });
         let mut missing = InvList::default();
-        while sq.bytes() <= config.limits.send_queue_bytes_soft && serve.reads.len() < sync.serve_reads_max {
+        while sq.bytes() <= config.limits.send_queue_bytes_soft
+            && serve.reads.len() < sync.serve_reads_max
+            && fits_when_read(sq.bytes(), serve.reads.len() + 1, config.limits.send_queue_bytes_hard)
+        {
             let Some(e) = serve.pending.pop_front() else { break };
             let hash = BlockHash::from_byte_array(e.hash);
             let have = tree.get(&hash).is_some_and(|i| {
@@ -91,6 +96,16 @@ pub fn serve_blocks(
         }
     }
 }
+
+/// Whether `reads` blocks of the largest size, arriving on top of `queued` bytes, stay within the
+/// hard bound: reads in flight never push an honest slow reader over it (two 4 MB blocks on a 1 MB
+/// queue would), so a peer gets a second read in flight only while its queue is nearly empty.
+fn fits_when_read(queued: usize, reads: usize, hard: usize) -> bool {
+    queued + reads * MAX_BLOCK_FRAME_BYTES <= hard
+}
+
+/// The largest block frame: a whole message payload and its header.
+const MAX_BLOCK_FRAME_BYTES: usize = crate::wire::MAX_PAYLOAD_BYTES as usize + crate::wire::HEADER_LEN;
 
 fn not_found(config: &Config, sq: &mut SendQueue, hash: BlockHash) {
     let mut l = InvList::default();

@@ -109,3 +109,46 @@ fn a_peer_that_does_not_read_waits_and_our_queue_stays_bounded() {
     assert!(pending > 1_000, "most of the request waits: {pending}");
     assert_eq!(node.closed_reason(conn), None);
 }
+
+#[test]
+fn a_slow_reader_asking_for_two_4_mb_blocks_is_served_one_at_a_time_and_never_overflows() {
+    let mut node = synced();
+    let conn = node.ready_inbound("10.0.0.8:18444");
+    node.sent_to(conn);
+    // Two of the blocks we hold are as large as blocks get.
+    for h in [5, 6] {
+        let hash = BlockHash::from_byte_array(hash_at(h));
+        node.validator.store.insert(hash, vec![0xab; 3_999_000]);
+    }
+    // It stops reading with about the soft bound already queued.
+    node.stall_reader(conn);
+    let soft = node.world.resource::<Config>().limits.send_queue_bytes_soft;
+    let e = node.peer(conn).unwrap();
+    let inv_of = |bytes: usize| {
+        let mut l = InvList::default();
+        for i in 0..bytes / 36 {
+            l.push(InvType::TX, [(i % 251) as u8; 32]);
+        }
+        Message::Inv(l)
+    };
+    // Its writer's window fills (never reported written)...
+    let window = node.world.resource::<Config>().limits.writer_window_bytes;
+    node.world.get_mut::<SendQueue>(e).unwrap().push(crate::wire::Network::Regtest, &inv_of(window + 100));
+    node.tick();
+    assert_eq!(node.get::<SendQueue>(conn).unwrap().bytes(), 0);
+    // ...and then its queue, to just under the soft bound.
+    node.world.get_mut::<SendQueue>(e).unwrap().push(crate::wire::Network::Regtest, &inv_of(soft - 4_000));
+    let mut req = InvList::default();
+    req.push(InvType::WITNESS_BLOCK, hash_at(5));
+    req.push(InvType::WITNESS_BLOCK, hash_at(6));
+    node.receive(conn, &Message::GetData(req));
+    for _ in 0..10 {
+        node.tick();
+    }
+    assert_eq!(node.closed_reason(conn), None, "not disconnected for what it was promised");
+    let queued = node.get::<SendQueue>(conn).unwrap().bytes();
+    let hard = node.world.resource::<Config>().limits.send_queue_bytes_hard;
+    assert!(queued <= hard, "{queued} bytes queued");
+    let serve = node.get::<ServeQueue>(conn).unwrap();
+    assert_eq!(serve.pending.len(), 1, "the second block waits for the queue to drain");
+}

@@ -1,0 +1,125 @@
+//! Byte bounds on what a peer can make the node hold, over real sockets: a peer floods 4 MB frames
+//! while the world is stalled, or before its handshake is done, and can get no more than its
+//! receive limit into the node (the rest waits in the kernel's socket buffers).
+
+mod common;
+
+use common::raw::RawPeer;
+use oni_systems::harness::TestNode;
+use oni_systems::wire::{Command, FrameHeader, Network, HEADER_LEN};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A 4 MB frame of a command we do not speak (the largest a peer may send).
+fn junk_frame() -> Vec<u8> {
+    let len = 4_000_000u32;
+    let mut frame = vec![0u8; HEADER_LEN + len as usize];
+    let mut head = [0u8; HEADER_LEN];
+    FrameHeader::write(Network::Regtest, Command::Unknown, len, [0; 4], &mut head);
+    head[4..16].copy_from_slice(b"junkjunkjunk");
+    frame[..HEADER_LEN].copy_from_slice(&head);
+    frame
+}
+
+/// Writes 4 MB frames on `stream` for `for_how_long`; returns the bytes the socket took.
+fn flood(mut stream: TcpStream, for_how_long: Duration) -> usize {
+    let frame = junk_frame();
+    let written = Arc::new(AtomicUsize::new(0));
+    stream.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
+    let counter = written.clone();
+    let end = Instant::now() + for_how_long;
+    while Instant::now() < end {
+        let mut rest = &frame[..];
+        while !rest.is_empty() && Instant::now() < end {
+            match stream.write(rest) {
+                Ok(n) => {
+                    counter.fetch_add(n, Ordering::Relaxed);
+                    rest = &rest[n..];
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return written.load(Ordering::Relaxed),
+            }
+        }
+    }
+    written.load(Ordering::Relaxed)
+}
+
+/// What a reader with no bound would let through in the same time is hundreds of MB at loopback
+/// speed; what the kernel's socket buffers take on top of the node's limit is a few MB.
+const KERNEL_SLACK: usize = 16 << 20;
+
+#[test]
+fn a_stalled_world_holds_at_most_one_receive_limit_of_a_peers_frames() {
+    let node = common::regtest_node(true);
+    let addr: SocketAddr = node.local_addr().unwrap();
+    let peer = RawPeer::handshake(addr, true);
+    let stream = peer.stream().try_clone().unwrap();
+    // The world thread is busy for 3 s (a closure on it); the peer floods meanwhile.
+    let stall = {
+        let node = node.clone();
+        std::thread::spawn(move || node.with_world(|_| std::thread::sleep(Duration::from_secs(3))))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let written = flood(stream, Duration::from_millis(2_500));
+    stall.join().unwrap().unwrap();
+    let limit = 5_000_000;
+    assert!(written <= limit + KERNEL_SLACK, "the node took {written} bytes while its world was stalled");
+    assert!(written >= limit, "the node read its receive limit's worth ({written} bytes)");
+    node.shutdown();
+}
+
+#[test]
+fn a_peer_that_has_not_finished_its_handshake_cannot_make_the_node_hold_a_4_mb_frame() {
+    let node = common::regtest_node(true);
+    let addr: SocketAddr = node.local_addr().unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut version = Vec::new();
+    TestNode::peer_version(0x5151).encode_frame(Network::Regtest, &mut version);
+    stream.write_all(&version).unwrap();
+    // No verack: the node's reader holds 256 KiB of this peer's frames at most, and the first 4 MB
+    // frame's payload is never read while the handshake is pending.
+    let written = flood(stream, Duration::from_millis(2_500));
+    assert!(written <= KERNEL_SLACK, "the node took {written} bytes from a peer that never sent verack");
+    let seen =
+        node.with_world(|w| w.resource::<oni_systems::resources::Metrics>().bytes_in.iter().sum::<u64>()).unwrap();
+    assert!(seen < 1_000_000, "frames that reached the world: {seen} bytes");
+    // Core's own handshake still completes at once with a fresh peer.
+    let _honest = RawPeer::handshake(addr, true);
+    node.shutdown();
+}
+
+#[test]
+fn a_connect_flood_is_closed_at_accept_beyond_the_inbound_slots_and_a_little_room() {
+    use std::io::Read;
+    let mut cfg = common::regtest_config(true);
+    cfg.config.limits.max_inbound = 4;
+    let node = oni::node::Node::start(cfg).unwrap();
+    let addr: SocketAddr = node.local_addr().unwrap();
+    // The world is busy: nothing is admitted or refused by it meanwhile; the bridge alone decides.
+    let stall = {
+        let node = node.clone();
+        std::thread::spawn(move || node.with_world(|_| std::thread::sleep(Duration::from_secs(2))))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let socks: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut closed_at_once = 0;
+    for mut s in &socks {
+        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        if matches!(s.read(&mut [0u8; 8]), Ok(0)) {
+            closed_at_once += 1;
+        }
+    }
+    let cap = 4 + oni::bridge::INBOUND_SOCKET_HEADROOM;
+    assert_eq!(closed_at_once, 50 - cap, "sockets beyond {cap} are closed at accept");
+    stall.join().unwrap().unwrap();
+    let refused = common::wait_until(Duration::from_secs(5), || {
+        node.with_world(|w| w.resource::<oni_systems::resources::Metrics>().inbound_refused_at_accept).unwrap()
+            == (50 - cap) as u64
+    });
+    assert!(refused, "each refusal is counted");
+    node.shutdown();
+}
