@@ -1,6 +1,7 @@
 //! Byte bounds on what a peer can make the node hold, over real sockets: a peer floods 4 MB frames
 //! while the world is stalled, or before its handshake is done, and can get no more than its
-//! receive limit into the node (the rest waits in the kernel's socket buffers).
+//! receive limit into the node (the rest waits in the kernel's socket buffers); 4 MB frames of a
+//! command nobody speaks are skipped as they arrive and never held at all.
 
 mod common;
 
@@ -13,13 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A 4 MB frame of a command we do not speak (the largest a peer may send).
+/// A 4 MB `block` frame (the largest a peer may send, and one the node must hold to check it).
 fn junk_frame() -> Vec<u8> {
     let len = 4_000_000u32;
     let mut frame = vec![0u8; HEADER_LEN + len as usize];
     let mut head = [0u8; HEADER_LEN];
-    FrameHeader::write(Network::Regtest, Command::Unknown, len, [0; 4], &mut head);
-    head[4..16].copy_from_slice(b"junkjunkjunk");
+    FrameHeader::write(Network::Regtest, Command::Block, len, [0; 4], &mut head);
     frame[..HEADER_LEN].copy_from_slice(&head);
     frame
 }
@@ -121,5 +121,32 @@ fn a_connect_flood_is_closed_at_accept_beyond_the_inbound_slots_and_a_little_roo
             == (50 - cap) as u64
     });
     assert!(refused, "each refusal is counted");
+    node.shutdown();
+}
+
+#[test]
+fn unknown_command_payloads_are_skipped_as_they_arrive_and_counted_whole() {
+    let node = common::regtest_node(true);
+    let addr: SocketAddr = node.local_addr().unwrap();
+    let peer = RawPeer::handshake(addr, true);
+    let mut stream = peer.stream().try_clone().unwrap();
+    let len = 4_000_000u32;
+    let mut frame = vec![0u8; HEADER_LEN + len as usize];
+    let mut head = [0u8; HEADER_LEN];
+    FrameHeader::write(Network::Regtest, Command::Unknown, len, [0; 4], &mut head);
+    head[4..16].copy_from_slice(b"junkjunkjunk");
+    frame[..HEADER_LEN].copy_from_slice(&head);
+    for _ in 0..25 {
+        stream.write_all(&frame).unwrap();
+    }
+    // 100 MB went in: each frame is counted with its full size, none was kept.
+    let counted = common::wait_until(Duration::from_secs(10), || {
+        node.with_world(|w| w.resource::<oni_systems::resources::Metrics>().unknown_commands).unwrap() == 25
+    });
+    assert!(counted);
+    let bytes = node
+        .with_world(|w| w.resource::<oni_systems::resources::Metrics>().bytes_in[Command::Unknown as usize])
+        .unwrap();
+    assert_eq!(bytes, 25 * (HEADER_LEN as u64 + len as u64));
     node.shutdown();
 }

@@ -6,7 +6,7 @@
 use super::{Ending, Inner};
 use oni_systems::components::ConnId;
 use oni_systems::resources::NetEvent;
-use oni_systems::wire::{FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
+use oni_systems::wire::{skips_payload, FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -199,9 +199,18 @@ async fn read_frames<R: AsyncRead + Unpin>(
             Ok(Err(e)) => return ReadEnd::BadHeader(e),
             Err(_) => return ReadEnd::Closed,
         };
-        credit.reserve(HEADER_LEN + header.len as usize).await;
-        let Ok(payload) = read_payload(rd, header.len as usize).await else { return ReadEnd::Closed };
-        let frame = RawFrame { header, payload };
+        let frame = if skips_payload(&header) {
+            // Nothing reads it: skipped as it arrives, never held, only counted by the world.
+            credit.reserve(HEADER_LEN).await;
+            if skip_payload(rd, header.len as usize).await.is_err() {
+                return ReadEnd::Closed;
+            }
+            RawFrame { header, payload: Vec::new() }
+        } else {
+            credit.reserve(HEADER_LEN + header.len as usize).await;
+            let Ok(payload) = read_payload(rd, header.len as usize).await else { return ReadEnd::Closed };
+            RawFrame { header, payload }
+        };
         if inner.events.send_async(NetEvent::Frame { conn, frame }).await.is_err() {
             return ReadEnd::WorldGone;
         }
@@ -239,6 +248,17 @@ async fn read_header<R: AsyncRead + Unpin>(
     }
     rd.read_exact(&mut head[4..]).await?;
     Ok(FrameHeader::parse(&head, network))
+}
+
+/// Reads and drops `len` payload bytes through a small stack buffer.
+async fn skip_payload<R: AsyncRead + Unpin>(rd: &mut R, mut len: usize) -> std::io::Result<()> {
+    let mut scratch = [0u8; 8 * 1024];
+    while len > 0 {
+        let n = len.min(scratch.len());
+        rd.read_exact(&mut scratch[..n]).await?;
+        len -= n;
+    }
+    Ok(())
 }
 
 /// Reads exactly `len` payload bytes, growing the buffer with what arrives.

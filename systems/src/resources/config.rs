@@ -13,6 +13,9 @@ pub struct Limits {
     pub decode_msgs_per_tick: usize,
     /// Payload bytes decoded per peer per tick.
     pub decode_bytes_per_tick: usize,
+    /// Payload bytes decoded per tick over all peers, so a tick stays short whatever many peers
+    /// send (large frames wait for the next tick; small ones always pass, so pings stay prompt).
+    pub decode_bytes_per_tick_total: usize,
     /// Receive buffer per peer; over it the socket's reader is paused.
     pub recv_buffer_bytes_max: usize,
     /// Send queue per peer; over it we stop processing that peer's messages.
@@ -40,6 +43,7 @@ impl Default for Limits {
         Limits {
             decode_msgs_per_tick: 32,
             decode_bytes_per_tick: 4_000_000,
+            decode_bytes_per_tick_total: 4_000_000,
             recv_buffer_bytes_max: 5_000_000,
             send_queue_bytes_soft: 1_000_000,
             send_queue_bytes_hard: 8_000_000,

@@ -6,57 +6,104 @@ use crate::resources::{Config, IoCommand, Metrics, Outbox};
 use crate::wire::{checksum, Command, DecodeError, Message};
 use bevy_ecs::prelude::*;
 
-/// Decodes up to the per-tick budget for every peer; a peer whose send queue is over its soft bound
-/// is not served until it reads (backpressure).
+/// The peer entity's parts decoding uses.
+type DecodePeer<'a> = (Entity, &'a Socket, &'a mut RecvBuffer, &'a SendQueue, &'a mut Received, &'a mut Violations);
+
+/// Frames this small pass even when the tick's node-wide byte budget is spent (pings, pongs, the
+/// handshake, announcements): they cost next to nothing and keep latency down under a flood.
+pub const SMALL_FRAME_BYTES: usize = 4 * 1024;
+
+/// Decodes up to the per-tick budgets — per peer, and node-wide for large frames — for every peer;
+/// a peer whose send queue is over its soft bound is not served until it reads (backpressure).
+/// Peers are taken in connection order, starting after the last one that had a large frame decoded
+/// when the budget ran out, so large frames take turns among the peers that send them.
 pub fn decode(
-    mut peers: Query<(&Socket, &mut RecvBuffer, &SendQueue, &mut Received, &mut Violations), Without<Disconnect>>,
+    mut peers: Query<DecodePeer, Without<Disconnect>>,
     config: Res<Config>,
     mut metrics: ResMut<Metrics>,
     mut outbox: ResMut<Outbox>,
+    mut resume_after: Local<Option<ConnId>>,
 ) {
     let limits = &config.limits;
-    for (socket, mut rb, sq, mut received, mut violations) in &mut peers {
-        if rb.frames.is_empty() || sq.bytes() > limits.send_queue_bytes_soft {
-            continue;
-        }
+    let mut order: Vec<(ConnId, Entity)> = peers
+        .iter()
+        .filter(|(_, _, rb, sq, ..)| !rb.frames.is_empty() && sq.bytes() <= limits.send_queue_bytes_soft)
+        .map(|(e, s, ..)| (s.conn, e))
+        .collect();
+    if order.is_empty() {
+        return;
+    }
+    order.sort_unstable_by_key(|(c, _)| *c);
+    let first = resume_after.map_or(0, |after| order.partition_point(|(c, _)| *c <= after));
+    let mut total = 0usize;
+    let mut last_large = None;
+    let mut budget_spent = false;
+    for &(conn, entity) in order[first..].iter().chain(&order[..first]) {
+        let Ok((_, socket, mut rb, _, mut received, mut violations)) = peers.get_mut(entity) else { continue };
         let mut msgs = 0;
         let mut bytes = 0;
         let mut taken = 0;
         while msgs < limits.decode_msgs_per_tick && bytes < limits.decode_bytes_per_tick {
+            let Some(next) = rb.frames.front() else { break };
+            let large = next.payload.len() > SMALL_FRAME_BYTES;
+            // A large frame goes while it fits the tick's budget, or alone as the tick's first.
+            if large && total > 0 && total + next.payload.len() > limits.decode_bytes_per_tick_total {
+                budget_spent = true;
+                break;
+            }
+            if large {
+                last_large = Some(conn);
+            }
             let Some(frame) = rb.frames.pop_front() else { break };
-            rb.bytes -= frame.wire_len();
-            taken += frame.wire_len();
+            rb.bytes -= frame.held_len();
+            taken += frame.held_len();
             msgs += 1;
             bytes += frame.payload.len();
-            if frame.header.command == Command::Unknown {
-                metrics.unknown_commands += 1;
-                continue;
-            }
-            if checksum(&frame.payload) != frame.header.checksum {
-                metrics.decode_error(DecodeError::BadChecksum);
-                violations.0.push(DecodeError::BadChecksum.into());
-                continue;
-            }
-            match Message::decode_owned(frame.header.command, frame.payload) {
-                Ok(Some(m)) => received.0.push(m),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(
-                        peer = socket.conn.0,
-                        command = frame.header.command.name(),
-                        reason = e.label(),
-                        "malformed payload"
-                    );
-                    metrics.decode_error(e);
-                    violations.0.push(e.into());
-                }
-            }
+            total += frame.payload.len();
+            decode_one(socket, frame, &mut received, &mut violations, &mut metrics);
         }
         // The shell's reader gets its credit back for what left the buffer.
         if taken > 0 {
             outbox.0.push(IoCommand::Consumed { conn: socket.conn, bytes: taken });
         }
         resume_if_drained(socket.conn, &mut rb, limits.recv_buffer_bytes_max, &mut outbox);
+    }
+    if budget_spent {
+        // Large frames take turns: next tick starts after the last peer that had one decoded.
+        *resume_after = last_large;
+    }
+}
+
+/// Checks one frame's checksum and decodes it for the systems that own its message.
+fn decode_one(
+    socket: &Socket,
+    frame: crate::wire::RawFrame,
+    received: &mut Received,
+    violations: &mut Violations,
+    metrics: &mut Metrics,
+) {
+    if frame.header.command == Command::Unknown {
+        metrics.unknown_commands += 1;
+        return;
+    }
+    if checksum(&frame.payload) != frame.header.checksum {
+        metrics.decode_error(DecodeError::BadChecksum);
+        violations.0.push(DecodeError::BadChecksum.into());
+        return;
+    }
+    match Message::decode_owned(frame.header.command, frame.payload) {
+        Ok(Some(m)) => received.0.push(m),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(
+                peer = socket.conn.0,
+                command = frame.header.command.name(),
+                reason = e.label(),
+                "malformed payload"
+            );
+            metrics.decode_error(e);
+            violations.0.push(e.into());
+        }
     }
 }
 

@@ -68,7 +68,7 @@ pub fn ingest(world: &mut World) {
                 }
                 let mut pause = false;
                 if let Some(mut rb) = peer.get_mut::<RecvBuffer>() {
-                    rb.bytes += len;
+                    rb.bytes += frame.held_len();
                     rb.frames.push_back(frame);
                     if rb.bytes > recv_max && !rb.paused {
                         rb.paused = true;

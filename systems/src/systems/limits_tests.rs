@@ -108,3 +108,51 @@ fn max_outbound_caps_automatic_dials() {
     let auto = dialed.iter().filter(|c| c.2 != Direction::Manual).count();
     assert_eq!(auto, 3);
 }
+
+/// A held frame of `bytes` payload that decode only counts (a command nobody speaks, kept whole as
+/// a shell that did not skip it would hand it over): the budget counts what is held.
+fn unknown_frame(bytes: usize) -> crate::wire::RawFrame {
+    use crate::wire::{Command, FrameHeader, Network, HEADER_LEN};
+    let mut head = [0u8; HEADER_LEN];
+    FrameHeader::write(Network::Regtest, Command::Unknown, bytes as u32, [0; 4], &mut head);
+    head[4..16].copy_from_slice(b"junkjunkjunk");
+    let header = FrameHeader::parse(&head, Network::Regtest).unwrap();
+    crate::wire::RawFrame { header, payload: vec![0; bytes] }
+}
+
+#[test]
+fn a_tick_decodes_one_budget_of_large_frames_node_wide_small_ones_pass_and_large_ones_take_turns() {
+    use crate::resources::{Inbox, NetEvent};
+    let mut node = node_with(Limits::default());
+    let flooders: Vec<_> = (0..3).map(|i| node.ready_inbound(&format!("10.0.1.{i}:1"))).collect();
+    let honest = node.ready_inbound("10.0.2.1:1");
+    let mut ping = Vec::new();
+    Message::Ping(77).encode_frame(crate::wire::Network::Regtest, &mut ping);
+    let (_, ping) = crate::wire::FrameSplitter::new(crate::wire::Network::Regtest).push(&ping);
+    {
+        let mut inbox = node.world.resource_mut::<Inbox>();
+        // The first flooder has twice as much to send as the others.
+        for (i, &conn) in flooders.iter().enumerate() {
+            for _ in 0..if i == 0 { 4 } else { 2 } {
+                inbox.0.push(NetEvent::Frame { conn, frame: unknown_frame(3_000_000) });
+            }
+        }
+        inbox.0.push(NetEvent::Frame { conn: honest, frame: ping.unwrap().unwrap() });
+    }
+    node.tick();
+    // 4 MB node-wide: one 3 MB frame per tick (a second would not fit); small frames still pass.
+    assert_eq!(node.metrics().unknown_commands, 1);
+    assert!(node.sent_to(honest).contains(&Message::Pong(77)), "the small frame passed in the same tick");
+    let waiting = |node: &TestNode| -> Vec<usize> {
+        flooders.iter().map(|&c| node.get::<RecvBuffer>(c).unwrap().frames.len()).collect()
+    };
+    assert_eq!(waiting(&node), vec![3, 2, 2]);
+    // Large frames take turns: the first peer, with the most to send, does not keep the budget.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        node.tick();
+        seen.push(waiting(&node));
+    }
+    assert_eq!(seen, vec![vec![3, 1, 2], vec![3, 1, 1], vec![2, 1, 1]]);
+    assert_eq!(node.metrics().unknown_commands, 4);
+}

@@ -59,6 +59,9 @@ pub fn tx_request(
                 false
             }
             Message::Tx(tx) => {
+                if oversized(&gate, &mut metrics, tx) {
+                    return false;
+                }
                 let txid = tx.txid().to_byte_array();
                 let wtxid = tx.wtxid().to_byte_array();
                 let asked = if neg.wtxidrelay { wtxid } else { txid };
@@ -115,14 +118,13 @@ pub fn tx_request(
 }
 
 /// Whether a received transaction is worth decoding and checking. Dropped on its raw bytes: in IBD
-/// (nothing can be checked, as Core), one rejected lately or already pooled or confirmed (its
-/// wtxid; a resent copy costs a hash, not a decode), and one over the standard weight (`tx-size`,
-/// remembered like any rejection; it would fail the same check after a decode of up to 4 MB).
+/// (nothing can be checked, as Core), and one rejected lately or already pooled or confirmed (its
+/// wtxid; a resent copy costs a hash, not a decode).
 fn pass_gate(gate: &mut Gate, metrics: &mut Metrics, tx: &Tx) -> bool {
     if gate.ibd.active {
         return false;
     }
-    let (txid, wtxid) = (tx.txid(), tx.wtxid());
+    let wtxid = tx.wtxid();
     if gate.recent.rejected.contains(wtxid.as_byte_array()) {
         metrics.tx_recently_rejected += 1;
         return false;
@@ -131,13 +133,18 @@ fn pass_gate(gate: &mut Gate, metrics: &mut Metrics, tx: &Tx) -> bool {
         metrics.tx_duplicate += 1;
         return false;
     }
-    let span = tx.span();
-    let weight = (span.base_len() * 3 + span.len()) as u64;
-    if weight > gate.policy.max_standard_tx_weight {
-        metrics.tx_rejected[TxReject::TxSize as usize] += 1;
-        gate.recent.remember_rejected(txid.as_byte_array(), wtxid.as_byte_array(), TxReject::TxSize);
-        tracing::debug!(%txid, weight, "tx rejected before decode: tx-size");
+    true
+}
+
+/// Whether a received transaction is over the standard weight (`tx-size`): refused on its span
+/// alone, before it is hashed or decoded — it would fail the same check after a decode of up to
+/// 4 MB, and a resent copy costs no more than its parse. Not remembered (that needs its hashes).
+fn oversized(gate: &Gate, metrics: &mut Metrics, tx: &Tx) -> bool {
+    let weight = tx.weight();
+    if weight <= gate.policy.max_standard_tx_weight {
         return false;
     }
+    metrics.tx_rejected[TxReject::TxSize as usize] += 1;
+    tracing::debug!(weight, "tx rejected before decode: tx-size");
     true
 }

@@ -3,20 +3,32 @@
 
 use super::{FrameHeader, HeaderError, Network, HEADER_LEN};
 
-/// A delimited frame: a checked header and exactly `header.len` payload bytes (checksum unchecked).
+/// A delimited frame: a checked header and exactly `header.len` payload bytes (checksum unchecked)
+/// — none for a command we do not speak, whose payload is skipped as it is read: it would only be
+/// counted and dropped, so it is never held.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawFrame {
     /// The checked header.
     pub header: FrameHeader,
-    /// The payload, allocated only after the header passed.
+    /// The payload, allocated only after the header passed (empty for `Command::Unknown`).
     pub payload: Vec<u8>,
 }
 
 impl RawFrame {
     /// Bytes the frame took on the wire.
     pub fn wire_len(&self) -> usize {
+        HEADER_LEN + self.header.len as usize
+    }
+
+    /// Bytes of it held in memory (header and kept payload): what receive bounds count.
+    pub fn held_len(&self) -> usize {
         HEADER_LEN + self.payload.len()
     }
+}
+
+/// Whether a frame's payload is skipped rather than kept: nothing reads an unknown command's.
+pub fn skips_payload(header: &FrameHeader) -> bool {
+    header.command == super::Command::Unknown
 }
 
 /// Payload bytes reserved when a header passes; more is allocated only as bytes arrive.
@@ -28,7 +40,8 @@ pub struct FrameSplitter {
     network: Network,
     header_buf: [u8; HEADER_LEN],
     header_have: usize,
-    pending: Option<(FrameHeader, Vec<u8>)>,
+    /// The frame being read: its header, the payload kept so far, and the payload bytes seen.
+    pending: Option<(FrameHeader, Vec<u8>, usize)>,
     failed: bool,
 }
 
@@ -63,22 +76,28 @@ impl FrameSplitter {
             match FrameHeader::parse(&self.header_buf, self.network) {
                 // Room for what may arrive soon, not for what the header claims: the Vec grows with
                 // the bytes that really come.
-                Ok(h) => self.pending = Some((h, Vec::with_capacity((h.len as usize).min(FIRST_CHUNK_BYTES)))),
+                Ok(h) => {
+                    let room = if skips_payload(&h) { 0 } else { (h.len as usize).min(FIRST_CHUNK_BYTES) };
+                    self.pending = Some((h, Vec::with_capacity(room), 0));
+                }
                 Err(e) => {
                     self.failed = true;
                     return (used, Err(e));
                 }
             }
         }
-        let Some((header, payload)) = self.pending.as_mut() else {
+        let Some((header, payload, seen)) = self.pending.as_mut() else {
             return (used, Ok(None));
         };
-        let want = header.len as usize - payload.len();
+        let want = header.len as usize - *seen;
         let take = want.min(input.len() - used);
-        payload.extend_from_slice(&input[used..used + take]);
+        if !skips_payload(header) {
+            payload.extend_from_slice(&input[used..used + take]);
+        }
+        *seen += take;
         used += take;
-        if payload.len() == header.len as usize {
-            let (header, payload) = self.pending.take().unwrap_or_else(|| unreachable!());
+        if *seen == header.len as usize {
+            let (header, payload, _) = self.pending.take().unwrap_or_else(|| unreachable!());
             return (used, Ok(Some(RawFrame { header, payload })));
         }
         (used, Ok(None))
@@ -86,7 +105,7 @@ impl FrameSplitter {
 
     /// Capacity of the payload buffer currently held (the allocation a header caused).
     pub fn buffered_capacity(&self) -> usize {
-        self.pending.as_ref().map_or(0, |(_, p)| p.capacity())
+        self.pending.as_ref().map_or(0, |(_, p, _)| p.capacity())
     }
 }
 
@@ -124,6 +143,28 @@ mod tests {
         assert_eq!(r, Err(HeaderError::Oversized));
         assert_eq!(used, HEADER_LEN, "not one payload byte was read");
         assert_eq!(s.buffered_capacity(), 0, "no payload buffer was allocated");
+    }
+
+    #[test]
+    fn an_unknown_commands_payload_is_skipped_never_held_and_its_size_kept() {
+        let mut h = [0u8; HEADER_LEN];
+        FrameHeader::write(Network::Regtest, Command::Unknown, 4_000_000, [0; 4], &mut h);
+        h[4..16].copy_from_slice(b"junkjunkjunk");
+        let mut s = FrameSplitter::new(Network::Regtest);
+        assert_eq!(s.push(&h), (HEADER_LEN, Ok(None)));
+        assert_eq!(s.buffered_capacity(), 0);
+        let (_, r) = s.push(&vec![0u8; 3_000_000]);
+        assert_eq!(r, Ok(None));
+        assert_eq!(s.buffered_capacity(), 0, "nothing kept while it streams by");
+        let mut next = vec![0u8; 1_000_000];
+        Message::Ping(3).encode_frame(Network::Regtest, &mut next);
+        let (used, r) = s.push(&next);
+        assert_eq!(used, 1_000_000, "exactly its payload");
+        let f = r.unwrap().unwrap();
+        assert!(f.payload.is_empty());
+        assert_eq!((f.wire_len(), f.held_len()), (HEADER_LEN + 4_000_000, HEADER_LEN));
+        let (_, r) = s.push(&next[used..]);
+        assert_eq!(r.unwrap().unwrap().header.command, Command::Ping);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use block::Block;
 pub use checksum::{checksum, sha256d, sha256d_parts};
 pub use command::*;
 pub use error::{DecodeError, HeaderError};
-pub use frame::{FrameSplitter, RawFrame};
+pub use frame::{skips_payload, FrameSplitter, RawFrame};
 pub use header::{FrameHeader, HEADER_LEN};
 pub use headers::{HeaderList, Locator};
 pub use inv::{InvList, InvType, Inventory};

@@ -127,14 +127,22 @@ pub fn parse_tx(r: &mut Reader<'_>) -> Result<TxSpan, DecodeError> {
     Ok(TxSpan { start: start as u32, io_start: io_start as u32, io_end: io_end as u32, end: r.position() as u32 })
 }
 
-/// A `tx` message: the wire bytes, where their parts lie, and both ids.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A `tx` message: the wire bytes, where their parts lie, and both ids — hashed on first use, so a
+/// transaction refused on its size alone costs no hashing. Equal when the bytes are.
+#[derive(Clone, Debug)]
 pub struct Tx {
     raw: Vec<u8>,
     span: TxSpan,
-    txid: Txid,
-    wtxid: Wtxid,
+    ids: std::sync::OnceLock<(Txid, Wtxid)>,
 }
+
+impl PartialEq for Tx {
+    fn eq(&self, other: &Tx) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for Tx {}
 
 impl Tx {
     /// Parses a whole payload (one transaction, nothing after it) and copies it.
@@ -157,9 +165,24 @@ impl Tx {
     }
 
     fn with_span(raw: Vec<u8>, span: TxSpan) -> Tx {
-        let txid = span.txid(&raw);
-        let wtxid = if span.has_witness() { span.wtxid(&raw) } else { Wtxid::from_byte_array(txid.to_byte_array()) };
-        Tx { raw, span, txid, wtxid }
+        Tx { raw, span, ids: std::sync::OnceLock::new() }
+    }
+
+    fn ids(&self) -> (Txid, Wtxid) {
+        *self.ids.get_or_init(|| {
+            let txid = self.span.txid(&self.raw);
+            let wtxid = if self.span.has_witness() {
+                self.span.wtxid(&self.raw)
+            } else {
+                Wtxid::from_byte_array(txid.to_byte_array())
+            };
+            (txid, wtxid)
+        })
+    }
+
+    /// Its weight (BIP141), from the span alone.
+    pub fn weight(&self) -> u64 {
+        (self.span.base_len() * 3 + self.span.len()) as u64
     }
 
     /// From a rust-bitcoin transaction (for sending); fails only for shapes the wire cannot carry
@@ -180,12 +203,12 @@ impl Tx {
 
     /// The txid.
     pub fn txid(&self) -> Txid {
-        self.txid
+        self.ids().0
     }
 
     /// The wtxid.
     pub fn wtxid(&self) -> Wtxid {
-        self.wtxid
+        self.ids().1
     }
 
     /// Builds the rust-bitcoin transaction (allocates every script and witness).
