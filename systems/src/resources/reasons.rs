@@ -224,8 +224,9 @@ impl Default for ScoreTable {
                 Misbehavior::HeaderTimeTooNew => 0,
                 // Core does not score an abandoned low-work sync; we count it lightly.
                 Misbehavior::LowWorkHeaders => 10,
-                // Costs us bandwidth; a handful is tolerated.
-                Misbehavior::UnrequestedBlock => 10,
+                // Counted, never scored (as Core): a peer's copy of a block it was asked for turns
+                // "unrequested" when a third party delivered it first.
+                Misbehavior::UnrequestedBlock => 0,
                 // Core disconnects for consensus-invalid transactions, never for policy.
                 Misbehavior::InvalidTransaction => 100,
             })

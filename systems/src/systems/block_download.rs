@@ -12,8 +12,9 @@
 //! validation queue is over its bound (backpressure).
 //!
 //! Unrequested blocks: accepted when they extend our validated tip outside IBD (a new tip pushed
-//! by an old-style peer, as Core accepts new tips), otherwise dropped and scored `UnrequestedBlock`
-//! (Core ignores them silently; a flood of them costs us bandwidth, so we count and score).
+//! by an old-style peer, as Core accepts new tips), otherwise dropped and counted as
+//! `UnrequestedBlock` with no score, as Core: a peer's copy of a block it was asked for turns
+//! unrequested when a third party delivered it first, and must not cost that peer anything.
 
 use crate::chain::tree::status;
 use crate::chain::{

@@ -215,7 +215,7 @@ fn an_invalid_block_discourages_its_sender_and_invalidates_its_descendants() {
 }
 
 #[test]
-fn an_unrequested_block_in_ibd_is_dropped_and_scored() {
+fn an_unrequested_block_in_ibd_is_dropped_and_counted() {
     let mut node = fixture_node();
     let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
     peer.answer_getdata = false;
@@ -301,4 +301,27 @@ fn an_unrequested_new_tip_after_ibd_is_accepted_but_an_old_one_is_not() {
     // a block we already have, pushed again, is not a new tip: scored
     node.receive(other, &Message::Block(Block::decode(&chain_blocks()[100]).unwrap()));
     assert_eq!(node.get::<Score>(other).unwrap().events.as_slice(), &[(Misbehavior::UnrequestedBlock, 1)]);
+}
+
+#[test]
+fn a_peer_is_not_scored_when_a_third_party_delivered_its_requested_blocks_first() {
+    let mut node = fixture_node();
+    let mut asked = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    asked.answer_getdata = false;
+    headers_from(&mut node, &mut asked);
+    // The sync peer is asked for the first 16 blocks; it is slow to answer.
+    let requested = getdata_entries(&node.sent_to(asked.conn));
+    assert_eq!(requested.len(), 16);
+    // Someone else pushes those very blocks first.
+    let third = node.ready_inbound("10.0.0.9:18444");
+    for b in &chain_blocks()[..16] {
+        node.receive(third, &Message::Block(Block::decode(b).unwrap()));
+    }
+    // The sync peer's own copies then arrive: late, no longer in flight, and no fault of its own.
+    for b in &chain_blocks()[..16] {
+        node.receive(asked.conn, &Message::Block(Block::decode(b).unwrap()));
+    }
+    assert_eq!(node.get::<Score>(asked.conn).unwrap().points, 0);
+    assert_eq!(node.closed_reason(asked.conn), None);
+    assert_eq!(node.world.resource::<ChainTip>().height, 16);
 }
