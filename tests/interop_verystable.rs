@@ -45,6 +45,8 @@ fn oni_passes_cores_p2p_test_framework_checks() {
         "ok ping_before_version_x1",
         "ok oversized_ping_header",
         "ok oversized_block_header",
+        "ok wtxidrelay_after_verack",
+        "ok sendaddrv2_after_verack",
         "ok bad_magic",
         "ok ping_before_version_x10",
         "ok well_behaved_alongside",
@@ -55,7 +57,7 @@ fn oni_passes_cores_p2p_test_framework_checks() {
     for violation in ["bad_checksum", "message_before_version"] {
         oni.proc.wait_for_line(&["misbehavior", "violation=", violation], Duration::from_secs(5));
     }
-    for reason in ["oversized", "bad_magic", "misbehavior"] {
+    for reason in ["oversized", "bad_magic", "misbehavior", "negotiation_after_verack"] {
         oni.proc.wait_for_line(&["disconnected", "reason=", reason], Duration::from_secs(5));
     }
     oni.proc.assert_running();
@@ -74,5 +76,5 @@ fn the_checks_hold_on_bitcoin_core() {
     let out = run_checks(&py, core.p2p_port, &["--profile", "core", "--services", &services, "--height", "0"], || {
         core.proc.output()
     });
-    assert!(out.contains("7 passed, 0 failed"), "{out}");
+    assert!(out.contains("9 passed, 0 failed"), "{out}");
 }

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from verystable.core.messages import MAGIC_BYTES, hash256, msg_ping, msg_version
+from verystable.core.messages import MAGIC_BYTES, hash256, msg_ping, msg_sendaddrv2, msg_version, msg_wtxidrelay
 from verystable.core.p2p import P2P_SERVICES, NetworkThread, P2PInterface, p2p_lock
 
 NET = "regtest"
@@ -191,6 +191,15 @@ class Checks:
         self.ok(name, "scored, connection up, handshake completes after it")
         peer.peer_disconnect()
 
+    def feature_after_verack(self, feature, msg):
+        name = f"{feature}_after_verack"
+        peer = self.handshaked()
+        # The node has taken our verack once it answers a ping sent after it.
+        self.expect_alive(peer, name)
+        peer.send_message(msg)
+        took = self.expect_disconnect(peer, name)
+        self.ok(name, f"disconnected in {took:.2f} s")
+
     def bad_magic(self):
         name = "bad_magic"
         peer = self.connect(send_version=False)
@@ -209,6 +218,8 @@ class Checks:
         if self.args.profile == "oni":
             self.oversized_ping()
         self.oversized_block()
+        self.feature_after_verack("wtxidrelay", msg_wtxidrelay())
+        self.feature_after_verack("sendaddrv2", msg_sendaddrv2())
         self.bad_magic()
         # Last: the one that may get this address discouraged.
         self.pings_before_version(10, expect_close=self.args.profile == "oni")

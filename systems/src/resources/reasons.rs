@@ -84,6 +84,9 @@ labelled! {
         HeadersSyncTimeout = "headers_sync_timeout",
         /// It sent `mempool` without the permission (we offer no bloom filters).
         MempoolRequest = "mempool_request",
+        /// It sent a feature negotiation (`wtxidrelay`, `sendaddrv2`) after `verack`: Core
+        /// disconnects for it (no discouragement).
+        NegotiationAfterVerack = "negotiation_after_verack",
     }
 }
 
@@ -122,10 +125,6 @@ labelled! {
         DuplicateVersion = "duplicate_version",
         /// A second verack.
         DuplicateVerack = "duplicate_verack",
-        /// wtxidrelay after verack (BIP339 says before).
-        WtxidRelayAfterVerack = "wtxidrelay_after_verack",
-        /// sendaddrv2 after verack (BIP155 says before).
-        SendAddrV2AfterVerack = "sendaddrv2_after_verack",
         /// A pong whose nonce matches no ping of ours.
         UnsolicitedPong = "unsolicited_pong",
         /// Transaction announcements from a peer we asked for none (relay off, block-relay-only).
@@ -206,7 +205,6 @@ impl Default for ScoreTable {
                 // Ordering mistakes: honest modern peers never make them, but old ones might.
                 Misbehavior::MessageBeforeVersion | Misbehavior::MessageBeforeVerack => 10,
                 Misbehavior::DuplicateVersion | Misbehavior::DuplicateVerack => 1,
-                Misbehavior::WtxidRelayAfterVerack | Misbehavior::SendAddrV2AfterVerack => 1,
                 Misbehavior::UnsolicitedPong => 0,
                 // Core disconnects at once: a correct peer honours our relay flag.
                 Misbehavior::UnwantedTxAnnouncement => 100,

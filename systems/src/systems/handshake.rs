@@ -111,7 +111,7 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                     if !hs.version_received {
                         violations.0.push(Misbehavior::MessageBeforeVersion);
                     } else if hs.verack_received {
-                        violations.0.push(Misbehavior::WtxidRelayAfterVerack);
+                        disconnect = Some(DisconnectReason::NegotiationAfterVerack);
                     } else if neg.version >= WTXID_RELAY_VERSION {
                         neg.wtxidrelay = true;
                     }
@@ -121,7 +121,7 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                     if !hs.version_received {
                         violations.0.push(Misbehavior::MessageBeforeVersion);
                     } else if hs.verack_received {
-                        violations.0.push(Misbehavior::SendAddrV2AfterVerack);
+                        disconnect = Some(DisconnectReason::NegotiationAfterVerack);
                     } else {
                         neg.sendaddrv2 = true;
                     }

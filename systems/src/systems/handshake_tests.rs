@@ -90,18 +90,18 @@ fn duplicate_version_and_verack_are_scored_but_not_fatal() {
 }
 
 #[test]
-fn wtxidrelay_and_sendaddrv2_after_verack_are_violations_and_ignored() {
-    let mut node = TestNode::regtest();
-    let conn = node.connect_inbound("10.0.0.6:1");
-    node.receive(conn, &TestNode::peer_version(9));
-    node.receive(conn, &Message::Verack);
-    node.receive(conn, &Message::WtxidRelay);
-    node.receive(conn, &Message::SendAddrV2);
-    let neg = node.get::<Negotiated>(conn).unwrap();
-    assert!(!neg.wtxidrelay && !neg.sendaddrv2);
-    let score = node.get::<Score>(conn).unwrap();
-    assert!(score.events.contains(&(Misbehavior::WtxidRelayAfterVerack, 1)));
-    assert!(score.events.contains(&(Misbehavior::SendAddrV2AfterVerack, 1)));
+fn wtxidrelay_or_sendaddrv2_after_verack_disconnects_as_core_does_without_a_score() {
+    for late in [Message::WtxidRelay, Message::SendAddrV2] {
+        let mut node = TestNode::regtest();
+        let conn = node.connect_inbound("10.0.0.6:1");
+        node.receive(conn, &TestNode::peer_version(9));
+        node.receive(conn, &Message::Verack);
+        assert_eq!(node.state(conn), Some(PeerState::Ready));
+        node.receive(conn, &late);
+        assert_eq!(node.closed_reason(conn), Some(DisconnectReason::NegotiationAfterVerack), "{late:?}");
+        assert_eq!(node.metrics().disconnects_for(DisconnectReason::NegotiationAfterVerack), 1);
+        assert_eq!(node.metrics().discouraged, 0, "not discouraged: Core only disconnects");
+    }
 }
 
 #[test]
