@@ -27,8 +27,13 @@ pub fn check_units(tx: &Transaction) -> usize {
     (tx.input.len() + tx.weight().to_wu() as usize / 4_000).max(1)
 }
 
+/// The work of checking a pool entry again after a reorg (its scripts are not run again).
+pub fn recheck_units(tx: &Transaction) -> usize {
+    1 + tx.weight().to_wu() as usize / 4_000
+}
+
 /// Queues around the accept system.
-#[derive(Resource, Debug, Default)]
+#[derive(Resource, Debug)]
 pub struct TxIntake {
     /// From peers (or the operator when `None`), in arrival order, with each one's serialized size.
     queue: VecDeque<(Option<Entity>, Arc<Transaction>, usize)>,
@@ -37,14 +42,31 @@ pub struct TxIntake {
     /// Orphans whose missing parent arrived, retried before new arrivals.
     pub retry: VecDeque<(Option<Entity>, Arc<Transaction>)>,
     /// Transactions of disconnected blocks, resubmitted once the chain settles.
-    pub reorged: Vec<Arc<Transaction>>,
+    pub reorged: VecDeque<Arc<Transaction>>,
     /// The pool's own transactions after a reorg, checked again after the disconnected blocks'
     /// (their scripts were verified when they entered), so links and coins are right again.
-    pub repool: Vec<Arc<Transaction>>,
+    pub repool: VecDeque<Arc<Transaction>>,
+    /// Check work a tick may do ([`TX_CHECK_UNITS_PER_TICK`]; lower in tests).
+    pub check_units_per_tick: usize,
     /// Accepted since the announcer last ran: it queues them for every peer.
     pub accepted: Vec<Txid>,
     /// Next sweep of expired pool entries and orphans (clock ms).
     pub next_expiry_ms: u64,
+}
+
+impl Default for TxIntake {
+    fn default() -> Self {
+        TxIntake {
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            retry: VecDeque::new(),
+            reorged: VecDeque::new(),
+            repool: VecDeque::new(),
+            check_units_per_tick: TX_CHECK_UNITS_PER_TICK,
+            accepted: Vec::new(),
+            next_expiry_ms: 0,
+        }
+    }
 }
 
 impl TxIntake {

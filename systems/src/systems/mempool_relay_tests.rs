@@ -624,3 +624,37 @@ fn the_intake_is_bounded_in_bytes_and_one_tick_checks_a_bounded_amount_of_work()
     assert!(units > 70, "{units}");
     assert_eq!(per_tick, TX_CHECK_UNITS_PER_TICK.div_ceil(units), "checked in one tick");
 }
+
+#[test]
+fn a_reorgs_recheck_of_the_pool_is_spread_over_ticks_and_arrivals_wait_for_it() {
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.32:8333", true);
+    let txs = fixture_mempool();
+    for tx in &txs[..52] {
+        node.receive(peer, &wire(tx));
+    }
+    node.tick();
+    assert_eq!(node.world.resource::<Mempool>().len(), 52);
+    // A tick may check ten entries' worth; a block with only its coinbase is disconnected.
+    node.world.resource_mut::<TxIntake>().check_units_per_tick = 10;
+    let coinbase = fixture_blocks()[0].txdata[0].clone();
+    node.world.resource_mut::<BlockTxInbox>().0.push(BlockTxEvent::Disconnected {
+        hash: BlockHash::all_zeros(),
+        height: 2_100,
+        txs: Arc::new(vec![coinbase]),
+    });
+    node.tick();
+    assert_eq!(node.world.resource::<Mempool>().len(), 10, "ten entries back after one tick");
+    // An arrival meanwhile waits until the pool is whole again.
+    node.receive(peer, &wire(&txs[52]));
+    let mut ticks = 2; // the disconnect's and the arrival's
+    while !node.world.resource::<TxIntake>().repool.is_empty() {
+        assert_eq!(node.world.resource::<TxIntake>().len(), 1, "the arrival waits");
+        node.tick();
+        ticks += 1;
+    }
+    assert_eq!(ticks, 6, "52 entries at 10 a tick");
+    node.tick();
+    assert_eq!(node.world.resource::<Mempool>().len(), 53);
+    assert!(node.world.resource::<TxIntake>().is_empty());
+}

@@ -7,7 +7,7 @@
 use crate::chain::{HeaderTree, Ibd};
 use crate::components::{Direction, Stats, Violations};
 use crate::mempool::accept::{accept, AcceptError, AcceptInputs};
-use crate::mempool::intake::{check_units, TxIntake, TX_CHECK_UNITS_PER_TICK};
+use crate::mempool::intake::{check_units, recheck_units, TxIntake};
 use crate::mempool::orphanage::Orphanage;
 use crate::mempool::policy::{PolicyConfig, TxReject};
 use crate::mempool::pool::{Mempool, Removal};
@@ -99,24 +99,33 @@ pub fn tx_accept(
     let pool = &mut *ctx.pool;
     let intake = &mut *ctx.intake;
     let orphans = &mut *ctx.orphans;
+    let mut budget = intake.check_units_per_tick;
     // A reorg's transactions come back quietly: failures are expected (conflicts, spent coins).
-    for tx in std::mem::take(&mut intake.reorged) {
+    // Then the pool's own entries are checked again. Both take the tick's budget, over as many
+    // ticks as they need; new arrivals wait until they are done (links and coins must be right).
+    while budget > 0 {
+        let Some(tx) = intake.reorged.pop_front() else { break };
+        budget = budget.saturating_sub(check_units(&tx));
         if accept(pool, tx, &inputs, false).is_ok() {
             metrics.tx_reorg_returned += 1;
         }
     }
     let rechecked = AcceptInputs { scripts: &SkipScripts, ..inputs };
-    for tx in std::mem::take(&mut intake.repool) {
+    while budget > 0 && intake.reorged.is_empty() {
+        let Some(tx) = intake.repool.pop_front() else { break };
+        budget = budget.saturating_sub(recheck_units(&tx));
         if accept(pool, tx, &rechecked, false).is_err() {
             pool.count_removal(Removal::Reorg);
         }
+    }
+    if !intake.reorged.is_empty() || !intake.repool.is_empty() {
+        return;
     }
     if ctx.ibd.active {
         intake.clear();
         intake.retry.clear();
         return;
     }
-    let mut budget = TX_CHECK_UNITS_PER_TICK;
     while budget > 0 {
         let Some((from, tx)) = intake.retry.pop_front().or_else(|| intake.pop()) else { break };
         budget = budget.saturating_sub(check_units(&tx));
