@@ -55,6 +55,7 @@ fn eviction(c: &mut Criterion) {
             group: [1, (i % 200) as u8, 0, 0, 0],
             keyed_group: (i % 200) * 2_654_435_761 % 1_000_003,
             is_local: false,
+            prefer_evict: false,
         })
         .collect();
     c.bench_function("eviction choice, 10k inbound", |b| {

@@ -296,6 +296,11 @@ pub struct TxInventory {
     pub getdata: std::collections::VecDeque<crate::wire::Inventory>,
 }
 
+/// Admitted while its address was discouraged (slots were free): evicted before any other
+/// unprotected inbound peer when room is needed.
+#[derive(Component, Clone, Copy, Debug, Default)]
+pub struct PreferEvict;
+
 /// Misbehavior reported by systems this tick, applied by the scoring system.
 #[derive(Component, Debug, Default)]
 pub struct Violations(pub SmallVec<[Misbehavior; 2]>);

@@ -1,6 +1,7 @@
 //! Bans and discouragement. A ban (manual, or escalated from repeated discouragement) is a subnet with
-//! an expiry, persisted by the shell on every change; discouragement is a short-lived, in-memory mark
-//! on one address: refused inbound, never dialed. Discouraged again while it stands → banned.
+//! an expiry, persisted by the shell on every change; discouragement is a short-lived, in-memory,
+//! bounded mark on one address: admitted inbound only while slots are free and evicted first, never
+//! dialed. A fresh offence (on a connection made after the discouragement) while it stands → banned.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -155,11 +156,72 @@ pub enum BanChange {
     Clear,
 }
 
-/// Bans and discouragement, owned by the Peer Manager.
+/// Addresses discouraged at most (Core keeps 50,000 in a rolling filter): the oldest are forgotten
+/// first, so fresh addresses an attacker owns cannot grow the list.
+pub const DISCOURAGED_MAX: usize = 50_000;
+/// Automatic (escalated) bans kept at most; the oldest is lifted first. Operator bans are never.
+pub const AUTOMATIC_BANS_MAX: usize = 10_000;
+
+/// Discouraged addresses: since when (clock ms) and until when (unix s), bounded, oldest first.
+#[derive(Debug, Default)]
+struct Discouraged {
+    by_ip: ahash::AHashMap<IpAddr, (u64, i64)>,
+    /// Insertion order (ip, since): entries whose `since` no longer matches are stale.
+    order: std::collections::VecDeque<(IpAddr, u64)>,
+}
+
+impl Discouraged {
+    fn get(&self, ip: &IpAddr) -> Option<(u64, i64)> {
+        self.by_ip.get(ip).copied()
+    }
+
+    fn insert(&mut self, ip: IpAddr, since_ms: u64, until_s: i64) {
+        self.by_ip.insert(ip, (since_ms, until_s));
+        self.order.push_back((ip, since_ms));
+        while self.by_ip.len() > DISCOURAGED_MAX || self.order.len() > 2 * DISCOURAGED_MAX {
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        let Some((ip, since)) = self.order.pop_front() else { return };
+        if self.by_ip.get(&ip).is_some_and(|e| e.0 == since) {
+            self.by_ip.remove(&ip);
+        }
+    }
+
+    fn remove(&mut self, ip: &IpAddr) {
+        self.by_ip.remove(ip);
+    }
+
+    /// Drops what expired (all last equally long, so the oldest expire first).
+    fn sweep(&mut self, now_s: i64) {
+        while let Some(&(ip, since)) = self.order.front() {
+            match self.by_ip.get(&ip) {
+                Some(e) if e.0 == since && e.1 > now_s => break,
+                _ => self.pop_oldest(),
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_ip.clear();
+        self.order.clear();
+    }
+}
+
+/// Bans and discouragement, owned by the Peer Manager. A lookup tries only the prefix lengths
+/// that bans use (a handful), so it costs a few map lookups however many bans there are.
 #[derive(Resource, Debug, Default)]
 pub struct BanList {
     bans: BTreeMap<Subnet, BanEntry>,
-    discouraged: ahash::AHashMap<IpAddr, i64>,
+    /// How many bans use each (is IPv4, prefix length).
+    prefixes: BTreeMap<(bool, u8), usize>,
+    discouraged: Discouraged,
+    /// Automatic bans, oldest first.
+    automatic: std::collections::VecDeque<Subnet>,
+    /// Subnets banned since the connection manager last looked: it checks only the peers in them.
+    fresh: Vec<Subnet>,
     /// Changes not yet persisted; the shell drains and commits them after each tick.
     pub pending: Vec<BanChange>,
 }
@@ -167,18 +229,55 @@ pub struct BanList {
 impl BanList {
     /// Restores bans loaded from disk (no change is queued).
     pub fn load(entries: impl IntoIterator<Item = (Subnet, BanEntry)>) -> Self {
-        BanList { bans: entries.into_iter().collect(), ..Default::default() }
+        let mut list = BanList::default();
+        for (subnet, entry) in entries {
+            list.insert(subnet, entry);
+        }
+        list.fresh.clear();
+        list
     }
 
-    /// Bans a subnet until `until_s`.
+    fn insert(&mut self, subnet: Subnet, entry: BanEntry) {
+        if self.bans.insert(subnet, entry).is_none() {
+            *self.prefixes.entry((subnet.network.is_ipv4(), subnet.prefix)).or_default() += 1;
+        }
+        if entry.reason == BanReason::Escalated {
+            self.automatic.push_back(subnet);
+        }
+        self.fresh.push(subnet);
+    }
+
+    fn remove(&mut self, subnet: &Subnet) -> bool {
+        if self.bans.remove(subnet).is_none() {
+            return false;
+        }
+        let key = (subnet.network.is_ipv4(), subnet.prefix);
+        if let Some(n) = self.prefixes.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.prefixes.remove(&key);
+            }
+        }
+        true
+    }
+
+    /// Bans a subnet until `until_s`. Past [`AUTOMATIC_BANS_MAX`] automatic bans, the oldest
+    /// automatic one is lifted.
     pub fn ban(&mut self, subnet: Subnet, entry: BanEntry) {
-        self.bans.insert(subnet, entry);
+        self.insert(subnet, entry);
         self.pending.push(BanChange::Set(subnet, entry));
+        while self.automatic.len() > AUTOMATIC_BANS_MAX {
+            let Some(oldest) = self.automatic.pop_front() else { break };
+            // Still the automatic ban it was (not lifted, not replaced by an operator's)?
+            if self.bans.get(&oldest).is_some_and(|e| e.reason == BanReason::Escalated) {
+                self.unban(&oldest);
+            }
+        }
     }
 
     /// Lifts a ban; false when there was none.
     pub fn unban(&mut self, subnet: &Subnet) -> bool {
-        let had = self.bans.remove(subnet).is_some();
+        let had = self.remove(subnet);
         if had {
             self.pending.push(BanChange::Remove(*subnet));
         }
@@ -188,25 +287,38 @@ impl BanList {
     /// Lifts every ban and discouragement.
     pub fn clear(&mut self) {
         self.bans.clear();
+        self.prefixes.clear();
+        self.automatic.clear();
         self.discouraged.clear();
         self.pending.push(BanChange::Clear);
     }
 
     /// Whether any unexpired ban covers `ip`.
     pub fn is_banned(&self, ip: IpAddr, now_s: i64) -> bool {
-        self.bans.iter().any(|(s, e)| e.until_s > now_s && s.contains(ip))
+        let ip = canonical(ip);
+        let v4 = ip.is_ipv4();
+        self.prefixes.keys().filter(|(f, _)| *f == v4).any(|&(_, prefix)| {
+            Subnet::new(ip, prefix).is_ok_and(|s| self.bans.get(&s).is_some_and(|e| e.until_s > now_s))
+        })
     }
 
     /// Whether `ip` is discouraged now.
     pub fn is_discouraged(&self, ip: IpAddr, now_s: i64) -> bool {
-        self.discouraged.get(&canonical(ip)).is_some_and(|&until| until > now_s)
+        self.discouraged.get(&canonical(ip)).is_some_and(|(_, until)| until > now_s)
     }
 
-    /// Discourages `ip` for `for_s`; if it already was, bans it for `ban_s` instead. Returns true when
-    /// this escalated to a ban.
-    pub fn discourage(&mut self, ip: IpAddr, now_s: i64, for_s: i64, ban_s: i64) -> bool {
+    /// A peer connected at `connected_ms` misbehaved: its address is discouraged for `for_s`. If it
+    /// already was, and this connection was made after that (a fresh offence), it is banned for
+    /// `ban_s` instead; an offence on a connection older than the discouragement is the same
+    /// episode (two connections racing, or many hosts behind one address) and changes nothing.
+    /// Returns true when this escalated to a ban.
+    pub fn discourage(&mut self, ip: IpAddr, now_ms: u64, connected_ms: u64, for_s: i64, ban_s: i64) -> bool {
         let ip = canonical(ip);
-        if self.is_discouraged(ip, now_s) {
+        let now_s = (now_ms / 1000) as i64;
+        if let Some((since_ms, _)) = self.discouraged.get(&ip).filter(|(_, until)| *until > now_s) {
+            if connected_ms < since_ms {
+                return false;
+            }
             self.discouraged.remove(&ip);
             self.ban(
                 Subnet::host(ip),
@@ -214,8 +326,18 @@ impl BanList {
             );
             return true;
         }
-        self.discouraged.insert(ip, now_s + for_s);
+        self.discouraged.insert(ip, now_ms, now_s + for_s);
         false
+    }
+
+    /// Whether bans were made since the last [`BanList::take_fresh`].
+    pub fn has_fresh(&self) -> bool {
+        !self.fresh.is_empty()
+    }
+
+    /// Subnets banned since the last call (for the connection manager to enforce).
+    pub fn take_fresh(&mut self) -> Vec<Subnet> {
+        std::mem::take(&mut self.fresh)
     }
 
     /// Drops expired bans and discouragements; returns how many bans ended.
@@ -224,7 +346,7 @@ impl BanList {
         for s in &expired {
             self.unban(s);
         }
-        self.discouraged.retain(|_, until| *until > now_s);
+        self.discouraged.sweep(now_s);
         expired.len()
     }
 
@@ -235,7 +357,7 @@ impl BanList {
 
     /// Number of addresses discouraged now (some may have expired since the last sweep).
     pub fn discouraged_len(&self) -> usize {
-        self.discouraged.len()
+        self.discouraged.by_ip.len()
     }
 }
 
@@ -265,9 +387,9 @@ mod tests {
     fn discouraged_twice_is_banned_and_bans_expire() {
         let mut b = BanList::default();
         let ip: IpAddr = "8.8.8.8".parse().unwrap();
-        assert!(!b.discourage(ip, 1000, 600, 86_400));
+        assert!(!b.discourage(ip, 1_000_000, 999_000, 600, 86_400));
         assert!(b.is_discouraged(ip, 1001) && !b.is_banned(ip, 1001));
-        assert!(b.discourage(ip, 1100, 600, 86_400), "again while discouraged → ban");
+        assert!(b.discourage(ip, 1_100_000, 1_050_000, 600, 86_400), "a fresh offence while discouraged → ban");
         assert!(b.is_banned(ip, 1101));
         assert!(matches!(b.pending.last(), Some(BanChange::Set(s, e)) if s.contains(ip) && e.until_s == 1100 + 86_400));
         assert_eq!(b.sweep(1100 + 86_399), 0);
@@ -276,11 +398,69 @@ mod tests {
     }
 
     #[test]
+    fn a_hundred_thousand_fresh_ipv6_addresses_offending_once_keep_the_list_bounded() {
+        let mut b = BanList::default();
+        let base = u128::from("2001:db8:1:2::".parse::<Ipv6Addr>().unwrap());
+        for i in 0..100_000u128 {
+            let ip = IpAddr::V6(Ipv6Addr::from(base + i + 1));
+            assert!(!b.discourage(ip, 1_000_000 + i as u64, 999_000, 86_400, 86_400));
+        }
+        assert_eq!(b.discouraged_len(), DISCOURAGED_MAX);
+        assert!(b.discouraged.order.len() <= 2 * DISCOURAGED_MAX);
+        // The newest are remembered, the oldest forgotten (as Core's rolling filter forgets).
+        let newest = IpAddr::V6(Ipv6Addr::from(base + 100_000));
+        let oldest = IpAddr::V6(Ipv6Addr::from(base + 1));
+        assert!(b.is_discouraged(newest, 1_100) && !b.is_discouraged(oldest, 1_100));
+        assert_eq!(b.bans().count(), 0);
+    }
+
+    #[test]
+    fn automatic_bans_are_capped_oldest_first_and_operator_bans_are_never_dropped() {
+        let mut b = BanList::default();
+        let manual: Subnet = "10.0.0.0/8".parse().unwrap();
+        b.ban(manual, BanEntry { created_s: 0, until_s: i64::MAX, reason: BanReason::Manual });
+        for i in 0..AUTOMATIC_BANS_MAX as u32 + 5 {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i));
+            b.discourage(ip, 1_000, 0, 86_400, 86_400);
+            assert!(b.discourage(ip, 2_000, 1_500, 86_400, 86_400));
+        }
+        assert_eq!(b.bans().count(), AUTOMATIC_BANS_MAX + 1);
+        assert!(b.is_banned("10.1.2.3".parse().unwrap(), 10));
+        assert!(!b.is_banned(IpAddr::V4(Ipv4Addr::from(0x0b00_0000)), 10), "the oldest automatic ban went");
+        assert!(b.is_banned(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + 5)), 10));
+    }
+
+    #[test]
+    fn lookups_find_bans_of_any_prefix_and_lifting_one_forgets_its_prefix() {
+        let mut b = BanList::default();
+        let e = BanEntry { created_s: 0, until_s: 100, reason: BanReason::Manual };
+        for s in ["1.2.3.4", "5.6.0.0/16", "2001:db8::/48", "::ffff:9.9.9.9"] {
+            b.ban(s.parse().unwrap(), e);
+        }
+        for (ip, banned) in [
+            ("1.2.3.4", true),
+            ("1.2.3.5", false),
+            ("5.6.200.1", true),
+            ("5.7.0.1", false),
+            ("2001:db8:0:ffff::1", true),
+            ("2001:db8:1::1", false),
+            ("9.9.9.9", true),
+            ("::ffff:5.6.1.1", true),
+        ] {
+            assert_eq!(b.is_banned(ip.parse().unwrap(), 50), banned, "{ip}");
+            assert!(!b.is_banned(ip.parse().unwrap(), 100), "{ip}: expired");
+        }
+        b.unban(&"5.6.0.0/16".parse().unwrap());
+        assert!(!b.is_banned("5.6.200.1".parse().unwrap(), 50));
+        assert!(!b.prefixes.contains_key(&(true, 16)));
+    }
+
+    #[test]
     fn discouragement_expires() {
         let mut b = BanList::default();
         let ip: IpAddr = "8.8.4.4".parse().unwrap();
-        b.discourage(ip, 0, 10, 100);
+        b.discourage(ip, 0, 0, 10, 100);
         assert!(!b.is_discouraged(ip, 10));
-        assert!(!b.discourage(ip, 10, 10, 100), "expired discouragement does not escalate");
+        assert!(!b.discourage(ip, 10_000, 10_000, 10, 100), "expired discouragement does not escalate");
     }
 }

@@ -68,8 +68,10 @@ labelled! {
         NoSlot = "no_slot",
         /// Evicted to make room for a new inbound.
         Evicted = "evicted",
-        /// Refused or dropped: address banned or discouraged.
+        /// Refused or dropped: address banned.
         Banned = "banned",
+        /// Refused: address discouraged and the inbound slots (nearly) full (Core's rule).
+        Discouraged = "discouraged",
         /// A feeler's job was done.
         FeelerDone = "feeler_done",
         /// Operator asked (RPC disconnectnode).

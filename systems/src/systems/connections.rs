@@ -76,9 +76,14 @@ pub fn connections(
             commands.entity(entity).insert(Disconnect { reason: DisconnectReason::FeelerDone });
         }
     }
-    if ctx.bans.is_changed() {
+    // New bans reach the peers they cover: only those subnets are checked (read first, so an
+    // idle tick does not mark the list changed).
+    if ctx.bans.is_changed() && ctx.bans.has_fresh() {
+        let fresh = ctx.bans.take_fresh();
         for (entity, socket, _, perms, disconnecting) in &peers {
-            if !disconnecting && !perms.noban && ctx.bans.is_banned(socket.addr.ip(), now_s) {
+            let ip = socket.addr.ip();
+            let covered = fresh.iter().any(|s| s.contains(ip));
+            if covered && !disconnecting && !perms.noban && ctx.bans.is_banned(ip, now_s) {
                 commands.entity(entity).insert(Disconnect { reason: DisconnectReason::Banned });
             }
         }

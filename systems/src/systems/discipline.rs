@@ -25,7 +25,7 @@ pub fn discipline(
             continue;
         }
         metrics.discouraged += 1;
-        if bans.discourage(ip, clock.unix_s(), policy.discourage_s, policy.ban_s) {
+        if bans.discourage(ip, clock.now_ms, socket.connected_ms, policy.discourage_s, policy.ban_s) {
             metrics.bans_escalated += 1;
             tracing::info!(peer = socket.conn.0, addr = %socket.addr, ban_s = policy.ban_s, "banned: misbehaved again while discouraged");
         } else {

@@ -25,6 +25,9 @@ pub struct EvictionCandidate {
     pub keyed_group: u64,
     /// Loopback peer (protected with the uptime half, as Core protects local/onion peers).
     pub is_local: bool,
+    /// Admitted while discouraged: among the unprotected, evicted before anyone else (Core's
+    /// m_prefer_evict).
+    pub prefer_evict: bool,
 }
 
 /// Removes up to `k` candidates that rank highest by `key` (they are protected).
@@ -67,6 +70,9 @@ pub fn select_to_evict(mut c: Vec<EvictionCandidate>) -> Option<Entity> {
     if c.is_empty() {
         return None;
     }
+    if c.iter().any(|x| x.prefer_evict) {
+        c.retain(|x| x.prefer_evict);
+    }
     // The largest netgroup; ties go to the group whose newest member is youngest.
     let mut groups: Vec<([u8; 5], usize, u64)> = Vec::new();
     for x in &c {
@@ -98,7 +104,27 @@ mod tests {
             group: [1, group, 0, 0, 0],
             keyed_group: group as u64 * 7919 % 101,
             is_local: false,
+            prefer_evict: false,
         }
+    }
+
+    #[test]
+    fn a_discouraged_peer_goes_first_once_the_protected_are_set_aside() {
+        let mut w = World::new();
+        let mut c: Vec<_> = (0..40).map(|i| cand(&mut w, i, (i % 3) as u8)).collect();
+        // A young, slow peer outside the largest group: plain rules take the largest group's youngest.
+        c[38].prefer_evict = true;
+        let marked = c[38].entity;
+        let plain: Vec<_> = c
+            .iter()
+            .cloned()
+            .map(|mut x| {
+                x.prefer_evict = false;
+                x
+            })
+            .collect();
+        assert_ne!(select_to_evict(plain), Some(marked));
+        assert_eq!(select_to_evict(c), Some(marked));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The Peer Manager's systems together (admission, discipline, connections) on a world with no IO.
 
-use crate::components::{Direction, PeerState, Permissions, Score};
+use crate::components::{Direction, PeerState, Permissions, PreferEvict, Score};
 use crate::harness::TestNode;
 use crate::resources::{
     AddrBook, BanEntry, BanList, BanReason, DisconnectReason, Limits, PeerAddr, PeerPolicy, Subnet,
@@ -34,21 +34,53 @@ fn a_banned_address_is_refused_at_accept_before_any_handshake_work() {
 }
 
 #[test]
-fn misbehavior_discourages_and_a_second_offence_while_discouraged_bans() {
+fn misbehavior_discourages_and_a_fresh_offence_while_discouraged_bans() {
     let mut node = TestNode::regtest();
     let a = node.connect_inbound("10.1.1.1:1000");
     let b = node.connect_inbound("10.1.1.1:1001");
+    node.elapse(10);
     misbehave(&mut node, a);
     assert_eq!(node.closed_reason(a), Some(DisconnectReason::Misbehavior));
     assert_eq!(node.metrics().discouraged, 1);
+    // Slots are free: a discouraged address still gets in (as Core), marked to be evicted first.
+    node.elapse(10);
     let c = node.connect_inbound("10.1.1.1:1002");
-    assert_eq!(node.closed_reason(c), Some(DisconnectReason::Banned), "discouraged: refused inbound");
+    assert_eq!(node.closed_reason(c), None);
+    assert!(node.get::<PreferEvict>(c).is_some());
+    // b connected before the discouragement: its offence is the same episode (two connections
+    // racing, or hosts behind one address), not a fresh one — no ban.
     misbehave(&mut node, b);
+    assert_eq!(node.metrics().bans_escalated, 0);
+    assert_eq!(node.world.resource::<BanList>().bans().count(), 0);
+    // c came after it: a fresh offence while discouraged bans the address.
+    misbehave(&mut node, c);
     assert_eq!(node.metrics().bans_escalated, 1);
     let bans: Vec<_> = node.world.resource::<BanList>().bans().map(|(s, e)| (*s, *e)).collect();
     assert_eq!(bans.len(), 1);
     assert_eq!(bans[0].0, Subnet::host("10.1.1.1".parse().unwrap()));
     assert_eq!(bans[0].1.until_s - bans[0].1.created_s, 24 * 3600, "default ban is 24 h");
+}
+
+#[test]
+fn a_discouraged_address_is_refused_when_the_slots_are_nearly_full() {
+    let mut node = TestNode::new(
+        {
+            let mut c = crate::resources::Config::new(crate::wire::Network::Regtest);
+            c.limits.max_inbound = 3;
+            c
+        },
+        3,
+    );
+    let a = node.connect_inbound("10.1.1.1:1000");
+    misbehave(&mut node, a);
+    let _x = node.connect_inbound("10.2.0.1:1");
+    let _y = node.connect_inbound("10.3.0.1:1");
+    // Two of three slots taken: the discouraged address is refused, a clean one admitted.
+    node.elapse(10);
+    let d = node.connect_inbound("10.1.1.1:1001");
+    assert_eq!(node.closed_reason(d), Some(DisconnectReason::Discouraged));
+    let clean = node.connect_inbound("10.4.0.1:1");
+    assert_eq!(node.closed_reason(clean), None);
 }
 
 #[test]
@@ -60,12 +92,13 @@ fn loopback_peers_are_disconnected_but_not_discouraged_unless_asked() {
     assert_eq!(node.metrics().discouraged, 0);
     let again = node.connect_inbound("127.0.0.1:1001");
     assert_eq!(node.closed_reason(again), None);
+    assert!(node.get::<PreferEvict>(again).is_none());
 
     node.resource_mut::<PeerPolicy>().discourage_local = true;
     misbehave(&mut node, again);
     assert_eq!(node.metrics().discouraged, 1);
     let third = node.connect_inbound("127.0.0.1:1002");
-    assert_eq!(node.closed_reason(third), Some(DisconnectReason::Banned));
+    assert!(node.get::<PreferEvict>(third).is_some(), "discouraged now");
 }
 
 #[test]
@@ -212,4 +245,43 @@ fn terrible_addresses_age_out_of_the_book() {
     let book = node.world.resource::<AddrBook>();
     assert!(book.get(&PeerAddr::from_socket(stale)).is_none());
     assert!(book.get(&PeerAddr::from_socket(fresh)).is_some());
+}
+
+#[test]
+fn a_burst_of_connects_from_one_group_in_one_tick_evicts_no_more_than_one_at_a_time_would() {
+    use crate::components::ConnId;
+    use crate::resources::{Inbox, NetEvent};
+    let mut node = TestNode::new(
+        {
+            let mut c = crate::resources::Config::new(crate::wire::Network::Regtest);
+            c.limits.max_inbound = 32;
+            c
+        },
+        5,
+    );
+    let honest: Vec<ConnId> = (0..32)
+        .map(|i| {
+            let conn = node.connect_inbound(&format!("10.{}.0.1:8333", i + 1));
+            node.elapse(1_000);
+            conn
+        })
+        .collect();
+    // 60 connects from one /16 arrive together and are admitted in one tick.
+    {
+        let mut inbox = node.world.resource_mut::<Inbox>();
+        for i in 0..60u64 {
+            let addr = format!("99.1.{}.{}:8333", i / 200, i % 200 + 1).parse().unwrap();
+            inbox.0.push(NetEvent::Connected {
+                conn: ConnId(10_000 + i),
+                addr,
+                local: None,
+                direction: Direction::Inbound,
+            });
+        }
+    }
+    node.tick();
+    let evicted_honest = honest.iter().filter(|&&c| node.closed_reason(c) == Some(DisconnectReason::Evicted)).count();
+    assert!(evicted_honest <= 1, "{evicted_honest} honest peers evicted by one burst");
+    let open_honest = honest.iter().filter(|&&c| node.closed_reason(c).is_none()).count();
+    assert!(open_honest >= 31);
 }
