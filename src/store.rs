@@ -65,6 +65,8 @@ pub struct Store {
     addrs: Database<Bytes, Bytes>,
     meta: Database<Str, Bytes>,
     headers: Database<Bytes, Bytes>,
+    /// Ban commits still to fail on purpose (fault injection for tests of the retry path).
+    ban_faults: std::sync::atomic::AtomicUsize,
 }
 
 /// Checks LMDB's two meta pages against the data file's length, so a truncated file is reported
@@ -123,7 +125,7 @@ impl Store {
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         let headers = env.create_database(&mut wtxn, Some("headers"))?;
         wtxn.commit()?;
-        Ok(Store { env, bans, addrs, meta, headers })
+        Ok(Store { env, bans, addrs, meta, headers, ban_faults: Default::default() })
     }
 
     /// Moves a damaged store aside (kept as `<dir>.corrupt-<unix_s>`) so a fresh one can start.
@@ -151,10 +153,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Makes the next `n` ban commits fail, as a full disk would (tests of the retry path).
+    pub fn inject_ban_commit_failures(&self, n: usize) {
+        self.ban_faults.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Applies ban changes in one durable transaction.
     pub fn apply_ban_changes(&self, changes: &[BanChange]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
+        }
+        use std::sync::atomic::Ordering;
+        if self.ban_faults.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError::Record("injected ban commit failure".into()));
         }
         let mut wtxn = self.env.write_txn()?;
         for c in changes {

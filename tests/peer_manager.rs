@@ -171,3 +171,28 @@ fn kill_9_right_after_a_ban_loses_nothing() {
     assert!(closed_without_a_word(&mut c, Duration::from_secs(5)), "still banned after kill -9");
     assert!(start.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn a_ban_whose_commit_fails_is_kept_retried_and_on_disk_after_a_restart() {
+    use oni::node::persist::DurableStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = node_at(tmp.path(), None);
+    // The store refuses the next two ban commits (a full disk, say).
+    node.with_world(|w| w.resource::<DurableStore>().0.inject_ban_commit_failures(2)).unwrap();
+    node.with_world(|w| {
+        let now_s = w.resource::<Clock>().unix_s();
+        let entry = BanEntry { created_s: now_s, until_s: now_s + 3600, reason: BanReason::Escalated };
+        w.resource_mut::<BanList>().ban("192.0.2.0/24".parse().unwrap(), entry);
+    })
+    .unwrap();
+    // Retried after each tick until it lands; the failures are counted.
+    assert!(wait_until(Duration::from_secs(5), || metrics(&node).ban_commit_failures == 2));
+    assert!(wait_until(Duration::from_secs(5), || {
+        node.with_world(|w| w.resource::<BanList>().pending.is_empty()).unwrap()
+    }));
+    node.shutdown();
+    let node = node_at(tmp.path(), None);
+    let bans: Vec<Subnet> = node.with_world(|w| w.resource::<BanList>().bans().map(|(s, _)| *s).collect()).unwrap();
+    assert_eq!(bans, vec!["192.0.2.0/24".parse::<Subnet>().unwrap()], "the ban survived its failed commits");
+    node.shutdown();
+}

@@ -149,18 +149,13 @@ impl WorldLoop {
             && self.world.resource::<AddrBook>().is_empty()
     }
 
-    /// Commits ban changes made during the last tick or call: a ban is durable once this returns.
+    /// Commits ban changes made during the last tick or call, through the one commit path the RPC
+    /// calls use too: a failed commit keeps the changes queued, and they are tried again after the
+    /// next tick (the bans themselves hold in memory meanwhile).
     fn persist_bans(&mut self) {
-        // Read first: taking the list mutably would mark it changed and make the connections
-        // system re-check every peer against the bans on every tick.
-        if self.world.resource::<BanList>().pending.is_empty() {
-            return;
-        }
-        let changes = std::mem::take(&mut self.world.resource_mut::<BanList>().pending);
-        if let (Some(store), false) = (&self.store, changes.is_empty()) {
-            if let Err(e) = store.apply_ban_changes(&changes) {
-                tracing::error!("cannot persist bans: {e}");
-            }
+        if let Err(e) = super::persist::commit_bans(&mut self.world) {
+            self.world.resource_mut::<oni_systems::resources::Metrics>().ban_commit_failures += 1;
+            tracing::error!("cannot persist bans (kept, retried after the next tick): {e}");
         }
     }
 

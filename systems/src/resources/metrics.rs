@@ -153,6 +153,8 @@ pub struct Metrics {
     pub discouraged: u64,
     /// Bans made by escalation (discouraged again while discouraged).
     pub bans_escalated: u64,
+    /// Ban commits to the store that failed (kept and retried).
+    pub ban_commit_failures: u64,
     /// Times a socket's reader was paused for a full receive buffer.
     pub recv_pauses: u64,
     /// Inbound connections closed at accept because the shell held its cap of inbound sockets.
@@ -211,6 +213,7 @@ impl Default for Metrics {
             tx_forward_ms: Histogram::latency_ms(),
             discouraged: 0,
             bans_escalated: 0,
+            ban_commit_failures: 0,
             recv_pauses: 0,
             inbound_refused_at_accept: 0,
             ticks: 0,
