@@ -1,7 +1,7 @@
-//! Ban durability for calls made from outside the world loop: the store is also a world resource,
-//! so an RPC call that changes bans commits them inside its own world call, before it answers (a
-//! kill -9 after `setban` returns must not lose the ban). The world loop commits whatever else the
-//! systems queue after each tick.
+//! Ban durability, one path: the store is also a world resource, so an RPC call that changes bans
+//! commits them inside its own world call, before it answers (a kill -9 after `setban` returns must
+//! not lose the ban), and the world loop commits what the systems queue after each tick through the
+//! same [`commit_bans`]; a failed commit keeps the changes queued for the next attempt.
 
 use crate::store::{Store, StoreError};
 use bevy_ecs::prelude::*;
