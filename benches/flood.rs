@@ -7,8 +7,8 @@
 
 use bitcoin::hashes::Hash;
 use oni_systems::harness::TestNode;
-use oni_systems::wire::HEADER_LEN;
 use oni_systems::wire::{checksum, Command, FrameHeader, FrameSplitter, InvList, InvType, Message, Network};
+use oni_systems::wire::{RawFrame, HEADER_LEN};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -118,6 +118,25 @@ fn raw_frame(name: &[u8], payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Reads what is there (or waits the socket's read timeout) and hands each whole frame to `on`.
+/// `None` when the connection closed.
+fn read_some(s: &mut TcpStream, split: &mut FrameSplitter, buf: &mut [u8], mut on: impl FnMut(RawFrame)) -> Option<()> {
+    let n = match s.read(buf) {
+        Ok(0) => return None,
+        Ok(n) => n,
+        Err(_) => return Some(()),
+    };
+    let mut at = 0;
+    while at < n {
+        let (used, f) = split.push(&buf[at..n]);
+        at += used;
+        if let Ok(Some(f)) = f {
+            on(f);
+        }
+    }
+    Some(())
+}
+
 /// Connects and completes the handshake (reading until the target's verack).
 fn handshake(addr: SocketAddr, nonce: u64) -> Option<(TcpStream, FrameSplitter)> {
     let mut s = TcpStream::connect(addr).ok()?;
@@ -128,24 +147,11 @@ fn handshake(addr: SocketAddr, nonce: u64) -> Option<(TcpStream, FrameSplitter)>
     let mut split = FrameSplitter::new(NET);
     let start = Instant::now();
     let mut buf = vec![0u8; 65536];
-    while start.elapsed() < Duration::from_secs(10) {
-        let n = match s.read(&mut buf) {
-            Ok(0) => return None,
-            Ok(n) => n,
-            Err(_) => continue,
-        };
-        let mut at = 0;
-        while at < n {
-            let (used, f) = split.push(&buf[at..n]);
-            at += used;
-            if let Ok(Some(f)) = f {
-                if f.header.command == Command::Verack {
-                    return Some((s, split));
-                }
-            }
-        }
+    let mut ready = false;
+    while !ready && start.elapsed() < Duration::from_secs(10) {
+        read_some(&mut s, &mut split, &mut buf, |f| ready |= f.header.command == Command::Verack)?;
     }
-    None
+    ready.then_some((s, split))
 }
 
 /// The honest peer: a ping every 100 ms, round trips in ms (a lost pong counts as the run's end).
@@ -161,26 +167,19 @@ fn honest(addr: SocketAddr, stop: Arc<AtomicBool>) -> (Vec<f64>, bool) {
             return (rtts, true);
         }
         let mut got = false;
+        let mut pings = Vec::new();
         while !got && sent.elapsed() < Duration::from_secs(30) && !stop.load(Ordering::Relaxed) {
-            let n = match s.read(&mut buf) {
-                Ok(0) => return (rtts, true),
-                Ok(n) => n,
-                Err(_) => continue,
-            };
-            let mut at = 0;
-            while at < n {
-                let (used, f) = split.push(&buf[at..n]);
-                at += used;
-                if let Ok(Some(f)) = f {
-                    if let Ok(Some(Message::Pong(p))) = Message::decode(f.header.command, &f.payload) {
-                        if p == nonce {
-                            got = true;
-                        }
-                    }
-                    if let Ok(Some(Message::Ping(p))) = Message::decode(f.header.command, &f.payload) {
-                        let _ = s.write_all(&frame(&Message::Pong(p)));
-                    }
-                }
+            let read =
+                read_some(&mut s, &mut split, &mut buf, |f| match Message::decode(f.header.command, &f.payload) {
+                    Ok(Some(Message::Pong(p))) => got |= p == nonce,
+                    Ok(Some(Message::Ping(p))) => pings.push(p),
+                    _ => {}
+                });
+            if read.is_none() {
+                return (rtts, true);
+            }
+            for p in pings.drain(..) {
+                let _ = s.write_all(&frame(&Message::Pong(p)));
             }
         }
         if got {
