@@ -208,3 +208,102 @@ fn a_taken_default_port_disables_rpc_but_a_chosen_one_is_an_error() {
     assert!(e.rpc.is_none(), "the node runs on without RPC");
     node.shutdown();
 }
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestRpcNode::start(dir.path());
+    let body = format!(r#"{{"method":"uptime","id":1,"pad":"{}"}}"#, "x".repeat(2_000));
+    let head = format!(
+        "POST / HTTP/1.1\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        b64(n.auth.as_bytes()),
+        body.len()
+    );
+    let mut s = TcpStream::connect(n.rpc.local_addr()).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    // The interim answer comes with no body sent yet (curl would otherwise wait a second).
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line.trim_end(), "HTTP/1.1 100 Continue");
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "\r\n");
+    s.write_all(body.as_bytes()).unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+}
+
+#[test]
+fn two_content_lengths_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestRpcNode::start(dir.path());
+    let body = r#"{"method":"uptime","id":1}"#;
+    let raw = format!(
+        "POST / HTTP/1.1\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nContent-Length: 5\r\n\r\n{body}",
+        b64(n.auth.as_bytes()),
+        body.len()
+    );
+    let mut s = TcpStream::connect(n.rpc.local_addr()).unwrap();
+    assert_eq!(exchange(&mut s, raw.as_bytes()).status, 400);
+}
+
+#[test]
+fn a_failed_login_waits_without_holding_a_slot() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestRpcNode::start_with(dir.path(), |c| c.limits.connections_max = 1);
+    let addr = n.rpc.local_addr();
+    let body = r#"{"method":"uptime","id":1}"#;
+    // A wrong password takes the only slot; its 401 waits 250 ms...
+    let mut guesser = TcpStream::connect(addr).unwrap();
+    guesser.write_all(&request(Some("__cookie__:0000"), body, false)).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    // ...but the slot is free meanwhile: the operator's call is served, not refused with 503.
+    let t = Instant::now();
+    let (status, _) = post(addr, Some(&n.auth), body);
+    assert_eq!(status, 200);
+    assert!(t.elapsed() < Duration::from_millis(200), "served at once, not after the delay: {:?}", t.elapsed());
+    assert_eq!(read_reply(&mut guesser).status, 401);
+}
+
+/// This host's address on its default route, if it has one that is not loopback.
+fn routable_local_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?; // no packet is sent: this only picks the outgoing interface
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn binding_beyond_loopback_needs_an_allow_list_and_others_are_refused_403() {
+    use oni::rpc::{RpcServer, RpcStartError};
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestRpcNode::start(dir.path());
+    let mut cfg = oni::rpc::RpcConfig::new(oni_systems::wire::Network::Regtest, Some(dir.path()));
+    cfg.bind = "0.0.0.0:0".parse().unwrap();
+    cfg.cookie_path = Some(dir.path().join("second.cookie"));
+    let refused = RpcServer::start(&n.node, oni_systems::wire::Network::Regtest, cfg.clone());
+    assert!(matches!(refused, Err(RpcStartError::Exposed(_))), "{:?}", refused.err());
+    let Some(ip) = routable_local_ip() else {
+        eprintln!("no non-loopback address here: the 403 half of this test did not run");
+        return;
+    };
+    // Allowed: some other subnet only. This host's own address is then a stranger.
+    cfg.allow = vec!["198.51.100.0/24".parse().unwrap()];
+    let server = RpcServer::start(&n.node, oni_systems::wire::Network::Regtest, cfg.clone()).unwrap();
+    let port = server.local_addr().port();
+    let auth = std::fs::read_to_string(dir.path().join("second.cookie")).unwrap();
+    let body = r#"{"method":"uptime","id":1}"#;
+    let from_outside = try_exchange(std::net::SocketAddr::new(ip, port), &request(Some(&auth), body, false));
+    assert_eq!(from_outside, Some(403));
+    assert_eq!(post(std::net::SocketAddr::from(([127, 0, 0, 1], port)), Some(&auth), body).0, 200, "loopback always");
+    drop(server);
+    cfg.allow = vec![oni_systems::resources::Subnet::host(ip)];
+    let server = RpcServer::start(&n.node, oni_systems::wire::Network::Regtest, cfg).unwrap();
+    let auth = std::fs::read_to_string(dir.path().join("second.cookie")).unwrap();
+    assert_eq!(post(std::net::SocketAddr::new(ip, server.local_addr().port()), Some(&auth), body).0, 200);
+}

@@ -63,8 +63,15 @@ pub fn write_cookie(path: &Path, creds: &Credentials) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
+    // A fresh file, never an existing one nor one a symlink points to (O_CREAT|O_EXCL fails on a
+    // symlink): whatever was planted at the temporary name is removed (the link, not its target).
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -170,5 +177,28 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_or_loose_file_at_the_temporary_name_gets_no_cookie_written_through_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".cookie");
+        let elsewhere = dir.path().join("attacker-readable");
+        std::fs::write(&elsewhere, "untouched").unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, p.with_extension("tmp")).unwrap();
+        let c = Credentials::random_cookie().unwrap();
+        write_cookie(&p, &c).unwrap();
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched", "not written through the link");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), c.line());
+        assert!(!std::fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        // A world-readable leftover at the temporary name does not lend the cookie its mode either.
+        std::fs::write(p.with_extension("tmp"), "x").unwrap();
+        std::fs::set_permissions(p.with_extension("tmp"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_cookie(&p, &c).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

@@ -29,6 +29,10 @@ pub struct OperatorArgs {
     /// Where to write the cookie instead.
     #[arg(long, value_name = "FILE")]
     pub rpccookiefile: Option<PathBuf>,
+    /// Allow JSON-RPC clients from this subnet besides loopback (repeatable; Core's
+    /// -rpcallowip). Needed to bind --rpcbind to anything but a loopback address.
+    #[arg(long, value_name = "SUBNET")]
+    pub rpcallowip: Vec<oni_systems::resources::Subnet>,
     /// Run no JSON-RPC server.
     #[arg(long)]
     pub norpc: bool,
@@ -60,6 +64,7 @@ impl OperatorArgs {
         if let Some(c) = &self.rpccookiefile {
             cfg.cookie_path = Some(c.clone());
         }
+        cfg.allow = self.rpcallowip.clone();
         Some(cfg)
     }
 }

@@ -20,13 +20,25 @@ pub struct HttpLimits {
     pub body_bytes_max: usize,
     /// Connections served at once; more are answered 503 and closed.
     pub connections_max: usize,
-    /// A keep-alive connection idle this long is closed (Core's `-rpcservertimeout` is 30 s).
+    /// A keep-alive connection idle this long is closed, and a request must arrive whole within it
+    /// (Core's `-rpcservertimeout` is 30 s).
     pub idle_timeout_ms: u64,
+    /// A handler running this long is answered 503 (the slot is not held forever).
+    pub handler_timeout_ms: u64,
+    /// A response not taken by the client within this is abandoned and the connection closed.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { header_bytes_max: 8 * 1024, body_bytes_max: 1 << 20, connections_max: 32, idle_timeout_ms: 30_000 }
+        HttpLimits {
+            header_bytes_max: 8 * 1024,
+            body_bytes_max: 1 << 20,
+            connections_max: 32,
+            idle_timeout_ms: 30_000,
+            handler_timeout_ms: 60_000,
+            write_timeout_ms: 30_000,
+        }
     }
 }
 
@@ -63,22 +75,31 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Sent only after this long, on a connection that no longer holds a slot and closes after
+    /// (a failed login slows its sender, not everyone else).
+    pub delay_ms: u64,
 }
 
 impl Response {
     /// A response with a body of `content_type`.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, headers: vec![("Content-Type", content_type.to_string())], body: body.into() }
+        Response { status, headers: vec![("Content-Type", content_type.to_string())], body: body.into(), delay_ms: 0 }
     }
 
     /// A response with no body.
     pub fn empty(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new() }
+        Response { status, headers: Vec::new(), body: Vec::new(), delay_ms: 0 }
     }
 
     /// Adds a header.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sent after `ms`, the connection's slot freed meanwhile, then closed.
+    pub fn delayed(mut self, ms: u64) -> Response {
+        self.delay_ms = ms;
         self
     }
 }
@@ -118,7 +139,7 @@ enum ReadError {
 pub async fn serve<H, F>(listener: TcpListener, limits: HttpLimits, handler: H)
 where
     H: Fn(Request) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response> + Send,
+    F: Future<Output = Response> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.connections_max));
     loop {
@@ -133,10 +154,7 @@ where
         let handler = handler.clone();
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                tokio::spawn(async move {
-                    connection(stream, peer, limits, handler).await;
-                    drop(permit);
-                });
+                tokio::spawn(connection(stream, peer, limits, handler, permit));
             }
             Err(_) => {
                 tokio::spawn(async move {
@@ -149,28 +167,43 @@ where
     }
 }
 
-async fn connection<H, F>(stream: TcpStream, peer: SocketAddr, limits: HttpLimits, handler: H)
-where
+async fn connection<H, F>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: HttpLimits,
+    handler: H,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
     H: Fn(Request) -> F,
     F: Future<Output = Response>,
 {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    let write_limit = Duration::from_millis(limits.write_timeout_ms);
     loop {
         let idle = Duration::from_millis(limits.idle_timeout_ms);
-        let request = match tokio::time::timeout(idle, read_request(&mut reader, peer, &limits)).await {
+        let reading = read_request(&mut reader, &mut write, peer, &limits);
+        let request = match tokio::time::timeout(idle, reading).await {
             Err(_) | Ok(Err(ReadError::Closed)) => return,
             Ok(Err(ReadError::Reject(status, why))) => {
                 let r = Response::new(status, "text/plain", format!("{why}\n"));
-                let _ = write_response(&mut write, &r, false).await;
+                let _ = tokio::time::timeout(write_limit, write_response(&mut write, &r, false)).await;
                 return;
             }
             Ok(Ok(r)) => r,
         };
         let keep_alive = request.keep_alive;
-        let response = handler(request).await;
-        if write_response(&mut write, &response, keep_alive).await.is_err() || !keep_alive {
+        let handling = tokio::time::timeout(Duration::from_millis(limits.handler_timeout_ms), handler(request));
+        let response = handling.await.unwrap_or_else(|_| Response::new(503, "text/plain", "request timed out\n"));
+        if response.delay_ms > 0 {
+            drop(permit);
+            tokio::time::sleep(Duration::from_millis(response.delay_ms)).await;
+            let _ = tokio::time::timeout(write_limit, write_response(&mut write, &response, false)).await;
+            return;
+        }
+        let written = tokio::time::timeout(write_limit, write_response(&mut write, &response, keep_alive)).await;
+        if !matches!(written, Ok(Ok(()))) || !keep_alive {
             return;
         }
     }
@@ -192,8 +225,10 @@ async fn read_line<R: AsyncRead + Unpin>(
     Ok(n)
 }
 
-async fn read_request<R: AsyncRead + Unpin>(
+/// Reads one request; answers `Expect: 100-continue` on `write` before reading the body.
+async fn read_request<R: AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin>(
     reader: &mut BufReader<R>,
+    write: &mut W,
     peer: SocketAddr,
     limits: &HttpLimits,
 ) -> Result<Request, ReadError> {
@@ -239,6 +274,10 @@ async fn read_request<R: AsyncRead + Unpin>(
     if find("transfer-encoding").is_some() {
         return Err(ReadError::Reject(501, "chunked bodies are not supported; send Content-Length"));
     }
+    // Two lengths: which one frames the body is a question for request smugglers, not for us.
+    if headers.iter().filter(|(h, _)| h == "content-length").count() > 1 {
+        return Err(ReadError::Reject(400, "duplicate Content-Length"));
+    }
     let length = match find("content-length") {
         Some(v) => v.parse::<usize>().map_err(|_| ReadError::Reject(400, "bad Content-Length"))?,
         None if method == "POST" => return Err(ReadError::Reject(411, "Content-Length required")),
@@ -253,6 +292,11 @@ async fn read_request<R: AsyncRead + Unpin>(
         Some(c) if c.contains("keep-alive") => true,
         _ => http11,
     };
+    // curl and others wait (a second, for curl) for leave to send a body over 1 KB.
+    if length > 0 && find("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(|_| ReadError::Closed)?;
+        write.flush().await.map_err(|_| ReadError::Closed)?;
+    }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).await.map_err(|_| ReadError::Closed)?;
     Ok(Request { method, path, headers, body, keep_alive, peer })
@@ -276,4 +320,54 @@ async fn write_response<W: tokio::io::AsyncWrite + Unpin>(
     out.extend_from_slice(&r.body);
     w.write_all(&out).await?;
     w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server on a free loopback port with `limits`, whose handler waits `handler_ms` and answers
+    /// `body_bytes` bytes.
+    fn server(rt: &tokio::runtime::Runtime, limits: HttpLimits, handler_ms: u64, body_bytes: usize) -> SocketAddr {
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(serve(listener, limits, move |_req| async move {
+            tokio::time::sleep(Duration::from_millis(handler_ms)).await;
+            Response::new(200, "text/plain", vec![b'x'; body_bytes])
+        }));
+        addr
+    }
+
+    fn status_of(addr: SocketAddr) -> Option<u16> {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).ok()?;
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    }
+
+    #[test]
+    fn a_handler_that_runs_too_long_is_answered_503() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let limits = HttpLimits { handler_timeout_ms: 50, ..HttpLimits::default() };
+        let addr = server(&rt, limits, 5_000, 10);
+        assert_eq!(status_of(addr), Some(503));
+    }
+
+    #[test]
+    fn a_client_that_never_reads_its_answer_loses_its_slot_after_the_write_timeout() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let limits = HttpLimits { connections_max: 1, write_timeout_ms: 300, ..HttpLimits::default() };
+        // 64 MB answers: far more than the sockets' buffers hold.
+        let addr = server(&rt, limits, 0, 64 << 20);
+        let mut stuck = std::net::TcpStream::connect(addr).unwrap();
+        stuck.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(status_of(addr), Some(503), "the only slot is taken by the stuck reader");
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(status_of(addr), Some(200), "the slot came back after the write timeout");
+        drop(stuck);
+    }
 }

@@ -22,13 +22,14 @@ use crate::node::NodeHandle;
 use auth::Credentials;
 use http::{HttpLimits, Request, Response};
 use jsonrpc::{codes, parse_call, reply, RpcError, Version};
+use oni_systems::resources::Subnet;
 use oni_systems::wire::Network;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Delay before answering wrong credentials (Core's), to slow down guessing.
 pub const WRONG_AUTH_DELAY_MS: u64 = 250;
@@ -44,6 +45,9 @@ pub struct RpcConfig {
     pub cookie_path: Option<PathBuf>,
     /// Request and connection bounds.
     pub limits: HttpLimits,
+    /// Clients allowed besides loopback (Core's `-rpcallowip`). Binding anything but a loopback
+    /// address needs at least one: an exposed RPC port must be a choice, not an accident.
+    pub allow: Vec<Subnet>,
 }
 
 impl RpcConfig {
@@ -54,6 +58,7 @@ impl RpcConfig {
             user_password: None,
             cookie_path: datadir.map(|d| auth::core_cookie_path(d, network)),
             limits: HttpLimits::default(),
+            allow: Vec::new(),
         }
     }
 }
@@ -65,6 +70,8 @@ pub enum RpcStartError {
     Bind(SocketAddr, std::io::Error),
     /// The cookie cannot be written (or no place for it and no user/password).
     Cookie(String),
+    /// A non-loopback address to bind and nobody allowed to use it.
+    Exposed(SocketAddr),
 }
 
 impl std::fmt::Display for RpcStartError {
@@ -72,6 +79,10 @@ impl std::fmt::Display for RpcStartError {
         match self {
             RpcStartError::Bind(a, e) => write!(f, "cannot listen for RPC on {a}: {e}"),
             RpcStartError::Cookie(e) => write!(f, "cannot set up RPC credentials: {e}"),
+            RpcStartError::Exposed(a) => write!(
+                f,
+                "RPC on {a} would be reachable from other hosts: name who may connect with --rpcallowip SUBNET"
+            ),
         }
     }
 }
@@ -89,6 +100,9 @@ pub struct RpcServer {
 impl RpcServer {
     /// Binds, writes the cookie (when no user/password was given) and starts serving.
     pub fn start(node: &NodeHandle, network: Network, cfg: RpcConfig) -> Result<RpcServer, RpcStartError> {
+        if !cfg.bind.ip().is_loopback() && cfg.allow.is_empty() {
+            return Err(RpcStartError::Exposed(cfg.bind));
+        }
         let rt = node.runtime().clone();
         let listener = rt
             .block_on(async { tokio::net::TcpListener::bind(cfg.bind).await })
@@ -114,9 +128,17 @@ impl RpcServer {
             stop_requested: stop_requested.clone(),
         });
         let creds = Arc::new(creds);
+        let allow: Arc<[Subnet]> = cfg.allow.clone().into();
         let handler = move |req: Request| {
-            let (ctx, creds) = (ctx.clone(), creds.clone());
-            async move { handle(&ctx, &creds, req).await }
+            let (ctx, creds, allow) = (ctx.clone(), creds.clone(), allow.clone());
+            async move {
+                let ip = req.peer.ip();
+                if !ip.is_loopback() && !ip.to_canonical().is_loopback() && !allow.iter().any(|s| s.contains(ip)) {
+                    tracing::warn!(from = %req.peer, "RPC: connection from a host not allowed (--rpcallowip)");
+                    return Response::new(403, "text/plain", "not allowed\n");
+                }
+                handle(&ctx, &creds, req).await
+            }
         };
         rt.spawn(http::serve(listener, cfg.limits, handler));
         tracing::info!("RPC listening on {local_addr}");
@@ -162,8 +184,8 @@ async fn handle(ctx: &methods::Ctx, creds: &Credentials, req: Request) -> Respon
     }
     if !creds.check(auth) {
         tracing::warn!(from = %req.peer, "RPC: incorrect password attempt");
-        tokio::time::sleep(Duration::from_millis(WRONG_AUTH_DELAY_MS)).await;
-        return Response::empty(401).with_header(www.0, www.1);
+        // Slows the guesser (as Core) without holding one of the server's slots meanwhile.
+        return Response::empty(401).with_header(www.0, www.1).delayed(WRONG_AUTH_DELAY_MS);
     }
     if req.method != "POST" {
         return Response::new(405, "text/plain", "JSONRPC server handles only POST requests");
