@@ -300,3 +300,46 @@ fn network_calls_report_the_pools_fees_and_help_lists_the_pool_calls() {
     }
     assert!(help.contains("== Rawtransactions =="), "{help}");
 }
+
+#[test]
+fn the_pool_and_our_unbroadcast_transactions_survive_a_clean_restart() {
+    use oni_systems::mempool::local::Unbroadcast;
+    use oni_systems::mempool::pool::Mempool;
+    use oni_systems::mempool::CoinsTip;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut cfg = NodeConfig::new(Network::Regtest);
+        cfg.datadir = Some(dir.path().to_path_buf());
+        let n = TestRpcNode::start_node(cfg, dir.path(), |_| {});
+        load_fixture_chain(&n.node);
+        // The fixture's coins are given directly (the coin store has no blocks here).
+        n.node.with_world(|w| w.insert_resource(CoinsTip(None))).unwrap();
+        n
+    };
+    let n = start();
+    for h in fixture_mempool_hex() {
+        n.call("sendrawtransaction", json!([h]));
+    }
+    let before: BTreeSet<String> =
+        n.call("getrawmempool", json!([])).as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    assert_eq!(before.len(), 53);
+    n.node.shutdown();
+    assert!(dir.path().join("mempool.dat").exists(), "saved at the clean stop");
+    drop(n);
+    let n = start();
+    let after = wait_for(30, "the saved pool back in", || {
+        let v = n.call("getrawmempool", json!([]));
+        let txids: BTreeSet<String> = v.as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+        (txids.len() == 53).then_some(txids)
+    });
+    assert_eq!(after, before);
+    let (unbroadcast, restored) = n
+        .node
+        .with_world(|w| {
+            (w.resource::<Unbroadcast>().txids.len(), w.resource::<oni_systems::resources::Metrics>().tx_restored)
+        })
+        .unwrap();
+    assert_eq!(unbroadcast, 53, "our own transactions are still to be broadcast");
+    assert_eq!(restored, 53);
+    assert_eq!(n.node.with_world(|w| w.resource::<Mempool>().len()).unwrap(), 53);
+}

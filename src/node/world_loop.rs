@@ -68,6 +68,8 @@ pub(super) struct WorldLoop {
     tick_interval: Duration,
     events_per_tick_max: usize,
     last_now_ms: u64,
+    /// Where the pool is saved at a clean stop (with a datadir).
+    mempool_path: Option<std::path::PathBuf>,
 }
 
 impl WorldLoop {
@@ -122,6 +124,19 @@ impl WorldLoop {
         let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref())?;
         chain.install(&mut world);
         chain.restore(&mut world, store.as_deref());
+        let mempool_path = cfg.datadir.as_ref().map(|d| d.join(super::mempool_file::FILE_NAME));
+        if let Some(path) = mempool_path.as_ref().filter(|p| p.exists()) {
+            match super::mempool_file::load(path) {
+                Ok(txs) => {
+                    tracing::info!(
+                        transactions = txs.len(),
+                        "pool saved at the last stop loaded; checked once at the tip"
+                    );
+                    super::mempool_file::restore(&mut world, txs);
+                }
+                Err(e) => tracing::warn!("{}: ignored: {e}", path.display()),
+            }
+        }
         let backlog = world.query_filtered();
         Ok(WorldLoop {
             world,
@@ -138,6 +153,7 @@ impl WorldLoop {
             tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
             events_per_tick_max: cfg.events_per_tick_max.max(1),
             last_now_ms: wall_ms(),
+            mempool_path,
         })
     }
 
@@ -210,6 +226,12 @@ impl WorldLoop {
         self.bridge.shutdown();
         self.persist_bans();
         self.save_addrs();
+        if let Some(path) = &self.mempool_path {
+            match super::mempool_file::save(&self.world, path) {
+                Ok(n) => tracing::info!(transactions = n, "pool saved"),
+                Err(e) => tracing::error!("cannot save the pool to {}: {e}", path.display()),
+            }
+        }
         if let Some(chain) = self.chain.take() {
             chain.shutdown();
         }

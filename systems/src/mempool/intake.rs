@@ -46,6 +46,9 @@ pub struct TxIntake {
     /// The pool's own transactions after a reorg, checked again after the disconnected blocks'
     /// (their scripts were verified when they entered), so links and coins are right again.
     pub repool: VecDeque<Arc<Transaction>>,
+    /// The pool saved at the last clean stop, checked again (scripts too) once the coins stand at
+    /// the tip, before new arrivals; not bounded like arrivals (they were ours already).
+    pub restored: VecDeque<Arc<Transaction>>,
     /// Check work a tick may do ([`TX_CHECK_UNITS_PER_TICK`]; lower in tests).
     pub check_units_per_tick: usize,
     /// Accepted since the announcer last ran: it queues them for every peer.
@@ -62,6 +65,7 @@ impl Default for TxIntake {
             retry: VecDeque::new(),
             reorged: VecDeque::new(),
             repool: VecDeque::new(),
+            restored: VecDeque::new(),
             check_units_per_tick: TX_CHECK_UNITS_PER_TICK,
             accepted: Vec::new(),
             next_expiry_ms: 0,

@@ -135,6 +135,8 @@ pub struct Metrics {
     pub tx_orphaned: u64,
     /// Transactions of disconnected blocks back in the pool.
     pub tx_reorg_returned: u64,
+    /// Transactions of the pool saved at the last stop back in it.
+    pub tx_restored: u64,
     /// Pool transactions that expired (two weeks unconfirmed).
     pub tx_expired: u64,
     /// Transaction announcements sent.
@@ -204,6 +206,7 @@ impl Default for Metrics {
             tx_evicted: 0,
             tx_orphaned: 0,
             tx_reorg_returned: 0,
+            tx_restored: 0,
             tx_expired: 0,
             tx_announced: 0,
             tx_served: 0,

@@ -76,6 +76,7 @@ pub fn tx_accept(
         && ctx.intake.retry.is_empty()
         && ctx.intake.reorged.is_empty()
         && ctx.intake.repool.is_empty()
+        && ctx.intake.restored.is_empty()
     {
         return;
     }
@@ -124,6 +125,20 @@ pub fn tx_accept(
     if ctx.ibd.active {
         intake.clear();
         intake.retry.clear();
+        return;
+    }
+    // The pool saved at the last stop comes back next, quietly (the chain may have moved on:
+    // failures are expected).
+    while budget > 0 {
+        let Some(tx) = intake.restored.pop_front() else { break };
+        budget = budget.saturating_sub(check_units(&tx));
+        // Not announced again (peers heard of them before the stop); our own unbroadcast ones
+        // are, by the unbroadcast set.
+        if accept(pool, tx, &inputs, false).is_ok() {
+            metrics.tx_restored += 1;
+        }
+    }
+    if !intake.restored.is_empty() {
         return;
     }
     while budget > 0 {

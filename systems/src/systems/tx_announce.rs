@@ -127,9 +127,14 @@ pub fn tx_announce(
     let mut accepted = std::mem::take(&mut ctx.intake.accepted);
     if now >= ctx.unbroadcast.next_ms {
         ctx.unbroadcast.next_ms = now + UNBROADCAST_MIN_MS + ctx.rng.next_u64() % UNBROADCAST_SPREAD_MS;
+        // Ours that left the pool are forgotten — unless a saved pool still waits to be checked
+        // (after a restart they are not back in yet).
+        if ctx.intake.restored.is_empty() {
+            let pool = &ctx.pool;
+            ctx.unbroadcast.txids.retain(|t| pool.get(t).is_some());
+        }
         let pool = &ctx.pool;
-        ctx.unbroadcast.txids.retain(|t| pool.get(t).is_some());
-        accepted.extend(ctx.unbroadcast.txids.iter().copied());
+        accepted.extend(ctx.unbroadcast.txids.iter().copied().filter(|t| pool.get(t).is_some()));
     }
     let inbound_due = now >= ctx.state.next_inbound_ms;
     if inbound_due {
