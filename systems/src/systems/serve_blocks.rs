@@ -3,8 +3,8 @@
 //! each counted as a block of the largest size, would still fit under the hard bound (so an honest
 //! slow reader is never pushed over it by blocks it was promised). A peer asking for more than it
 //! reads waits (its getdata is not decoded further either: decode stops at the same bound)
-//! instead of growing our memory. Blocks we hold are read
-//! by the shell ([`BlockReads`] → [`BlockReadInbox`]); witness requests get the stored bytes,
+//! instead of growing our memory. Blocks we hold are read by the shell ([`BlockReads`] →
+//! [`BlockReadInbox`]); witness requests get the stored bytes,
 //! `MSG_BLOCK` requests get them with the witness stripped (from the transaction spans, no
 //! re-serialization). What we do not have is answered with `notfound` (the issue asks for it; Core
 //! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless).
@@ -99,7 +99,8 @@ pub fn serve_blocks(
 
 /// Whether `reads` blocks of the largest size, arriving on top of `queued` bytes, stay within the
 /// hard bound: reads in flight never push an honest slow reader over it (two 4 MB blocks on a 1 MB
-/// queue would), so a peer gets a second read in flight only while its queue is nearly empty.
+/// queue would). With the default bounds (8 MB hard, 4 MB blocks) that means one read in flight
+/// per peer; a larger hard bound allows more.
 fn fits_when_read(queued: usize, reads: usize, hard: usize) -> bool {
     queued + reads * MAX_BLOCK_FRAME_BYTES <= hard
 }

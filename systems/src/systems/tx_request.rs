@@ -18,7 +18,7 @@ use bitcoin::hashes::Hash;
 #[derive(bevy_ecs::system::SystemParam)]
 pub struct Gate<'w> {
     intake: ResMut<'w, TxIntake>,
-    recent: ResMut<'w, TxRelayState>,
+    recent: Res<'w, TxRelayState>,
     pool: Res<'w, Mempool>,
     policy: Res<'w, PolicyConfig>,
     ibd: Res<'w, Ibd>,
@@ -85,7 +85,7 @@ pub fn tx_request(
                 });
                 known.insert(&txid);
                 known.insert(&wtxid);
-                if !pass_gate(&mut gate, &mut metrics, tx) {
+                if !pass_gate(&gate, &mut metrics, tx) {
                     return false;
                 }
                 match tx.to_bitcoin() {
@@ -120,7 +120,7 @@ pub fn tx_request(
 /// Whether a received transaction is worth decoding and checking. Dropped on its raw bytes: in IBD
 /// (nothing can be checked, as Core), and one rejected lately or already pooled or confirmed (its
 /// wtxid; a resent copy costs a hash, not a decode).
-fn pass_gate(gate: &mut Gate, metrics: &mut Metrics, tx: &Tx) -> bool {
+fn pass_gate(gate: &Gate, metrics: &mut Metrics, tx: &Tx) -> bool {
     if gate.ibd.active {
         return false;
     }
