@@ -57,7 +57,7 @@ fn a_stalled_world_holds_at_most_one_receive_limit_of_a_peers_frames() {
     let addr: SocketAddr = node.local_addr().unwrap();
     let peer = RawPeer::handshake(addr, true);
     let stream = peer.stream().try_clone().unwrap();
-    // Our verack taken (our verack came before it): the peer's full receive limit is in force.
+    // Wait until the node has taken our verack: only then is the full receive limit in force.
     let ready = common::wait_until(Duration::from_secs(5), || {
         node.with_world(|w| w.resource::<oni_systems::resources::Metrics>().peers_ready).unwrap() == 1
     });
