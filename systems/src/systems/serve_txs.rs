@@ -9,13 +9,17 @@ use crate::components::{Disconnect, PeerState, Permissions, Received, SendQueue,
 use crate::mempool::local::Unbroadcast;
 use crate::mempool::pool::Mempool;
 use crate::resources::{Config, DisconnectReason, Metrics};
-use crate::wire::{InvList, InvType, Message, Tx, MAX_INV_ENTRIES};
+use crate::wire::{InvList, InvType, Message, Tx};
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
 use bitcoin::{Txid, Wtxid};
 
-/// Transaction `getdata` entries a peer may have waiting (Core's MAX_INV_SZ); more are dropped.
-pub const GETDATA_QUEUE_MAX: usize = MAX_INV_ENTRIES;
+/// Transaction `getdata` entries a peer may have waiting; more are dropped and counted. Core keeps
+/// a whole `getdata` (up to 50,000 entries) per peer, which is 1.8 MB each, 225 MB over 125 peers
+/// that ask and never read. No honest peer has more than this many transaction requests out at
+/// once: Core asks a peer for at most 100 (5,000 with relay permission, its tracker's bound on
+/// what a peer may announce), so the cap costs honest peers nothing and bounds the queue at 180 KB.
+pub const GETDATA_QUEUE_MAX: usize = crate::resources::tx_requests::MAX_PEER_ANNOUNCEMENTS;
 
 /// Queues and answers.
 pub fn serve_txs(
@@ -54,6 +58,7 @@ pub fn serve_txs(
                 if perms.mempool {
                     // Everything pooled now may be asked for, and is queued for its next trickle.
                     inv.to_send.extend(pool.iter().map(|e| e.txid));
+                    crate::systems::tx_announce::bound_queue(&mut inv, &pool, &mut metrics);
                     inv.mempool_request_seq = Some(pool.next_sequence());
                 } else {
                     disconnect = true;

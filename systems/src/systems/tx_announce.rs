@@ -28,6 +28,12 @@ pub const OUTBOUND_TRICKLE_MS: u64 = 2_000;
 pub const BROADCAST_TARGET: usize = 70;
 /// Announcements per trickle at most, however long the queue.
 pub const BROADCAST_MAX: usize = 1_000;
+/// Transactions a peer's announcement queue keeps; beyond it the lowest feerates are dropped and
+/// counted. Core's queue has no bound but the pool's count (32 bytes per pooled transaction per
+/// peer: 125 peers × a 300k-transaction pool is 1.2 GB); at the broadcast rate a queue this long
+/// takes over six minutes to drain, and what falls off is what miners would take last.
+pub const TO_SEND_MAX: usize = 5_000;
+
 /// Entries of a peer's recently-announced filter: what it may ask for (Core: 3,500).
 pub const RECENTLY_ANNOUNCED: usize = 3_500;
 /// Average interval between our `feefilter`s (Core: 10 min).
@@ -186,6 +192,7 @@ pub fn tx_announce(
         let Ok((_, direction, state, neg, mut inv, mut sq)) = peers.get_mut(entity) else { continue };
         if *state != PeerState::Ready {
             inv.to_send.extend_from_slice(&accepted);
+            bound_queue(&mut inv, &ctx.pool, &mut ctx.metrics);
             continue;
         }
         // With --blocksonly we take no transactions, so we send no filter (as Core); our own
@@ -198,6 +205,7 @@ pub fn tx_announce(
         }
         if !accepted.is_empty() {
             inv.to_send.extend_from_slice(&accepted);
+            bound_queue(&mut inv, &ctx.pool, &mut ctx.metrics);
         }
         let due = if direction.is_outbound() {
             let due = now >= inv.next_inv_ms;
@@ -245,6 +253,29 @@ fn send_feefilter(inv: &mut Mut<TxInventory>, sq: &mut Mut<SendQueue>, ctx: &mut
     }
 }
 
+/// Keeps a peer's queue within twice [`TO_SEND_MAX`] between trickles (amortized: it is cut back to
+/// the bound, best feerates kept, only when it doubles): gone or duplicate entries go first.
+pub fn bound_queue(inv: &mut TxInventory, pool: &Mempool, metrics: &mut Metrics) {
+    if inv.to_send.len() > 2 * TO_SEND_MAX {
+        cut_queue(inv, pool, metrics, TO_SEND_MAX);
+    }
+}
+
+/// Cuts a peer's queue to the `max` best-paying pooled transactions, once each.
+fn cut_queue(inv: &mut TxInventory, pool: &Mempool, metrics: &mut Metrics, max: usize) {
+    let mut queue: Vec<(std::cmp::Reverse<u64>, u64, bitcoin::Txid)> = std::mem::take(&mut inv.to_send)
+        .into_iter()
+        .filter_map(|txid| pool.get(&txid).map(|e| (std::cmp::Reverse(e.feerate()), e.sequence, txid)))
+        .collect();
+    queue.sort_unstable();
+    queue.dedup_by_key(|e| e.2);
+    if queue.len() > max {
+        metrics.tx_announce_dropped += (queue.len() - max) as u64;
+        queue.truncate(max);
+    }
+    inv.to_send = queue.into_iter().map(|e| e.2).collect();
+}
+
 fn trickle(inv: &mut Mut<TxInventory>, sq: &mut Mut<SendQueue>, neg: &Negotiated, ctx: &mut AnnounceCtx, now: u64) {
     let inv: &mut TxInventory = inv;
     let filter = neg.feefilter.unwrap_or(0).max(0) as u64;
@@ -271,7 +302,13 @@ fn trickle(inv: &mut Mut<TxInventory>, sq: &mut Mut<SendQueue>, neg: &Negotiated
     ready.sort_unstable();
     let max = (BROADCAST_TARGET + ready.len() / 1000 * 5).min(BROADCAST_MAX);
     if ready.len() > max {
-        inv.to_send = ready.drain(max..).map(|r| r.3).collect();
+        let mut rest: Vec<_> = ready.drain(max..).collect();
+        if rest.len() > TO_SEND_MAX {
+            rest.sort_unstable_by_key(|r| (r.1, r.2));
+            ctx.metrics.tx_announce_dropped += (rest.len() - TO_SEND_MAX) as u64;
+            rest.truncate(TO_SEND_MAX);
+        }
+        inv.to_send = rest.into_iter().map(|r| r.3).collect();
     }
     if ready.is_empty() {
         return;
@@ -292,4 +329,55 @@ fn trickle(inv: &mut Mut<TxInventory>, sq: &mut Mut<SendQueue>, neg: &Negotiated
     }
     ctx.metrics.tx_announced += ready.len() as u64;
     sq.push(ctx.config.network, &Message::Inv(list));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::TestNode;
+
+    fn pooled(node: &TestNode) -> Vec<bitcoin::Txid> {
+        node.world.resource::<Mempool>().iter().map(|e| e.txid).collect()
+    }
+
+    #[test]
+    fn a_queue_cut_keeps_the_best_paying_pooled_transactions_once_each() {
+        let node = crate::systems::mempool_relay_tests::fixture_pool_node();
+        let txids = pooled(&node);
+        assert!(txids.len() > 20, "the fixture pool holds {}", txids.len());
+        let mut inv = TxInventory::default();
+        for _ in 0..3 {
+            inv.to_send.extend(&txids);
+        }
+        inv.to_send.push(bitcoin::Txid::from_byte_array([7; 32])); // not pooled
+        let mut metrics = Metrics::default();
+        let pool = node.world.resource::<Mempool>();
+        cut_queue(&mut inv, pool, &mut metrics, 20);
+        assert_eq!(inv.to_send.len(), 20);
+        assert_eq!(metrics.tx_announce_dropped, txids.len() as u64 - 20);
+        let worst_kept = inv.to_send.iter().map(|t| pool.get(t).map(|e| e.feerate())).min().flatten();
+        let best_dropped =
+            txids.iter().filter(|t| !inv.to_send.contains(t)).filter_map(|t| pool.get(t).map(|e| e.feerate())).max();
+        assert!(worst_kept >= best_dropped, "kept down to {worst_kept:?}, dropped up to {best_dropped:?}");
+    }
+
+    #[test]
+    fn a_peers_queue_stays_bounded_however_many_transactions_arrive_between_trickles() {
+        let mut node = crate::systems::mempool_relay_tests::fixture_pool_node();
+        let peer = node.ready_inbound("10.0.0.9:1");
+        // Accepted lately but gone from the pool since (replaced, mined): still queued at once.
+        let fake: Vec<bitcoin::Txid> =
+            (0..2 * TO_SEND_MAX as u32 + 1).map(|i| bitcoin::Txid::from_byte_array(sha(i))).collect();
+        node.world.resource_mut::<TxIntake>().accepted = fake;
+        node.tick();
+        let queued = node.get::<TxInventory>(peer).map(|i| i.to_send.len()).unwrap_or(usize::MAX);
+        assert!(queued <= 2 * TO_SEND_MAX, "queue of {queued}");
+    }
+
+    fn sha(i: u32) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_le_bytes());
+        b[31] = 1;
+        b
+    }
 }
