@@ -19,6 +19,7 @@ pub struct TestNode {
     sent: AHashMap<ConnId, Vec<u8>>,
     closed: AHashMap<ConnId, DisconnectReason>,
     stalled: AHashSet<ConnId>,
+    unwritten: ahash::AHashMap<ConnId, usize>,
     paused: AHashSet<ConnId>,
     dials: Vec<(SocketAddr, Direction)>,
     /// The validator and block store the shell would run: instant, in chain order.
@@ -38,6 +39,7 @@ impl TestNode {
             sent: AHashMap::new(),
             closed: AHashMap::new(),
             stalled: AHashSet::new(),
+            unwritten: ahash::AHashMap::new(),
             paused: AHashSet::new(),
             dials: Vec::new(),
             validator: InstantValidator::new(genesis),
@@ -112,6 +114,15 @@ impl TestNode {
         self.stalled.insert(conn);
     }
 
+    /// The stalled peer reads again: everything handed to its writer is written, and it ticks.
+    pub fn resume_reader(&mut self, conn: ConnId) {
+        self.stalled.remove(&conn);
+        if let Some(bytes) = self.unwritten.remove(&conn) {
+            self.event(NetEvent::Written { conn, bytes });
+        }
+        self.tick();
+    }
+
     /// Advances the clock by `ms` and ticks.
     pub fn elapse(&mut self, ms: u64) {
         self.world.resource_mut::<Clock>().now_ms += ms;
@@ -128,6 +139,8 @@ impl TestNode {
                 IoCommand::Send { conn, bytes } => {
                     if !self.stalled.contains(&conn) {
                         written.push(NetEvent::Written { conn, bytes: bytes.len() });
+                    } else {
+                        *self.unwritten.entry(conn).or_default() += bytes.len();
                     }
                     self.sent.entry(conn).or_default().extend_from_slice(&bytes);
                 }

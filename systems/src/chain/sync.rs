@@ -130,6 +130,10 @@ pub struct PeerChain {
     /// The served tip block announcements last looked at for it; `None`: look at the next pass
     /// (set so for a peer whose handshake overlapped a tip move).
     pub announced_for: Option<BlockIdx>,
+    /// A getheaders that arrived while its send queue was over the soft bound, answered once the
+    /// queue drains; a newer one replaces it (its locator says at least as much). Without this, a
+    /// tick's 32 getheaders would each queue a 162 KB answer past the bound (5 MB per peer).
+    pub deferred_getheaders: Option<crate::wire::Locator>,
 }
 
 impl PeerChain {

@@ -147,6 +147,8 @@ pub struct Metrics {
     pub tx_notfound_sent: u64,
     /// Transaction getdata entries dropped (the peer's queue was full).
     pub tx_getdata_dropped: u64,
+    /// getheaders held until the asker's send queue drained (a newer one replaces a held one).
+    pub getheaders_deferred: u64,
     /// Announcements dropped from a peer's queue over its bound (the lowest feerates go first).
     pub tx_announce_dropped: u64,
     /// Rejections by reason (indexed by `TxReject`).
@@ -215,6 +217,7 @@ impl Default for Metrics {
             tx_notfound_sent: 0,
             tx_getdata_dropped: 0,
             tx_announce_dropped: 0,
+            getheaders_deferred: 0,
             tx_rejected: vec![0; crate::mempool::policy::TxReject::COUNT],
             tx_forward_ms: Histogram::latency_ms(),
             discouraged: 0,

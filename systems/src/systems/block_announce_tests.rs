@@ -284,3 +284,32 @@ fn a_block_is_announced_when_the_validator_reports_its_tip_before_the_durable_co
     assert_eq!(announcements(&node.sent_to(peer)), (vec![], vec![]));
     assert_eq!(announced(&node, AnnounceKind::Headers), 1);
 }
+
+#[test]
+fn getheaders_from_a_peer_that_does_not_read_wait_until_its_queue_drains() {
+    use crate::components::SendQueue;
+    let (mut node, source) = node_at(2_100);
+    let soft = node.world.resource::<crate::resources::Config>().limits.send_queue_bytes_soft;
+    let peer = node.ready_inbound("10.0.0.50:1");
+    node.stall_reader(peer);
+    // One tick's worth of getheaders from genesis, each worth a 162 KB answer.
+    let loc = Locator { version: 70016, hashes: vec![source.genesis], stop: BlockHash::all_zeros() };
+    let mut bytes = Vec::new();
+    for _ in 0..32 {
+        Message::GetHeaders(loc.clone()).encode_frame(crate::wire::Network::Regtest, &mut bytes);
+    }
+    node.receive_bytes(peer, &bytes);
+    let queued = node.get::<SendQueue>(peer).map(SendQueue::bytes).unwrap_or(usize::MAX);
+    assert!(queued <= soft + 2_000 * 81 + 64, "queued {queued} past the soft bound {soft}");
+    let deferred = node.world.resource::<crate::resources::Metrics>().getheaders_deferred;
+    assert!(deferred >= 20, "deferred {deferred}");
+    let answered = |msgs: Vec<Message>| msgs.iter().filter(|m| matches!(m, Message::Headers(_))).count();
+    let before = answered(node.sent_to(peer));
+    // It reads again: what was queued goes out, then the one held getheaders is answered.
+    for _ in 0..20 {
+        node.resume_reader(peer);
+    }
+    let after = answered(node.sent_to(peer));
+    assert_eq!(before + after, 32 - deferred as usize + 1, "answered {before} then {after}");
+    assert!(node.get::<PeerChain>(peer).is_some_and(|c| c.deferred_getheaders.is_none()));
+}

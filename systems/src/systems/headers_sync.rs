@@ -64,6 +64,7 @@ pub struct SyncCtx<'w> {
     rng: ResMut<'w, Rng>,
     queue: ResMut<'w, ValidationQueue>,
     relay: ResMut<'w, BlockRelay>,
+    metrics: ResMut<'w, crate::resources::Metrics>,
 }
 
 /// What one peer looks like to the sync-peer choice.
@@ -102,6 +103,7 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
         // (A peer that has not started can only start when no one syncs or headers are near today.)
         let settled = chain.as_ref().is_some_and(|c| {
             c.sync_deadline_ms.is_none()
+                && c.deferred_getheaders.is_none()
                 && (c.sync_started || !can_serve(neg) || *dir == Direction::Feeler || !may_start)
         });
         if settled && received.0.is_empty() {
@@ -129,7 +131,12 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                     false
                 }
                 Message::GetHeaders(loc) => {
-                    on_getheaders(&mut ctx, &mut peer, loc);
+                    if peer.sq.bytes() > ctx.config.limits.send_queue_bytes_soft {
+                        ctx.metrics.getheaders_deferred += 1;
+                        peer.pc.deferred_getheaders = Some(loc.clone());
+                    } else {
+                        on_getheaders(&mut ctx, &mut peer, loc);
+                    }
                     false
                 }
                 Message::Inv(inv) => {
@@ -149,6 +156,11 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                 }
                 _ => true,
             });
+        }
+        if peer.pc.deferred_getheaders.is_some() && peer.sq.bytes() <= ctx.config.limits.send_queue_bytes_soft {
+            if let Some(loc) = peer.pc.deferred_getheaders.take() {
+                on_getheaders(&mut ctx, &mut peer, &loc);
+            }
         }
         let headers_behind = ctx.tree.best_entry().time as i64 <= ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
         if let Some(deadline) = peer.pc.sync_deadline_ms {
