@@ -37,8 +37,14 @@ pub struct SyncConfig {
     /// Unconnecting `headers` messages tolerated; every this-many-th is scored
     /// (Core's former MAX_NUM_UNCONNECTING_HEADERS_MSGS).
     pub unconnecting_headers_max: u32,
-    /// Getdata block entries queued per peer (more are dropped).
+    /// Getdata block entries queued per peer (more are dropped). Core asks a peer for at most 16
+    /// blocks at once and a `getblocks` answer offers 500, so 1,000 leaves room for any honest
+    /// requester and bounds the queue at 36 KB (50,000 entries were 1.8 MB per peer).
     pub serve_queue_max: usize,
+    /// Bytes in all peers' send queues, block reads out counted at the largest block size, over
+    /// which no block read starts: peers that ask for blocks and never read hold at most this
+    /// together (125 of them could otherwise hold 5 MB each), served in turn as it drains.
+    pub serve_bytes_total_max: usize,
     /// Block reads outstanding per peer at the shell.
     pub serve_reads_max: usize,
 }
@@ -57,7 +63,8 @@ impl Default for SyncConfig {
             validation_pending_blocks_max: 256,
             validation_pending_bytes_max: 256 << 20,
             unconnecting_headers_max: 10,
-            serve_queue_max: crate::wire::MAX_INV_ENTRIES,
+            serve_queue_max: 1_000,
+            serve_bytes_total_max: 128 << 20,
             serve_reads_max: 2,
         }
     }

@@ -6,7 +6,9 @@
 //! instead of growing our memory. Blocks we hold are read by the shell ([`BlockReads`] →
 //! [`BlockReadInbox`]); witness requests get the stored bytes,
 //! `MSG_BLOCK` requests get them with the witness stripped (from the transaction spans, no
-//! re-serialization). What we do not have is answered with `notfound` (the issue asks for it; Core
+//! re-serialization). Node-wide, reads start only while all send queues and unwritten writer
+//! bytes together (reads out counted at the largest block size) stay under [`SyncConfig::serve_bytes_total_max`]; peers take
+//! turns at it, the first in line moving each tick. What we do not have is answered with `notfound` (the issue asks for it; Core
 //! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless).
 
 use crate::chain::tree::status;
@@ -20,7 +22,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 
 /// The peer entity's parts serving uses.
-type ServePeer<'a> = (&'a Socket, &'a PeerState, &'a mut Received, &'a mut SendQueue, &'a mut ServeQueue);
+type ServePeer<'a> = (Entity, &'a Socket, &'a PeerState, &'a mut Received, &'a mut SendQueue, &'a mut ServeQueue);
 
 /// Queues getdata block entries, issues reads, and frames the blocks the shell read.
 pub fn serve_blocks(
@@ -31,10 +33,11 @@ pub fn serve_blocks(
     index: Res<ConnIndex>,
     mut reads: ResMut<BlockReads>,
     mut answers: ResMut<BlockReadInbox>,
+    mut turn: Local<usize>,
 ) {
     for data in std::mem::take(&mut answers.0) {
         let Some(&e) = index.0.get(&data.conn) else { continue };
-        let Ok((_, _, _, mut sq, mut serve)) = peers.get_mut(e) else { continue };
+        let Ok((_, _, _, _, mut sq, mut serve)) = peers.get_mut(e) else { continue };
         let Some(pos) = serve.reads.iter().position(|(h, _)| *h == data.hash) else { continue };
         let Some((_, witness)) = serve.reads.remove(pos) else { continue };
         match data.bytes {
@@ -52,7 +55,17 @@ pub fn serve_blocks(
             None => not_found(&config, &mut sq, data.hash),
         }
     }
-    for (socket, state, mut received, mut sq, mut serve) in &mut peers {
+    // Bytes handed to writers and not yet written are still ours: a block frame goes to a writer
+    // whole, however little of its window is free.
+    let mut total: usize =
+        peers.iter().map(|p| p.4.bytes() + p.4.in_writer_bytes + p.5.reads.len() * MAX_BLOCK_FRAME_BYTES).sum();
+    let mut order: Vec<Entity> = peers.iter().map(|p| p.0).collect();
+    if !order.is_empty() {
+        *turn = (*turn + 1) % order.len();
+        order.rotate_left(*turn);
+    }
+    for entity in order {
+        let Ok((_, socket, state, mut received, mut sq, mut serve)) = peers.get_mut(entity) else { continue };
         if *state != PeerState::Ready {
             continue;
         }
@@ -77,6 +90,7 @@ pub fn serve_blocks(
         while sq.bytes() <= config.limits.send_queue_bytes_soft
             && serve.reads.len() < sync.serve_reads_max
             && fits_when_read(sq.bytes(), serve.reads.len() + 1, config.limits.send_queue_bytes_hard)
+            && total + MAX_BLOCK_FRAME_BYTES <= sync.serve_bytes_total_max
         {
             let Some(e) = serve.pending.pop_front() else { break };
             let hash = BlockHash::from_byte_array(e.hash);
@@ -87,6 +101,7 @@ pub fn serve_blocks(
             if have {
                 serve.reads.push_back((hash, e.kind.wants_witness()));
                 reads.requests.push(BlockRead { conn: socket.conn, hash });
+                total += MAX_BLOCK_FRAME_BYTES;
             } else {
                 missing.push(e.kind, e.hash);
             }

@@ -105,8 +105,12 @@ fn a_peer_that_does_not_read_waits_and_our_queue_stays_bounded() {
     let biggest = chain_blocks().iter().map(Vec::len).max().unwrap();
     let queued = node.get::<SendQueue>(conn).unwrap().bytes();
     assert!(queued <= soft + 2 * (biggest + 24), "{queued} bytes queued");
-    let pending = node.get::<ServeQueue>(conn).unwrap().pending.len();
-    assert!(pending > 1_000, "most of the request waits: {pending}");
+    // 1,000 entries were queued, the other 1,000 dropped and counted; most of the queue waits.
+    let serve = node.get::<ServeQueue>(conn).unwrap();
+    let max = node.world.resource::<crate::chain::SyncConfig>().serve_queue_max;
+    assert_eq!(max, 1_000);
+    assert_eq!(serve.dropped, 2_000 - max as u64);
+    assert!(serve.pending.len() > max / 2, "most of the request waits: {}", serve.pending.len());
     assert_eq!(node.closed_reason(conn), None);
 }
 
@@ -151,4 +155,47 @@ fn a_slow_reader_asking_for_two_4_mb_blocks_is_served_one_at_a_time_and_never_ov
     assert!(queued <= hard, "{queued} bytes queued");
     let serve = node.get::<ServeQueue>(conn).unwrap();
     assert_eq!(serve.pending.len(), 1, "the second block waits for the queue to drain");
+}
+
+#[test]
+fn peers_that_ask_for_blocks_and_never_read_share_one_node_wide_budget_and_take_turns() {
+    let mut node = synced();
+    let frame = crate::wire::MAX_PAYLOAD_BYTES as usize + crate::wire::HEADER_LEN;
+    // Room for two blocks of the largest size in all send queues together.
+    node.world.resource_mut::<crate::chain::SyncConfig>().serve_bytes_total_max = 2 * frame + frame / 2;
+    for h in 5..=8 {
+        node.validator.store.insert(BlockHash::from_byte_array(hash_at(h)), vec![0xab; 3_999_000]);
+    }
+    let peers: Vec<_> = (0..4).map(|i| node.ready_inbound(&format!("10.0.1.{i}:18444"))).collect();
+    for (i, &conn) in peers.iter().enumerate() {
+        node.sent_to(conn);
+        node.stall_reader(conn);
+        let mut req = InvList::default();
+        req.push(InvType::WITNESS_BLOCK, hash_at(5 + i));
+        node.receive(conn, &Message::GetData(req));
+    }
+    for _ in 0..10 {
+        node.tick();
+    }
+    // (The stand-in blocks do not parse: count what left the serve queue.)
+    let blocks = |node: &mut TestNode, conn| {
+        let serve = node.get::<ServeQueue>(conn).unwrap();
+        usize::from(serve.pending.is_empty() && serve.reads.is_empty())
+    };
+    let served: Vec<usize> = peers.iter().map(|&c| blocks(&mut node, c)).collect();
+    assert_eq!(served.iter().sum::<usize>(), 2, "two blocks fit the budget: {served:?}");
+    // The two served read their blocks: the budget frees and the other two get theirs.
+    for (i, &conn) in peers.iter().enumerate() {
+        if served[i] == 1 {
+            node.resume_reader(conn);
+        }
+    }
+    for _ in 0..10 {
+        node.tick();
+    }
+    for (i, &conn) in peers.iter().enumerate() {
+        if served[i] == 0 {
+            assert_eq!(blocks(&mut node, conn), 1, "peer {i} is served once room frees");
+        }
+    }
 }
