@@ -77,6 +77,45 @@ fn a_stalled_world_holds_at_most_one_receive_limit_of_a_peers_frames() {
 }
 
 #[test]
+fn inbound_peers_together_hold_no_more_than_the_shared_receive_pool() {
+    let mut cfg = common::regtest_config(true);
+    let pool = 10_000_000;
+    cfg.inbound_recv_pool_bytes = pool;
+    let node = oni::node::Node::start(cfg).unwrap();
+    let addr: SocketAddr = node.local_addr().unwrap();
+    let peers: Vec<RawPeer> = (0..6).map(|_| RawPeer::handshake(addr, true)).collect();
+    let metrics = |node: &oni::node::NodeHandle| {
+        node.with_world(|w| w.resource::<oni_systems::resources::Metrics>().clone()).unwrap()
+    };
+    assert!(common::wait_until(Duration::from_secs(5), || metrics(&node).peers_ready == 6));
+    // The world stalls; six peers (30 MB of receive limits between them) flood 4 MB frames.
+    let stall = {
+        let node = node.clone();
+        std::thread::spawn(move || node.with_world(|_| std::thread::sleep(Duration::from_secs(3))))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let floods: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let stream = p.stream().try_clone().unwrap();
+            std::thread::spawn(move || flood(stream, Duration::from_millis(2_500)))
+        })
+        .collect();
+    let written: usize = floods.into_iter().map(|f| f.join().unwrap()).sum();
+    stall.join().unwrap().unwrap();
+    // The first tick after the stall samples the pool: the readers filled it, and no more.
+    std::thread::sleep(Duration::from_millis(50));
+    let m = metrics(&node);
+    assert!(m.inbound_recv_pool_peak_bytes as usize <= pool, "peak {}", m.inbound_recv_pool_peak_bytes);
+    assert!(
+        m.inbound_recv_pool_peak_bytes as usize >= pool - 4_000_024,
+        "the readers drew on the pool: peak {} of {pool}, {written} bytes written",
+        m.inbound_recv_pool_peak_bytes
+    );
+    node.shutdown();
+}
+
+#[test]
 fn a_peer_that_has_not_finished_its_handshake_cannot_make_the_node_hold_a_4_mb_frame() {
     let node = common::regtest_node(true);
     let addr: SocketAddr = node.local_addr().unwrap();

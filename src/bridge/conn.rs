@@ -23,19 +23,107 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// few hundred bytes, so a socket not yet admitted or handshaken never makes us hold a 4 MB frame.
 pub const PRE_HANDSHAKE_RECV_BYTES: usize = 256 * 1024;
 
+/// Frame bytes all inbound connections together may hold beyond each one's own share
+/// ([`INBOUND_RECV_OWN_BYTES`]). Each peer may still hold up to its receive limit (5 MB), but 114
+/// inbound peers at 5 MB would be 570 MB: together they get this much, a frame taking its part
+/// before its payload is read (so a reserved frame always completes and the pool never
+/// deadlocks). Outbound peers — chosen by us, our block sources — never draw on it.
+pub const INBOUND_RECV_POOL_BYTES: usize = 160 << 20;
+
+/// Frame bytes an inbound connection holds without the shared pool: pings, invs and most
+/// transactions never wait for it, whoever holds the pool.
+pub const INBOUND_RECV_OWN_BYTES: usize = 64 * 1024;
+
+/// The inbound connections' shared allowance of held frame bytes.
+pub(super) struct RecvPool {
+    used: AtomicUsize,
+    peak: AtomicUsize,
+    limit: usize,
+    freed: Notify,
+}
+
+impl RecvPool {
+    /// A pool of `limit` bytes.
+    pub(super) fn new(limit: usize) -> RecvPool {
+        RecvPool { used: AtomicUsize::new(0), peak: AtomicUsize::new(0), limit, freed: Notify::new() }
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        match self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u + bytes <= self.limit).then_some(u + bytes))
+        {
+            Ok(before) => {
+                self.peak.fetch_max(before + bytes, Ordering::AcqRel);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn give(&self, bytes: usize) {
+        if bytes > 0 {
+            let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(bytes)));
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// Bytes taken now.
+    pub(super) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// The most bytes ever taken at once.
+    pub(super) fn peak(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
+    }
+}
+
+/// What part of `held` bytes an inbound connection draws from the pool.
+fn pooled(held: usize) -> usize {
+    held.saturating_sub(INBOUND_RECV_OWN_BYTES)
+}
+
 /// How many frame bytes the reader has handed to the world that the world has not taken out of the
 /// peer's receive buffer yet, and how many it may. The reader waits for credit after a frame's
 /// header and before its payload, so the payload stays in the kernel's socket buffer (TCP
 /// backpressure) and this connection never holds more than its limit, whatever the world's pace.
+/// An inbound connection's bytes beyond its own share also come from the shared [`RecvPool`].
 pub(super) struct Credit {
-    outstanding: AtomicUsize,
-    limit: AtomicUsize,
+    /// Bytes held and the limit, changed together with the pool's share.
+    state: std::sync::Mutex<(usize, usize)>,
     freed: Notify,
+    pool: Option<Arc<RecvPool>>,
 }
 
 impl Credit {
+    #[cfg(test)]
     fn new(limit: usize) -> Credit {
-        Credit { outstanding: AtomicUsize::new(0), limit: AtomicUsize::new(limit), freed: Notify::new() }
+        Credit::with_pool(limit, None)
+    }
+
+    fn with_pool(limit: usize, pool: Option<Arc<RecvPool>>) -> Credit {
+        Credit { state: std::sync::Mutex::new((0, limit)), freed: Notify::new(), pool }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes `len` if the connection's limit (and the pool, for its part) allow it now.
+    fn try_reserve(&self, len: usize) -> bool {
+        let mut state = self.lock();
+        let (held, limit) = *state;
+        if !(held + len <= limit || (held == 0 && limit > PRE_HANDSHAKE_RECV_BYTES)) {
+            return false;
+        }
+        if let Some(pool) = &self.pool {
+            if !pool.try_take(pooled(held + len) - pooled(held)) {
+                return false;
+            }
+        }
+        state.0 = held + len;
+        true
     }
 
     /// Waits until a frame of `len` bytes fits, then counts it. A frame larger than the whole limit
@@ -43,31 +131,55 @@ impl Credit {
     async fn reserve(&self, len: usize) {
         loop {
             let freed = self.freed.notified();
-            let (held, limit) = (self.outstanding.load(Ordering::Acquire), self.limit.load(Ordering::Acquire));
-            if held + len <= limit || (held == 0 && limit > PRE_HANDSHAKE_RECV_BYTES) {
-                self.outstanding.fetch_add(len, Ordering::AcqRel);
+            let pool_freed = self.pool.as_ref().map(|p| p.freed.notified());
+            if self.try_reserve(len) {
                 return;
             }
-            freed.await;
+            match pool_freed {
+                Some(pool_freed) => {
+                    tokio::select! {
+                        _ = freed => {}
+                        _ = pool_freed => {}
+                    }
+                }
+                None => freed.await,
+            }
         }
     }
 
     /// The world took `bytes`.
     fn release(&self, bytes: usize) {
-        let _ = self.outstanding.fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| Some(h.saturating_sub(bytes)));
+        {
+            let mut state = self.lock();
+            let held = state.0;
+            state.0 = held.saturating_sub(bytes);
+            if let Some(pool) = &self.pool {
+                pool.give(pooled(held) - pooled(state.0));
+            }
+        }
         self.freed.notify_one();
     }
 
     /// The world set the limit (the peer finished its handshake).
     fn set_limit(&self, bytes: usize) {
-        self.limit.store(bytes, Ordering::Release);
+        self.lock().1 = bytes;
         self.freed.notify_one();
     }
 
     /// Frame bytes held now.
     #[cfg(test)]
     fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Acquire)
+        self.lock().0
+    }
+}
+
+impl Drop for Credit {
+    /// A closed connection's frames no longer count against the pool.
+    fn drop(&mut self) {
+        let held = self.lock().0;
+        if let Some(pool) = &self.pool {
+            pool.give(pooled(held));
+        }
     }
 }
 
@@ -89,11 +201,13 @@ pub(super) struct ConnTasks {
 impl ConnCtl {
     /// Controls and task ends for a new connection. The writer channel is unbounded in frames
     /// because the world bounds it in bytes (its writer window, credited by `Written`).
-    pub(super) fn new(inbound: bool) -> (Arc<ConnCtl>, ConnTasks) {
+    /// Inbound connections draw on `pool` beyond their own share.
+    pub(super) fn new(pool: Option<Arc<RecvPool>>) -> (Arc<ConnCtl>, ConnTasks) {
+        let inbound = pool.is_some();
         let (writer, writer_rx) = mpsc::unbounded_channel();
         let (paused, _) = watch::channel(false);
         let (closed, _) = watch::channel(false);
-        let credit = Arc::new(Credit::new(PRE_HANDSHAKE_RECV_BYTES));
+        let credit = Arc::new(Credit::with_pool(PRE_HANDSHAKE_RECV_BYTES, pool));
         (Arc::new(ConnCtl { writer, paused, closed, credit, inbound }), ConnTasks { writer: writer_rx })
     }
 
@@ -403,6 +517,54 @@ mod tests {
             credit.release(900);
             tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
             assert_eq!(credit.outstanding(), 500);
+        });
+    }
+
+    #[test]
+    fn inbound_connections_share_one_pool_beyond_their_own_small_shares() {
+        block_on(async {
+            let pool = Arc::new(RecvPool::new(1_000_000));
+            let a = Credit::with_pool(5_000_000, Some(pool.clone()));
+            let b = Credit::with_pool(5_000_000, Some(pool.clone()));
+            // A holds 900 KB: all but its own share comes from the pool.
+            assert!(fits(&a, 900_000).await);
+            assert_eq!(pool.used(), 900_000 - INBOUND_RECV_OWN_BYTES);
+            // B's large frame does not fit what is left, though B holds nothing: it waits.
+            assert!(!fits(&b, 400_000).await, "the pool is the bound, not each peer's limit");
+            assert_eq!(b.outstanding(), 0);
+            // Small frames within B's own share pass whoever holds the pool.
+            assert!(fits(&b, 1_000).await);
+            assert!(fits(&b, 30_000).await);
+            assert_eq!(pool.used(), 900_000 - INBOUND_RECV_OWN_BYTES);
+            // The world takes A's frames: B's large frame fits now.
+            a.release(900_000);
+            assert_eq!(pool.used(), 0);
+            assert!(fits(&b, 400_000).await);
+            assert_eq!(pool.used(), 431_000 - INBOUND_RECV_OWN_BYTES);
+            assert!(pool.peak() <= 1_000_000);
+            // A connection that closes gives its part back.
+            drop(b);
+            assert_eq!(pool.used(), 0);
+        });
+    }
+
+    #[test]
+    fn a_reader_waiting_for_the_pool_goes_on_when_another_connection_frees_it() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let pool = Arc::new(RecvPool::new(4_000_000 + 24));
+            let a = Arc::new(Credit::with_pool(5_000_000, Some(pool.clone())));
+            let b = Arc::new(Credit::with_pool(5_000_000, Some(pool.clone())));
+            a.reserve(4_000_024).await;
+            let waiting = tokio::spawn({
+                let b = b.clone();
+                async move { b.reserve(4_000_024).await }
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(!waiting.is_finished());
+            a.release(4_000_024);
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+            assert_eq!(b.outstanding(), 4_000_024);
         });
     }
 

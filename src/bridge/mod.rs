@@ -10,6 +10,7 @@
 mod conn;
 
 use conn::{ConnCtl, ConnTasks};
+pub use conn::{INBOUND_RECV_OWN_BYTES, INBOUND_RECV_POOL_BYTES};
 use oni_systems::components::{ConnId, Direction};
 use oni_systems::resources::{IoCommand, NetEvent};
 use oni_systems::wire::Network;
@@ -36,6 +37,9 @@ pub struct BridgeConfig {
     pub connect_timeout_ms: u64,
     /// Inbound sockets open at most (accepted, not yet closed): more are closed at accept.
     pub max_inbound_sockets: usize,
+    /// Frame bytes inbound connections together hold beyond their own shares
+    /// ([`INBOUND_RECV_POOL_BYTES`] by default).
+    pub inbound_recv_pool_bytes: usize,
 }
 
 /// Inbound sockets the bridge keeps open beyond the world's inbound slots: newcomers the world
@@ -56,6 +60,8 @@ struct Inner {
     next_conn: AtomicU64,
     /// Inbound sockets open now.
     inbound_open: AtomicUsize,
+    /// Frame bytes inbound connections hold beyond their own shares.
+    inbound_pool: Arc<conn::RecvPool>,
     /// Flipped once at shutdown: the accept loop and every dial stop.
     stopping: watch::Sender<bool>,
 }
@@ -78,6 +84,7 @@ impl Bridge {
     pub fn new(config: BridgeConfig, runtime: Handle, events: flume::Sender<NetEvent>) -> Bridge {
         let (stopping, _) = watch::channel(false);
         let inner = Inner {
+            inbound_pool: Arc::new(conn::RecvPool::new(config.inbound_recv_pool_bytes)),
             config,
             runtime,
             events,
@@ -87,6 +94,11 @@ impl Bridge {
             stopping,
         };
         Bridge { inner: Arc::new(inner) }
+    }
+
+    /// Bytes the inbound peers hold from their shared pool now, and the most they ever held.
+    pub fn inbound_pool_bytes(&self) -> (usize, usize) {
+        (self.inner.inbound_pool.used(), self.inner.inbound_pool.peak())
     }
 
     /// Starts accepting on an already-bound listener (bound by the caller, so a port in use is an
@@ -139,7 +151,7 @@ impl Bridge {
     /// sees it before the dial's outcome.
     pub fn dial(&self, addr: SocketAddr, direction: Direction, immediate: &mut Vec<NetEvent>) -> ConnId {
         let conn = self.inner.alloc();
-        let (ctl, tasks) = ConnCtl::new(false);
+        let (ctl, tasks) = ConnCtl::new(None);
         self.inner.lock().insert(conn, ctl.clone());
         immediate.push(NetEvent::Dialing { conn, addr, direction });
         let inner = self.inner.clone();
@@ -205,7 +217,7 @@ impl Inner {
                     }
                     self.inbound_open.fetch_add(1, Ordering::AcqRel);
                     let conn = self.alloc();
-                    let (ctl, tasks) = ConnCtl::new(true);
+                    let (ctl, tasks) = ConnCtl::new(Some(self.inbound_pool.clone()));
                     self.lock().insert(conn, ctl.clone());
                     tracing::debug!(peer = conn.0, %addr, "accepted");
                     self.clone().run(conn, addr, stream, Direction::Inbound, ctl, tasks).await;

@@ -43,6 +43,8 @@ pub struct NodeConfig {
     pub event_channel_cap: usize,
     /// Events moved into one tick at most, so one busy tick stays short.
     pub events_per_tick_max: usize,
+    /// Frame bytes all inbound peers together may hold beyond their own small shares.
+    pub inbound_recv_pool_bytes: usize,
     /// Peer Manager policy (outbound mix, discouragement, bans, whitelist); `manual_peers` and
     /// `manual_redial_ms` above are copied into it at start.
     pub policy: PeerPolicy,
@@ -75,6 +77,7 @@ impl NodeConfig {
             manual_redial_ms: 10_000,
             tick_interval_ms: 100,
             event_channel_cap: EVENT_CHANNEL_CAP,
+            inbound_recv_pool_bytes: crate::bridge::INBOUND_RECV_POOL_BYTES,
             events_per_tick_max: 4096,
             policy: PeerPolicy::default(),
             dnsseed: true,
@@ -186,6 +189,7 @@ impl Node {
             network: cfg.config.network,
             connect_timeout_ms: cfg.connect_timeout_ms,
             max_inbound_sockets: cfg.config.limits.max_inbound + INBOUND_SOCKET_HEADROOM,
+            inbound_recv_pool_bytes: cfg.inbound_recv_pool_bytes,
         };
         let bridge = Bridge::new(bridge_cfg, runtime.handle().clone(), events_tx);
         if let Some(listener) = listener {

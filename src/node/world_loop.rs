@@ -283,6 +283,12 @@ impl WorldLoop {
         let now_ms = self.now_ms();
         self.world.resource_mut::<Clock>().now_ms = now_ms;
         self.world.resource_mut::<Inbox>().0.append(&mut self.pending);
+        {
+            let (used, peak) = self.bridge.inbound_pool_bytes();
+            let mut m = self.world.resource_mut::<oni_systems::resources::Metrics>();
+            m.inbound_recv_pool_bytes = used as u64;
+            m.inbound_recv_pool_peak_bytes = peak as u64;
+        }
         if let Some(chain) = self.chain.as_mut() {
             chain.before_tick(&mut self.world);
         }

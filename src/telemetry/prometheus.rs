@@ -123,6 +123,8 @@ const RENDERED: &[&str] = &[
     "bans_escalated",
     "recv_pauses",
     "ticks",
+    "inbound_recv_pool_bytes",
+    "inbound_recv_pool_peak_bytes",
 ];
 
 /// Every other plain counter of `Metrics` as `oni_<field>_total`, so a counter added to the resource
@@ -361,6 +363,18 @@ impl Snapshot {
             o.sample("oni_peers", &[("direction", d.label())], n);
         }
         o.single("oni_peers_ready", "gauge", "Peers now past the handshake.", m.peers_ready);
+        o.single(
+            "oni_inbound_recv_pool_bytes",
+            "gauge",
+            "Frame bytes inbound peers hold from their shared receive pool.",
+            m.inbound_recv_pool_bytes,
+        );
+        o.single(
+            "oni_inbound_recv_pool_peak_bytes",
+            "gauge",
+            "The most frame bytes inbound peers ever held from their shared receive pool.",
+            m.inbound_recv_pool_peak_bytes,
+        );
         o.single("oni_handshakes_total", "counter", "Handshakes completed.", m.handshakes);
         o.histogram_ms("oni_handshake_duration_seconds", "Time from connection to verack.", &m.handshake_ms);
         o.histogram_ms("oni_ping_rtt_seconds", "Ping round trips.", &m.ping_rtt_ms);

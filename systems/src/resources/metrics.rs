@@ -147,6 +147,10 @@ pub struct Metrics {
     pub tx_notfound_sent: u64,
     /// Transaction getdata entries dropped (the peer's queue was full).
     pub tx_getdata_dropped: u64,
+    /// Frame bytes inbound peers hold from their shared receive pool (a gauge set by the shell).
+    pub inbound_recv_pool_bytes: u64,
+    /// The most they ever held (a gauge set by the shell).
+    pub inbound_recv_pool_peak_bytes: u64,
     /// getheaders held until the asker's send queue drained (a newer one replaces a held one).
     pub getheaders_deferred: u64,
     /// Announcements dropped from a peer's queue over its bound (the lowest feerates go first).
@@ -218,6 +222,8 @@ impl Default for Metrics {
             tx_getdata_dropped: 0,
             tx_announce_dropped: 0,
             getheaders_deferred: 0,
+            inbound_recv_pool_bytes: 0,
+            inbound_recv_pool_peak_bytes: 0,
             tx_rejected: vec![0; crate::mempool::policy::TxReject::COUNT],
             tx_forward_ms: Histogram::latency_ms(),
             discouraged: 0,
