@@ -245,6 +245,9 @@ impl HeadersPresync {
                 }
                 if self.work >= self.min_work {
                     self.phase = Phase::Redownload;
+                    // Its largest: the buffer plus one message, reserved once so it never doubles
+                    // (a grown 17,218-header buffer was 32,768 slots, 2.6 MB per peer).
+                    self.buffer = VecDeque::with_capacity(self.buffer_max + crate::wire::MAX_HEADERS);
                     out.request_more = true;
                 } else if full {
                     out.request_more = true;
@@ -316,7 +319,7 @@ impl HeadersPresync {
 
     /// Most heap bytes this sync may ever hold under `params`, given its commitment bound.
     pub fn heap_bound(&self) -> usize {
-        (self.max_commitments as usize / 64 + 1) * 8 + (self.buffer_max + crate::wire::MAX_HEADERS) * HEADER_BYTES * 2
+        (self.max_commitments as usize / 64 + 1) * 8 + (self.buffer_max + crate::wire::MAX_HEADERS) * HEADER_BYTES
     }
 
     /// The start's height, bits and work (for tests and RPC).

@@ -64,6 +64,34 @@ fn redownload_buffer_holds_back_headers_until_enough_work() {
 }
 
 #[test]
+fn a_full_redownload_buffer_stays_within_the_stated_bound() {
+    let (p, t) = setup(10, 3_000);
+    let g = p.genesis.block_hash();
+    let chain = with_hashes(&mine_chain(g, p.genesis.time, 10_000, 1));
+    let mut s = HeadersPresync::new(&t, 0, &p, regtest_work(8_000), NOW, [1, 2, 3, 4]);
+    for chunk in chain.chunks(2_000) {
+        if s.phase() == Phase::Redownload {
+            break;
+        }
+        s.process(chunk, true, &p);
+    }
+    assert_eq!(s.phase(), Phase::Redownload);
+    // Redownload in full messages, short of the work that releases everything: the buffer holds
+    // 3,000 and takes a 2,000-header message on top.
+    let mut most = 0;
+    for chunk in chain[..6_000].chunks(2_000) {
+        let o = s.process(chunk, true, &p);
+        assert!(o.aborted.is_none());
+        most = most.max(s.heap_bytes());
+        assert!(s.heap_bytes() <= s.heap_bound(), "{} over {}", s.heap_bytes(), s.heap_bound());
+    }
+    // 1,000 commitment bits are 128 bytes; the buffer never grows past one message over its size
+    // (doubling would have made it 8,192 slots).
+    assert!(most >= 5_000 * 80, "the buffer filled: {most} bytes");
+    assert!(most <= 5_000 * 80 + 1_024, "{most} heap bytes");
+}
+
+#[test]
 fn a_different_chain_on_redownload_fails_its_commitments() {
     let (p, t) = setup(4, 50);
     let g = p.genesis.block_hash();
