@@ -24,6 +24,11 @@ pub struct Limits {
     pub send_queue_bytes_hard: usize,
     /// Bytes handed to a peer's writer task and not yet written.
     pub writer_window_bytes: usize,
+    /// Send queues and unwritten writer bytes of all peers together; over it the peer holding
+    /// the most is disconnected (as if over its hard bound), until the total fits. Peers that
+    /// never read would otherwise hold up to their hard bound each (125 × 8 MB) as
+    /// announcements and pings pile up.
+    pub send_bytes_total_max: usize,
     /// Time to complete version/verack.
     pub handshake_timeout_ms: u64,
     /// Interval between our pings.
@@ -48,6 +53,7 @@ impl Default for Limits {
             send_queue_bytes_soft: 1_000_000,
             send_queue_bytes_hard: 8_000_000,
             writer_window_bytes: 256 * 1024,
+            send_bytes_total_max: 192 << 20,
             handshake_timeout_ms: 60_000,
             ping_interval_ms: 120_000,
             ping_timeout_ms: 20 * 60_000,

@@ -151,6 +151,8 @@ pub struct Metrics {
     pub inbound_recv_pool_bytes: u64,
     /// The most they ever held (a gauge set by the shell).
     pub inbound_recv_pool_peak_bytes: u64,
+    /// Peers dropped because all send queues together passed the node-wide bound.
+    pub send_total_overflows: u64,
     /// getheaders held until the asker's send queue drained (a newer one replaces a held one).
     pub getheaders_deferred: u64,
     /// Announcements dropped from a peer's queue over its bound (the lowest feerates go first).
@@ -222,6 +224,7 @@ impl Default for Metrics {
             tx_getdata_dropped: 0,
             tx_announce_dropped: 0,
             getheaders_deferred: 0,
+            send_total_overflows: 0,
             inbound_recv_pool_bytes: 0,
             inbound_recv_pool_peak_bytes: 0,
             tx_rejected: vec![0; crate::mempool::policy::TxReject::COUNT],

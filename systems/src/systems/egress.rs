@@ -1,5 +1,7 @@
 //! egress: hands queued frames to the shell's writer, as much as the writer window allows, and
-//! disconnects peers whose queue grew past the hard bound (they ask more than they read).
+//! disconnects peers whose queue grew past the hard bound (they ask more than they read) — and,
+//! while all peers' queues and unwritten bytes together pass the node-wide bound, the peer
+//! holding the most.
 
 use crate::components::{Disconnect, SendQueue, Socket, Stats};
 use crate::resources::{Clock, Config, DisconnectReason, IoCommand, Metrics, Outbox};
@@ -15,7 +17,29 @@ pub fn egress(
     mut commands: Commands,
 ) {
     let limits = &config.limits;
+    let mut dropped: smallvec::SmallVec<[Entity; 4]> = smallvec::SmallVec::new();
+    let held = |sq: &SendQueue| sq.bytes() + sq.in_writer_bytes;
+    let mut total: usize = peers.iter().map(|p| held(p.2)).sum();
+    while total > limits.send_bytes_total_max {
+        let Some((entity, socket, sq, _)) = peers.iter().filter(|p| !dropped.contains(&p.0)).max_by_key(|p| held(p.2))
+        else {
+            break;
+        };
+        tracing::info!(
+            peer = socket.conn.0,
+            held = held(sq),
+            total,
+            "node-wide send bound passed: dropping the largest"
+        );
+        metrics.send_total_overflows += 1;
+        total -= held(sq);
+        dropped.push(entity);
+        commands.entity(entity).insert(Disconnect { reason: DisconnectReason::SendQueueOverflow });
+    }
     for (entity, socket, mut sq, mut stats) in &mut peers {
+        if dropped.contains(&entity) {
+            continue;
+        }
         if sq.bytes() > limits.send_queue_bytes_hard {
             commands.entity(entity).insert(Disconnect { reason: DisconnectReason::SendQueueOverflow });
             continue;

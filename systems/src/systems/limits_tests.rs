@@ -57,6 +57,34 @@ fn a_peer_that_does_not_read_is_not_served_past_the_soft_bound_and_dropped_past_
 }
 
 #[test]
+fn past_the_node_wide_send_bound_the_peer_holding_the_most_is_dropped() {
+    let mut node = node_with(Limits {
+        writer_window_bytes: 64,
+        send_queue_bytes_soft: 100_000,
+        send_queue_bytes_hard: 100_000,
+        send_bytes_total_max: 2_000,
+        ..Limits::default()
+    });
+    let small = node.ready_inbound("10.0.0.3:1");
+    let big = node.ready_inbound("10.0.0.4:1");
+    let reader = node.ready_inbound("10.0.0.5:1");
+    node.stall_reader(small);
+    node.stall_reader(big);
+    for i in 0..10 {
+        node.receive(small, &Message::Ping(i)); // each pong is a 32-byte frame
+    }
+    for i in 0..80 {
+        node.receive(big, &Message::Ping(i));
+        node.receive(reader, &Message::Ping(i));
+    }
+    // Neither is over its own bounds; together they pass the node's: the larger one goes.
+    assert_eq!(node.closed_reason(big), Some(DisconnectReason::SendQueueOverflow));
+    assert_eq!(node.closed_reason(small), None);
+    assert_eq!(node.closed_reason(reader), None, "a peer that reads holds nothing");
+    assert_eq!(node.metrics().send_total_overflows, 1);
+}
+
+#[test]
 fn the_decode_budget_bounds_work_per_peer_per_tick() {
     let mut node = node_with(Limits { decode_msgs_per_tick: 4, ..Limits::default() });
     let busy = node.ready_inbound("10.0.0.4:1");
