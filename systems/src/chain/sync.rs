@@ -32,7 +32,9 @@ pub struct SyncConfig {
     pub download_timeout_per_peer_ms: u64,
     /// Blocks handed to the validator and not yet processed; over it we stop requesting.
     pub validation_pending_blocks_max: usize,
-    /// Bytes handed to the validator and not yet processed; over it we stop requesting.
+    /// Bytes handed to the validator and not yet processed; over it we stop requesting. 128 MB
+    /// is some 80 mainnet blocks, many seconds of validation: enough to keep the validator busy,
+    /// and it keeps the whole node's worst case under 1 GiB (benches/REPORT-memory.md).
     pub validation_pending_bytes_max: usize,
     /// Unconnecting `headers` messages tolerated; every this-many-th is scored
     /// (Core's former MAX_NUM_UNCONNECTING_HEADERS_MSGS).
@@ -61,7 +63,7 @@ impl Default for SyncConfig {
             download_timeout_base_ms: 600_000,
             download_timeout_per_peer_ms: 300_000,
             validation_pending_blocks_max: 256,
-            validation_pending_bytes_max: 256 << 20,
+            validation_pending_bytes_max: 128 << 20,
             unconnecting_headers_max: 10,
             serve_queue_max: 1_000,
             serve_bytes_total_max: 128 << 20,

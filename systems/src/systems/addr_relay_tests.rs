@@ -132,3 +132,27 @@ fn block_relay_only_peers_do_not_gossip_addresses() {
     node.receive(conn, &addrs(5, 48));
     assert_eq!(node.world.resource::<AddrBook>().len(), 0);
 }
+
+#[test]
+fn a_peers_relay_queue_stops_at_one_message_worth() {
+    use crate::components::Permissions;
+    let mut node = TestNode::regtest();
+    let src = node.ready_inbound("10.0.0.5:1");
+    let e = node.peer(src).unwrap();
+    node.world.get_mut::<Permissions>(e).unwrap().noban = true; // no token bucket
+    let targets: Vec<_> = (0..2).map(|i| node.ready_inbound(&format!("10.1.{i}.1:1"))).collect();
+    // 1,500 fresh addresses in small (relayable) messages, faster than the targets' trickle.
+    for m in 0..150usize {
+        let entries = (0..10)
+            .map(|j| {
+                let s: SocketAddr = format!("{}.{}.{j}.1:8333", 50 + m % 100, m / 100).parse().unwrap();
+                AddrEntry { time: NOW_S - 60, addr: NetAddr::from_socket(s, NODE_NETWORK | NODE_WITNESS) }
+            })
+            .collect();
+        node.receive(src, &Message::Addr(entries));
+    }
+    for t in targets {
+        let queued = node.get::<AddrRelay>(t).unwrap().queued.len();
+        assert!((900..=1_000).contains(&queued), "queued {queued}");
+    }
+}

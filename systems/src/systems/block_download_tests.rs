@@ -186,6 +186,23 @@ fn a_full_validation_queue_stops_requests_until_it_drains() {
 }
 
 #[test]
+fn the_validation_queue_bound_in_bytes_stops_requests_too() {
+    let mut node = fixture_node();
+    assert_eq!(SyncConfig::default().validation_pending_bytes_max, 128 << 20);
+    node.world.resource_mut::<SyncConfig>().validation_pending_bytes_max = 1;
+    node.validator.paused = true;
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    headers_from(&mut node, &mut peer);
+    peer.pump(&mut node, 100);
+    // The first 16 go out at once; once one block waits for the validator, no more.
+    assert_eq!(getdata_entries(&peer.seen).len(), 16, "requests stop at the byte bound");
+    node.validator.paused = false;
+    node.tick();
+    peer.pump(&mut node, 10_000);
+    assert_eq!(node.world.resource::<ChainTip>().height, 2100);
+}
+
+#[test]
 fn an_invalid_block_discourages_its_sender_and_invalidates_its_descendants() {
     let mut node = fixture_node();
     let bad = block_hash(&header_of(&chain_blocks()[9]));
