@@ -121,6 +121,7 @@ impl WorldLoop {
             // the validator's hands (the worker's own bound is above this).
             sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
+        world.insert_resource(super::faults::NodeWarnings::default());
         let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref())?;
         chain.install(&mut world);
         chain.restore(&mut world, store.as_deref());
