@@ -5,6 +5,7 @@
 //! (`crate::coins`): the node's coin store follows the worker's chain changes, and the pool hears
 //! of each block (`BlockTxInbox`) once the store reflects it.
 
+use super::faults::NodeWarnings;
 use super::StartError;
 use crate::coins::reconcile::reconcile;
 use crate::coins::{CoinFollower, CoinStore, CoinStoreHandle, KernelScripts};
@@ -20,7 +21,7 @@ use oni_systems::chain::{
     ValidationQueue,
 };
 use oni_systems::mempool::{BlockTxInbox, ChainCoins, Scripts};
-use oni_systems::resources::Clock;
+use oni_systems::resources::{Clock, Metrics};
 use oni_systems::wire::{sha256d, Network};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -46,7 +47,11 @@ impl ChainIo {
     /// with no datadir (tests), the structure checker. With a datadir the coin store
     /// (`<datadir>/coins`) is reconciled with the kernel's active chain on the worker before the
     /// worker reports ready, so nothing is served from coins out of step with the chain.
-    pub(super) fn open(network: Network, datadir: Option<&Path>) -> Result<ChainIo, StartError> {
+    pub(super) fn open(
+        network: Network,
+        datadir: Option<&Path>,
+        warnings: NodeWarnings,
+    ) -> Result<ChainIo, StartError> {
         let config = WorkerConfig {
             queue_blocks_max: 1_024,
             queue_bytes_max: 512 << 20,
@@ -89,7 +94,8 @@ impl ChainIo {
                 (worker, None)
             }
         };
-        let follower = CoinFollower::spawn(coins.clone(), worker.chain_reader()).map_err(StartError::Runtime)?;
+        let follower =
+            CoinFollower::spawn(coins.clone(), worker.chain_reader(), warnings).map_err(StartError::Runtime)?;
         Ok(ChainIo { worker, read_answers: flume::unbounded(), held: VecDeque::new(), coins, follower })
     }
 
@@ -182,6 +188,10 @@ impl ChainIo {
             self.follower.push(e);
         }
         world.resource_mut::<ValidationInbox>().0.extend(events);
+        let failures = self.follower.write_failures();
+        if world.resource::<Metrics>().coin_store_write_failures != failures {
+            world.resource_mut::<Metrics>().coin_store_write_failures = failures;
+        }
         let applied: Vec<_> = self.follower.events().try_iter().collect();
         if !applied.is_empty() {
             world.get_resource_or_init::<BlockTxInbox>().0.extend(applied);

@@ -121,8 +121,9 @@ impl WorldLoop {
             // the validator's hands (the worker's own bound is above this).
             sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
-        world.insert_resource(super::faults::NodeWarnings::default());
-        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref())?;
+        let warnings = super::faults::NodeWarnings::default();
+        world.insert_resource(warnings.clone());
+        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref(), warnings)?;
         chain.install(&mut world);
         chain.restore(&mut world, store.as_deref());
         let mempool_path = cfg.datadir.as_ref().map(|d| d.join(super::mempool_file::FILE_NAME));
