@@ -234,7 +234,8 @@ impl WorldLoop {
                 Err(e) => tracing::error!("cannot save the pool to {}: {e}", path.display()),
             }
         }
-        if let Some(chain) = self.chain.take() {
+        if let Some(mut chain) = self.chain.take() {
+            chain.flush_headers(&mut self.world, self.store.as_deref());
             chain.shutdown();
         }
     }
