@@ -67,6 +67,8 @@ pub struct Store {
     headers: Database<Bytes, Bytes>,
     /// Ban commits still to fail on purpose (fault injection for tests of the retry path).
     ban_faults: std::sync::atomic::AtomicUsize,
+    /// Header saves still to fail on purpose (fault injection for tests of the retry path).
+    header_faults: std::sync::atomic::AtomicUsize,
 }
 
 /// Checks LMDB's two meta pages against the data file's length, so a truncated file is reported
@@ -125,7 +127,7 @@ impl Store {
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         let headers = env.create_database(&mut wtxn, Some("headers"))?;
         wtxn.commit()?;
-        Ok(Store { env, bans, addrs, meta, headers, ban_faults: Default::default() })
+        Ok(Store { env, bans, addrs, meta, headers, ban_faults: Default::default(), header_faults: Default::default() })
     }
 
     /// Moves a damaged store aside (kept as `<dir>.corrupt-<unix_s>`) so a fresh one can start.
@@ -204,11 +206,23 @@ impl Store {
         Ok(n)
     }
 
+    /// Makes the next `n` header saves fail, as a full disk would (tests of the retry path); `0`
+    /// ends an injected fault, `usize::MAX` makes one last until then.
+    pub fn inject_header_save_failures(&self, n: usize) {
+        self.header_faults.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Appends accepted headers (height, raw 80 bytes) in one durable transaction. Keyed by height
-    /// then hash, so loading returns parents before children and side branches are kept.
+    /// then hash, so loading returns parents before children and side branches are kept; saving a
+    /// header again rewrites the same record.
     pub fn save_headers(&self, headers: &[(u32, [u8; 32], [u8; 80])]) -> Result<(), StoreError> {
         if headers.is_empty() {
             return Ok(());
+        }
+        use std::sync::atomic::Ordering;
+        if self.header_faults.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            let injected = std::io::Error::other("injected header save failure");
+            return Err(StoreError::Lmdb(heed::Error::Io(injected)));
         }
         let mut wtxn = self.env.write_txn()?;
         for (height, hash, raw) in headers {

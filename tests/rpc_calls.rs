@@ -1,6 +1,7 @@
 //! Every RPC call against an in-process node with real peers: getpeerinfo's figures against what a
 //! raw peer really sent and received (bytes with headers, per command, exactly), the network calls,
-//! bans that take effect and survive a restart, chain calls that answer only what is real, stop.
+//! bans that take effect and survive a restart, chain calls that answer only what is real, store
+//! faults shown in `warnings` while they last, stop.
 
 mod rpc_support;
 
@@ -231,6 +232,102 @@ fn chain_calls_answer_from_the_header_tree() {
     assert_eq!(v["error"], json!({"code": -5, "message": "Block not found"}));
     let (_, v) = n.call_legacy("getblockheader", json!(["zz"]));
     assert_eq!(v["error"]["code"], -8);
+}
+
+/// (header saves failed, coin store writes failed, the height the pool's coins are at).
+fn fault_figures(n: &TestRpcNode) -> (u64, u64, Option<u32>) {
+    n.node
+        .with_world(|w| {
+            let m = w.resource::<oni_systems::resources::Metrics>();
+            let tip = w.resource::<oni_systems::mempool::CoinsTip>().0;
+            (m.header_save_failures, m.coin_store_write_failures, tip)
+        })
+        .unwrap()
+}
+
+#[test]
+fn store_faults_show_in_warnings_while_they_last_and_nothing_is_lost_when_they_clear() {
+    use bitcoin::p2p::message_blockdata::Inventory;
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestRpcNode::start(dir.path());
+    assert_eq!(n.call("getblockchaininfo", json!([]))["warnings"], json!([]));
+    // A full disk under both stores, until cleared.
+    n.node
+        .with_world(|w| {
+            w.resource::<oni::node::persist::DurableStore>().0.inject_header_save_failures(usize::MAX);
+            w.resource::<oni::coins::CoinStoreHandle>().0.inject_write_failures(usize::MAX);
+        })
+        .unwrap();
+    // A peer announces the fixture's first 20 blocks and serves them.
+    let blocks: Vec<bitcoin::Block> = fixture_lines("chain.hex")[..20]
+        .iter()
+        .map(|l| bitcoin::consensus::encode::deserialize_hex(l).unwrap())
+        .collect();
+    let mut p = handshaken_peer(&n, 0);
+    p.send(NetworkMessage::Headers(blocks.iter().map(|b| b.header).collect()));
+    let mut served = 0;
+    let warnings = wait_for(60, "both faults in warnings, with the chain validated all the same", || {
+        p.drain(Duration::from_millis(50));
+        for m in std::mem::take(&mut p.inbox) {
+            let NetworkMessage::GetData(items) = m else { continue };
+            for item in items {
+                let hash = match item {
+                    Inventory::Block(h) | Inventory::WitnessBlock(h) => h,
+                    _ => continue,
+                };
+                if let Some(b) = blocks.iter().find(|b| b.block_hash() == hash) {
+                    p.send(NetworkMessage::Block(b.clone()));
+                    served += 1;
+                }
+            }
+        }
+        let info = n.call("getblockchaininfo", json!([]));
+        let done = info["blocks"] == 20 && info["warnings"].as_array().is_some_and(|w| w.len() == 2);
+        done.then(|| info["warnings"].clone())
+    });
+    assert!(served >= 20);
+    let text = warnings.to_string();
+    assert!(text.contains("coin store") && text.contains("block headers"), "{text}");
+    assert_eq!(n.call("getnetworkinfo", json!([]))["warnings"], warnings, "the same list in both calls");
+    let (header_failures, coin_failures, pool_tip) = fault_figures(&n);
+    assert!(header_failures >= 1 && coin_failures >= 1, "{header_failures} {coin_failures}");
+    // Exported for scraping as counters, with the figures of the same moment.
+    let (m, text) = n
+        .node
+        .with_world(|w| {
+            let m = w.resource::<oni_systems::resources::Metrics>().clone();
+            (m, oni::telemetry::prometheus::render(w))
+        })
+        .unwrap();
+    for (name, v) in
+        [("header_save_failures", m.header_save_failures), ("coin_store_write_failures", m.coin_store_write_failures)]
+    {
+        assert!(text.contains(&format!("\noni_{name}_total {v}\n")), "oni_{name}_total {v} missing");
+    }
+    assert_eq!(pool_tip, Some(0), "the pool has heard of no block while the coin store fails");
+
+    // The disk has room again: within a backoff (5 s at most) the warnings are gone, both stores
+    // hold the chain, and the pool heard of every block.
+    n.node
+        .with_world(|w| {
+            w.resource::<oni::node::persist::DurableStore>().0.inject_header_save_failures(0);
+            w.resource::<oni::coins::CoinStoreHandle>().0.inject_write_failures(0);
+        })
+        .unwrap();
+    wait_for(30, "warnings cleared", || {
+        (n.call("getblockchaininfo", json!([]))["warnings"] == json!([])).then_some(())
+    });
+    assert_eq!(n.call("getnetworkinfo", json!([]))["warnings"], json!([]));
+    wait_for(10, "the pool at the tip", || (fault_figures(&n).2 == Some(20)).then_some(()));
+    let (headers, coins) = n
+        .node
+        .with_world(|w| {
+            let headers = w.resource::<oni::node::persist::DurableStore>().0.load_headers().unwrap();
+            (headers.len(), w.resource::<oni::coins::CoinStoreHandle>().0.best().unwrap())
+        })
+        .unwrap();
+    assert_eq!(headers, 20);
+    assert_eq!((coins.height, coins.hash), (20, blocks[19].block_hash()));
 }
 
 #[test]

@@ -13,16 +13,27 @@
 //! store is never ahead of what the kernel will remember after a kill -9; anything the follower
 //! had not applied when the process died is caught up by `reconcile` at the next start.
 //!
-//! Events that do not fit the store (should not happen: a missed event, a store error) make it
-//! reconcile with the kernel's active chain and report what that changed instead. A node without
-//! a store (no datadir, tests) still gets the block events, with no coins behind them.
+//! Events that do not fit the store (should not happen: a missed event) make it reconcile with the
+//! kernel's active chain and report what that changed instead. A node without a store (no
+//! datadir, tests) still gets the block events, with no coins behind them.
+//!
+//! # Faults lose nothing
+//! A change that cannot be applied (a full disk or LMDB map, any LMDB error, a block the kernel
+//! cannot read back) is not dropped: the follower keeps it and tries it again, waiting
+//! [`Backoff`]'s 100 ms doubling to 5 s in between, and later changes wait behind it in the
+//! channel, so order holds. Meanwhile every failed attempt is logged and counted
+//! ([`CoinFollower::write_failures`], exported as `oni_coin_store_write_failures_total`) and a
+//! warning is up in RPC (`getblockchaininfo.warnings`); the first success clears it. A change is
+//! one LMDB transaction, so a failed attempt changed nothing; a reconcile that fails half way has
+//! already reported the blocks it applied (`reconcile_each`), and the retry goes on from there.
 
-use super::reconcile::{read_block, reconcile, ChainSource};
+use super::reconcile::{read_block, reconcile_each, ChainSource};
 use super::store::{CoinStore, CoinsError};
+use crate::node::faults::{Backoff, NodeWarnings, WarningSource};
 use bitcoin::BlockHash;
 use oni_systems::chain::ValidationEvent;
 use oni_systems::mempool::BlockTxEvent;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -31,26 +42,37 @@ pub struct CoinFollower {
     changes: Option<flume::Sender<ValidationEvent>>,
     events: flume::Receiver<BlockTxEvent>,
     stop: Arc<AtomicBool>,
+    /// Dropped at shutdown: wakes the thread out of a wait between two attempts.
+    wake: Option<flume::Sender<()>>,
+    failures: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl CoinFollower {
-    /// Starts the thread over `store` (if any), reading blocks from `source`.
-    pub fn spawn<S: ChainSource + Send + 'static>(store: Option<CoinStore>, source: S) -> std::io::Result<Self> {
+    /// Starts the thread over `store` (if any), reading blocks from `source`; a change it cannot
+    /// apply yet raises a [`WarningSource::CoinStore`] warning in `warnings` while it is retried.
+    pub fn spawn<S: ChainSource + Send + 'static>(
+        store: Option<CoinStore>,
+        source: S,
+        warnings: NodeWarnings,
+    ) -> std::io::Result<Self> {
         let (changes, rx) = flume::unbounded();
         let (events_tx, events) = flume::unbounded();
+        let (wake, woken) = flume::bounded(1);
         let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(AtomicU64::new(0));
         let stop_flag = stop.clone();
+        let failed = failures.clone();
         let thread = std::thread::Builder::new().name("oni-coins".into()).spawn(move || {
-            let follow = Follow { store, source, events: events_tx };
+            let mut follow =
+                Follow { store, source, events: events_tx, warnings, failures: failed, backoff: Backoff::default() };
             for change in rx.iter() {
-                if stop_flag.load(Ordering::SeqCst) {
+                if stop_flag.load(Ordering::SeqCst) || !follow.apply_until_done(change, &woken) {
                     break;
                 }
-                follow.apply(change);
             }
         })?;
-        Ok(CoinFollower { changes: Some(changes), events, stop, thread: Some(thread) })
+        Ok(CoinFollower { changes: Some(changes), events, stop, wake: Some(wake), failures, thread: Some(thread) })
     }
 
     /// Hands the follower a worker event; only `Connected`/`Disconnected` concern it.
@@ -67,7 +89,14 @@ impl CoinFollower {
         &self.events
     }
 
-    /// Stops after the block being applied (the rest is caught up at the next start).
+    /// Attempts at a chain change that failed since start (each is retried until it succeeds),
+    /// for the node's metrics.
+    pub fn write_failures(&self) -> u64 {
+        self.failures.load(Ordering::SeqCst)
+    }
+
+    /// Stops after the block being applied, or at once while waiting to retry one (what was not
+    /// applied is caught up by `reconcile` at the next start).
     pub fn shutdown(mut self) {
         self.stop_thread();
     }
@@ -75,6 +104,7 @@ impl CoinFollower {
     fn stop_thread(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         self.changes = None;
+        self.wake = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -91,11 +121,53 @@ struct Follow<S> {
     store: Option<CoinStore>,
     source: S,
     events: flume::Sender<BlockTxEvent>,
+    warnings: NodeWarnings,
+    failures: Arc<AtomicU64>,
+    backoff: Backoff,
 }
 
 impl<S: ChainSource> Follow<S> {
-    fn apply(&self, change: ValidationEvent) {
-        let result = match (&self.store, change) {
+    /// Applies `change`, retrying with backoff until it succeeds; false when told to stop first.
+    fn apply_until_done(&mut self, change: ValidationEvent, woken: &flume::Receiver<()>) -> bool {
+        loop {
+            match self.apply(change) {
+                Ok(()) => {
+                    let failed = self.backoff.succeeded();
+                    if failed > 0 {
+                        self.warnings.clear(WarningSource::CoinStore);
+                        tracing::info!(
+                            failed_attempts = failed,
+                            "coin follower applied the held chain change; the pool follows the chain again"
+                        );
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    let wait = self.backoff.failed();
+                    self.failures.fetch_add(1, Ordering::SeqCst);
+                    tracing::error!(
+                        error = %e,
+                        attempt = self.backoff.failures,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "coin follower could not apply a chain change; kept and retried, later changes wait behind it"
+                    );
+                    self.warnings.set(
+                        WarningSource::CoinStore,
+                        format!(
+                            "Cannot apply a chain change to the coin store ({e}); it is kept and retried, and the \
+                             mempool does not follow the chain until it succeeds"
+                        ),
+                    );
+                    if woken.recv_timeout(wait) != Err(flume::RecvTimeoutError::Timeout) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&self, change: ValidationEvent) -> Result<(), CoinsError> {
+        match (&self.store, change) {
             (Some(store), ValidationEvent::Connected { hash, height }) => self.connect(store, hash, height),
             (Some(store), ValidationEvent::Disconnected { hash, height }) => self.disconnect(store, hash, height),
             (None, ValidationEvent::Connected { hash, height }) => read_block(&self.source, &hash)
@@ -103,9 +175,6 @@ impl<S: ChainSource> Follow<S> {
             (None, ValidationEvent::Disconnected { hash, height }) => read_block(&self.source, &hash)
                 .map(|b| self.emit(BlockTxEvent::Disconnected { hash, height, txs: Arc::new(b.txdata) })),
             _ => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "coin follower could not apply a chain change");
         }
     }
 
@@ -120,6 +189,8 @@ impl<S: ChainSource> Follow<S> {
                 self.emit(BlockTxEvent::Connected { hash, height, txs: Arc::new(block.txdata) });
                 Ok(())
             }
+            // Nothing was written: the same change is tried again.
+            Err(e) if e.is_io() => Err(e),
             // Already applied by an earlier reconcile.
             Err(CoinsError::NotNext { .. }) if store.hash_at(height)? == Some(hash) => Ok(()),
             Err(e) => self.resync(store, e),
@@ -139,15 +210,14 @@ impl<S: ChainSource> Follow<S> {
                 self.emit(BlockTxEvent::Disconnected { hash, height: undo.height, txs: Arc::new(txs) });
                 Ok(())
             }
+            Err(e) if e.is_io() => Err(e),
             Err(e) => self.resync(store, e),
         }
     }
 
     fn resync(&self, store: &CoinStore, why: CoinsError) -> Result<(), CoinsError> {
         tracing::warn!(error = %why, "coin store out of step with the chain; reconciling with the kernel");
-        for event in reconcile(store, &self.source, true)? {
-            self.emit(event);
-        }
-        Ok(())
+        // Each applied block is reported at once: a failure half way loses none of them.
+        reconcile_each(store, &self.source, Some(&mut |event| self.emit(event)))
     }
 }

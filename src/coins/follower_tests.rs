@@ -6,6 +6,7 @@
 use super::follower::CoinFollower;
 use super::store::{ChainPoint, CoinStore};
 use super::store_tests::{chain, genesis};
+use crate::node::faults::{NodeWarnings, WarningSource};
 use crate::validation::{KernelConfig, KernelValidator, SubmitError, ValidationEvent, ValidationWorker, WorkerConfig};
 use oni_systems::mempool::BlockTxEvent;
 use oni_systems::wire::Network;
@@ -72,8 +73,8 @@ fn the_follower_applies_the_workers_chain_and_its_reorg_then_reports_in_order() 
     let dir = tempfile::tempdir().unwrap();
     let worker = spawn_worker(&dir.path().join("kernel"));
     let store = CoinStore::open(&dir.path().join("coins"), genesis()).unwrap();
-    let follower = CoinFollower::spawn(Some(store.clone()), worker.chain_reader()).unwrap();
-    let bare = CoinFollower::spawn(None, worker.chain_reader()).unwrap();
+    let follower = CoinFollower::spawn(Some(store.clone()), worker.chain_reader(), NodeWarnings::default()).unwrap();
+    let bare = CoinFollower::spawn(None, worker.chain_reader(), NodeWarnings::default()).unwrap();
     let c = chain();
     feed(&worker, &[&follower, &bare], &c.fixture.chain);
     let events = until_connected(&follower, 2100);
@@ -110,10 +111,65 @@ fn the_follower_applies_the_workers_chain_and_its_reorg_then_reports_in_order() 
     for (i, b) in c.chain[..2094].iter().enumerate() {
         behind.connect(b, i as u32 + 1).unwrap();
     }
-    let late = CoinFollower::spawn(Some(behind.clone()), worker.chain_reader()).unwrap();
+    let late = CoinFollower::spawn(Some(behind.clone()), worker.chain_reader(), NodeWarnings::default()).unwrap();
     late.push(&ValidationEvent::Connected { hash: fork_tip, height: 2101 });
     let events = until_connected(&late, 2101);
     assert_eq!(order(&events), (2095..=2101).map(|h| (true, h)).collect::<Vec<_>>());
     assert_eq!(behind.best().unwrap(), ChainPoint { hash: fork_tip, height: 2101 });
     assert_eq!(behind.all().unwrap(), store.all().unwrap());
+}
+
+/// Waits until `f` holds (at most `WAIT`).
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn failed_coin_writes_are_counted_warned_and_retried_in_order_until_the_store_reaches_the_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = spawn_worker(&dir.path().join("kernel"));
+    let store = CoinStore::open(&dir.path().join("coins"), genesis()).unwrap();
+    let warnings = NodeWarnings::default();
+    let follower = CoinFollower::spawn(Some(store.clone()), worker.chain_reader(), warnings.clone()).unwrap();
+    let c = chain();
+    // A disk that stays full while 50 blocks are connected.
+    store.inject_write_failures(usize::MAX);
+    feed(&worker, &[&follower], &c.fixture.chain[..50]);
+    // Four attempts at the first change take 0.7 s (100, 200, 400 ms between): time for all 50
+    // changes to reach the follower, which holds them behind the first.
+    wait_until("four failed attempts", || follower.write_failures() >= 4);
+    assert!(warnings.is_set(WarningSource::CoinStore));
+    assert!(warnings.list()[0].contains("injected coin store write failure"), "{:?}", warnings.list());
+    assert!(follower.events().is_empty(), "nothing reported while the store cannot follow");
+    assert_eq!(store.best().unwrap().height, 0);
+    // The disk has room again: every change comes out, in order, each after the store made it.
+    store.inject_write_failures(0);
+    let events = until_connected(&follower, 50);
+    assert_eq!(order(&events), (1..=50).map(|h| (true, h)).collect::<Vec<_>>());
+    assert_eq!(store.best().unwrap(), ChainPoint { hash: c.fixture.chain[49].hash, height: 50 });
+    assert!(warnings.list().is_empty(), "cleared once the held change is applied");
+    let failures = follower.write_failures();
+    assert!(follower.events().recv_timeout(Duration::from_millis(300)).is_err(), "nothing twice");
+    assert_eq!(follower.write_failures(), failures);
+
+    // A fault half way through a resync: the blocks applied before it are reported all the same.
+    drop(follower);
+    let behind = CoinStore::open(&dir.path().join("behind"), genesis()).unwrap();
+    for (i, b) in c.chain[..10].iter().enumerate() {
+        behind.connect(b, i as u32 + 1).unwrap();
+    }
+    let late = CoinFollower::spawn(Some(behind.clone()), worker.chain_reader(), warnings.clone()).unwrap();
+    // Write 1 finds the store behind (resync); writes 2..5 apply 11..14; writes 6 and 7 fail.
+    behind.inject_write_failures_after(5, 2);
+    late.push(&ValidationEvent::Connected { hash: c.fixture.chain[29].hash, height: 30 });
+    let events = until_connected(&late, 50);
+    assert_eq!(order(&events), (11..=50).map(|h| (true, h)).collect::<Vec<_>>());
+    assert_eq!(late.write_failures(), 2);
+    assert_eq!(behind.all().unwrap(), store.all().unwrap());
+    // Cleared when the held change returns, just after its resync reported the last block.
+    wait_until("the warning cleared", || warnings.list().is_empty());
 }

@@ -68,9 +68,24 @@ fn txs_of(source: &dyn ChainSource, hash: &BlockHash) -> Arc<Vec<Transaction>> {
 const ROUNDS_MAX: usize = 8;
 
 /// Moves `store` onto `source`'s active chain. With `report`, returns what changed as the pool's
-/// events (disconnects tip first, then connects), with each block's transactions.
+/// events (disconnects tip first, then connects), with each block's transactions. On an error the
+/// changes made before it stay made and their events are lost with the `Err`: callers that must
+/// not lose events use [`reconcile_each`].
 pub fn reconcile(store: &CoinStore, source: &dyn ChainSource, report: bool) -> Result<Vec<BlockTxEvent>, CoinsError> {
     let mut events = Vec::new();
+    let mut push = |e| events.push(e);
+    reconcile_each(store, source, report.then_some(&mut push as &mut dyn FnMut(BlockTxEvent)))?;
+    Ok(events)
+}
+
+/// [`reconcile`], handing each change's event to `emit` as soon as the store has made it (each
+/// change is its own durable transaction), so a write that fails half way loses no event: the
+/// ones before it are out, and a later call reports from where the store stopped.
+pub fn reconcile_each(
+    store: &CoinStore,
+    source: &dyn ChainSource,
+    mut emit: Option<&mut dyn FnMut(BlockTxEvent)>,
+) -> Result<(), CoinsError> {
     for _ in 0..ROUNDS_MAX {
         let tip = source.tip_height();
         // Back to the last block the source's active chain shares.
@@ -81,9 +96,9 @@ pub fn reconcile(store: &CoinStore, source: &dyn ChainSource, report: bool) -> R
             }
             match store.disconnect_tip() {
                 Ok(undo) => {
-                    if report {
+                    if let Some(emit) = emit.as_mut() {
                         let txs = txs_of(source, &undo.hash);
-                        events.push(BlockTxEvent::Disconnected { hash: undo.hash, height: undo.height, txs });
+                        emit(BlockTxEvent::Disconnected { hash: undo.hash, height: undo.height, txs });
                     }
                 }
                 Err(e @ (CoinsError::UndoMissing { .. } | CoinsError::Corrupt(_))) => {
@@ -105,8 +120,8 @@ pub fn reconcile(store: &CoinStore, source: &dyn ChainSource, report: bool) -> R
             let block = read_block(source, &hash)?;
             match store.connect(&block, height) {
                 Ok(_) => {
-                    if report {
-                        events.push(BlockTxEvent::Connected { hash, height, txs: Arc::new(block.txdata) });
+                    if let Some(emit) = emit.as_mut() {
+                        emit(BlockTxEvent::Connected { hash, height, txs: Arc::new(block.txdata) });
                     }
                 }
                 Err(CoinsError::NotNext { .. }) => {
@@ -118,7 +133,7 @@ pub fn reconcile(store: &CoinStore, source: &dyn ChainSource, report: bool) -> R
         }
         let best = store.best()?;
         if !moved && source.hash_at(best.height) == Some(best.hash) {
-            return Ok(events);
+            return Ok(());
         }
     }
     Err(CoinsError::Source("the active chain kept moving while the coin store followed it".into()))

@@ -20,6 +20,8 @@ use heed::{Database, Env, EnvOpenOptions, RwTxn, WithoutTls};
 use oni_systems::mempool::{Coin, CoinView};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Core's `MAX_SCRIPT_SIZE`: longer scripts can never be spent.
 const MAX_SCRIPT_BYTES: usize = 10_000;
@@ -103,6 +105,14 @@ impl fmt::Display for CoinsError {
 
 impl std::error::Error for CoinsError {}
 
+impl CoinsError {
+    /// Whether the disk or LMDB failed (full disk, full map, IO error): the change was not made
+    /// and the same change can succeed later, as opposed to a change that does not fit the store.
+    pub fn is_io(&self) -> bool {
+        matches!(self, CoinsError::Lmdb(_) | CoinsError::Io(..))
+    }
+}
+
 impl From<heed::Error> for CoinsError {
     fn from(e: heed::Error) -> Self {
         CoinsError::Lmdb(e)
@@ -120,6 +130,9 @@ pub struct CoinStore {
     meta: Database<Str, Bytes>,
     genesis: BlockHash,
     undo_keep_blocks: u32,
+    /// Fault injection for tests of the retry path, shared by clones as the environment is:
+    /// writes to let through, then writes to fail.
+    write_faults: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 fn unspendable(script: &bitcoin::Script) -> bool {
@@ -166,7 +179,15 @@ impl CoinStore {
             None => meta.put(&mut wtxn, META_GENESIS, genesis.as_byte_array())?,
         }
         wtxn.commit()?;
-        Ok(CoinStore { env, coins, undo, meta, genesis, undo_keep_blocks: options.undo_keep_blocks.max(1) })
+        Ok(CoinStore {
+            env,
+            coins,
+            undo,
+            meta,
+            genesis,
+            undo_keep_blocks: options.undo_keep_blocks.max(1),
+            write_faults: Arc::default(),
+        })
     }
 
     /// [`CoinStore::open`], but a damaged store (or one made for another chain) is deleted and an
@@ -271,9 +292,34 @@ impl CoinStore {
         Ok(out)
     }
 
+    /// Makes the next `n` writes (connect, disconnect, wipe) fail before they change anything,
+    /// as a full disk or a full LMDB map would (tests of the follower's retry path); `0` ends an
+    /// injected fault, `usize::MAX` makes one last until then.
+    pub fn inject_write_failures(&self, n: usize) {
+        self.inject_write_failures_after(0, n);
+    }
+
+    /// [`CoinStore::inject_write_failures`] after `ok` more writes succeed (a fault that starts
+    /// half way through a run of writes, such as a reconcile).
+    pub fn inject_write_failures_after(&self, ok: usize, n: usize) {
+        self.write_faults.1.store(n, Ordering::SeqCst);
+        self.write_faults.0.store(ok, Ordering::SeqCst);
+    }
+
+    /// A write transaction, unless an injected fault is due.
+    fn write_txn(&self) -> Result<RwTxn<'_>, CoinsError> {
+        let (ok, fail) = &*self.write_faults;
+        let take = |n: &AtomicUsize| n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if !take(ok) && take(fail) {
+            let injected = std::io::Error::other("injected coin store write failure");
+            return Err(CoinsError::Lmdb(heed::Error::Io(injected)));
+        }
+        Ok(self.env.write_txn()?)
+    }
+
     /// Applies `block` at `height` on top of the best block: one atomic, durable transaction.
     pub fn connect(&self, block: &Block, height: u32) -> Result<ChainPoint, CoinsError> {
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = self.write_txn()?;
         let best = self.best_in(&wtxn)?;
         let prev = block.header.prev_blockhash;
         if prev != best.hash || height != best.height + 1 {
@@ -315,7 +361,7 @@ impl CoinStore {
     /// Takes the best block back with the store's own undo: one atomic, durable transaction.
     /// Returns what was undone (its hash and height are the block that left).
     pub fn disconnect_tip(&self) -> Result<Undo, CoinsError> {
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = self.write_txn()?;
         let best = self.best_in(&wtxn)?;
         if best.height == 0 {
             return Err(CoinsError::AtGenesis);
@@ -343,7 +389,7 @@ impl CoinStore {
 
     /// Empties the store back to genesis (before a rebuild from the kernel's blocks).
     pub fn wipe(&self) -> Result<(), CoinsError> {
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = self.write_txn()?;
         self.coins.clear(&mut wtxn)?;
         self.undo.clear(&mut wtxn)?;
         self.meta.delete(&mut wtxn, META_BEST)?;

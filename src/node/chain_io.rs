@@ -5,6 +5,7 @@
 //! (`crate::coins`): the node's coin store follows the worker's chain changes, and the pool hears
 //! of each block (`BlockTxInbox`) once the store reflects it.
 
+use super::faults::{Backoff, NodeWarnings, WarningSource};
 use super::StartError;
 use crate::coins::reconcile::reconcile;
 use crate::coins::{CoinFollower, CoinStore, CoinStoreHandle, KernelScripts};
@@ -16,16 +17,21 @@ use bevy_ecs::world::World;
 use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 use oni_systems::chain::{
-    BlockData, BlockReadInbox, BlockReads, ChainParams, HeaderTree, ValidateBlock, ValidationEvent, ValidationInbox,
-    ValidationQueue,
+    BlockData, BlockIdx, BlockReadInbox, BlockReads, ChainParams, HeaderTree, ValidateBlock, ValidationEvent,
+    ValidationInbox, ValidationQueue,
 };
 use oni_systems::mempool::{BlockTxInbox, ChainCoins, Scripts};
-use oni_systems::resources::Clock;
+use oni_systems::resources::{Clock, Metrics};
 use oni_systems::wire::{sha256d, Network};
 use std::collections::VecDeque;
 use std::path::Path;
+use std::time::Instant;
 
 type Worker = ValidationWorker<Box<dyn BlockValidator>>;
+
+/// Headers written in one store transaction at most: after a long fault the held headers go out
+/// in transactions of this size (~6 MB of rows each), not all in one.
+const HEADER_SAVE_BATCH: usize = 50_000;
 
 /// The validation worker and the reads in progress.
 pub(super) struct ChainIo {
@@ -39,6 +45,18 @@ pub(super) struct ChainIo {
     coins: Option<CoinStore>,
     /// Keeps `coins` in step with the worker's chain changes and reports them to the pool.
     follower: CoinFollower,
+    /// Where a failing header save (and the follower) shows itself to RPC.
+    warnings: NodeWarnings,
+    /// Accepted headers not yet saved (their save failed), by their place in the header tree,
+    /// oldest first. Bound: one `u32` per header of the tree at most (the tree, itself bounded by
+    /// headers sync's anti-DoS rules, spends well over 100 bytes on each), so even all of
+    /// mainnet's ~900,000 headers held through a lasting fault cost ~3.6 MB here; the rows are
+    /// rebuilt from the tree when saved.
+    unsaved_headers: Vec<BlockIdx>,
+    /// Pacing of the header save retries.
+    header_backoff: Backoff,
+    /// No header save is tried before this (set after a failure).
+    header_retry_at: Option<Instant>,
 }
 
 impl ChainIo {
@@ -46,7 +64,11 @@ impl ChainIo {
     /// with no datadir (tests), the structure checker. With a datadir the coin store
     /// (`<datadir>/coins`) is reconciled with the kernel's active chain on the worker before the
     /// worker reports ready, so nothing is served from coins out of step with the chain.
-    pub(super) fn open(network: Network, datadir: Option<&Path>) -> Result<ChainIo, StartError> {
+    pub(super) fn open(
+        network: Network,
+        datadir: Option<&Path>,
+        warnings: NodeWarnings,
+    ) -> Result<ChainIo, StartError> {
         let config = WorkerConfig {
             queue_blocks_max: 1_024,
             queue_bytes_max: 512 << 20,
@@ -89,8 +111,19 @@ impl ChainIo {
                 (worker, None)
             }
         };
-        let follower = CoinFollower::spawn(coins.clone(), worker.chain_reader()).map_err(StartError::Runtime)?;
-        Ok(ChainIo { worker, read_answers: flume::unbounded(), held: VecDeque::new(), coins, follower })
+        let follower =
+            CoinFollower::spawn(coins.clone(), worker.chain_reader(), warnings.clone()).map_err(StartError::Runtime)?;
+        Ok(ChainIo {
+            worker,
+            read_answers: flume::unbounded(),
+            held: VecDeque::new(),
+            coins,
+            follower,
+            warnings,
+            unsaved_headers: Vec::new(),
+            header_backoff: Backoff::default(),
+            header_retry_at: None,
+        })
     }
 
     /// Gives the world the pool's chainstate: the coin store as `ChainCoins` (a node without a
@@ -182,6 +215,10 @@ impl ChainIo {
             self.follower.push(e);
         }
         world.resource_mut::<ValidationInbox>().0.extend(events);
+        let failures = self.follower.write_failures();
+        if world.resource::<Metrics>().coin_store_write_failures != failures {
+            world.resource_mut::<Metrics>().coin_store_write_failures = failures;
+        }
         let applied: Vec<_> = self.follower.events().try_iter().collect();
         if !applied.is_empty() {
             world.get_resource_or_init::<BlockTxInbox>().0.extend(applied);
@@ -191,30 +228,27 @@ impl ChainIo {
     }
 
     /// After a tick: new headers to the store (first, so the tree can always be rebuilt up to what
-    /// the validator holds) and to the validator, blocks to validate, block reads to start.
+    /// the validator holds; while saves fail they are held and retried, see `unsaved_headers`) and
+    /// to the validator, blocks to validate, block reads to start.
     pub(super) fn after_tick(&mut self, world: &mut World, store: Option<&Store>) {
         let (headers, blocks) = {
             let mut q = world.resource_mut::<ValidationQueue>();
             (std::mem::take(&mut q.headers), std::mem::take(&mut q.to_validate))
         };
-        if !headers.is_empty() {
-            let tree = world.resource::<HeaderTree>();
-            let rows: Vec<(u32, [u8; 32], [u8; 80])> = headers
-                .iter()
-                .filter_map(|raw| {
-                    let hash = BlockHash::from_byte_array(sha256d(raw));
-                    let idx = tree.get(&hash)?;
-                    Some((tree.entry(idx).height, hash.to_byte_array(), *raw))
-                })
-                .collect();
-            if let Some(store) = store {
-                if let Err(e) = store.save_headers(&rows) {
-                    tracing::error!("cannot persist headers: {e}");
-                }
+        if let Some(store) = store {
+            if !headers.is_empty() {
+                let tree = world.resource::<HeaderTree>();
+                let new = headers.iter().filter_map(|raw| tree.get(&BlockHash::from_byte_array(sha256d(raw))));
+                self.unsaved_headers.extend(new);
             }
-            for raw in headers {
-                self.worker.submit_header(raw);
+            if self.header_retry_at.is_none_or(|at| Instant::now() >= at) {
+                self.save_headers(world, store);
             }
+        }
+        // The validator gets them whether or not they could be saved: a failing disk must not
+        // stop the chain, and the store gets them once it works again.
+        for raw in headers {
+            self.worker.submit_header(raw);
         }
         self.held.extend(blocks);
         while let Some(b) = self.held.pop_front() {
@@ -237,6 +271,54 @@ impl ChainIo {
             self.worker.read_block_with(hash, move |bytes| {
                 let _ = tx.send(BlockData { conn, hash, bytes });
             });
+        }
+    }
+
+    /// Writes the unsaved headers, oldest first, [`HEADER_SAVE_BATCH`] to a transaction. On a
+    /// failure the rest stay unsaved (retried after the backoff), counted in
+    /// `header_save_failures` and shown in RPC's warnings until they are all saved.
+    fn save_headers(&mut self, world: &mut World, store: &Store) {
+        while !self.unsaved_headers.is_empty() {
+            let batch = self.unsaved_headers.len().min(HEADER_SAVE_BATCH);
+            let tree = world.resource::<HeaderTree>();
+            let rows: Vec<(u32, [u8; 32], [u8; 80])> = self.unsaved_headers[..batch]
+                .iter()
+                .map(|&idx| (tree.entry(idx).height, tree.entry(idx).hash.to_byte_array(), tree.raw_header(idx)))
+                .collect();
+            if let Err(e) = store.save_headers(&rows) {
+                let wait = self.header_backoff.failed();
+                self.header_retry_at = Some(Instant::now() + wait);
+                world.resource_mut::<Metrics>().header_save_failures += 1;
+                let unsaved = self.unsaved_headers.len();
+                tracing::error!(
+                    unsaved,
+                    attempt = self.header_backoff.failures,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "cannot persist headers (kept in memory and retried): {e}"
+                );
+                self.warnings.set(
+                    WarningSource::HeaderStore,
+                    format!(
+                        "Cannot save {unsaved} block headers to disk ({e}); they are kept in memory and retried, \
+                         and a restart before that succeeds downloads them again"
+                    ),
+                );
+                return;
+            }
+            self.unsaved_headers.drain(..batch);
+        }
+        self.header_retry_at = None;
+        let failed = self.header_backoff.succeeded();
+        if failed > 0 {
+            self.warnings.clear(WarningSource::HeaderStore);
+            tracing::info!(failed_attempts = failed, "held headers saved");
+        }
+    }
+
+    /// At a clean stop: one last try at headers still unsaved, whatever the backoff says.
+    pub(super) fn flush_headers(&mut self, world: &mut World, store: Option<&Store>) {
+        if let Some(store) = store {
+            self.save_headers(world, store);
         }
     }
 
@@ -270,3 +352,7 @@ impl ChainIo {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "chain_io_tests.rs"]
+mod tests;

@@ -5,6 +5,7 @@
 //! thread starts, and returns a typed [`StartError`] so the CLI can print it and exit cleanly.
 
 mod chain_io;
+pub mod faults;
 pub mod mempool_file;
 pub mod persist;
 mod world_loop;

@@ -121,7 +121,9 @@ impl WorldLoop {
             // the validator's hands (the worker's own bound is above this).
             sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
-        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref())?;
+        let warnings = super::faults::NodeWarnings::default();
+        world.insert_resource(warnings.clone());
+        let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref(), warnings)?;
         chain.install(&mut world);
         chain.restore(&mut world, store.as_deref());
         let mempool_path = cfg.datadir.as_ref().map(|d| d.join(super::mempool_file::FILE_NAME));
@@ -232,7 +234,8 @@ impl WorldLoop {
                 Err(e) => tracing::error!("cannot save the pool to {}: {e}", path.display()),
             }
         }
-        if let Some(chain) = self.chain.take() {
+        if let Some(mut chain) = self.chain.take() {
+            chain.flush_headers(&mut self.world, self.store.as_deref());
             chain.shutdown();
         }
     }

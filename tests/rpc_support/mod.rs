@@ -188,6 +188,8 @@ pub struct RawPeer {
     pub stream: TcpStream,
     pub sent: BTreeMap<String, (u64, u64)>,
     pub received: BTreeMap<String, (u64, u64)>,
+    /// Every message received that rust-bitcoin decodes, in order (for peers that answer).
+    pub inbox: Vec<NetworkMessage>,
     buf: Vec<u8>,
 }
 
@@ -195,7 +197,7 @@ impl RawPeer {
     pub fn connect(addr: SocketAddr) -> RawPeer {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        RawPeer { stream, sent: BTreeMap::new(), received: BTreeMap::new(), buf: Vec::new() }
+        RawPeer { stream, sent: BTreeMap::new(), received: BTreeMap::new(), inbox: Vec::new(), buf: Vec::new() }
     }
 
     /// Sends one message; records its full frame length under its command.
@@ -246,7 +248,10 @@ impl RawPeer {
             let e = self.received.entry(cmd).or_default();
             e.0 += 1;
             e.1 += 24 + len as u64;
-            self.buf.drain(..24 + len);
+            let frame: Vec<u8> = self.buf.drain(..24 + len).collect();
+            if let Ok(m) = bitcoin::consensus::deserialize::<RawNetworkMessage>(&frame) {
+                self.inbox.push(m.payload().clone());
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Chain calls, answered from the world's header tree: the validated chain (what Core calls the
 //! active chain) for counts, hashes and confirmations, the best header for `headers`.
 
-use super::{gone, Ctx};
+use super::{gone, node_warnings, Ctx};
 use crate::rpc::jsonrpc::{codes, RpcError};
 use crate::rpc::params::Args;
 use bevy_ecs::world::World;
@@ -157,7 +157,7 @@ pub async fn getblockchaininfo(ctx: &Ctx) -> Result<Value, RpcError> {
                 "initialblockdownload": w.resource::<Ibd>().active,
                 "chainwork": hex_be(&tip.chainwork.to_be_bytes()),
                 "pruned": false,
-                "warnings": [],
+                "warnings": node_warnings(w),
             })
         })
         .await

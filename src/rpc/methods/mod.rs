@@ -116,6 +116,13 @@ pub(crate) fn gone(_: crate::node::NodeGone) -> RpcError {
     RpcError::new(codes::MISC_ERROR, "the node is shutting down")
 }
 
+/// The node's current warnings (faults it is retrying through), as Core 28+ lists them in
+/// `getblockchaininfo` and `getnetworkinfo`: an array of strings, empty when all is well.
+pub(crate) fn node_warnings(world: &bevy_ecs::world::World) -> Value {
+    let list = world.get_resource::<crate::node::faults::NodeWarnings>().map(|w| w.list()).unwrap_or_default();
+    json!(list)
+}
+
 /// Runs one call.
 pub async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, RpcError> {
     let Some(m) = METHODS.iter().find(|m| m.name == method) else {

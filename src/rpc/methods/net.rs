@@ -3,7 +3,7 @@
 //! `addnode`, `getaddednodeinfo`. Figures come straight from the peer components and `Metrics`.
 
 use super::values::btc;
-use super::{gone, Ctx};
+use super::{gone, node_warnings, Ctx};
 use crate::rpc::jsonrpc::{codes, RpcError};
 use crate::rpc::params::Args;
 use bevy_ecs::prelude::*;
@@ -258,7 +258,7 @@ pub async fn getnetworkinfo(ctx: &Ctx) -> Result<Value, RpcError> {
             "relayfee": btc(limits.min_relay_feerate),
             "incrementalfee": btc(limits.incremental_feerate),
             "localaddresses": [],
-            "warnings": [],
+            "warnings": node_warnings(world),
         })
     });
     v.await.map_err(gone)

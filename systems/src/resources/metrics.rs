@@ -167,6 +167,11 @@ pub struct Metrics {
     pub bans_escalated: u64,
     /// Ban commits to the store that failed (kept and retried).
     pub ban_commit_failures: u64,
+    /// Coin store writes (one chain change each) that failed; the change is kept and retried, and
+    /// the pool hears of no later block until it succeeds.
+    pub coin_store_write_failures: u64,
+    /// Header saves to the store that failed; the headers are kept in memory and retried.
+    pub header_save_failures: u64,
     /// Times a socket's reader was paused for a full receive buffer.
     pub recv_pauses: u64,
     /// Inbound connections closed at accept because the shell held its cap of inbound sockets.
@@ -232,6 +237,8 @@ impl Default for Metrics {
             discouraged: 0,
             bans_escalated: 0,
             ban_commit_failures: 0,
+            coin_store_write_failures: 0,
+            header_save_failures: 0,
             recv_pauses: 0,
             inbound_refused_at_accept: 0,
             ticks: 0,
