@@ -119,14 +119,19 @@ labelled! {
         FieldTooLong = "field_too_long",
         /// A value no valid message carries.
         InvalidValue = "invalid_value",
-        /// A message other than version before the handshake started.
+        /// A message other than version before the handshake started (Core ignores it: counted,
+        /// never scored).
         MessageBeforeVersion = "message_before_version",
-        /// A message other than the handshake ones before verack.
+        /// A message other than the negotiation ones before verack (Core ignores it: counted,
+        /// never scored).
         MessageBeforeVerack = "message_before_verack",
-        /// A second version.
+        /// A second version (Core ignores it: counted, never scored).
         DuplicateVersion = "duplicate_version",
-        /// A second verack.
+        /// A second verack (Core ignores it: counted, never scored).
         DuplicateVerack = "duplicate_verack",
+        /// A `sendcmpct` whose high-bandwidth flag is neither 0 nor 1 (BIP152's MUST; Core
+        /// discourages at once).
+        InvalidSendCmpct = "invalid_sendcmpct",
         /// A pong whose nonce matches no ping of ours.
         UnsolicitedPong = "unsolicited_pong",
         /// Transaction announcements from a peer we asked for none (relay off, block-relay-only).
@@ -204,9 +209,13 @@ impl Default for ScoreTable {
                 | Misbehavior::FieldTooLong
                 | Misbehavior::InvalidValue => 20,
                 Misbehavior::TooManyEntries => 100,
-                // Ordering mistakes: honest modern peers never make them, but old ones might.
-                Misbehavior::MessageBeforeVersion | Misbehavior::MessageBeforeVerack => 10,
-                Misbehavior::DuplicateVersion | Misbehavior::DuplicateVerack => 1,
+                // Ordering mistakes: Core drops the message and goes on, so do we (counted).
+                Misbehavior::MessageBeforeVersion
+                | Misbehavior::MessageBeforeVerack
+                | Misbehavior::DuplicateVersion
+                | Misbehavior::DuplicateVerack => 0,
+                // Core: Misbehaving, so one is enough.
+                Misbehavior::InvalidSendCmpct => 100,
                 Misbehavior::UnsolicitedPong => 0,
                 // Core disconnects at once: a correct peer honours our relay flag.
                 Misbehavior::UnwantedTxAnnouncement => 100,

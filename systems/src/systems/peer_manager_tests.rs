@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 
 const GOOD: u64 = NODE_NETWORK | NODE_WITNESS;
 
+/// One offence Core discourages for at once: a `sendcmpct` flag of 2, after the peer's version (a
+/// second version is ignored, so this works at any stage of the handshake).
 fn misbehave(node: &mut TestNode, conn: crate::components::ConnId) {
-    for i in 0..10 {
-        node.receive(conn, &Message::Ping(i)); // before version: 10 points each
-    }
+    node.receive(conn, &TestNode::peer_version(conn.0 + 1_000));
+    node.receive(conn, &Message::SendCmpct { announce: 2, version: 2 });
 }
 
 #[test]

@@ -31,8 +31,9 @@ pub enum Message {
     FeeFilter(i64),
     /// `sendcmpct`: high-bandwidth flag and compact block version.
     SendCmpct {
-        /// Whether the peer wants unsolicited compact blocks.
-        announce: bool,
+        /// Whether the peer wants unsolicited compact blocks: 0 or 1 (BIP152: any other value is
+        /// a violation, kept as sent so the handshake can judge it as Core does).
+        announce: u8,
         /// Compact block version (2 = witness).
         version: u64,
     },
@@ -109,7 +110,7 @@ impl Message {
             Command::WtxidRelay => Message::WtxidRelay,
             Command::SendAddrV2 => Message::SendAddrV2,
             Command::FeeFilter => Message::FeeFilter(r.i64_le()?),
-            Command::SendCmpct => Message::SendCmpct { announce: r.u8()? != 0, version: r.u64_le()? },
+            Command::SendCmpct => Message::SendCmpct { announce: r.u8()?, version: r.u64_le()? },
             Command::GetAddr => Message::GetAddr,
             Command::Mempool => Message::Mempool,
             Command::Inv => Message::Inv(InvList::decode(&mut r)?),
@@ -143,7 +144,7 @@ impl Message {
             Message::Ping(n) | Message::Pong(n) => out.extend_from_slice(&n.to_le_bytes()),
             Message::FeeFilter(f) => out.extend_from_slice(&f.to_le_bytes()),
             Message::SendCmpct { announce, version } => {
-                out.push(*announce as u8);
+                out.push(*announce);
                 out.extend_from_slice(&version.to_le_bytes());
             }
             Message::Verack
@@ -224,7 +225,7 @@ mod tests {
             Message::WtxidRelay,
             Message::SendAddrV2,
             Message::FeeFilter(1000),
-            Message::SendCmpct { announce: false, version: 2 },
+            Message::SendCmpct { announce: 0, version: 2 },
             Message::GetAddr,
             Message::Mempool,
         ] {

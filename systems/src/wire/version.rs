@@ -14,6 +14,9 @@ pub const WTXID_RELAY_VERSION: i32 = 70016;
 pub const SENDHEADERS_VERSION: i32 = 70012;
 /// Version from which peers understand feefilter (BIP133).
 pub const FEEFILTER_VERSION: i32 = 70013;
+/// The compact block version a `sendcmpct` must name to count (BIP152 version 2, with witnesses:
+/// the only one Core takes).
+pub const CMPCTBLOCKS_VERSION: u64 = 2;
 
 /// A network address without a timestamp, as in `version` (services, IPv6-mapped IP, port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
