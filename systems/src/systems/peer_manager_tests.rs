@@ -114,6 +114,22 @@ fn noban_peers_are_scored_but_kept() {
 }
 
 #[test]
+fn manually_connected_peers_are_scored_but_never_disconnected_or_discouraged_as_in_core() {
+    let mut node = TestNode::regtest();
+    let manual = node.connect_outbound("10.6.1.1:18444", Direction::Manual);
+    misbehave(&mut node, manual);
+    misbehave(&mut node, manual);
+    assert_eq!(node.closed_reason(manual), None, "Core never punishes a manual connection");
+    assert!(node.get::<Score>(manual).is_some_and(|s| s.points >= 200));
+    assert_eq!(node.metrics().discouraged, 0);
+    // The same offence from a peer we chose ourselves disconnects.
+    let auto = node.connect_outbound("10.6.2.1:18444", Direction::OutboundFullRelay);
+    misbehave(&mut node, auto);
+    assert_eq!(node.closed_reason(auto), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().discouraged, 1);
+}
+
+#[test]
 fn bans_expire_and_new_bans_kick_connected_peers() {
     let mut node = TestNode::regtest();
     let a = node.ready_inbound("10.7.7.7:1000");
