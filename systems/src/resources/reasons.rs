@@ -105,19 +105,20 @@ impl From<HeaderError> for DisconnectReason {
 labelled! {
     /// A protocol violation. Each has a score in [`ScoreTable`].
     Misbehavior {
-        /// Payload did not match the header's checksum (Core drops silently; we count and score).
+        /// Payload did not match the header's checksum (Core drops the message and goes on:
+        /// counted, never scored).
         BadChecksum = "bad_checksum",
-        /// Payload ended early.
+        /// Payload ended early (Core's read fails and the message is dropped: counted, never
+        /// scored).
         Truncated = "truncated",
-        /// Bytes after the message.
-        TrailingBytes = "trailing_bytes",
-        /// CompactSize not minimally encoded.
+        /// CompactSize not minimally encoded (as Truncated).
         NonCanonicalCompactSize = "noncanonical_compactsize",
-        /// A list over its limit (inv > 50,000, headers > 2,000, addr > 1,000...).
+        /// A list really over its limit (addrv2 > 1,000 entries; the others' frame bounds refuse
+        /// such a list from its header). Core discourages at once.
         TooManyEntries = "too_many_entries",
-        /// A string or byte field over its bound.
+        /// A string or byte field over its bound (as Truncated).
         FieldTooLong = "field_too_long",
-        /// A value no valid message carries.
+        /// A value no valid message carries (as Truncated).
         InvalidValue = "invalid_value",
         /// A message other than version before the handshake started (Core ignores it: counted,
         /// never scored).
@@ -163,17 +164,19 @@ labelled! {
     }
 }
 
-impl From<DecodeError> for Misbehavior {
-    fn from(e: DecodeError) -> Self {
-        match e {
+impl Misbehavior {
+    /// The violation a payload that failed to decode is counted as; `None` for bytes after a
+    /// message, which are no violation (the message is taken, as Core takes it).
+    pub fn from_decode(e: DecodeError) -> Option<Misbehavior> {
+        Some(match e {
             DecodeError::BadChecksum => Misbehavior::BadChecksum,
             DecodeError::Truncated => Misbehavior::Truncated,
-            DecodeError::TrailingBytes => Misbehavior::TrailingBytes,
+            DecodeError::TrailingBytes => return None,
             DecodeError::NonCanonicalCompactSize => Misbehavior::NonCanonicalCompactSize,
             DecodeError::TooManyEntries => Misbehavior::TooManyEntries,
             DecodeError::FieldTooLong => Misbehavior::FieldTooLong,
             DecodeError::InvalidValue => Misbehavior::InvalidValue,
-        }
+        })
     }
 }
 
@@ -200,14 +203,15 @@ impl Default for ScoreTable {
         let scores = Misbehavior::ALL
             .iter()
             .map(|m| match m {
-                // A garbled frame can be a flipped bit on a bad link: costly only when repeated.
-                Misbehavior::BadChecksum => 10,
-                // Malformed payloads are never produced by a correct implementation.
-                Misbehavior::Truncated
-                | Misbehavior::TrailingBytes
+                // Core drops a frame with a bad checksum, and a payload its reads fail on, and goes
+                // on: such a message costs no more than a well-formed one (which the byte and decode
+                // budgets bound), so punishing it protects nothing and could drop a quirky peer.
+                Misbehavior::BadChecksum
+                | Misbehavior::Truncated
                 | Misbehavior::NonCanonicalCompactSize
                 | Misbehavior::FieldTooLong
-                | Misbehavior::InvalidValue => 20,
+                | Misbehavior::InvalidValue => 0,
+                // Core: Misbehaving (a list over MAX_ADDR_TO_SEND, MAX_INV_SZ...).
                 Misbehavior::TooManyEntries => 100,
                 // Ordering mistakes: Core drops the message and goes on, so do we (counted).
                 Misbehavior::MessageBeforeVersion

@@ -1,8 +1,11 @@
 //! decode: checks checksums and decodes buffered frames, at most a budget of messages and bytes per
-//! peer per tick, so one busy peer cannot starve the rest (the per-message CPU budget).
+//! peer per tick, so one busy peer cannot starve the rest (the per-message CPU budget). As Core, a
+//! frame with a bad checksum or a payload that does not decode is dropped and counted (the peer's
+//! score records it at no points), bytes after a message's fields are ignored, and only a list
+//! really over its limit (`TooManyEntries`) is a violation that disconnects. See CONFORMANCE.md.
 
 use crate::components::{ConnId, Disconnect, Received, RecvBuffer, SendQueue, Socket, Violations};
-use crate::resources::{Config, IoCommand, Metrics, Outbox};
+use crate::resources::{Config, IoCommand, Metrics, Misbehavior, Outbox};
 use crate::wire::{checksum, Command, DecodeError, Message};
 use bevy_ecs::prelude::*;
 
@@ -86,23 +89,37 @@ fn decode_one(
         metrics.unknown_commands += 1;
         return;
     }
+    let command = frame.header.command;
     if checksum(&frame.payload) != frame.header.checksum {
+        // Core drops the frame and reads on (V1Transport: "Wrong checksum").
+        tracing::debug!(peer = socket.conn.0, command = command.name(), "bad checksum: frame dropped");
         metrics.decode_error(DecodeError::BadChecksum);
-        violations.0.push(DecodeError::BadChecksum.into());
+        violations.0.push(Misbehavior::BadChecksum);
         return;
     }
-    match Message::decode_owned(frame.header.command, frame.payload) {
-        Ok(Some(m)) => received.0.push(m),
-        Ok(None) => {}
+    match Message::decode_owned(command, frame.payload) {
+        Ok((m, ignored)) => {
+            if ignored > 0 {
+                // Core reads a message's fields and ignores what follows them: so do we.
+                tracing::debug!(
+                    peer = socket.conn.0,
+                    command = command.name(),
+                    ignored,
+                    "bytes after the message ignored"
+                );
+                metrics.decode_error(DecodeError::TrailingBytes);
+            }
+            received.0.extend(m);
+        }
         Err(e) => {
             tracing::debug!(
                 peer = socket.conn.0,
-                command = frame.header.command.name(),
+                command = command.name(),
                 reason = e.label(),
-                "malformed payload"
+                "malformed payload dropped"
             );
             metrics.decode_error(e);
-            violations.0.push(e.into());
+            violations.0.extend(Misbehavior::from_decode(e));
         }
     }
 }
@@ -113,3 +130,7 @@ fn resume_if_drained(conn: ConnId, rb: &mut RecvBuffer, max: usize, outbox: &mut
         outbox.0.push(IoCommand::ResumeRead { conn });
     }
 }
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

@@ -191,3 +191,19 @@ fn repeated_violations_reach_the_threshold_and_disconnect() {
     node.receive(conn, &Message::Ping(10));
     assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Misbehavior));
 }
+
+#[test]
+fn a_version_without_its_optional_tail_is_taken_as_core_takes_it() {
+    let mut node = TestNode::regtest();
+    let conn = node.connect_inbound("10.0.0.12:1");
+    let Message::Version(v) = TestNode::peer_version(14) else { unreachable!() };
+    let mut payload = Vec::new();
+    v.encode(&mut payload);
+    // Version, services, time and the receiver's address only: Core reads the rest only if present.
+    node.receive_payload(conn, crate::wire::Command::Version, &payload[..46]);
+    assert_eq!(commands(&node.sent_to(conn)), ["version", "wtxidrelay", "sendaddrv2", "verack"]);
+    node.receive(conn, &Message::Verack);
+    assert_eq!(node.state(conn), Some(PeerState::Ready));
+    let neg = node.get::<Negotiated>(conn).unwrap();
+    assert_eq!((neg.start_height, neg.relay, neg.user_agent.len()), (-1, true, 0));
+}

@@ -25,15 +25,17 @@ impl HeaderError {
     }
 }
 
-/// A payload that does not decode. The frame was well delimited, so the connection can go on;
-/// the peer is scored.
+/// A payload that does not decode. The frame was well delimited, so the connection can go on: as
+/// Core, the message is dropped and counted (only `TooManyEntries`, a list really over its limit,
+/// is a violation Core punishes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DecodeError {
     /// sha256d of the payload does not match the header's checksum.
     BadChecksum,
     /// The payload ended before the message did.
     Truncated,
-    /// Bytes were left after the message.
+    /// Bytes were left after the message. Refused only where a buffer must hold exactly one item
+    /// (stored blocks); on the wire they are ignored and counted, as Core ignores them.
     TrailingBytes,
     /// A CompactSize used more bytes than its value needs.
     NonCanonicalCompactSize,

@@ -91,15 +91,31 @@ impl Message {
         }
     }
 
-    /// Decodes a payload whose checksum was already verified. `Ok(None)` for commands that carry
-    /// nothing oni acts on yet (the caller counts them as ignored).
-    /// `tx` and `block` copy the payload; [`Message::decode_owned`] avoids that copy.
+    /// Decodes a payload whose checksum was already verified, as Core reads it: the message's
+    /// fields from the start, bytes after them ignored. `Ok(None)` for commands that carry nothing
+    /// oni acts on yet (the caller counts them as ignored). `tx` and `block` copy the payload;
+    /// [`Message::decode_owned`] avoids that copy and says how many bytes were ignored.
     pub fn decode(command: Command, payload: &[u8]) -> Result<Option<Message>, DecodeError> {
         match command {
-            Command::Tx => return Tx::decode(payload).map(|t| Some(Message::Tx(t))),
-            Command::Block => return Block::decode(payload).map(|b| Some(Message::Block(b))),
-            _ => {}
+            Command::Tx | Command::Block => Self::decode_owned(command, payload.to_vec()),
+            _ => Self::decode_fields(command, payload),
         }
+        .map(|(m, _)| m)
+    }
+
+    /// Like [`Message::decode`], taking the payload buffer: `tx` and `block` keep it as their raw
+    /// bytes instead of copying (the decode system owns each frame's payload, so it can pass it).
+    /// Also returns the number of bytes after the message, which were ignored (Core ignores them
+    /// too: it is how messages have grown fields without breaking older nodes).
+    pub fn decode_owned(command: Command, payload: Vec<u8>) -> Result<(Option<Message>, usize), DecodeError> {
+        match command {
+            Command::Tx => Tx::decode_message(payload).map(|(t, rest)| (Some(Message::Tx(t)), rest)),
+            Command::Block => Block::decode_message(payload).map(|(b, rest)| (Some(Message::Block(b)), rest)),
+            _ => Self::decode_fields(command, &payload),
+        }
+    }
+
+    fn decode_fields(command: Command, payload: &[u8]) -> Result<(Option<Message>, usize), DecodeError> {
         let mut r = Reader::new(payload);
         let msg = match command {
             Command::Version => Message::Version(Version::decode(&mut r)?),
@@ -121,20 +137,9 @@ impl Message {
             Command::Headers => Message::Headers(HeaderList::decode(&mut r)?),
             Command::Addr => Message::Addr(decode_addr(&mut r)?),
             Command::AddrV2 => Message::AddrV2(AddrV2List::decode(&mut r)?),
-            _ => return Ok(None),
+            _ => return Ok((None, 0)),
         };
-        r.finish()?;
-        Ok(Some(msg))
-    }
-
-    /// Like [`Message::decode`], taking the payload buffer: `tx` and `block` keep it as their raw
-    /// bytes instead of copying (the decode system owns each frame's payload, so it can pass it).
-    pub fn decode_owned(command: Command, payload: Vec<u8>) -> Result<Option<Message>, DecodeError> {
-        match command {
-            Command::Tx => Tx::decode_owned(payload).map(|t| Some(Message::Tx(t))),
-            Command::Block => Block::decode_owned(payload).map(|b| Some(Message::Block(b))),
-            _ => Self::decode(command, &payload),
-        }
+        Ok((Some(msg), r.remaining()))
     }
 
     /// Appends the payload (no header).
@@ -268,17 +273,18 @@ mod tests {
         ] {
             let mut payload = Vec::new();
             m.encode_payload(&mut payload);
-            assert_eq!(Message::decode_owned(m.command(), payload), Ok(Some(m.clone())));
+            assert_eq!(Message::decode_owned(m.command(), payload), Ok((Some(m.clone()), 0)));
             round_trip(m);
         }
     }
 
     #[test]
-    fn every_data_message_refuses_trailing_bytes() {
+    fn bytes_after_a_message_are_ignored_and_counted_as_core_ignores_them() {
         use bitcoin::hashes::Hash;
         let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
         let tx = crate::wire::tx::tests::sample_tx(1, 1, false, 1);
         for m in [
+            Message::Ping(9),
             Message::Inv(Default::default()),
             Message::GetHeaders(crate::wire::Locator {
                 version: 1,
@@ -293,8 +299,44 @@ mod tests {
         ] {
             let mut p = Vec::new();
             m.encode_payload(&mut p);
-            p.push(0);
-            assert_eq!(Message::decode(m.command(), &p), Err(DecodeError::TrailingBytes), "{}", m.command().name());
+            p.extend_from_slice(&[0, 7, 7]);
+            let name = m.command().name();
+            assert_eq!(Message::decode(m.command(), &p), Ok(Some(m.clone())), "{name}");
+            assert_eq!(Message::decode_owned(m.command(), p), Ok((Some(m), 3)), "{name}: three bytes ignored");
+        }
+    }
+
+    #[test]
+    fn a_version_may_end_after_any_optional_field_as_core_reads_it() {
+        let full = Version {
+            version: 70016,
+            services: 9,
+            timestamp: 5,
+            receiver: NetAddr::default(),
+            sender: NetAddr::default(),
+            nonce: 77,
+            user_agent: b"/x:1/".as_slice().into(),
+            start_height: 12,
+            relay: false,
+        };
+        let mut p = Vec::new();
+        full.encode(&mut p);
+        let decode = |n: usize| match Message::decode(Command::Version, &p[..n]) {
+            Ok(Some(Message::Version(v))) => Ok(v),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let ua_end = 80 + 1 + 5;
+        // Ends after the receiver: no nonce (0: never ours), no user agent, height -1, relay.
+        let v = decode(46).unwrap();
+        assert_eq!((v.nonce, v.user_agent.len(), v.start_height, v.relay), (0, 0, -1, true));
+        assert_eq!(decode(80).unwrap().nonce, 77);
+        assert_eq!(decode(ua_end).unwrap().start_height, -1);
+        assert_eq!(decode(ua_end + 4).unwrap().start_height, 12);
+        assert_eq!(decode(p.len()).unwrap(), full);
+        // A field begun must be whole.
+        for n in [45, 47, 79, 81, ua_end - 1, ua_end + 2] {
+            assert_eq!(decode(n), Err(DecodeError::Truncated), "{n} bytes");
         }
     }
 
@@ -321,9 +363,8 @@ mod tests {
     }
 
     #[test]
-    fn truncated_and_trailing_payloads_have_distinct_reasons() {
+    fn a_truncated_payload_is_refused() {
         assert_eq!(Message::decode(Command::Ping, &[1, 2, 3]), Err(DecodeError::Truncated));
-        assert_eq!(Message::decode(Command::Verack, &[0]), Err(DecodeError::TrailingBytes));
     }
 
     #[test]
