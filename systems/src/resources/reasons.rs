@@ -40,8 +40,6 @@ labelled! {
     DisconnectReason {
         /// The frame did not start with this network's magic (also a BIP324 v2 attempt).
         BadMagic = "bad_magic",
-        /// The command name was not printable ASCII with NUL padding.
-        BadCommand = "bad_command",
         /// A frame length over the absolute or the command's bound.
         Oversized = "oversized",
         /// The peer closed the socket or it failed.
@@ -92,12 +90,14 @@ labelled! {
     }
 }
 
-impl From<HeaderError> for DisconnectReason {
-    fn from(e: HeaderError) -> Self {
+impl DisconnectReason {
+    /// The reason a header error ends the connection for; `None` for one that does not (a bad
+    /// command name: the frame is skipped, as Core skips it).
+    pub fn from_header(e: HeaderError) -> Option<DisconnectReason> {
         match e {
-            HeaderError::BadMagic => DisconnectReason::BadMagic,
-            HeaderError::BadCommand => DisconnectReason::BadCommand,
-            HeaderError::Oversized => DisconnectReason::Oversized,
+            HeaderError::BadMagic => Some(DisconnectReason::BadMagic),
+            HeaderError::BadCommand => None,
+            HeaderError::Oversized => Some(DisconnectReason::Oversized),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::components::{ConnId, Disconnect, Received, RecvBuffer, SendQueue, Socket, Violations};
 use crate::resources::{Config, IoCommand, Metrics, Misbehavior, Outbox};
-use crate::wire::{checksum, Command, DecodeError, Message};
+use crate::wire::{checksum, Command, DecodeError, HeaderError, Message};
 use bevy_ecs::prelude::*;
 
 /// The peer entity's parts decoding uses.
@@ -85,6 +85,12 @@ fn decode_one(
     violations: &mut Violations,
     metrics: &mut Metrics,
 ) {
+    if frame.header.bad_name {
+        // Core drops a frame whose command name is not printable ASCII and reads on.
+        tracing::debug!(peer = socket.conn.0, "frame with a malformed command name skipped");
+        metrics.header_error(HeaderError::BadCommand);
+        return;
+    }
     if frame.header.command == Command::Unknown {
         metrics.unknown_commands += 1;
         return;

@@ -99,3 +99,17 @@ fn an_addrv2_really_over_1000_entries_disconnects_at_once_as_cores_misbehaving()
     assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Misbehavior));
     assert_eq!(node.metrics().misbehavior[Misbehavior::TooManyEntries as usize], 1);
 }
+
+#[test]
+fn a_frame_with_a_malformed_command_name_is_skipped_and_counted_as_core_skips_it() {
+    let mut node = TestNode::regtest();
+    let conn = node.ready_inbound("10.0.1.6:1");
+    let mut bytes = Vec::new();
+    Message::Ping(1).encode_frame(Network::Regtest, &mut bytes);
+    bytes[4..16].copy_from_slice(b"pi\xffg\0\0\0\0\0\0\0\0");
+    Message::Ping(2).encode_frame(Network::Regtest, &mut bytes);
+    node.receive_bytes(conn, &bytes);
+    assert_eq!(node.closed_reason(conn), None);
+    assert_eq!(node.sent_to(conn), vec![Message::Pong(2)], "the next frame is read and answered");
+    assert_eq!(node.metrics().header_errors[crate::wire::HeaderError::BadCommand as usize], 1);
+}
