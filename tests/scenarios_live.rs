@@ -88,7 +88,7 @@ fn garbage_bytes_live() {
 #[test]
 fn inv_storm_blocksonly_live() {
     let (report, out) = run_live("inv_storm_blocksonly", None);
-    assert_live_pass(&report, &out, Some(("InvStorm", "misbehavior")));
+    assert_live_pass(&report, &out, Some(("InvStorm", "tx_relay_violation")));
 }
 
 /// Unshortened: the file's 300,000 rate-limited addresses need its full 20 s.

@@ -87,6 +87,10 @@ labelled! {
         /// It sent a feature negotiation (`wtxidrelay`, `sendaddrv2`) after `verack`: Core
         /// disconnects for it (no discouragement).
         NegotiationAfterVerack = "negotiation_after_verack",
+        /// It announced or sent a transaction though we asked for none (a block-relay-only or
+        /// feeler connection, or our relay flag off): Core disconnects for it ("transaction sent in
+        /// violation of protocol"), without discouragement.
+        TxRelayViolation = "tx_relay_violation",
     }
 }
 
@@ -135,8 +139,6 @@ labelled! {
         InvalidSendCmpct = "invalid_sendcmpct",
         /// A pong whose nonce matches no ping of ours.
         UnsolicitedPong = "unsolicited_pong",
-        /// Transaction announcements from a peer we asked for none (relay off, block-relay-only).
-        UnwantedTxAnnouncement = "unwanted_tx_announcement",
         /// A `headers` message whose first header's parent we do not know.
         UnconnectingHeaders = "unconnecting_headers",
         /// Headers in one message that do not chain to each other.
@@ -221,8 +223,6 @@ impl Default for ScoreTable {
                 // Core: Misbehaving, so one is enough.
                 Misbehavior::InvalidSendCmpct => 100,
                 Misbehavior::UnsolicitedPong => 0,
-                // Core disconnects at once: a correct peer honours our relay flag.
-                Misbehavior::UnwantedTxAnnouncement => 100,
                 // Scored at every 10th such message (Core's old MAX_NUM_UNCONNECTING_HEADERS_MSGS).
                 Misbehavior::UnconnectingHeaders => 20,
                 // Consensus failures: no honest node relays them.

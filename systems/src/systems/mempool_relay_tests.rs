@@ -382,7 +382,7 @@ fn blocksonly_refuses_peer_transactions_but_still_announces_our_own() {
     assert_eq!(invs(&sent), vec![(InvType::WTX, tx.compute_wtxid().to_byte_array())]);
     assert!(!sent.iter().any(|m| matches!(m, Message::FeeFilter(_))), "no filter: we take no transactions");
     node.receive(peer, &wire(&fixture_mempool()[1]));
-    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::TxRelayViolation));
     assert_eq!(node.world.resource::<Mempool>().len(), 1);
 }
 

@@ -49,13 +49,35 @@ fn ready_outbound(node: &mut TestNode, addr: &str) -> ConnId {
 }
 
 #[test]
-fn announcing_txs_to_a_node_that_asked_for_none_is_punished() {
+fn announcing_txs_to_a_node_that_asked_for_none_disconnects_without_discouragement_as_core() {
     let mut config = Config::new(Network::Regtest);
     config.relay = false; // --blocksonly
     let mut node = TestNode::new(config, 11);
     let conn = node.ready_inbound("10.0.0.1:1");
     node.receive(conn, &inv(InvType::WTX, [hash(1, 1)]));
-    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::TxRelayViolation));
+    assert_eq!(node.metrics().discouraged, 0, "Core only disconnects");
+    // The kind it did not negotiate is skipped before the check, as Core skips it.
+    let other = node.ready_inbound("10.0.0.5:1");
+    node.receive(other, &inv(InvType::TX, [hash(2, 1)]));
+    assert_eq!(node.closed_reason(other), None);
+    // A transaction itself, too.
+    let tx = crate::wire::Tx::from_bitcoin(&crate::wire::tx::tests::sample_tx(1, 1, true, 1)).unwrap();
+    node.receive(other, &Message::Tx(tx));
+    assert_eq!(node.closed_reason(other), Some(DisconnectReason::TxRelayViolation));
+    assert_eq!(node.metrics().discouraged, 0);
+}
+
+#[test]
+fn a_block_relay_only_peer_that_sends_a_transaction_is_disconnected_as_core_does() {
+    let mut node = relaying_node();
+    let conn = node.connect_outbound("20.0.0.9:8333", Direction::BlockRelayOnly);
+    node.receive(conn, &TestNode::peer_version(5));
+    node.receive(conn, &Message::Verack);
+    let tx = crate::wire::Tx::from_bitcoin(&crate::wire::tx::tests::sample_tx(1, 1, true, 2)).unwrap();
+    node.receive(conn, &Message::Tx(tx));
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::TxRelayViolation));
+    assert_eq!(node.metrics().discouraged, 0);
 }
 
 #[test]
