@@ -161,7 +161,8 @@ labelled! {
         InvalidBlock = "invalid_block",
         /// A block we did not ask for that does not extend our tip.
         UnrequestedBlock = "unrequested_block",
-        /// A transaction broke a consensus rule (not mere policy).
+        /// A transaction broke a consensus rule, or did not decode (Core, since v30, punishes
+        /// neither: counted, never scored).
         InvalidTransaction = "invalid_transaction",
     }
 }
@@ -240,8 +241,8 @@ impl Default for ScoreTable {
                 // Counted, never scored (as Core): a peer's copy of a block it was asked for turns
                 // "unrequested" when a third party delivered it first.
                 Misbehavior::UnrequestedBlock => 0,
-                // Core disconnects for consensus-invalid transactions, never for policy.
-                Misbehavior::InvalidTransaction => 100,
+                // Core (since v30) punishes no invalid transaction: rejected, remembered, counted.
+                Misbehavior::InvalidTransaction => 0,
             })
             .collect();
         ScoreTable { scores, threshold: 100 }

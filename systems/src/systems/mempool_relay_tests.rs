@@ -658,3 +658,20 @@ fn a_reorgs_recheck_of_the_pool_is_spread_over_ticks_and_arrivals_wait_for_it() 
     assert_eq!(node.world.resource::<Mempool>().len(), 53);
     assert!(node.world.resource::<TxIntake>().is_empty());
 }
+
+#[test]
+fn a_consensus_invalid_transaction_is_rejected_and_counted_never_punished_as_core_since_v30() {
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.30:8333", true);
+    let mut tx = fixture_mempool()[0].clone();
+    tx.output[0].value = bitcoin::Amount::from_sat(21_000_000 * 100_000_000); // more than it spends
+    for _ in 0..3 {
+        node.receive(peer, &wire(&tx));
+        node.tick();
+    }
+    assert_eq!(node.metrics().misbehavior[crate::resources::Misbehavior::InvalidTransaction as usize], 1);
+    assert_eq!(node.metrics().tx_recently_rejected, 2, "remembered: the copies are refused unread");
+    assert_eq!(node.closed_reason(peer), None);
+    assert_eq!(node.get::<crate::components::Score>(peer).unwrap().points, 0);
+    assert_eq!(node.world.resource::<Mempool>().len(), 0);
+}
