@@ -596,6 +596,7 @@ pub const METRICS: &[&str] = &[
     "trailing_bytes_ignored",
     "unknown_commands",
     "unconnecting_headers",
+    "getheaders_sent",
 ];
 
 /// The value of a named counter.
@@ -622,6 +623,7 @@ pub fn metric_value(m: &oni_systems::resources::Metrics, name: &str) -> Option<u
         "trailing_bytes_ignored" => m.decode_errors[DecodeError::TrailingBytes as usize],
         "unknown_commands" => m.unknown_commands,
         "unconnecting_headers" => m.misbehavior[Misbehavior::UnconnectingHeaders as usize],
+        "getheaders_sent" => m.msgs_out[Command::GetHeaders as usize],
         _ => return None,
     })
 }

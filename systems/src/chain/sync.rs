@@ -34,9 +34,6 @@ pub struct SyncConfig {
     pub validation_pending_blocks_max: usize,
     /// Bytes handed to the validator and not yet processed; over it we stop requesting.
     pub validation_pending_bytes_max: usize,
-    /// Unconnecting `headers` messages tolerated; every this-many-th is scored
-    /// (Core's former MAX_NUM_UNCONNECTING_HEADERS_MSGS).
-    pub unconnecting_headers_max: u32,
     /// Getdata block entries queued per peer (more are dropped).
     pub serve_queue_max: usize,
     /// Block reads outstanding per peer at the shell.
@@ -56,7 +53,6 @@ impl Default for SyncConfig {
             download_timeout_per_peer_ms: 300_000,
             validation_pending_blocks_max: 256,
             validation_pending_bytes_max: 256 << 20,
-            unconnecting_headers_max: 10,
             serve_queue_max: crate::wire::MAX_INV_ENTRIES,
             serve_reads_max: 2,
         }
@@ -118,8 +114,6 @@ pub struct PeerChain {
     pub sync_started: bool,
     /// When it must have brought our best header near today (Core's m_headers_sync_timeout).
     pub sync_deadline_ms: Option<u64>,
-    /// Unconnecting `headers` messages received.
-    pub unconnecting: u32,
     /// Its low-work sync, while one runs.
     pub presync: Option<Box<HeadersPresync>>,
     /// When we last sent it getheaders (clock ms).

@@ -139,7 +139,8 @@ labelled! {
         InvalidSendCmpct = "invalid_sendcmpct",
         /// A pong whose nonce matches no ping of ours.
         UnsolicitedPong = "unsolicited_pong",
-        /// A `headers` message whose first header's parent we do not know.
+        /// A `headers` message whose first header's parent we do not know (Core no longer
+        /// punishes it: counted, never scored).
         UnconnectingHeaders = "unconnecting_headers",
         /// Headers in one message that do not chain to each other.
         NonContinuousHeaders = "noncontinuous_headers",
@@ -224,8 +225,8 @@ impl Default for ScoreTable {
                 // Core: Misbehaving, so one is enough.
                 Misbehavior::InvalidSendCmpct => 100,
                 Misbehavior::UnsolicitedPong => 0,
-                // Scored at every 10th such message (Core's old MAX_NUM_UNCONNECTING_HEADERS_MSGS).
-                Misbehavior::UnconnectingHeaders => 20,
+                // Core no longer punishes them (they happen around reorgs); counted.
+                Misbehavior::UnconnectingHeaders => 0,
                 // Consensus failures: no honest node relays them.
                 Misbehavior::NonContinuousHeaders
                 | Misbehavior::HeaderBadPow

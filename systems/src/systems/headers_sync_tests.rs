@@ -1,4 +1,5 @@
 use super::super::sync_test_util::{fixture_node, ChainPeer};
+use super::HEADERS_RESPONSE_TIME_MS;
 use crate::chain::test_vectors::{chain_blocks, fork_blocks, header_of, mine, mine_chain};
 use crate::chain::{ChainParams, HeaderTree, Ibd, PeerChain, SyncConfig};
 use crate::components::{Permissions, Score};
@@ -59,21 +60,32 @@ fn the_first_ready_peer_is_asked_for_headers_with_a_genesis_locator() {
 }
 
 #[test]
-fn unconnecting_headers_are_tolerated_nine_times_and_scored_at_the_tenth() {
+fn unconnecting_headers_are_counted_never_scored_and_asked_about_once_per_response_time() {
     let mut node = fixture_node();
     let conn = node.ready_inbound("10.0.0.1:18444");
-    for i in 0..10u8 {
-        let orphan = mine(&BlockHash::from_byte_array([i + 1; 32]), 1_700_000_000, 0x2000_0000, i as u32);
+    let orphan = |i: u32| {
         let mut l = HeaderList::default();
-        l.push_raw(orphan);
-        node.receive(conn, &Message::Headers(l));
-        let sent = node.sent_to(conn);
-        assert_eq!(count(&sent, |m| matches!(m, Message::GetHeaders(_))), 1, "each asks for the gap");
-        let points = node.get::<Score>(conn).unwrap().points;
-        assert_eq!(points, if i < 9 { 0 } else { 20 }, "after message {}", i + 1);
+        l.push_raw(mine(&BlockHash::from_byte_array([i as u8 + 1; 32]), 1_700_000_000, 0x2000_0000, i));
+        Message::Headers(l)
+    };
+    // The getheaders of its sync start is outstanding: unconnecting headers are no answer to it,
+    // so none of them triggers another (Core: MaybeSendGetHeaders), however many come.
+    let mut asked = 0;
+    for i in 0..200 {
+        node.receive(conn, &orphan(i));
+        asked += count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_)));
     }
+    assert_eq!(asked, 0, "no getheaders per unconnecting message");
+    assert_eq!(node.closed_reason(conn), None, "Core punishes none of them");
     let score = node.get::<Score>(conn).unwrap();
-    assert_eq!(score.events.as_slice(), &[(Misbehavior::UnconnectingHeaders, 1)]);
+    assert_eq!((score.points, score.events.as_slice()), (0, &[(Misbehavior::UnconnectingHeaders, 200)][..]));
+    // Once the response time has passed, the next one asks for the gap.
+    node.elapse(HEADERS_RESPONSE_TIME_MS + 1);
+    node.sent_to(conn);
+    node.receive(conn, &orphan(500));
+    assert_eq!(count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_))), 1);
+    node.receive(conn, &orphan(501));
+    assert_eq!(count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_))), 0);
     assert_eq!(tree(&node).len(), 1);
 }
 
