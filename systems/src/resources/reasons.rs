@@ -156,7 +156,8 @@ labelled! {
         HeaderObsoleteVersion = "header_obsolete_version",
         /// A header building on a block known to be invalid.
         HeaderInvalidParent = "header_invalid_parent",
-        /// A low-work header chain that stopped or changed during PRESYNC/REDOWNLOAD.
+        /// A low-work header chain that stopped or changed during PRESYNC/REDOWNLOAD (Core aborts
+        /// the sync and punishes nothing: counted, never scored).
         LowWorkHeaders = "low_work_headers",
         /// A block the validator rejected.
         InvalidBlock = "invalid_block",
@@ -237,8 +238,8 @@ impl Default for ScoreTable {
                 | Misbehavior::InvalidBlock => 100,
                 // Our clock may be the wrong one.
                 Misbehavior::HeaderTimeTooNew => 0,
-                // Core does not score an abandoned low-work sync; we count it lightly.
-                Misbehavior::LowWorkHeaders => 10,
+                // Core aborts a low-work sync that stops or changes and punishes nothing; counted.
+                Misbehavior::LowWorkHeaders => 0,
                 // Counted, never scored (as Core): a peer's copy of a block it was asked for turns
                 // "unrequested" when a third party delivered it first.
                 Misbehavior::UnrequestedBlock => 0,

@@ -164,6 +164,28 @@ fn a_hundred_thousand_low_work_headers_are_not_stored_and_memory_stays_bounded()
 }
 
 #[test]
+fn an_abandoned_low_work_sync_is_counted_never_scored_as_in_core() {
+    let mut node = fixture_node();
+    node.world.resource_mut::<ChainParams>().minimum_chain_work = Work::from_be_bytes([0x0f; 32]);
+    let conn = node.ready_inbound("10.0.0.1:18444");
+    let g = node.world.resource::<ChainParams>().genesis.block_hash();
+    let gt = node.world.resource::<ChainParams>().genesis.time;
+    let a = mine_chain(g, gt, 2_000, 21);
+    let b = mine_chain(g, gt, 2_000, 22);
+    // Each round starts a low-work sync and then switches chains: Core aborts the sync (it may
+    // have reorged) and punishes nothing.
+    for _ in 0..12 {
+        send_headers(&mut node, conn, &a);
+        assert!(node.get::<PeerChain>(conn).unwrap().presync.is_some(), "presync runs");
+        send_headers(&mut node, conn, &b);
+    }
+    assert_eq!(node.metrics().misbehavior[Misbehavior::LowWorkHeaders as usize], 12);
+    assert_eq!(node.closed_reason(conn), None);
+    assert_eq!(node.get::<Score>(conn).unwrap().points, 0);
+    assert_eq!(tree(&node).len(), 1, "nothing stored");
+}
+
+#[test]
 fn a_chain_that_reaches_the_minimum_work_is_redownloaded_checked_and_stored() {
     let mut node = fixture_node();
     // regtest blocks are worth 2 each: enough work at ~3,000 headers
