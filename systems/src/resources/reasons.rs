@@ -154,8 +154,14 @@ labelled! {
         HeaderTimeTooNew = "header_time_too_new",
         /// A header whose version is below the BIP34/66/65 floor at its height.
         HeaderObsoleteVersion = "header_obsolete_version",
-        /// A header building on a block known to be invalid.
+        /// A header building on a block known to be invalid (Core: BLOCK_INVALID_PREV).
         HeaderInvalidParent = "header_invalid_parent",
+        /// A header or block we already know to be invalid, from a peer we dialed (Core:
+        /// BLOCK_CACHED_INVALID discourages outbound peers only).
+        KnownInvalid = "known_invalid",
+        /// The same from an inbound peer: Core does not punish it (the peer may simply be on a
+        /// fork we rejected long ago). Counted, never scored.
+        KnownInvalidInbound = "known_invalid_inbound",
         /// A low-work header chain that stopped or changed during PRESYNC/REDOWNLOAD (Core aborts
         /// the sync and punishes nothing: counted, never scored).
         LowWorkHeaders = "low_work_headers",
@@ -236,6 +242,8 @@ impl Default for ScoreTable {
                 | Misbehavior::HeaderObsoleteVersion
                 | Misbehavior::HeaderInvalidParent
                 | Misbehavior::InvalidBlock => 100,
+                Misbehavior::KnownInvalid => 100,
+                Misbehavior::KnownInvalidInbound => 0,
                 // Our clock may be the wrong one.
                 Misbehavior::HeaderTimeTooNew => 0,
                 // Core aborts a low-work sync that stops or changes and punishes nothing; counted.

@@ -121,8 +121,14 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                 fresh.insert(PeerChain { announced_for, ..PeerChain::default() })
             }
         };
-        let mut peer =
-            PeerCtx { pc, sq: &mut sq, violations: &mut violations, noban: perms.noban, conn: socket.conn.0 };
+        let mut peer = PeerCtx {
+            pc,
+            sq: &mut sq,
+            violations: &mut violations,
+            noban: perms.noban,
+            inbound: *dir == Direction::Inbound,
+            conn: socket.conn.0,
+        };
         if !received.0.is_empty() {
             received.0.retain(|m| match m {
                 Message::Headers(list) => {
@@ -204,6 +210,7 @@ struct PeerCtx<'a> {
     sq: &'a mut SendQueue,
     violations: &'a mut Violations,
     noban: bool,
+    inbound: bool,
     conn: u64,
 }
 
@@ -242,10 +249,14 @@ fn maybe_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, first: Option<BlockHa
     peer.pc.last_getheaders_ms = now.max(1);
 }
 
-fn misbehavior_of(e: HeaderInvalid) -> Misbehavior {
+/// The violation an invalid header is counted as. A header we already know to be invalid is
+/// punished from peers we dialed only (Core's BLOCK_CACHED_INVALID rule).
+fn misbehavior_of(e: HeaderInvalid, inbound: bool) -> Misbehavior {
     match e {
         HeaderInvalid::Unconnecting => Misbehavior::UnconnectingHeaders,
-        HeaderInvalid::InvalidParent | HeaderInvalid::KnownInvalid => Misbehavior::HeaderInvalidParent,
+        HeaderInvalid::InvalidParent => Misbehavior::HeaderInvalidParent,
+        HeaderInvalid::KnownInvalid if inbound => Misbehavior::KnownInvalidInbound,
+        HeaderInvalid::KnownInvalid => Misbehavior::KnownInvalid,
         HeaderInvalid::Pow(_) => Misbehavior::HeaderBadPow,
         HeaderInvalid::BadDifficulty => Misbehavior::HeaderBadDifficulty,
         HeaderInvalid::TimeTooOld | HeaderInvalid::Timewarp => Misbehavior::HeaderTimeTooOld,
@@ -284,7 +295,7 @@ fn accept_all(ctx: &mut SyncCtx, peer: &mut PeerCtx, headers: &[([u8; HEADER_BYT
             }
             Err(e) => {
                 tracing::debug!(peer = peer.conn, ?e, %hash, "invalid header");
-                peer.violations.0.push(misbehavior_of(e));
+                peer.violations.0.push(misbehavior_of(e, peer.inbound));
                 break;
             }
         }

@@ -140,6 +140,34 @@ fn invalid_headers_disconnect_with_their_own_reason() {
 }
 
 #[test]
+fn a_header_we_know_is_invalid_is_punished_from_peers_we_dialed_only_as_core() {
+    let mut node = fixture_node();
+    let raw: Vec<[u8; 80]> = chain_blocks()[..3].iter().map(|b| header_of(b)).collect();
+    let inbound = node.ready_inbound("10.0.0.1:18444");
+    send_headers(&mut node, inbound, &raw);
+    let idx = tree(&node).get(&block_hash(&raw[2])).unwrap();
+    node.world.resource_mut::<HeaderTree>().invalidate(idx);
+    // Inbound: Core's BLOCK_CACHED_INVALID punishes no inbound peer (it may be on an old fork).
+    send_headers(&mut node, inbound, &raw[2..]);
+    assert_eq!(node.closed_reason(inbound), None);
+    assert_eq!(node.metrics().misbehavior[Misbehavior::KnownInvalidInbound as usize], 1);
+    assert_eq!(node.get::<Score>(inbound).unwrap().points, 0);
+    // A peer we dialed is expected to follow the valid chain: discouraged.
+    let out = node.connect_outbound("20.0.0.1:18444", crate::components::Direction::OutboundFullRelay);
+    node.receive(out, &TestNode::peer_version(5));
+    node.receive(out, &Message::Verack);
+    send_headers(&mut node, out, &raw[2..]);
+    assert_eq!(node.closed_reason(out), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().misbehavior[Misbehavior::KnownInvalid as usize], 1);
+    // A header on an invalid parent is punished from anyone (Core's BLOCK_INVALID_PREV).
+    let time = u32::from_le_bytes(raw[2][68..72].try_into().unwrap()) + 1;
+    let child = mine(&block_hash(&raw[2]), time, 0x2000_0000, 3);
+    send_headers(&mut node, inbound, &[child]);
+    assert_eq!(node.closed_reason(inbound), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().misbehavior[Misbehavior::HeaderInvalidParent as usize], 1);
+}
+
+#[test]
 fn a_hundred_thousand_low_work_headers_are_not_stored_and_memory_stays_bounded() {
     let mut node = fixture_node();
     node.world.resource_mut::<ChainParams>().minimum_chain_work = Work::from_be_bytes([0x0f; 32]);
