@@ -207,7 +207,7 @@ fn a_mempool_request_without_permission_disconnects_with_it_lists_the_pool() {
 }
 
 #[test]
-fn a_double_spend_paying_less_is_refused_without_blame_an_overspend_is_blamed() {
+fn a_double_spend_paying_less_is_refused_without_blame_an_overspend_is_counted() {
     let mut node = pool_node(PoolLimits::default());
     let peer = ready_outbound(&mut node, "20.0.0.8:8333", true);
     let tx = fixture_mempool()[0].clone();
@@ -220,12 +220,14 @@ fn a_double_spend_paying_less_is_refused_without_blame_an_overspend_is_blamed() 
     node.tick();
     assert_eq!(node.metrics().tx_rejected.iter().sum::<u64>(), 1);
     assert_eq!(node.state(peer), Some(crate::components::PeerState::Ready));
-    // Outputs worth more than the inputs: a consensus failure; Core disconnects for it.
+    // Outputs worth more than the inputs: a consensus failure, counted; Core (since v30) punishes
+    // no invalid transaction.
     let mut overspend = fixture_mempool()[1].clone();
     overspend.output[0].value = bitcoin::Amount::from_sat(21_000_000 * 100_000_000 - 1);
     node.receive(peer, &wire(&overspend));
     node.tick();
-    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().misbehavior[crate::resources::Misbehavior::InvalidTransaction as usize], 1);
+    assert_eq!(node.closed_reason(peer), None);
 }
 
 #[test]
