@@ -137,7 +137,8 @@ labelled! {
         /// A `sendcmpct` whose high-bandwidth flag is neither 0 nor 1 (BIP152's MUST; Core
         /// discourages at once).
         InvalidSendCmpct = "invalid_sendcmpct",
-        /// A pong whose nonce matches no ping of ours.
+        /// A pong whose nonce matches no ping of ours (Core ignores it: counted, never scored; of
+        /// nonce 0, it cancels our ping, as in Core).
         UnsolicitedPong = "unsolicited_pong",
         /// A `headers` message whose first header's parent we do not know (Core no longer
         /// punishes it: counted, never scored).

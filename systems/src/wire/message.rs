@@ -19,7 +19,8 @@ pub enum Message {
     Verack,
     /// `ping` with its nonce.
     Ping(u64),
-    /// `pong` with the nonce it answers.
+    /// `pong` with the nonce it answers (0 when the payload is too short to carry one: Core treats
+    /// both alike, cancelling its ping).
     Pong(u64),
     /// `sendheaders`.
     SendHeaders,
@@ -121,6 +122,10 @@ impl Message {
             Command::Version => Message::Version(Version::decode(&mut r)?),
             Command::Verack => Message::Verack,
             Command::Ping => Message::Ping(r.u64_le()?),
+            Command::Pong if r.remaining() < 8 => {
+                r.skip(r.remaining())?;
+                Message::Pong(0)
+            }
             Command::Pong => Message::Pong(r.u64_le()?),
             Command::SendHeaders => Message::SendHeaders,
             Command::WtxidRelay => Message::WtxidRelay,
@@ -363,8 +368,10 @@ mod tests {
     }
 
     #[test]
-    fn a_truncated_payload_is_refused() {
+    fn a_truncated_payload_is_refused_but_a_short_pong_reads_as_nonce_zero() {
         assert_eq!(Message::decode(Command::Ping, &[1, 2, 3]), Err(DecodeError::Truncated));
+        assert_eq!(Message::decode(Command::Pong, &[1, 2, 3]), Ok(Some(Message::Pong(0))));
+        assert_eq!(Message::decode(Command::Pong, &[]), Ok(Some(Message::Pong(0))));
     }
 
     #[test]
