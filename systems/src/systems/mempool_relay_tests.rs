@@ -204,6 +204,13 @@ fn a_mempool_request_without_permission_disconnects_with_it_lists_the_pool() {
     let listed = invs(&collect(&mut node, allowed, 30));
     assert_eq!(listed.len(), node.world.resource::<Mempool>().len());
     assert_eq!(node.state(allowed), Some(crate::components::PeerState::Ready));
+    // A noban peer without the mempool permission: Core ignores its request, never disconnects.
+    let trusted = node.ready_inbound("10.0.0.8:1");
+    let entity = node.peer(trusted).unwrap();
+    node.world.get_mut::<Permissions>(entity).unwrap().noban = true;
+    node.receive(trusted, &Message::Mempool);
+    assert_eq!(node.closed_reason(trusted), None);
+    assert!(invs(&collect(&mut node, trusted, 30)).is_empty(), "nothing listed");
 }
 
 #[test]

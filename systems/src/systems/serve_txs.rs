@@ -3,7 +3,8 @@
 //! permission), so no one can probe what our pool holds; everything else gets `notfound`. Entries
 //! wait in a bounded per-peer queue and are answered while the peer's send queue has room, so a
 //! peer that asks much and reads little only stalls itself. `mempool` without the permission
-//! disconnects, as Core does when it offers no bloom filters.
+//! disconnects, as Core does when it offers no bloom filters (a noban peer's is ignored, as Core
+//! ignores it).
 
 use crate::components::{Disconnect, PeerState, Permissions, Received, SendQueue, TxInventory};
 use crate::mempool::local::Unbroadcast;
@@ -55,6 +56,9 @@ pub fn serve_txs(
                     // Everything pooled now may be asked for, and is queued for its next trickle.
                     inv.to_send.extend(pool.iter().map(|e| e.txid));
                     inv.mempool_request_seq = Some(pool.next_sequence());
+                } else if perms.noban {
+                    // Core ignores it from a noban peer rather than disconnect it.
+                    tracing::debug!(peer = ?entity, "mempool request without permission ignored (noban)");
                 } else {
                     disconnect = true;
                 }
