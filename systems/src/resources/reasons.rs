@@ -91,6 +91,10 @@ labelled! {
         /// feeler connection, or our relay flag off): Core disconnects for it ("transaction sent in
         /// violation of protocol"), without discouragement.
         TxRelayViolation = "tx_relay_violation",
+        /// It asked for a service we do not offer: BIP37 bloom filters (`filterload`,
+        /// `filteradd`, `filterclear`) or BIP157 compact filters (`getcfilters`...). Core
+        /// disconnects for it without discouragement, freeing the slot.
+        ServiceNotOffered = "service_not_offered",
     }
 }
 

@@ -7,12 +7,14 @@
 //! [`BlockReadInbox`]); witness requests get the stored bytes,
 //! `MSG_BLOCK` requests get them with the witness stripped (from the transaction spans, no
 //! re-serialization). What we do not have is answered with `notfound` (the issue asks for it; Core
-//! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless).
+//! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless). A BIP157
+//! filter request disconnects (we serve no compact filters; Core's rule without
+//! NODE_COMPACT_FILTERS).
 
 use crate::chain::tree::status;
 use crate::chain::{BlockRead, BlockReadInbox, BlockReads, HeaderTree, ServeQueue, SyncConfig};
 use crate::components::{Disconnect, PeerState, Received, SendQueue, Socket};
-use crate::resources::{Config, ConnIndex};
+use crate::resources::{Config, ConnIndex, DisconnectReason};
 use crate::wire::reader::write_compact_size;
 use crate::wire::{encode_frame_with, Block, Command, InvList, InvType, Message};
 use bevy_ecs::prelude::*;
@@ -20,7 +22,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 
 /// The peer entity's parts serving uses.
-type ServePeer<'a> = (&'a Socket, &'a PeerState, &'a mut Received, &'a mut SendQueue, &'a mut ServeQueue);
+type ServePeer<'a> = (Entity, &'a Socket, &'a PeerState, &'a mut Received, &'a mut SendQueue, &'a mut ServeQueue);
 
 /// Queues getdata block entries, issues reads, and frames the blocks the shell read.
 pub fn serve_blocks(
@@ -31,10 +33,11 @@ pub fn serve_blocks(
     index: Res<ConnIndex>,
     mut reads: ResMut<BlockReads>,
     mut answers: ResMut<BlockReadInbox>,
+    mut commands: Commands,
 ) {
     for data in std::mem::take(&mut answers.0) {
         let Some(&e) = index.0.get(&data.conn) else { continue };
-        let Ok((_, _, _, mut sq, mut serve)) = peers.get_mut(e) else { continue };
+        let Ok((_, _, _, _, mut sq, mut serve)) = peers.get_mut(e) else { continue };
         let Some(pos) = serve.reads.iter().position(|(h, _)| *h == data.hash) else { continue };
         let Some((_, witness)) = serve.reads.remove(pos) else { continue };
         match data.bytes {
@@ -52,8 +55,15 @@ pub fn serve_blocks(
             None => not_found(&config, &mut sq, data.hash),
         }
     }
-    for (socket, state, mut received, mut sq, mut serve) in &mut peers {
+    for (entity, socket, state, mut received, mut sq, mut serve) in &mut peers {
         if *state != PeerState::Ready {
+            continue;
+        }
+        if received.0.iter().any(|m| matches!(m, Message::GetCFilters | Message::GetCFHeaders | Message::GetCFCheckpt))
+        {
+            tracing::info!(peer = socket.conn.0, "asked for compact filters, which we do not serve");
+            received.0.clear();
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::ServiceNotOffered });
             continue;
         }
         received.0.retain(|m| {

@@ -152,3 +152,17 @@ fn a_slow_reader_asking_for_two_4_mb_blocks_is_served_one_at_a_time_and_never_ov
     let serve = node.get::<ServeQueue>(conn).unwrap();
     assert_eq!(serve.pending.len(), 1, "the second block waits for the queue to drain");
 }
+
+#[test]
+fn compact_filter_requests_disconnect_as_core_without_node_compact_filters() {
+    for msg in [Message::GetCFilters, Message::GetCFHeaders, Message::GetCFCheckpt] {
+        let mut node = TestNode::regtest();
+        let conn = node.ready_inbound("10.0.0.30:1");
+        // Too short to read: Core's read fails and it drops it.
+        node.receive_payload(conn, msg.command(), &[0, 1, 2]);
+        assert_eq!(node.closed_reason(conn), None, "{msg:?} short");
+        node.receive(conn, &msg);
+        assert_eq!(node.closed_reason(conn), Some(crate::resources::DisconnectReason::ServiceNotOffered), "{msg:?}");
+        assert_eq!(node.metrics().discouraged, 0);
+    }
+}

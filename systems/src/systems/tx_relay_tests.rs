@@ -225,3 +225,29 @@ fn announcements_during_initial_block_download_are_ignored() {
     assert_eq!(node.world.resource::<TxRequests>().len(), 0);
     assert_eq!(node.closed_reason(out), None, "not a violation: Core ignores them too");
 }
+
+#[test]
+fn bloom_filter_messages_disconnect_without_discouragement_as_core_without_node_bloom() {
+    for msg in [Message::FilterLoad, Message::FilterAdd, Message::FilterClear] {
+        let mut node = relaying_node();
+        // Before verack Core ignores it, like anything else.
+        let early = node.connect_inbound("10.0.0.20:1");
+        node.receive(early, &TestNode::peer_version(20));
+        node.receive(early, &msg);
+        assert_eq!(node.closed_reason(early), None, "{msg:?} before verack");
+        let conn = node.ready_inbound("10.0.0.21:1");
+        node.receive(conn, &msg);
+        assert_eq!(node.closed_reason(conn), Some(DisconnectReason::ServiceNotOffered), "{msg:?}");
+        assert_eq!(node.metrics().discouraged, 0);
+    }
+    // A real filterload payload (a 10-byte filter) too, and from a noban peer (Core exempts no one).
+    let mut node = relaying_node();
+    let conn = node.ready_inbound("10.0.0.22:1");
+    let entity = node.peer(conn).unwrap();
+    node.world.get_mut::<crate::components::Permissions>(entity).unwrap().noban = true;
+    let mut payload = vec![10];
+    payload.extend_from_slice(&[0xff; 10]);
+    payload.extend_from_slice(&[5, 0, 0, 0, 1, 2, 3, 4, 0]);
+    node.receive_payload(conn, crate::wire::Command::FilterLoad, &payload);
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::ServiceNotOffered));
+}

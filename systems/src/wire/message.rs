@@ -62,6 +62,20 @@ pub enum Message {
     Tx(Tx),
     /// `block`, raw bytes with transaction spans.
     Block(Block),
+    /// `filterload` (BIP37). oni offers no bloom filters, so only the command matters (Core
+    /// disconnects before reading the payload).
+    FilterLoad,
+    /// `filteradd` (BIP37), as `filterload`.
+    FilterAdd,
+    /// `filterclear` (BIP37).
+    FilterClear,
+    /// `getcfilters` (BIP157). oni serves no compact filters: the request is read (Core reads it
+    /// before refusing it; a short one is dropped) and its fields are not kept.
+    GetCFilters,
+    /// `getcfheaders` (BIP157), as `getcfilters`.
+    GetCFHeaders,
+    /// `getcfcheckpt` (BIP157), as `getcfilters`.
+    GetCFCheckpt,
 }
 
 impl Message {
@@ -89,6 +103,12 @@ impl Message {
             Message::AddrV2(_) => Command::AddrV2,
             Message::Tx(_) => Command::Tx,
             Message::Block(_) => Command::Block,
+            Message::FilterLoad => Command::FilterLoad,
+            Message::FilterAdd => Command::FilterAdd,
+            Message::FilterClear => Command::FilterClear,
+            Message::GetCFilters => Command::GetCFilters,
+            Message::GetCFHeaders => Command::GetCFHeaders,
+            Message::GetCFCheckpt => Command::GetCFCheckpt,
         }
     }
 
@@ -142,6 +162,27 @@ impl Message {
             Command::Headers => Message::Headers(HeaderList::decode(&mut r)?),
             Command::Addr => Message::Addr(decode_addr(&mut r)?),
             Command::AddrV2 => Message::AddrV2(AddrV2List::decode(&mut r)?),
+            Command::FilterLoad => {
+                r.skip(r.remaining())?;
+                Message::FilterLoad
+            }
+            Command::FilterAdd => {
+                r.skip(r.remaining())?;
+                Message::FilterAdd
+            }
+            Command::FilterClear => Message::FilterClear,
+            Command::GetCFilters => {
+                r.skip(1 + 4 + 32)?;
+                Message::GetCFilters
+            }
+            Command::GetCFHeaders => {
+                r.skip(1 + 4 + 32)?;
+                Message::GetCFHeaders
+            }
+            Command::GetCFCheckpt => {
+                r.skip(1 + 32)?;
+                Message::GetCFCheckpt
+            }
             _ => return Ok((None, 0)),
         };
         Ok((Some(msg), r.remaining()))
@@ -170,6 +211,11 @@ impl Message {
             Message::AddrV2(a) => a.encode(out),
             Message::Tx(t) => t.encode(out),
             Message::Block(b) => b.encode(out),
+            // Never sent by oni; tests send them: no filter, a zeroed request.
+            Message::FilterLoad | Message::FilterAdd | Message::FilterClear => {}
+            Message::GetCFilters | Message::GetCFHeaders | Message::GetCFCheckpt => {
+                out.resize(out.len() + self.command().max_payload() as usize, 0)
+            }
         }
     }
 
