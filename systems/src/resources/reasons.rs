@@ -95,6 +95,9 @@ labelled! {
         /// `filteradd`, `filterclear`) or BIP157 compact filters (`getcfilters`...). Core
         /// disconnects for it without discouragement, freeing the slot.
         ServiceNotOffered = "service_not_offered",
+        /// It sent `feature` (protocol 70017) though our version is 70016: Core disconnects a
+        /// peer that does so to a node of a lower common version (and anyone after `verack`).
+        UnsupportedFeature = "unsupported_feature",
     }
 }
 

@@ -133,6 +133,12 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                     }
                     false
                 }
+                // Protocol 70017's negotiation: we speak 70016, so Core's rule for a lower common
+                // version applies — disconnect, whether before `verack` or after.
+                Message::Feature if hs.version_received => {
+                    disconnect = Some(DisconnectReason::UnsupportedFeature);
+                    false
+                }
                 // Core ignores anything before `version` (counted here, never scored).
                 _ if !hs.version_received => {
                     violations.0.push(Misbehavior::MessageBeforeVersion);

@@ -207,3 +207,21 @@ fn a_version_without_its_optional_tail_is_taken_as_core_takes_it() {
     let neg = node.get::<Negotiated>(conn).unwrap();
     assert_eq!((neg.start_height, neg.relay, neg.user_agent.len()), (-1, true, 0));
 }
+
+#[test]
+fn a_feature_message_disconnects_once_version_is_in_as_core_does_below_protocol_70017() {
+    let mut node = TestNode::regtest();
+    let conn = node.connect_inbound("10.0.0.13:1");
+    node.receive(conn, &Message::Feature);
+    assert_eq!(node.closed_reason(conn), None, "before version: ignored");
+    node.receive(conn, &TestNode::peer_version(15));
+    node.receive(conn, &Message::Feature);
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::UnsupportedFeature));
+    let ready = node.ready_inbound("10.0.0.14:1");
+    let mut payload = vec![4];
+    payload.extend_from_slice(b"test");
+    payload.push(0);
+    node.receive_payload(ready, crate::wire::Command::Feature, &payload);
+    assert_eq!(node.closed_reason(ready), Some(DisconnectReason::UnsupportedFeature));
+    assert_eq!(node.metrics().discouraged, 0);
+}

@@ -166,6 +166,9 @@ commands! {
     GetCFHeaders = "getcfheaders", max 1 + 4 + 32;
     /// BIP157 checkpoint request (as `getcfilters`): filter type, stop hash.
     GetCFCheckpt = "getcfcheckpt", max 1 + 32;
+    /// Feature negotiation of protocol 70017 (Core 31): an id of 4 to 80 bytes and up to 512 bytes
+    /// of data. oni speaks 70016, so a peer must not send it (Core's rule; see the handshake).
+    Feature = "feature", max 1 + 80 + 3 + 512;
 }
 
 impl Command {

@@ -76,6 +76,9 @@ pub enum Message {
     GetCFHeaders,
     /// `getcfcheckpt` (BIP157), as `getcfilters`.
     GetCFCheckpt,
+    /// `feature` (protocol 70017). oni speaks 70016, below it: only the command matters (Core
+    /// disconnects a peer of a lower common version before reading the payload).
+    Feature,
 }
 
 impl Message {
@@ -109,6 +112,7 @@ impl Message {
             Message::GetCFilters => Command::GetCFilters,
             Message::GetCFHeaders => Command::GetCFHeaders,
             Message::GetCFCheckpt => Command::GetCFCheckpt,
+            Message::Feature => Command::Feature,
         }
     }
 
@@ -171,6 +175,10 @@ impl Message {
                 Message::FilterAdd
             }
             Command::FilterClear => Message::FilterClear,
+            Command::Feature => {
+                r.skip(r.remaining())?;
+                Message::Feature
+            }
             Command::GetCFilters => {
                 r.skip(1 + 4 + 32)?;
                 Message::GetCFilters
@@ -212,7 +220,7 @@ impl Message {
             Message::Tx(t) => t.encode(out),
             Message::Block(b) => b.encode(out),
             // Never sent by oni; tests send them: no filter, a zeroed request.
-            Message::FilterLoad | Message::FilterAdd | Message::FilterClear => {}
+            Message::FilterLoad | Message::FilterAdd | Message::FilterClear | Message::Feature => {}
             Message::GetCFilters | Message::GetCFHeaders | Message::GetCFCheckpt => {
                 out.resize(out.len() + self.command().max_payload() as usize, 0)
             }
