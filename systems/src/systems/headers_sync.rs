@@ -426,7 +426,8 @@ fn on_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, loc: &Locator) {
     // The last header the answer gives it (or our tip, when it runs to the tip).
     let mut last = None;
     if loc.hashes.is_empty() {
-        if let Some(idx) = tree.get(&loc.stop).filter(|&i| on_validated(i)) {
+        // Just the stop header, if Core would serve its block (a stale one only if recent).
+        if let Some(idx) = tree.get(&loc.stop).filter(|&i| crate::systems::block_request_allowed(tree, vt, i)) {
             out.push_raw(tree.raw_header(idx));
             last = Some(idx);
         }

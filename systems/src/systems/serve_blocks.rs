@@ -7,7 +7,10 @@
 //! [`BlockReadInbox`]); witness requests get the stored bytes,
 //! `MSG_BLOCK` requests get them with the witness stripped (from the transaction spans, no
 //! re-serialization). What we do not have is answered with `notfound` (the issue asks for it; Core
-//! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless). A BIP157
+//! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless). As Core's
+//! BlockRequestAllowed, a block off our validated chain is served only if we validated it and it
+//! is within a month of our best header: older stale blocks are withheld (answered `notfound`), so
+//! no one can fingerprint us by the forks we saw. A BIP157
 //! filter request disconnects (we serve no compact filters; Core's rule without
 //! NODE_COMPACT_FILTERS).
 
@@ -92,7 +95,9 @@ pub fn serve_blocks(
             let hash = BlockHash::from_byte_array(e.hash);
             let have = tree.get(&hash).is_some_and(|i| {
                 let s = tree.entry(i).status;
-                s & status::HAVE_DATA != 0 && s & status::FAILED_ANY == 0
+                s & status::HAVE_DATA != 0
+                    && s & status::FAILED_ANY == 0
+                    && block_request_allowed(&tree, tree.validated_tip(), i)
             });
             if have {
                 serve.reads.push_back((hash, e.kind.wants_witness()));
@@ -105,6 +110,24 @@ pub fn serve_blocks(
             sq.push(config.network, &Message::NotFound(missing));
         }
     }
+}
+
+/// How old (by header time, behind our best header) a block off our chain may be and still be
+/// served (Core's STALE_RELAY_AGE_LIMIT, a month).
+pub const STALE_RELAY_AGE_LIMIT_S: u32 = 30 * 24 * 3600;
+
+/// Core's BlockRequestAllowed: a block on the chain ending at `tip`, or one we validated whose time
+/// is within a month of our best header's (Core also bounds its work-equivalent time alike; on a
+/// chain of steady difficulty the two agree). Older stale blocks are withheld, as by Core.
+pub fn block_request_allowed(
+    tree: &HeaderTree,
+    tip: crate::chain::tree::BlockIdx,
+    idx: crate::chain::tree::BlockIdx,
+) -> bool {
+    let e = tree.entry(idx);
+    tree.ancestor(tip, e.height) == Some(idx)
+        || (e.status & status::VALIDATED != 0
+            && tree.best_entry().time.saturating_sub(e.time) < STALE_RELAY_AGE_LIMIT_S)
 }
 
 /// Whether `reads` blocks of the largest size, arriving on top of `queued` bytes, stay within the
