@@ -224,6 +224,13 @@ fn announcements_during_initial_block_download_are_ignored() {
     assert!(getdata_entries(&mut node, out).is_empty());
     assert_eq!(node.world.resource::<TxRequests>().len(), 0);
     assert_eq!(node.closed_reason(out), None, "not a violation: Core ignores them too");
+    // A transaction itself is dropped before it is decoded or checked, unpunished (as Core).
+    let tx = crate::wire::Tx::from_bitcoin(&crate::wire::tx::tests::sample_tx(1, 1, true, 9)).unwrap();
+    node.receive(out, &Message::Tx(tx));
+    assert!(node.world.resource::<crate::mempool::intake::TxIntake>().is_empty());
+    let m = node.metrics();
+    assert_eq!(m.tx_accepted + m.tx_orphaned + m.tx_rejected.iter().sum::<u64>(), 0, "never checked");
+    assert_eq!(node.closed_reason(out), None);
 }
 
 #[test]
