@@ -200,8 +200,10 @@ impl Misbehavior {
 }
 
 /// Score per violation and the threshold at which a peer is disconnected. One place, readable by
-/// operators and tests. Scores are ours: Core (≥ 28) disconnects on any misbehavior and ignores some
-/// of these; we accumulate so an honest peer with one odd message is never pushed out.
+/// operators and tests. Core (since v28) has no score: it discourages on any violation it punishes
+/// and ignores the rest. By default every violation Core punishes scores the full 100 here and every
+/// one it ignores scores 0 (counted, so operators see it), so the same cases disconnect; the table
+/// lets an operator grade one differently. `systems/CONFORMANCE.md` gives Core's reaction to each.
 #[derive(Resource, Clone, Debug, Serialize, Deserialize)]
 pub struct ScoreTable {
     /// Score of each violation, indexed by `Misbehavior as usize`.
@@ -239,6 +241,7 @@ impl Default for ScoreTable {
                 | Misbehavior::DuplicateVerack => 0,
                 // Core: Misbehaving, so one is enough.
                 Misbehavior::InvalidSendCmpct => 100,
+                // Pings may overlap: Core ignores a pong of another nonce.
                 Misbehavior::UnsolicitedPong => 0,
                 // Core no longer punishes them (they happen around reorgs); counted.
                 Misbehavior::UnconnectingHeaders => 0,
@@ -250,6 +253,7 @@ impl Default for ScoreTable {
                 | Misbehavior::HeaderObsoleteVersion
                 | Misbehavior::HeaderInvalidParent
                 | Misbehavior::InvalidBlock => 100,
+                // Core's BLOCK_CACHED_INVALID: punished from peers we dialed only.
                 Misbehavior::KnownInvalid => 100,
                 Misbehavior::KnownInvalidInbound => 0,
                 // Our clock may be the wrong one.
@@ -264,5 +268,37 @@ impl Default for ScoreTable {
             })
             .collect();
         ScoreTable { scores, threshold: 100 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Core has no score: a violation discourages at once or not at all. By default the table
+    /// follows: nothing accumulates towards the threshold (CONFORMANCE.md).
+    #[test]
+    fn every_default_score_is_zero_or_the_whole_threshold_as_cores_all_or_nothing() {
+        let t = ScoreTable::default();
+        assert_eq!(t.scores.len(), Misbehavior::COUNT);
+        for &m in Misbehavior::ALL {
+            let s = t.score(m);
+            assert!(s == 0 || s >= t.threshold, "{}: {s}", m.label());
+        }
+        // The ones Core punishes.
+        for m in [
+            Misbehavior::TooManyEntries,
+            Misbehavior::InvalidSendCmpct,
+            Misbehavior::NonContinuousHeaders,
+            Misbehavior::HeaderBadPow,
+            Misbehavior::HeaderBadDifficulty,
+            Misbehavior::HeaderTimeTooOld,
+            Misbehavior::HeaderObsoleteVersion,
+            Misbehavior::HeaderInvalidParent,
+            Misbehavior::KnownInvalid,
+            Misbehavior::InvalidBlock,
+        ] {
+            assert_eq!(t.score(m), t.threshold, "{}", m.label());
+        }
     }
 }

@@ -36,7 +36,6 @@ type RequestPeer<'a> = (
 );
 
 /// Answers in, requests out.
-#[allow(clippy::too_many_arguments)]
 pub fn tx_request(
     mut peers: Query<RequestPeer>,
     mut rng: ResMut<crate::resources::Rng>,
