@@ -15,7 +15,7 @@
 //! NODE_COMPACT_FILTERS).
 
 use crate::chain::tree::status;
-use crate::chain::{BlockRead, BlockReadInbox, BlockReads, HeaderTree, ServeQueue, SyncConfig};
+use crate::chain::{BlockRead, BlockReadInbox, BlockReads, BlockRelay, HeaderTree, ServeQueue, SyncConfig};
 use crate::components::{Disconnect, PeerState, Received, SendQueue, Socket};
 use crate::resources::{Config, ConnIndex, DisconnectReason};
 use crate::wire::reader::write_compact_size;
@@ -33,6 +33,7 @@ pub fn serve_blocks(
     config: Res<Config>,
     sync: Res<SyncConfig>,
     tree: Res<HeaderTree>,
+    relay: Res<BlockRelay>,
     index: Res<ConnIndex>,
     mut reads: ResMut<BlockReads>,
     mut answers: ResMut<BlockReadInbox>,
@@ -58,6 +59,9 @@ pub fn serve_blocks(
             None => not_found(&config, &mut sq, data.hash),
         }
     }
+    // The chain we serve is the one we announce: the validator's newest tip (its durable connect,
+    // which moves the validated tip, may come later).
+    let served = relay.served_tip(&tree);
     for (entity, socket, state, mut received, mut sq, mut serve) in &mut peers {
         if *state != PeerState::Ready {
             continue;
@@ -95,9 +99,7 @@ pub fn serve_blocks(
             let hash = BlockHash::from_byte_array(e.hash);
             let have = tree.get(&hash).is_some_and(|i| {
                 let s = tree.entry(i).status;
-                s & status::HAVE_DATA != 0
-                    && s & status::FAILED_ANY == 0
-                    && block_request_allowed(&tree, tree.validated_tip(), i)
+                s & status::HAVE_DATA != 0 && s & status::FAILED_ANY == 0 && block_request_allowed(&tree, served, i)
             });
             if have {
                 serve.reads.push_back((hash, e.kind.wants_witness()));
@@ -116,7 +118,7 @@ pub fn serve_blocks(
 /// served (Core's STALE_RELAY_AGE_LIMIT, a month).
 pub const STALE_RELAY_AGE_LIMIT_S: u32 = 30 * 24 * 3600;
 
-/// Core's BlockRequestAllowed: a block on the chain ending at `tip`, or one we validated whose time
+/// Core's BlockRequestAllowed: a block on the chain ending at `tip` (the tip we serve), or one we validated whose time
 /// is within a month of our best header's (Core also bounds its work-equivalent time alike; on a
 /// chain of steady difficulty the two agree). Older stale blocks are withheld, as by Core.
 pub fn block_request_allowed(
