@@ -19,7 +19,7 @@ pub fn oni_decode_owned(frame: &[u8], payload: Vec<u8>) -> Option<Message> {
     if checksum(&payload) != header.checksum {
         return None;
     }
-    Message::decode_owned(header.command, payload).ok()?
+    Message::decode_owned(header.command, payload).ok()?.0
 }
 
 fn bench_frame(c: &mut Criterion, name: &str, frame: &[u8]) {

@@ -115,13 +115,15 @@ fn handshake_never_completes_fails_without_the_timeout() {
     assert_fails_on(&report, "Disconnected(HandshakeNeverCompletes");
 }
 
+/// Bad checksums and malformed payloads are dropped and counted, as Core drops them: a node that
+/// punishes them (any violation disconnects at a threshold of 0) fails both scenarios.
 #[test]
-fn bad_checksum_and_fuzz_fail_with_a_threshold_nobody_reaches() {
+fn bad_checksum_and_fuzz_fail_when_the_node_punishes_what_core_ignores() {
     for name in ["bad_checksum", "malformed_fuzz"] {
         let mut s = load(name);
-        s.score_threshold = Some(1_000_000);
+        s.score_threshold = Some(0);
         let (report, _) = run(&s, Mode::Sim);
-        assert_fails_on(&report, "Disconnected(");
+        assert_fails_on(&report, "NeverDisconnected(");
     }
 }
 
@@ -162,7 +164,7 @@ fn honest_expectations_fail_when_the_node_decodes_nothing() {
 fn run_cli_fails_with_the_report_and_dumps_the_world() {
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("out.ron");
-    let report = run_cli(&scenario_dir().join("bad_checksum.ron"), Mode::Sim, Some(99), Some(&dump)).unwrap();
+    let report = run_cli(&scenario_dir().join("invalid_headers.ron"), Mode::Sim, Some(99), Some(&dump)).unwrap();
     assert_eq!(report.seed, 99, "--seed replaces the file's seed");
     let d: WorldDump = ron::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert_eq!(d.peers.len(), 4, "the four honest peers remain");
@@ -317,15 +319,20 @@ fn an_inv_storm_is_tolerated_only_by_a_node_that_asked_for_transactions() {
 
 #[test]
 fn header_attacks_fail_with_a_threshold_nobody_reaches() {
-    for (name, row) in [
-        ("unconnecting_headers", "Disconnected(UnconnectingHeaders"),
-        ("invalid_headers", "Disconnected(InvalidHeaders"),
-    ] {
-        let mut s = load(name);
-        s.score_threshold = Some(1_000_000);
-        let (report, _) = run(&s, Mode::Sim);
-        assert_fails_on(&report, row);
-    }
+    let mut s = load("invalid_headers");
+    s.score_threshold = Some(1_000_000);
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(InvalidHeaders");
+}
+
+/// Unconnecting headers are counted, not punished (Core): a node that punishes every violation
+/// (threshold 0) fails the scenario.
+#[test]
+fn unconnecting_headers_fail_when_the_node_punishes_them() {
+    let mut s = load("unconnecting_headers");
+    s.score_threshold = Some(0);
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "NeverDisconnected(UnconnectingHeaders");
 }
 
 #[test]

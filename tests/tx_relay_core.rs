@@ -147,7 +147,7 @@ fn rejected(node: &NodeHandle, reason: TxReject) -> u64 {
 }
 
 #[test]
-fn rejections_over_the_wire_carry_their_reason_and_only_consensus_failures_cost_the_sender() {
+fn rejections_over_the_wire_carry_their_reason_and_cost_the_sender_nothing() {
     let Some(exes) = CoreExes::find() else { return };
     let txs: Vec<bitcoin::Transaction> =
         fixture("mempool.hex").iter().map(|h| bitcoin::consensus::encode::deserialize_hex(h).unwrap()).collect();
@@ -194,7 +194,8 @@ fn rejections_over_the_wire_carry_their_reason_and_only_consensus_failures_cost_
     assert!(send_and_see(&oni, child));
     assert!(oni.with_world(|w| w.resource::<Metrics>().tx_orphaned).unwrap() >= 1);
 
-    // Consensus: a broken signature (Core's engine says no) costs the sender its connection.
+    // Consensus: a broken signature (Core's engine says no) is rejected and counted; as Core since
+    // v30, the sender keeps its connection.
     let other = txs
         .iter()
         .find(|t| {
@@ -209,8 +210,13 @@ fn rejections_over_the_wire_carry_their_reason_and_only_consensus_failures_cost_
     let mut items: Vec<Vec<u8>> = forged.input[0].witness.iter().map(|w| w.to_vec()).collect();
     items[0][10] ^= 0x01;
     forged.input[0].witness = bitcoin::Witness::from_slice(&items);
-    assert!(!send_and_see(&oni, &forged), "a consensus-invalid tx disconnects its sender");
-    assert_eq!(rejected(&oni, TxReject::ConsensusScriptFailed), 1);
+    assert!(send_and_see(&oni, &forged), "a consensus-invalid tx costs its sender nothing");
+    let counted =
+        wait_for(Duration::from_secs(10), || (rejected(&oni, TxReject::ConsensusScriptFailed) == 1).then_some(()));
+    assert!(counted.is_some(), "the forged tx was rejected for its script");
+    let m = oni.with_world(|w| w.resource::<Metrics>().clone()).unwrap();
+    assert_eq!(m.misbehavior[oni_systems::resources::Misbehavior::InvalidTransaction as usize], 1);
+    assert_eq!(m.discouraged, 0);
     // The genuine one still enters: the forged copy's rejection was remembered by wtxid only.
     assert!(send_and_see(&oni, &other));
     assert!(wait_for(Duration::from_secs(10), || pool_txids(&oni)

@@ -3,8 +3,8 @@
 //! unknown label is an error that names the line and column.
 
 use super::ScenarioError;
-use oni_systems::resources::{DisconnectReason, Limits};
-use oni_systems::wire::Command;
+use oni_systems::resources::{DisconnectReason, Limits, Misbehavior};
+use oni_systems::wire::{Command, DecodeError};
 use serde::{de, Deserialize, Deserializer};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -591,6 +591,12 @@ pub const METRICS: &[&str] = &[
     "addr_added",
     "discouraged",
     "bans_escalated",
+    "bad_checksums",
+    "malformed_payloads",
+    "trailing_bytes_ignored",
+    "unknown_commands",
+    "unconnecting_headers",
+    "getheaders_sent",
 ];
 
 /// The value of a named counter.
@@ -606,6 +612,18 @@ pub fn metric_value(m: &oni_systems::resources::Metrics, name: &str) -> Option<u
         "addr_added" => m.addr_added,
         "discouraged" => m.discouraged,
         "bans_escalated" => m.bans_escalated,
+        "bad_checksums" => m.decode_errors[DecodeError::BadChecksum as usize],
+        "malformed_payloads" => m
+            .decode_errors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != DecodeError::BadChecksum as usize && *i != DecodeError::TrailingBytes as usize)
+            .map(|(_, n)| n)
+            .sum(),
+        "trailing_bytes_ignored" => m.decode_errors[DecodeError::TrailingBytes as usize],
+        "unknown_commands" => m.unknown_commands,
+        "unconnecting_headers" => m.misbehavior[Misbehavior::UnconnectingHeaders as usize],
+        "getheaders_sent" => m.msgs_out[Command::GetHeaders as usize],
         _ => return None,
     })
 }

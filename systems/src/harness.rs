@@ -84,6 +84,15 @@ impl TestNode {
         self.receive_bytes(conn, &bytes);
     }
 
+    /// The peer sends a frame of `command` carrying `payload` as given (right checksum), for
+    /// payloads no [`Message`] encodes: malformed, short, or with bytes after the message.
+    pub fn receive_payload(&mut self, conn: ConnId, command: crate::wire::Command, payload: &[u8]) {
+        let network = self.world.resource::<Config>().network;
+        let mut bytes = Vec::new();
+        crate::wire::encode_frame_with(network, command, &mut bytes, |o| o.extend_from_slice(payload));
+        self.receive_bytes(conn, &bytes);
+    }
+
     /// The peer sends raw bytes; they are framed like the shell's reader frames them.
     pub fn receive_bytes(&mut self, conn: ConnId, mut bytes: &[u8]) {
         let network = self.world.resource::<Config>().network;

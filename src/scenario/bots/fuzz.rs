@@ -1,10 +1,12 @@
 //! MalformedFuzz: seeded random messages whose envelope is valid (right magic, known command,
 //! length within the command's bound, correct checksum) and whose payload is not: truncated fixed
-//! fields, a version whose user-agent CompactSize is non-canonical, over 256 or past the end, and
-//! trailing bytes. Each must be scored, never crash or allocate past the frame.
+//! fields, a version whose user-agent CompactSize is non-canonical, over 256 or past the end, or
+//! cut inside a field. Core's reads fail on each and it drops the message; the node must drop and
+//! count each too, never disconnect for it, crash or allocate past the frame.
 //!
-//! Trailing bytes on an empty-payload command (verack + 1 byte) are not in the mix: the per-command
-//! bound makes that an oversized *header*, refused at once (OversizedFrame covers it).
+//! Bytes after a message are not in the mix: Core and oni take the message and ignore them (and on
+//! an empty-payload command such as verack the per-command bound makes them an oversized *header*,
+//! refused at once: OversizedFrame covers that).
 
 use super::{modern_version, Behaviour, BotIo, Paced};
 use oni_systems::resources::Rng;
@@ -25,7 +27,7 @@ pub fn malformed_frame(rng: &mut Rng, network: Network, template: &Message) -> (
     };
     let (command, payload, what) = match rng.below(9) {
         0 => (Command::Ping, random(rng, 8), "truncated ping"),
-        1 => (Command::Pong, random(rng, 8), "truncated pong"),
+        1 => (Command::GetHeaders, random(rng, 37), "truncated getheaders"),
         2 => (Command::FeeFilter, random(rng, 8), "truncated feefilter"),
         3 => (Command::SendCmpct, random(rng, 9), "truncated sendcmpct"),
         4 => {
@@ -48,13 +50,19 @@ pub fn malformed_frame(rng: &mut Rng, network: Network, template: &Message) -> (
             (Command::Version, p, "version user agent: past the end")
         }
         7 => {
-            let mut p = valid_version.clone();
-            p.push(rng.next_u64() as u8);
-            p.extend(random(rng, 8));
-            (Command::Version, p, "version: trailing bytes")
+            // Through the user agent, then one to three bytes of the four of the start height.
+            let ua_len = valid_version[VERSION_PREFIX_BYTES] as usize;
+            let height_at = VERSION_PREFIX_BYTES + 1 + ua_len;
+            let cut = height_at + 1 + rng.below(3) as usize;
+            (Command::Version, valid_version[..cut].to_vec(), "version: start height cut short")
         }
         _ => {
-            let cut = rng.below(VERSION_PREFIX_BYTES as u64) as usize;
+            // Inside a field before the user agent (a version may end after the receiver's
+            // address, byte 46, and is then whole).
+            let cut = match rng.below(VERSION_PREFIX_BYTES as u64) as usize {
+                46 => 45,
+                c => c,
+            };
             (Command::Version, valid_version[..cut].to_vec(), "version: truncated before the user agent")
         }
     };

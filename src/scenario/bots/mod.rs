@@ -292,7 +292,7 @@ impl Handshaker {
             Message::Verack if self.state == HsState::VersionSent => {
                 self.state = HsState::Ready;
                 io.send(&Message::SendHeaders);
-                io.send(&Message::SendCmpct { announce: false, version: 2 });
+                io.send(&Message::SendCmpct { announce: 0, version: 2 });
                 io.send(&Message::FeeFilter(1_000));
                 true
             }

@@ -36,9 +36,6 @@ pub struct SyncConfig {
     /// is some 80 mainnet blocks, many seconds of validation: enough to keep the validator busy,
     /// and it keeps the whole node's worst case under 1 GiB (benches/REPORT-memory.md).
     pub validation_pending_bytes_max: usize,
-    /// Unconnecting `headers` messages tolerated; every this-many-th is scored
-    /// (Core's former MAX_NUM_UNCONNECTING_HEADERS_MSGS).
-    pub unconnecting_headers_max: u32,
     /// Getdata block entries queued per peer (more are dropped). Core asks a peer for at most 16
     /// blocks at once and a `getblocks` answer offers 500, so 1,000 leaves room for any honest
     /// requester and bounds the queue at 36 KB (50,000 entries were 1.8 MB per peer).
@@ -64,7 +61,6 @@ impl Default for SyncConfig {
             download_timeout_per_peer_ms: 300_000,
             validation_pending_blocks_max: 256,
             validation_pending_bytes_max: 128 << 20,
-            unconnecting_headers_max: 10,
             serve_queue_max: 1_000,
             serve_bytes_total_max: 128 << 20,
             serve_reads_max: 2,
@@ -127,8 +123,6 @@ pub struct PeerChain {
     pub sync_started: bool,
     /// When it must have brought our best header near today (Core's m_headers_sync_timeout).
     pub sync_deadline_ms: Option<u64>,
-    /// Unconnecting `headers` messages received.
-    pub unconnecting: u32,
     /// Its low-work sync, while one runs.
     pub presync: Option<Box<HeadersPresync>>,
     /// When we last sent it getheaders (clock ms).

@@ -118,11 +118,17 @@ impl RejectReason {
         }
     }
 
-    /// Whether the peer that sent the block is at fault (then it is scored `InvalidBlock`).
+    /// Whether the peer that sent the block is at fault (then it is scored `InvalidBlock`, or
+    /// `KnownInvalid` for `CachedInvalid`). Not for bytes that do not decode: Core's read fails and
+    /// it drops the message unpunished.
     pub const fn blames_sender(self) -> bool {
         !matches!(
             self,
-            RejectReason::MissingPrev | RejectReason::Internal | RejectReason::TimeFuture | RejectReason::HeaderLowWork
+            RejectReason::MissingPrev
+                | RejectReason::Internal
+                | RejectReason::TimeFuture
+                | RejectReason::HeaderLowWork
+                | RejectReason::Undecodable
         )
     }
 

@@ -40,8 +40,6 @@ labelled! {
     DisconnectReason {
         /// The frame did not start with this network's magic (also a BIP324 v2 attempt).
         BadMagic = "bad_magic",
-        /// The command name was not printable ASCII with NUL padding.
-        BadCommand = "bad_command",
         /// A frame length over the absolute or the command's bound.
         Oversized = "oversized",
         /// The peer closed the socket or it failed.
@@ -89,15 +87,28 @@ labelled! {
         /// It sent a feature negotiation (`wtxidrelay`, `sendaddrv2`) after `verack`: Core
         /// disconnects for it (no discouragement).
         NegotiationAfterVerack = "negotiation_after_verack",
+        /// It announced or sent a transaction though we asked for none (a block-relay-only or
+        /// feeler connection, or our relay flag off): Core disconnects for it ("transaction sent in
+        /// violation of protocol"), without discouragement.
+        TxRelayViolation = "tx_relay_violation",
+        /// It asked for a service we do not offer: BIP37 bloom filters (`filterload`,
+        /// `filteradd`, `filterclear`) or BIP157 compact filters (`getcfilters`...). Core
+        /// disconnects for it without discouragement, freeing the slot.
+        ServiceNotOffered = "service_not_offered",
+        /// It sent `feature` (protocol 70017) though our version is 70016: Core disconnects a
+        /// peer that does so to a node of a lower common version (and anyone after `verack`).
+        UnsupportedFeature = "unsupported_feature",
     }
 }
 
-impl From<HeaderError> for DisconnectReason {
-    fn from(e: HeaderError) -> Self {
+impl DisconnectReason {
+    /// The reason a header error ends the connection for; `None` for one that does not (a bad
+    /// command name: the frame is skipped, as Core skips it).
+    pub fn from_header(e: HeaderError) -> Option<DisconnectReason> {
         match e {
-            HeaderError::BadMagic => DisconnectReason::BadMagic,
-            HeaderError::BadCommand => DisconnectReason::BadCommand,
-            HeaderError::Oversized => DisconnectReason::Oversized,
+            HeaderError::BadMagic => Some(DisconnectReason::BadMagic),
+            HeaderError::BadCommand => None,
+            HeaderError::Oversized => Some(DisconnectReason::Oversized),
         }
     }
 }
@@ -105,33 +116,39 @@ impl From<HeaderError> for DisconnectReason {
 labelled! {
     /// A protocol violation. Each has a score in [`ScoreTable`].
     Misbehavior {
-        /// Payload did not match the header's checksum (Core drops silently; we count and score).
+        /// Payload did not match the header's checksum (Core drops the message and goes on:
+        /// counted, never scored).
         BadChecksum = "bad_checksum",
-        /// Payload ended early.
+        /// Payload ended early (Core's read fails and the message is dropped: counted, never
+        /// scored).
         Truncated = "truncated",
-        /// Bytes after the message.
-        TrailingBytes = "trailing_bytes",
-        /// CompactSize not minimally encoded.
+        /// CompactSize not minimally encoded (as Truncated).
         NonCanonicalCompactSize = "noncanonical_compactsize",
-        /// A list over its limit (inv > 50,000, headers > 2,000, addr > 1,000...).
+        /// A list really over its limit (addrv2 > 1,000 entries; the others' frame bounds refuse
+        /// such a list from its header). Core discourages at once.
         TooManyEntries = "too_many_entries",
-        /// A string or byte field over its bound.
+        /// A string or byte field over its bound (as Truncated).
         FieldTooLong = "field_too_long",
-        /// A value no valid message carries.
+        /// A value no valid message carries (as Truncated).
         InvalidValue = "invalid_value",
-        /// A message other than version before the handshake started.
+        /// A message other than version before the handshake started (Core ignores it: counted,
+        /// never scored).
         MessageBeforeVersion = "message_before_version",
-        /// A message other than the handshake ones before verack.
+        /// A message other than the negotiation ones before verack (Core ignores it: counted,
+        /// never scored).
         MessageBeforeVerack = "message_before_verack",
-        /// A second version.
+        /// A second version (Core ignores it: counted, never scored).
         DuplicateVersion = "duplicate_version",
-        /// A second verack.
+        /// A second verack (Core ignores it: counted, never scored).
         DuplicateVerack = "duplicate_verack",
-        /// A pong whose nonce matches no ping of ours.
+        /// A `sendcmpct` whose high-bandwidth flag is neither 0 nor 1 (BIP152's MUST; Core
+        /// discourages at once).
+        InvalidSendCmpct = "invalid_sendcmpct",
+        /// A pong whose nonce matches no ping of ours (Core ignores it: counted, never scored; of
+        /// nonce 0, it cancels our ping, as in Core).
         UnsolicitedPong = "unsolicited_pong",
-        /// Transaction announcements from a peer we asked for none (relay off, block-relay-only).
-        UnwantedTxAnnouncement = "unwanted_tx_announcement",
-        /// A `headers` message whose first header's parent we do not know.
+        /// A `headers` message whose first header's parent we do not know (Core no longer
+        /// punishes it: counted, never scored).
         UnconnectingHeaders = "unconnecting_headers",
         /// Headers in one message that do not chain to each other.
         NonContinuousHeaders = "noncontinuous_headers",
@@ -145,36 +162,48 @@ labelled! {
         HeaderTimeTooNew = "header_time_too_new",
         /// A header whose version is below the BIP34/66/65 floor at its height.
         HeaderObsoleteVersion = "header_obsolete_version",
-        /// A header building on a block known to be invalid.
+        /// A header building on a block known to be invalid (Core: BLOCK_INVALID_PREV).
         HeaderInvalidParent = "header_invalid_parent",
-        /// A low-work header chain that stopped or changed during PRESYNC/REDOWNLOAD.
+        /// A header or block we already know to be invalid, from a peer we dialed (Core:
+        /// BLOCK_CACHED_INVALID discourages outbound peers only).
+        KnownInvalid = "known_invalid",
+        /// The same from an inbound peer: Core does not punish it (the peer may simply be on a
+        /// fork we rejected long ago). Counted, never scored.
+        KnownInvalidInbound = "known_invalid_inbound",
+        /// A low-work header chain that stopped or changed during PRESYNC/REDOWNLOAD (Core aborts
+        /// the sync and punishes nothing: counted, never scored).
         LowWorkHeaders = "low_work_headers",
         /// A block the validator rejected.
         InvalidBlock = "invalid_block",
         /// A block we did not ask for that does not extend our tip.
         UnrequestedBlock = "unrequested_block",
-        /// A transaction broke a consensus rule (not mere policy).
+        /// A transaction broke a consensus rule, or did not decode (Core, since v30, punishes
+        /// neither: counted, never scored).
         InvalidTransaction = "invalid_transaction",
     }
 }
 
-impl From<DecodeError> for Misbehavior {
-    fn from(e: DecodeError) -> Self {
-        match e {
+impl Misbehavior {
+    /// The violation a payload that failed to decode is counted as; `None` for bytes after a
+    /// message, which are no violation (the message is taken, as Core takes it).
+    pub fn from_decode(e: DecodeError) -> Option<Misbehavior> {
+        Some(match e {
             DecodeError::BadChecksum => Misbehavior::BadChecksum,
             DecodeError::Truncated => Misbehavior::Truncated,
-            DecodeError::TrailingBytes => Misbehavior::TrailingBytes,
+            DecodeError::TrailingBytes => return None,
             DecodeError::NonCanonicalCompactSize => Misbehavior::NonCanonicalCompactSize,
             DecodeError::TooManyEntries => Misbehavior::TooManyEntries,
             DecodeError::FieldTooLong => Misbehavior::FieldTooLong,
             DecodeError::InvalidValue => Misbehavior::InvalidValue,
-        }
+        })
     }
 }
 
 /// Score per violation and the threshold at which a peer is disconnected. One place, readable by
-/// operators and tests. Scores are ours: Core (≥ 28) disconnects on any misbehavior and ignores some
-/// of these; we accumulate so an honest peer with one odd message is never pushed out.
+/// operators and tests. Core (since v28) has no score: it discourages on any violation it punishes
+/// and ignores the rest. By default every violation Core punishes scores the full 100 here and every
+/// one it ignores scores 0 (counted, so operators see it), so the same cases disconnect; the table
+/// lets an operator grade one differently. `systems/CONFORMANCE.md` gives Core's reaction to each.
 #[derive(Resource, Clone, Debug, Serialize, Deserialize)]
 pub struct ScoreTable {
     /// Score of each violation, indexed by `Misbehavior as usize`.
@@ -195,23 +224,27 @@ impl Default for ScoreTable {
         let scores = Misbehavior::ALL
             .iter()
             .map(|m| match m {
-                // A garbled frame can be a flipped bit on a bad link: costly only when repeated.
-                Misbehavior::BadChecksum => 10,
-                // Malformed payloads are never produced by a correct implementation.
-                Misbehavior::Truncated
-                | Misbehavior::TrailingBytes
+                // Core drops a frame with a bad checksum, and a payload its reads fail on, and goes
+                // on: such a message costs no more than a well-formed one (which the byte and decode
+                // budgets bound), so punishing it protects nothing and could drop a quirky peer.
+                Misbehavior::BadChecksum
+                | Misbehavior::Truncated
                 | Misbehavior::NonCanonicalCompactSize
                 | Misbehavior::FieldTooLong
-                | Misbehavior::InvalidValue => 20,
+                | Misbehavior::InvalidValue => 0,
+                // Core: Misbehaving (a list over MAX_ADDR_TO_SEND, MAX_INV_SZ...).
                 Misbehavior::TooManyEntries => 100,
-                // Ordering mistakes: honest modern peers never make them, but old ones might.
-                Misbehavior::MessageBeforeVersion | Misbehavior::MessageBeforeVerack => 10,
-                Misbehavior::DuplicateVersion | Misbehavior::DuplicateVerack => 1,
+                // Ordering mistakes: Core drops the message and goes on, so do we (counted).
+                Misbehavior::MessageBeforeVersion
+                | Misbehavior::MessageBeforeVerack
+                | Misbehavior::DuplicateVersion
+                | Misbehavior::DuplicateVerack => 0,
+                // Core: Misbehaving, so one is enough.
+                Misbehavior::InvalidSendCmpct => 100,
+                // Pings may overlap: Core ignores a pong of another nonce.
                 Misbehavior::UnsolicitedPong => 0,
-                // Core disconnects at once: a correct peer honours our relay flag.
-                Misbehavior::UnwantedTxAnnouncement => 100,
-                // Scored at every 10th such message (Core's old MAX_NUM_UNCONNECTING_HEADERS_MSGS).
-                Misbehavior::UnconnectingHeaders => 20,
+                // Core no longer punishes them (they happen around reorgs); counted.
+                Misbehavior::UnconnectingHeaders => 0,
                 // Consensus failures: no honest node relays them.
                 Misbehavior::NonContinuousHeaders
                 | Misbehavior::HeaderBadPow
@@ -220,17 +253,52 @@ impl Default for ScoreTable {
                 | Misbehavior::HeaderObsoleteVersion
                 | Misbehavior::HeaderInvalidParent
                 | Misbehavior::InvalidBlock => 100,
+                // Core's BLOCK_CACHED_INVALID: punished from peers we dialed only.
+                Misbehavior::KnownInvalid => 100,
+                Misbehavior::KnownInvalidInbound => 0,
                 // Our clock may be the wrong one.
                 Misbehavior::HeaderTimeTooNew => 0,
-                // Core does not score an abandoned low-work sync; we count it lightly.
-                Misbehavior::LowWorkHeaders => 10,
+                // Core aborts a low-work sync that stops or changes and punishes nothing; counted.
+                Misbehavior::LowWorkHeaders => 0,
                 // Counted, never scored (as Core): a peer's copy of a block it was asked for turns
                 // "unrequested" when a third party delivered it first.
                 Misbehavior::UnrequestedBlock => 0,
-                // Core disconnects for consensus-invalid transactions, never for policy.
-                Misbehavior::InvalidTransaction => 100,
+                // Core (since v30) punishes no invalid transaction: rejected, remembered, counted.
+                Misbehavior::InvalidTransaction => 0,
             })
             .collect();
         ScoreTable { scores, threshold: 100 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Core has no score: a violation discourages at once or not at all. By default the table
+    /// follows: nothing accumulates towards the threshold (CONFORMANCE.md).
+    #[test]
+    fn every_default_score_is_zero_or_the_whole_threshold_as_cores_all_or_nothing() {
+        let t = ScoreTable::default();
+        assert_eq!(t.scores.len(), Misbehavior::COUNT);
+        for &m in Misbehavior::ALL {
+            let s = t.score(m);
+            assert!(s == 0 || s >= t.threshold, "{}: {s}", m.label());
+        }
+        // The ones Core punishes.
+        for m in [
+            Misbehavior::TooManyEntries,
+            Misbehavior::InvalidSendCmpct,
+            Misbehavior::NonContinuousHeaders,
+            Misbehavior::HeaderBadPow,
+            Misbehavior::HeaderBadDifficulty,
+            Misbehavior::HeaderTimeTooOld,
+            Misbehavior::HeaderObsoleteVersion,
+            Misbehavior::HeaderInvalidParent,
+            Misbehavior::KnownInvalid,
+            Misbehavior::InvalidBlock,
+        ] {
+            assert_eq!(t.score(m), t.threshold, "{}", m.label());
+        }
     }
 }

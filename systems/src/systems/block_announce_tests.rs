@@ -313,3 +313,35 @@ fn getheaders_from_a_peer_that_does_not_read_wait_until_its_queue_drains() {
     assert_eq!(before + after, 32 - deferred as usize + 1, "answered {before} then {after}");
     assert!(node.get::<PeerChain>(peer).is_some_and(|c| c.deferred_getheaders.is_none()));
 }
+
+/// A block on the tip we announce is served even before the validator's durable report moves the
+/// validated tip (Core's BlockRequestAllowed, with our served tip as the active chain): a peer that
+/// asks at once is answered, never told `notfound`.
+#[test]
+fn a_block_announced_before_the_durable_connect_is_served_when_asked() {
+    let (mut node, mut source) = node_at(2_090);
+    let peer = peer_at(&mut node, "10.0.0.2:1", 2_090, true);
+    node.validator.paused = true;
+    source_delivers(&mut node, &mut source, 2_091, 2_091);
+    node.world.resource_mut::<ValidationInbox>().0.push(ValidationEvent::Tip { hash: h(2_091), height: 2_091 });
+    node.tick();
+    assert_eq!(validated_height(&node), 2_090);
+    node.sent_to(peer);
+    // Its getdata reaches the world before the validator's report does.
+    let mut getdata = InvList::default();
+    getdata.push(InvType::WITNESS_BLOCK, h(2_091).to_byte_array());
+    let mut bytes = Vec::new();
+    Message::GetData(getdata).encode_frame(crate::wire::Network::Regtest, &mut bytes);
+    let (_, frame) = crate::wire::FrameSplitter::new(crate::wire::Network::Regtest).push(&bytes);
+    let frame = frame.unwrap().unwrap();
+    node.world
+        .resource_mut::<crate::resources::Inbox>()
+        .0
+        .push(crate::resources::NetEvent::Frame { conn: peer, frame });
+    node.validator.paused = false;
+    node.tick();
+    node.tick();
+    let sent = node.sent_to(peer);
+    assert!(!sent.iter().any(|m| matches!(m, Message::NotFound(_))), "{sent:?}");
+    assert!(sent.iter().any(|m| matches!(m, Message::Block(b) if b.block_hash() == h(2_091))), "{sent:?}");
+}

@@ -17,12 +17,13 @@
 //! unrequested when a third party delivered it first, and must not cost that peer anything.
 
 use crate::chain::tree::status;
+use crate::chain::validation::RejectReason;
 use crate::chain::{
     BlockRelay, HeaderTree, Ibd, PeerBlocks, PeerChain, Requested, SyncConfig, SyncState, ValidateBlock,
     ValidationEvent,
 };
 use crate::chain::{ValidationInbox, ValidationQueue};
-use crate::components::{ConnId, Disconnect, PeerState, Received, SendQueue, Socket, Stats, Violations};
+use crate::components::{ConnId, Direction, Disconnect, PeerState, Received, SendQueue, Socket, Stats, Violations};
 use crate::resources::{ChainTip, Clock, Config, ConnIndex, DisconnectReason, Metrics, Misbehavior};
 use crate::wire::{InvList, InvType, Message};
 use ahash::AHashSet;
@@ -63,15 +64,23 @@ pub struct DownloadCtx<'w> {
 /// One scheduler step.
 pub fn block_download(
     mut peers: Query<DownloadPeer, Without<Disconnect>>,
+    directions: Query<&Direction>,
     mut ctx: DownloadCtx,
     mut commands: Commands,
 ) {
     let now = ctx.clock.now_ms;
     let blamed = apply_validation_events(&mut ctx);
-    for conn in blamed {
+    for (conn, reason) in blamed {
         if let Some(&e) = ctx.index.0.get(&conn) {
+            let inbound = directions.get(e).is_ok_and(|d| *d == Direction::Inbound);
+            let violation = match reason {
+                // Core's BLOCK_CACHED_INVALID: punished from peers we dialed only.
+                RejectReason::CachedInvalid if inbound => Misbehavior::KnownInvalidInbound,
+                RejectReason::CachedInvalid => Misbehavior::KnownInvalid,
+                _ => Misbehavior::InvalidBlock,
+            };
             if let Ok((.., mut violations, _, _, _)) = peers.get_mut(e) {
-                violations.0.push(Misbehavior::InvalidBlock);
+                violations.0.push(violation);
             }
         }
     }
@@ -141,7 +150,7 @@ pub fn block_download(
     schedule(&mut peers, &mut ctx, &mut live);
 }
 
-fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
+fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)> {
     let mut blamed = Vec::new();
     for ev in std::mem::take(&mut ctx.inbox.0) {
         match ev {
@@ -174,7 +183,7 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<ConnId> {
                 }
                 let from = ctx.state.block_from.remove(&hash);
                 if reason.blames_sender() {
-                    blamed.extend(from);
+                    blamed.extend(from.map(|c| (c, reason)));
                 }
             }
             ValidationEvent::Tip { hash, .. } => {

@@ -342,3 +342,52 @@ fn a_peer_is_not_scored_when_a_third_party_delivered_its_requested_blocks_first(
     assert_eq!(node.closed_reason(asked.conn), None);
     assert_eq!(node.world.resource::<ChainTip>().height, 16);
 }
+
+/// The validator's verdicts that blame the sender, as Core's MaybePunishNodeForBlock: a block known
+/// to be invalid (BLOCK_CACHED_INVALID) is punished from peers we dialed only; bytes that do not
+/// decode are not punished (Core's read fails and it drops them); a consensus failure always is.
+#[test]
+fn block_verdicts_punish_as_core_does() {
+    use crate::chain::validation::RejectReason;
+    use crate::chain::{ValidationEvent, ValidationInbox};
+    use crate::components::Direction;
+    let cases = [
+        (RejectReason::CachedInvalid, Direction::Inbound, None, Misbehavior::KnownInvalidInbound),
+        (
+            RejectReason::CachedInvalid,
+            Direction::OutboundFullRelay,
+            Some(DisconnectReason::Misbehavior),
+            Misbehavior::KnownInvalid,
+        ),
+        (RejectReason::Consensus, Direction::Inbound, Some(DisconnectReason::Misbehavior), Misbehavior::InvalidBlock),
+    ];
+    for (reason, direction, closed, counted) in cases {
+        let mut node = fixture_node();
+        let conn = match direction {
+            Direction::Inbound => node.ready_inbound("10.0.0.1:18444"),
+            d => {
+                let c = node.connect_outbound("20.0.0.1:18444", d);
+                node.receive(c, &TestNode::peer_version(3));
+                node.receive(c, &Message::Verack);
+                c
+            }
+        };
+        let hash = BlockHash::from_byte_array([7; 32]);
+        node.world.resource_mut::<SyncState>().block_from.insert(hash, conn);
+        node.world.resource_mut::<ValidationInbox>().0.push(ValidationEvent::Rejected { hash, reason });
+        node.tick();
+        assert_eq!(node.closed_reason(conn), closed, "{reason:?} from {direction:?}");
+        assert_eq!(node.metrics().misbehavior[counted as usize], 1, "{reason:?} from {direction:?}");
+    }
+    let mut node = fixture_node();
+    let conn = node.ready_inbound("10.0.0.2:18444");
+    let hash = BlockHash::from_byte_array([8; 32]);
+    node.world.resource_mut::<SyncState>().block_from.insert(hash, conn);
+    node.world
+        .resource_mut::<ValidationInbox>()
+        .0
+        .push(ValidationEvent::Rejected { hash, reason: RejectReason::Undecodable });
+    node.tick();
+    assert_eq!(node.closed_reason(conn), None);
+    assert!(node.get::<Score>(conn).unwrap().events.is_empty());
+}

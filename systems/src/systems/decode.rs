@@ -1,9 +1,12 @@
 //! decode: checks checksums and decodes buffered frames, at most a budget of messages and bytes per
-//! peer per tick, so one busy peer cannot starve the rest (the per-message CPU budget).
+//! peer per tick, so one busy peer cannot starve the rest (the per-message CPU budget). As Core, a
+//! frame with a bad checksum or a payload that does not decode is dropped and counted (the peer's
+//! score records it at no points), bytes after a message's fields are ignored, and only a list
+//! really over its limit (`TooManyEntries`) is a violation that disconnects. See CONFORMANCE.md.
 
 use crate::components::{ConnId, Disconnect, Received, RecvBuffer, SendQueue, Socket, Violations};
-use crate::resources::{Config, IoCommand, Metrics, Outbox};
-use crate::wire::{checksum, Command, DecodeError, Message};
+use crate::resources::{Config, IoCommand, Metrics, Misbehavior, Outbox};
+use crate::wire::{checksum, Command, DecodeError, HeaderError, Message};
 use bevy_ecs::prelude::*;
 
 /// The peer entity's parts decoding uses.
@@ -82,28 +85,48 @@ fn decode_one(
     violations: &mut Violations,
     metrics: &mut Metrics,
 ) {
+    if frame.header.bad_name {
+        // Core drops a frame whose command name is not printable ASCII and reads on.
+        tracing::debug!(peer = socket.conn.0, "frame with a malformed command name skipped");
+        metrics.header_error(HeaderError::BadCommand);
+        return;
+    }
     if frame.header.command == Command::Unknown {
         metrics.unknown_commands += 1;
         return;
     }
+    let command = frame.header.command;
     let matches = frame.checksum_ok.unwrap_or_else(|| checksum(&frame.payload) == frame.header.checksum);
     if !matches {
+        // Core drops the frame and reads on (V1Transport: "Wrong checksum").
+        tracing::debug!(peer = socket.conn.0, command = command.name(), "bad checksum: frame dropped");
         metrics.decode_error(DecodeError::BadChecksum);
-        violations.0.push(DecodeError::BadChecksum.into());
+        violations.0.push(Misbehavior::BadChecksum);
         return;
     }
-    match Message::decode_owned(frame.header.command, frame.payload) {
-        Ok(Some(m)) => received.0.push(m),
-        Ok(None) => {}
+    match Message::decode_owned(command, frame.payload) {
+        Ok((m, ignored)) => {
+            if ignored > 0 {
+                // Core reads a message's fields and ignores what follows them: so do we.
+                tracing::debug!(
+                    peer = socket.conn.0,
+                    command = command.name(),
+                    ignored,
+                    "bytes after the message ignored"
+                );
+                metrics.decode_error(DecodeError::TrailingBytes);
+            }
+            received.0.extend(m);
+        }
         Err(e) => {
             tracing::debug!(
                 peer = socket.conn.0,
-                command = frame.header.command.name(),
+                command = command.name(),
                 reason = e.label(),
-                "malformed payload"
+                "malformed payload dropped"
             );
             metrics.decode_error(e);
-            violations.0.push(e.into());
+            violations.0.extend(Misbehavior::from_decode(e));
         }
     }
 }
@@ -114,3 +137,7 @@ fn resume_if_drained(conn: ConnId, rb: &mut RecvBuffer, max: usize, outbox: &mut
         outbox.0.push(IoCommand::ResumeRead { conn });
     }
 }
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

@@ -1,5 +1,9 @@
 //! handshake: version → (wtxidrelay, sendaddrv2) → verack, in both directions, and the feature
-//! negotiation messages that follow it. Owns every message that changes `Negotiated`.
+//! negotiation messages that follow it. Owns every message that changes `Negotiated`. Ordering
+//! mistakes are Core's to judge: anything before `version`, a second `version` or `verack`, and
+//! anything but the negotiation messages before `verack` are dropped and counted, never scored
+//! (Core ignores them); `sendheaders` and `sendcmpct` count from `version` on, as in Core; a
+//! feature negotiation after `verack` disconnects (Core's rule). See CONFORMANCE.md.
 
 use crate::components::{
     Direction, Disconnect, Handshake, Negotiated, PeerState, Received, SendQueue, Socket, Stats, Violations,
@@ -7,7 +11,7 @@ use crate::components::{
 use crate::resources::{
     ChainTip, Clock, Config, DisconnectReason, IoCommand, LocalNonces, Metrics, Misbehavior, Outbox, Rng,
 };
-use crate::wire::version::{MIN_PEER_PROTO_VERSION, SENDHEADERS_VERSION, WTXID_RELAY_VERSION};
+use crate::wire::version::{CMPCTBLOCKS_VERSION, MIN_PEER_PROTO_VERSION, SENDHEADERS_VERSION, WTXID_RELAY_VERSION};
 use crate::wire::{Message, NetAddr, Version};
 use bevy_ecs::prelude::*;
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +63,7 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
             match msg {
                 Message::Version(v) => {
                     if hs.version_received {
+                        // Core ignores a second version (counted here, never scored).
                         violations.0.push(Misbehavior::DuplicateVersion);
                         return false;
                     }
@@ -84,6 +89,7 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                     false
                 }
                 Message::Verack => {
+                    // Core ignores a verack before version and a second one (counted, never scored).
                     if !hs.version_received {
                         violations.0.push(Misbehavior::MessageBeforeVersion);
                     } else if hs.verack_received {
@@ -127,26 +133,40 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                     }
                     false
                 }
+                // Protocol 70017's negotiation: we speak 70016, so Core's rule for a lower common
+                // version applies — disconnect, whether before `verack` or after.
+                Message::Feature if hs.version_received => {
+                    disconnect = Some(DisconnectReason::UnsupportedFeature);
+                    false
+                }
+                // Core ignores anything before `version` (counted here, never scored).
                 _ if !hs.version_received => {
                     violations.0.push(Misbehavior::MessageBeforeVersion);
                     false
                 }
-                _ if !hs.verack_received => {
-                    violations.0.push(Misbehavior::MessageBeforeVerack);
-                    false
-                }
+                // Core takes these two once `version` is in, before `verack` as well as after.
                 Message::SendHeaders => {
                     neg.sendheaders = true;
+                    false
+                }
+                Message::SendCmpct { announce, version } => {
+                    if *announce > 1 {
+                        // BIP152: the flag MUST be 0 or 1; Core discourages at once.
+                        violations.0.push(Misbehavior::InvalidSendCmpct);
+                    } else if *version == CMPCTBLOCKS_VERSION {
+                        neg.cmpct_version = Some(*version);
+                    }
+                    false
+                }
+                // Core ignores the rest until `verack` (counted here, never scored).
+                _ if !hs.verack_received => {
+                    violations.0.push(Misbehavior::MessageBeforeVerack);
                     false
                 }
                 Message::FeeFilter(rate) => {
                     if (0..=21_000_000 * 100_000_000).contains(rate) {
                         neg.feefilter = Some(*rate);
                     }
-                    false
-                }
-                Message::SendCmpct { version, .. } => {
-                    neg.cmpct_version = Some(*version);
                     false
                 }
                 _ => true,

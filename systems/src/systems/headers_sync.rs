@@ -2,7 +2,8 @@
 //! peer once our best header is recent, like Core), sends `getheaders` with our locator, validates
 //! `headers` into the header tree (continuity and proof of work first, then the full contextual
 //! checks), continues while full 2,000-header batches arrive, routes low-work chains through
-//! PRESYNC/REDOWNLOAD, scores unconnecting and invalid headers with their own reasons, follows
+//! PRESYNC/REDOWNLOAD, scores invalid headers with their own reasons (unconnecting ones are counted,
+//! never scored, and answered with at most one getheaders per response time, as Core), follows
 //! block announcements (`inv`, BIP130 `headers`), answers `getheaders` from the validated chain
 //! (empty while it lacks the network's minimum work, as Core), notes what each peer is known to
 //! have (for block announcements), and keeps the [`Ibd`] resource current.
@@ -122,8 +123,14 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                 fresh.insert(PeerChain { announced_for, ..PeerChain::default() })
             }
         };
-        let mut peer =
-            PeerCtx { pc, sq: &mut sq, violations: &mut violations, noban: perms.noban, conn: socket.conn.0 };
+        let mut peer = PeerCtx {
+            pc,
+            sq: &mut sq,
+            violations: &mut violations,
+            noban: perms.noban,
+            inbound: *dir == Direction::Inbound,
+            conn: socket.conn.0,
+        };
         if !received.0.is_empty() {
             received.0.retain(|m| match m {
                 Message::Headers(list) => {
@@ -215,6 +222,7 @@ struct PeerCtx<'a> {
     sq: &'a mut SendQueue,
     violations: &'a mut Violations,
     noban: bool,
+    inbound: bool,
     conn: u64,
 }
 
@@ -253,10 +261,14 @@ fn maybe_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, first: Option<BlockHa
     peer.pc.last_getheaders_ms = now.max(1);
 }
 
-fn misbehavior_of(e: HeaderInvalid) -> Misbehavior {
+/// The violation an invalid header is counted as. A header we already know to be invalid is
+/// punished from peers we dialed only (Core's BLOCK_CACHED_INVALID rule).
+fn misbehavior_of(e: HeaderInvalid, inbound: bool) -> Misbehavior {
     match e {
         HeaderInvalid::Unconnecting => Misbehavior::UnconnectingHeaders,
-        HeaderInvalid::InvalidParent | HeaderInvalid::KnownInvalid => Misbehavior::HeaderInvalidParent,
+        HeaderInvalid::InvalidParent => Misbehavior::HeaderInvalidParent,
+        HeaderInvalid::KnownInvalid if inbound => Misbehavior::KnownInvalidInbound,
+        HeaderInvalid::KnownInvalid => Misbehavior::KnownInvalid,
         HeaderInvalid::Pow(_) => Misbehavior::HeaderBadPow,
         HeaderInvalid::BadDifficulty => Misbehavior::HeaderBadDifficulty,
         HeaderInvalid::TimeTooOld | HeaderInvalid::Timewarp => Misbehavior::HeaderTimeTooOld,
@@ -295,7 +307,7 @@ fn accept_all(ctx: &mut SyncCtx, peer: &mut PeerCtx, headers: &[([u8; HEADER_BYT
             }
             Err(e) => {
                 tracing::debug!(peer = peer.conn, ?e, %hash, "invalid header");
-                peer.violations.0.push(misbehavior_of(e));
+                peer.violations.0.push(misbehavior_of(e, peer.inbound));
                 break;
             }
         }
@@ -307,7 +319,6 @@ fn accept_all(ctx: &mut SyncCtx, peer: &mut PeerCtx, headers: &[([u8; HEADER_BYT
 }
 
 fn on_headers(ctx: &mut SyncCtx, peer: &mut PeerCtx, list: &HeaderList) {
-    peer.pc.last_getheaders_ms = 0;
     let hashes: Vec<([u8; HEADER_BYTES], BlockHash)> = list.raw().iter().map(|r| (*r, block_hash(r))).collect();
     // Core's CheckHeadersPoW: continuity and each header's own proof of work, before anything else.
     for w in hashes.windows(2) {
@@ -325,28 +336,31 @@ fn on_headers(ctx: &mut SyncCtx, peer: &mut PeerCtx, list: &HeaderList) {
     }
     let full = hashes.len() == MAX_HEADERS;
     if peer.pc.presync.as_ref().is_some_and(|p| p.phase() != Phase::Done) {
+        peer.pc.last_getheaders_ms = 0;
         continue_presync(ctx, peer, &hashes, full);
         return;
     }
     peer.pc.presync = None;
     let Some((first, _)) = hashes.first() else {
         // Nothing beyond our locator: it has no more to give, so it no longer holds the sync
-        // (another peer — one that connected later, say — may start one).
+        // (another peer — one that connected later, say — may start one). An empty answer is the
+        // answer to our last getheaders.
+        peer.pc.last_getheaders_ms = 0;
         peer.pc.sync_deadline_ms = None;
         return;
     };
     let prev = BlockHash::from_byte_array(first[4..36].try_into().unwrap_or([0; 32]));
     let Some(parent) = ctx.tree.get(&prev) else {
-        // Maybe a BIP130 announcement of a block whose parent we missed: ask for the gap.
-        peer.pc.unconnecting += 1;
-        if peer.pc.unconnecting.is_multiple_of(ctx.sync.unconnecting_headers_max.max(1)) {
-            peer.violations.0.push(Misbehavior::UnconnectingHeaders);
-        }
+        // Maybe a BIP130 announcement of a block whose parent we missed: ask for the gap — unless
+        // a getheaders of ours is outstanding (these headers are no answer to it). Counted, never
+        // scored: Core no longer punishes them (honest peers send them around reorgs).
+        peer.violations.0.push(Misbehavior::UnconnectingHeaders);
         let best = ctx.tree.best();
-        maybe_getheaders(ctx, peer, None, best, true);
+        maybe_getheaders(ctx, peer, None, best, false);
         return;
     };
-    peer.pc.unconnecting = 0;
+    // Headers that connect answer our getheaders, if one is outstanding.
+    peer.pc.last_getheaders_ms = 0;
     let last_hash = hashes[hashes.len() - 1].1;
     if ctx.tree.get(&last_hash).is_none() {
         let mut work = ctx.tree.entry(parent).chainwork;
@@ -424,7 +438,8 @@ fn on_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, loc: &Locator) {
     // The last header the answer gives it (or our tip, when it runs to the tip).
     let mut last = None;
     if loc.hashes.is_empty() {
-        if let Some(idx) = tree.get(&loc.stop).filter(|&i| on_validated(i)) {
+        // Just the stop header, if Core would serve its block (a stale one only if recent).
+        if let Some(idx) = tree.get(&loc.stop).filter(|&i| crate::systems::block_request_allowed(tree, vt, i)) {
             out.push_raw(tree.raw_header(idx));
             last = Some(idx);
         }

@@ -1,4 +1,5 @@
 use super::super::sync_test_util::{fixture_node, ChainPeer};
+use super::HEADERS_RESPONSE_TIME_MS;
 use crate::chain::test_vectors::{chain_blocks, fork_blocks, header_of, mine, mine_chain};
 use crate::chain::{ChainParams, HeaderTree, Ibd, PeerChain, SyncConfig};
 use crate::components::{Permissions, Score};
@@ -59,21 +60,32 @@ fn the_first_ready_peer_is_asked_for_headers_with_a_genesis_locator() {
 }
 
 #[test]
-fn unconnecting_headers_are_tolerated_nine_times_and_scored_at_the_tenth() {
+fn unconnecting_headers_are_counted_never_scored_and_asked_about_once_per_response_time() {
     let mut node = fixture_node();
     let conn = node.ready_inbound("10.0.0.1:18444");
-    for i in 0..10u8 {
-        let orphan = mine(&BlockHash::from_byte_array([i + 1; 32]), 1_700_000_000, 0x2000_0000, i as u32);
+    let orphan = |i: u32| {
         let mut l = HeaderList::default();
-        l.push_raw(orphan);
-        node.receive(conn, &Message::Headers(l));
-        let sent = node.sent_to(conn);
-        assert_eq!(count(&sent, |m| matches!(m, Message::GetHeaders(_))), 1, "each asks for the gap");
-        let points = node.get::<Score>(conn).unwrap().points;
-        assert_eq!(points, if i < 9 { 0 } else { 20 }, "after message {}", i + 1);
+        l.push_raw(mine(&BlockHash::from_byte_array([i as u8 + 1; 32]), 1_700_000_000, 0x2000_0000, i));
+        Message::Headers(l)
+    };
+    // The getheaders of its sync start is outstanding: unconnecting headers are no answer to it,
+    // so none of them triggers another (Core: MaybeSendGetHeaders), however many come.
+    let mut asked = 0;
+    for i in 0..200 {
+        node.receive(conn, &orphan(i));
+        asked += count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_)));
     }
+    assert_eq!(asked, 0, "no getheaders per unconnecting message");
+    assert_eq!(node.closed_reason(conn), None, "Core punishes none of them");
     let score = node.get::<Score>(conn).unwrap();
-    assert_eq!(score.events.as_slice(), &[(Misbehavior::UnconnectingHeaders, 1)]);
+    assert_eq!((score.points, score.events.as_slice()), (0, &[(Misbehavior::UnconnectingHeaders, 200)][..]));
+    // Once the response time has passed, the next one asks for the gap.
+    node.elapse(HEADERS_RESPONSE_TIME_MS + 1);
+    node.sent_to(conn);
+    node.receive(conn, &orphan(500));
+    assert_eq!(count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_))), 1);
+    node.receive(conn, &orphan(501));
+    assert_eq!(count(&node.sent_to(conn), |m| matches!(m, Message::GetHeaders(_))), 0);
     assert_eq!(tree(&node).len(), 1);
 }
 
@@ -128,6 +140,34 @@ fn invalid_headers_disconnect_with_their_own_reason() {
 }
 
 #[test]
+fn a_header_we_know_is_invalid_is_punished_from_peers_we_dialed_only_as_core() {
+    let mut node = fixture_node();
+    let raw: Vec<[u8; 80]> = chain_blocks()[..3].iter().map(|b| header_of(b)).collect();
+    let inbound = node.ready_inbound("10.0.0.1:18444");
+    send_headers(&mut node, inbound, &raw);
+    let idx = tree(&node).get(&block_hash(&raw[2])).unwrap();
+    node.world.resource_mut::<HeaderTree>().invalidate(idx);
+    // Inbound: Core's BLOCK_CACHED_INVALID punishes no inbound peer (it may be on an old fork).
+    send_headers(&mut node, inbound, &raw[2..]);
+    assert_eq!(node.closed_reason(inbound), None);
+    assert_eq!(node.metrics().misbehavior[Misbehavior::KnownInvalidInbound as usize], 1);
+    assert_eq!(node.get::<Score>(inbound).unwrap().points, 0);
+    // A peer we dialed is expected to follow the valid chain: discouraged.
+    let out = node.connect_outbound("20.0.0.1:18444", crate::components::Direction::OutboundFullRelay);
+    node.receive(out, &TestNode::peer_version(5));
+    node.receive(out, &Message::Verack);
+    send_headers(&mut node, out, &raw[2..]);
+    assert_eq!(node.closed_reason(out), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().misbehavior[Misbehavior::KnownInvalid as usize], 1);
+    // A header on an invalid parent is punished from anyone (Core's BLOCK_INVALID_PREV).
+    let time = u32::from_le_bytes(raw[2][68..72].try_into().unwrap()) + 1;
+    let child = mine(&block_hash(&raw[2]), time, 0x2000_0000, 3);
+    send_headers(&mut node, inbound, &[child]);
+    assert_eq!(node.closed_reason(inbound), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().misbehavior[Misbehavior::HeaderInvalidParent as usize], 1);
+}
+
+#[test]
 fn a_hundred_thousand_low_work_headers_are_not_stored_and_memory_stays_bounded() {
     let mut node = fixture_node();
     node.world.resource_mut::<ChainParams>().minimum_chain_work = Work::from_be_bytes([0x0f; 32]);
@@ -149,6 +189,28 @@ fn a_hundred_thousand_low_work_headers_are_not_stored_and_memory_stays_bounded()
     assert_eq!(tree(&node).len(), 1, "nothing stored");
     assert_eq!(tree(&node).heap_bytes(), tree_bytes);
     assert_eq!(node.closed_reason(conn), None, "a low-work chain is not misbehavior by itself");
+}
+
+#[test]
+fn an_abandoned_low_work_sync_is_counted_never_scored_as_in_core() {
+    let mut node = fixture_node();
+    node.world.resource_mut::<ChainParams>().minimum_chain_work = Work::from_be_bytes([0x0f; 32]);
+    let conn = node.ready_inbound("10.0.0.1:18444");
+    let g = node.world.resource::<ChainParams>().genesis.block_hash();
+    let gt = node.world.resource::<ChainParams>().genesis.time;
+    let a = mine_chain(g, gt, 2_000, 21);
+    let b = mine_chain(g, gt, 2_000, 22);
+    // Each round starts a low-work sync and then switches chains: Core aborts the sync (it may
+    // have reorged) and punishes nothing.
+    for _ in 0..12 {
+        send_headers(&mut node, conn, &a);
+        assert!(node.get::<PeerChain>(conn).unwrap().presync.is_some(), "presync runs");
+        send_headers(&mut node, conn, &b);
+    }
+    assert_eq!(node.metrics().misbehavior[Misbehavior::LowWorkHeaders as usize], 12);
+    assert_eq!(node.closed_reason(conn), None);
+    assert_eq!(node.get::<Score>(conn).unwrap().points, 0);
+    assert_eq!(tree(&node).len(), 1, "nothing stored");
 }
 
 #[test]

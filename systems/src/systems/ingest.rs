@@ -82,7 +82,9 @@ pub fn ingest(world: &mut World) {
             }
             NetEvent::BadHeader { conn, error } => {
                 world.resource_mut::<Metrics>().header_error(error);
-                mark(world, conn, error.into());
+                if let Some(reason) = DisconnectReason::from_header(error) {
+                    mark(world, conn, reason);
+                }
             }
             NetEvent::Written { conn, bytes } => {
                 let Some(e) = world.resource::<ConnIndex>().0.get(&conn).copied() else { continue };

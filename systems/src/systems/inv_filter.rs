@@ -1,14 +1,16 @@
 //! inv_filter: transaction announcements in. Each `inv` tx entry is checked against what the peer
 //! negotiated (wtxid or txid), remembered in the peer's known-inventory filter, dropped when the
 //! node saw, rejected or confirmed it lately, and otherwise handed to the request tracker within the
-//! peer's announcement bound. Peers we asked for no transactions are scored for announcing any;
-//! during initial block download announcements are ignored (nothing could be checked yet).
+//! peer's announcement bound. Entries of the kind the peer did not negotiate are skipped first (as
+//! Core); a peer we asked for no transactions (block-relay-only, feeler, our relay flag off) that
+//! announces one is disconnected, not discouraged (Core's rule); during initial block download
+//! announcements are ignored (nothing could be checked yet).
 
-use crate::components::{Direction, Negotiated, PeerState, Received, TxInventory, Violations};
+use crate::components::{Direction, Disconnect, Negotiated, PeerState, Received, TxInventory};
 use crate::mempool::policy::TxReject;
 use crate::resources::rolling_filter::RollingFilter;
 use crate::resources::tx_requests::{AnnounceOutcome, TxRequests, NONPREF_DELAY_MS, TXID_DELAY_MS};
-use crate::resources::{Clock, Config, Metrics, Misbehavior, Rng};
+use crate::resources::{Clock, Config, DisconnectReason, Metrics, Rng};
 use crate::wire::{InvType, Message};
 use bevy_ecs::prelude::*;
 
@@ -90,10 +92,17 @@ pub struct InvCtx<'w> {
 /// ones are shed first (counted), while quieter peers' still get through.
 pub const NOISY_PEER_ANNOUNCEMENTS: usize = 1_000;
 
+/// Whether a peer may send us transactions at all (Core's RejectIncomingTxs, but for the relay
+/// permission oni does not have).
+pub fn takes_txs_from(config: &Config, direction: Direction) -> bool {
+    config.relay && !matches!(direction, Direction::BlockRelayOnly | Direction::Feeler)
+}
+
 /// Takes the tx entries of every `inv`; leaves messages with other entries for other systems.
 pub fn inv_filter(
-    mut peers: Query<(Entity, &Direction, &PeerState, &Negotiated, &mut TxInventory, &mut Received, &mut Violations)>,
+    mut peers: Query<(Entity, &Direction, &PeerState, &Negotiated, &mut TxInventory, &mut Received)>,
     mut ctx: InvCtx,
+    mut commands: Commands,
 ) {
     let now = ctx.clock.now_ms;
     // Only peers with an `inv` waiting are touched mutably; most ticks have none.
@@ -107,12 +116,15 @@ pub fn inv_filter(
     }
     let wtxid_peers_exist = peers.iter().any(|p| *p.2 == PeerState::Ready && p.3.wtxidrelay);
     for e in with_inv {
-        let Ok((entity, direction, _, neg, mut inv, mut received, mut violations)) = peers.get_mut(e) else { continue };
-        let wants_txs = ctx.config.relay && *direction != Direction::BlockRelayOnly;
+        let Ok((entity, direction, _, neg, mut inv, mut received)) = peers.get_mut(e) else { continue };
+        let wants_txs = takes_txs_from(&ctx.config, *direction);
+        let mut violation = false;
         received.0.retain(|msg| {
             let Message::Inv(list) = msg else { return true };
+            if violation {
+                return false;
+            }
             let mut others = false;
-            let mut warned = false;
             for entry in list.iter() {
                 let kind = entry.kind.base();
                 if kind != InvType::TX && kind != InvType::WTX {
@@ -120,20 +132,18 @@ pub fn inv_filter(
                     continue;
                 }
                 ctx.metrics.tx_inv_received += 1;
-                if !wants_txs {
-                    if !warned {
-                        violations.0.push(Misbehavior::UnwantedTxAnnouncement);
-                        warned = true;
-                    }
-                    continue;
-                }
-                // In initial block download we cannot check transactions: ignore them, as Core does.
-                if ctx.ibd.active {
-                    continue;
-                }
+                // The kind it did not negotiate is skipped before anything else, as Core does.
                 let is_wtxid = kind == InvType::WTX;
                 if is_wtxid != neg.wtxidrelay {
                     ctx.metrics.tx_inv_wrong_kind += 1;
+                    continue;
+                }
+                if !wants_txs {
+                    violation = true;
+                    return false;
+                }
+                // In initial block download we cannot check transactions: ignore them, as Core does.
+                if ctx.ibd.active {
                     continue;
                 }
                 let known = inv.known.get_or_insert_with(|| {
@@ -161,5 +171,10 @@ pub fn inv_filter(
             }
             others
         });
+        if violation {
+            tracing::info!(peer = ?entity, "transaction announced though we asked for none");
+            received.0.clear();
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::TxRelayViolation });
+        }
     }
 }

@@ -206,3 +206,23 @@ fn a_checksum_the_shell_already_checked_is_taken_as_its_verdict() {
     assert_eq!(pongs, vec![Message::Pong(1), Message::Pong(3)]);
     assert_eq!(node.metrics().decode_errors[crate::wire::DecodeError::BadChecksum as usize], 1);
 }
+
+#[test]
+fn a_pong_of_nonce_zero_or_too_short_cancels_our_ping_as_core_does() {
+    for short in [false, true] {
+        let mut node = node_with(Limits { ping_timeout_ms: 30_000, ..Limits::default() });
+        let conn = node.ready_inbound("10.0.0.9:1");
+        assert!(node.get::<crate::components::PingState>(conn).unwrap().outstanding.is_some(), "pinged at ready");
+        // Another nonce is ignored: the ping stays outstanding.
+        node.receive(conn, &Message::Pong(12345));
+        assert!(node.get::<crate::components::PingState>(conn).unwrap().outstanding.is_some());
+        if short {
+            node.receive_payload(conn, crate::wire::Command::Pong, &[0, 0, 1]);
+        } else {
+            node.receive(conn, &Message::Pong(0));
+        }
+        assert!(node.get::<crate::components::PingState>(conn).unwrap().outstanding.is_none(), "short: {short}");
+        node.elapse(31_000);
+        assert_eq!(node.closed_reason(conn), None, "no ping timeout (short: {short})");
+    }
+}

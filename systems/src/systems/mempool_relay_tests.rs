@@ -216,10 +216,17 @@ fn a_mempool_request_without_permission_disconnects_with_it_lists_the_pool() {
     let listed = invs(&collect(&mut node, allowed, 30));
     assert_eq!(listed.len(), node.world.resource::<Mempool>().len());
     assert_eq!(node.state(allowed), Some(crate::components::PeerState::Ready));
+    // A noban peer without the mempool permission: Core ignores its request, never disconnects.
+    let trusted = node.ready_inbound("10.0.0.8:1");
+    let entity = node.peer(trusted).unwrap();
+    node.world.get_mut::<Permissions>(entity).unwrap().noban = true;
+    node.receive(trusted, &Message::Mempool);
+    assert_eq!(node.closed_reason(trusted), None);
+    assert!(invs(&collect(&mut node, trusted, 30)).is_empty(), "nothing listed");
 }
 
 #[test]
-fn a_double_spend_paying_less_is_refused_without_blame_an_overspend_is_blamed() {
+fn a_double_spend_paying_less_is_refused_without_blame_an_overspend_is_counted() {
     let mut node = pool_node(PoolLimits::default());
     let peer = ready_outbound(&mut node, "20.0.0.8:8333", true);
     let tx = fixture_mempool()[0].clone();
@@ -232,12 +239,14 @@ fn a_double_spend_paying_less_is_refused_without_blame_an_overspend_is_blamed() 
     node.tick();
     assert_eq!(node.metrics().tx_rejected.iter().sum::<u64>(), 1);
     assert_eq!(node.state(peer), Some(crate::components::PeerState::Ready));
-    // Outputs worth more than the inputs: a consensus failure; Core disconnects for it.
+    // Outputs worth more than the inputs: a consensus failure, counted; Core (since v30) punishes
+    // no invalid transaction.
     let mut overspend = fixture_mempool()[1].clone();
     overspend.output[0].value = bitcoin::Amount::from_sat(21_000_000 * 100_000_000 - 1);
     node.receive(peer, &wire(&overspend));
     node.tick();
-    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().misbehavior[crate::resources::Misbehavior::InvalidTransaction as usize], 1);
+    assert_eq!(node.closed_reason(peer), None);
 }
 
 #[test]
@@ -394,7 +403,7 @@ fn blocksonly_refuses_peer_transactions_but_still_announces_our_own() {
     assert_eq!(invs(&sent), vec![(InvType::WTX, tx.compute_wtxid().to_byte_array())]);
     assert!(!sent.iter().any(|m| matches!(m, Message::FeeFilter(_))), "no filter: we take no transactions");
     node.receive(peer, &wire(&fixture_mempool()[1]));
-    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.closed_reason(peer), Some(DisconnectReason::TxRelayViolation));
     assert_eq!(node.world.resource::<Mempool>().len(), 1);
 }
 
@@ -673,4 +682,21 @@ fn a_reorgs_recheck_of_the_pool_is_spread_over_ticks_and_arrivals_wait_for_it() 
     node.tick();
     assert_eq!(node.world.resource::<Mempool>().len(), 53);
     assert!(node.world.resource::<TxIntake>().is_empty());
+}
+
+#[test]
+fn a_consensus_invalid_transaction_is_rejected_and_counted_never_punished_as_core_since_v30() {
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.30:8333", true);
+    let mut tx = fixture_mempool()[0].clone();
+    tx.output[0].value = bitcoin::Amount::from_sat(21_000_000 * 100_000_000); // more than it spends
+    for _ in 0..3 {
+        node.receive(peer, &wire(&tx));
+        node.tick();
+    }
+    assert_eq!(node.metrics().misbehavior[crate::resources::Misbehavior::InvalidTransaction as usize], 1);
+    assert_eq!(node.metrics().tx_recently_rejected, 2, "remembered: the copies are refused unread");
+    assert_eq!(node.closed_reason(peer), None);
+    assert_eq!(node.get::<crate::components::Score>(peer).unwrap().points, 0);
+    assert_eq!(node.world.resource::<Mempool>().len(), 0);
 }

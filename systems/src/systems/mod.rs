@@ -37,7 +37,7 @@ pub use ingest::ingest;
 pub use inv_filter::{inv_filter, TxRelayState};
 pub use ping::ping;
 pub use scoring::scoring;
-pub use serve_blocks::{serve_blocks, strip_witness};
+pub use serve_blocks::{block_request_allowed, serve_blocks, strip_witness, STALE_RELAY_AGE_LIMIT_S};
 pub use serve_txs::{serve_txs, GETDATA_QUEUE_MAX};
 pub use teardown::teardown;
 pub use telemetry::telemetry;

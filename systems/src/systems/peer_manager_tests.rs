@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 
 const GOOD: u64 = NODE_NETWORK | NODE_WITNESS;
 
+/// One offence Core discourages for at once: a `sendcmpct` flag of 2, after the peer's version (a
+/// second version is ignored, so this works at any stage of the handshake).
 fn misbehave(node: &mut TestNode, conn: crate::components::ConnId) {
-    for i in 0..10 {
-        node.receive(conn, &Message::Ping(i)); // before version: 10 points each
-    }
+    node.receive(conn, &TestNode::peer_version(conn.0 + 1_000));
+    node.receive(conn, &Message::SendCmpct { announce: 2, version: 2 });
 }
 
 #[test]
@@ -110,6 +111,22 @@ fn noban_peers_are_scored_but_kept() {
     assert_eq!(node.closed_reason(a), None);
     assert!(node.get::<Permissions>(a).is_some_and(|p| p.noban));
     assert!(node.get::<Score>(a).is_some_and(|s| s.points >= 100));
+}
+
+#[test]
+fn manually_connected_peers_are_scored_but_never_disconnected_or_discouraged_as_in_core() {
+    let mut node = TestNode::regtest();
+    let manual = node.connect_outbound("10.6.1.1:18444", Direction::Manual);
+    misbehave(&mut node, manual);
+    misbehave(&mut node, manual);
+    assert_eq!(node.closed_reason(manual), None, "Core never punishes a manual connection");
+    assert!(node.get::<Score>(manual).is_some_and(|s| s.points >= 200));
+    assert_eq!(node.metrics().discouraged, 0);
+    // The same offence from a peer we chose ourselves disconnects.
+    let auto = node.connect_outbound("10.6.2.1:18444", Direction::OutboundFullRelay);
+    misbehave(&mut node, auto);
+    assert_eq!(node.closed_reason(auto), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.metrics().discouraged, 1);
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! ping: keeps connections alive and measures them. Answers pings, sends ours on the interval with a
-//! random nonce, checks pong nonces, records the round trip, and ends silent peers.
+//! random nonce, checks pong nonces, records the round trip, and ends silent peers. As Core: a pong
+//! of another nonce is ignored (pings may overlap), and one of nonce 0 — or too short to carry a
+//! nonce, which decodes as 0 — cancels our ping (a bug elsewhere, not a dead link).
 
 use crate::components::{Disconnect, PeerState, PingState, Received, SendQueue, Socket, Stats, Violations};
 use crate::resources::{Clock, Config, DisconnectReason, Metrics, Misbehavior, Rng};
@@ -48,6 +50,12 @@ pub fn ping(
                             metrics.ping_rtt_ms.record(rtt);
                             ps.outstanding = None;
                             ps.next_ping_ms = now + limits.ping_interval_ms;
+                        }
+                        Some((_, sent_ms)) if nonce == 0 => {
+                            // Core's "Nonce zero": cancel the ping; the next one goes out on time.
+                            ps.outstanding = None;
+                            ps.next_ping_ms = sent_ms + limits.ping_interval_ms;
+                            violations.0.push(Misbehavior::UnsolicitedPong);
                         }
                         _ => violations.0.push(Misbehavior::UnsolicitedPong),
                     }

@@ -1,19 +1,20 @@
 //! scoring: applies the violations systems reported this tick. Each adds its score from the one
-//! table; at the threshold the peer is disconnected for misbehavior (never a `noban` peer: it is
-//! scored so operators see it, but kept).
+//! table; at the threshold the peer is disconnected for misbehavior — never a `noban` peer nor one
+//! the operator connected (`--connect`, `addnode`): as Core's MaybeDiscourageAndDisconnect, they
+//! are scored so operators see it, but kept.
 
-use crate::components::{Disconnect, Permissions, Score, Socket, Violations};
+use crate::components::{Direction, Disconnect, Permissions, Score, Socket, Violations};
 use crate::resources::{DisconnectReason, Metrics, ScoreTable};
 use bevy_ecs::prelude::*;
 
 /// Adds this tick's violations to each peer's score.
 pub fn scoring(
-    mut peers: Query<(Entity, &Socket, &mut Score, &mut Violations, &Permissions, Has<Disconnect>)>,
+    mut peers: Query<(Entity, &Socket, &Direction, &mut Score, &mut Violations, &Permissions, Has<Disconnect>)>,
     table: Res<ScoreTable>,
     mut metrics: ResMut<Metrics>,
     mut commands: Commands,
 ) {
-    for (entity, socket, mut score, mut violations, permissions, disconnecting) in &mut peers {
+    for (entity, socket, direction, mut score, mut violations, permissions, disconnecting) in &mut peers {
         if violations.0.is_empty() {
             continue;
         }
@@ -27,8 +28,14 @@ pub fn scoring(
             }
             tracing::debug!(peer = socket.conn.0, addr = %socket.addr, violation = m.label(), points, total = score.points, "misbehavior");
         }
-        if !disconnecting && !permissions.noban && score.points >= table.threshold {
-            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::Misbehavior });
+        if disconnecting || score.points < table.threshold {
+            continue;
         }
+        if permissions.noban || *direction == Direction::Manual {
+            tracing::warn!(peer = socket.conn.0, addr = %socket.addr, total = score.points,
+                "not punishing a noban or manually connected peer");
+            continue;
+        }
+        commands.entity(entity).insert(Disconnect { reason: DisconnectReason::Misbehavior });
     }
 }

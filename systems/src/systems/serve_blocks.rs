@@ -6,15 +6,21 @@
 //! instead of growing our memory. Blocks we hold are read by the shell ([`BlockReads`] →
 //! [`BlockReadInbox`]); witness requests get the stored bytes,
 //! `MSG_BLOCK` requests get them with the witness stripped (from the transaction spans, no
-//! re-serialization). Node-wide, reads start only while all send queues and unwritten writer
-//! bytes together (reads out counted at the largest block size) stay under [`SyncConfig::serve_bytes_total_max`]; peers take
-//! turns at it, the first in line moving each tick. What we do not have is answered with `notfound` (the issue asks for it; Core
-//! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless).
+//! re-serialization). What we do not have is answered with `notfound` (the issue asks for it; Core
+//! stays silent for blocks, and peers ignore a block `notfound`, so this is harmless). As Core's
+//! BlockRequestAllowed, a block off our validated chain is served only if we validated it and it
+//! is within a month of our best header: older stale blocks are withheld (answered `notfound`), so
+//! no one can fingerprint us by the forks we saw. A BIP157
+//! filter request disconnects (we serve no compact filters; Core's rule without
+//! NODE_COMPACT_FILTERS). Node-wide, reads start only while all send queues and unwritten writer
+//! bytes together (reads out counted at the largest block size) stay under
+//! [`SyncConfig::serve_bytes_total_max`]; peers take turns at it, the first in line moving each
+//! tick.
 
 use crate::chain::tree::status;
-use crate::chain::{BlockRead, BlockReadInbox, BlockReads, HeaderTree, ServeQueue, SyncConfig};
+use crate::chain::{BlockRead, BlockReadInbox, BlockReads, BlockRelay, HeaderTree, ServeQueue, SyncConfig};
 use crate::components::{Disconnect, PeerState, Received, SendQueue, Socket};
-use crate::resources::{Config, ConnIndex};
+use crate::resources::{Config, ConnIndex, DisconnectReason};
 use crate::wire::reader::write_compact_size;
 use crate::wire::{encode_frame_with, Block, Command, InvList, InvType, Message};
 use bevy_ecs::prelude::*;
@@ -30,9 +36,11 @@ pub fn serve_blocks(
     config: Res<Config>,
     sync: Res<SyncConfig>,
     tree: Res<HeaderTree>,
+    relay: Res<BlockRelay>,
     index: Res<ConnIndex>,
     mut reads: ResMut<BlockReads>,
     mut answers: ResMut<BlockReadInbox>,
+    mut commands: Commands,
     mut turn: Local<usize>,
 ) {
     for data in std::mem::take(&mut answers.0) {
@@ -55,6 +63,9 @@ pub fn serve_blocks(
             None => not_found(&config, &mut sq, data.hash),
         }
     }
+    // The chain we serve is the one we announce: the validator's newest tip (its durable connect,
+    // which moves the validated tip, may come later).
+    let served = relay.served_tip(&tree);
     // Bytes handed to writers and not yet written are still ours: a block frame goes to a writer
     // whole, however little of its window is free.
     let mut total: usize =
@@ -65,8 +76,15 @@ pub fn serve_blocks(
         order.rotate_left(*turn);
     }
     for entity in order {
-        let Ok((_, socket, state, mut received, mut sq, mut serve)) = peers.get_mut(entity) else { continue };
+        let Ok((entity, socket, state, mut received, mut sq, mut serve)) = peers.get_mut(entity) else { continue };
         if *state != PeerState::Ready {
+            continue;
+        }
+        if received.0.iter().any(|m| matches!(m, Message::GetCFilters | Message::GetCFHeaders | Message::GetCFCheckpt))
+        {
+            tracing::info!(peer = socket.conn.0, "asked for compact filters, which we do not serve");
+            received.0.clear();
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::ServiceNotOffered });
             continue;
         }
         received.0.retain(|m| {
@@ -96,7 +114,7 @@ pub fn serve_blocks(
             let hash = BlockHash::from_byte_array(e.hash);
             let have = tree.get(&hash).is_some_and(|i| {
                 let s = tree.entry(i).status;
-                s & status::HAVE_DATA != 0 && s & status::FAILED_ANY == 0
+                s & status::HAVE_DATA != 0 && s & status::FAILED_ANY == 0 && block_request_allowed(&tree, served, i)
             });
             if have {
                 serve.reads.push_back((hash, e.kind.wants_witness()));
@@ -110,6 +128,24 @@ pub fn serve_blocks(
             sq.push(config.network, &Message::NotFound(missing));
         }
     }
+}
+
+/// How old (by header time, behind our best header) a block off our chain may be and still be
+/// served (Core's STALE_RELAY_AGE_LIMIT, a month).
+pub const STALE_RELAY_AGE_LIMIT_S: u32 = 30 * 24 * 3600;
+
+/// Core's BlockRequestAllowed: a block on the chain ending at `tip` (the tip we serve), or one we validated whose time
+/// is within a month of our best header's (Core also bounds its work-equivalent time alike; on a
+/// chain of steady difficulty the two agree). Older stale blocks are withheld, as by Core.
+pub fn block_request_allowed(
+    tree: &HeaderTree,
+    tip: crate::chain::tree::BlockIdx,
+    idx: crate::chain::tree::BlockIdx,
+) -> bool {
+    let e = tree.entry(idx);
+    tree.ancestor(tip, e.height) == Some(idx)
+        || (e.status & status::VALIDATED != 0
+            && tree.best_entry().time.saturating_sub(e.time) < STALE_RELAY_AGE_LIMIT_S)
 }
 
 /// Whether `reads` blocks of the largest size, arriving on top of `queued` bytes, stay within the

@@ -199,3 +199,62 @@ fn peers_that_ask_for_blocks_and_never_read_share_one_node_wide_budget_and_take_
         }
     }
 }
+
+#[test]
+fn compact_filter_requests_disconnect_as_core_without_node_compact_filters() {
+    for msg in [Message::GetCFilters, Message::GetCFHeaders, Message::GetCFCheckpt] {
+        let mut node = TestNode::regtest();
+        let conn = node.ready_inbound("10.0.0.30:1");
+        // Too short to read: Core's read fails and it drops it.
+        node.receive_payload(conn, msg.command(), &[0, 1, 2]);
+        assert_eq!(node.closed_reason(conn), None, "{msg:?} short");
+        node.receive(conn, &msg);
+        assert_eq!(node.closed_reason(conn), Some(crate::resources::DisconnectReason::ServiceNotOffered), "{msg:?}");
+        assert_eq!(node.metrics().discouraged, 0);
+    }
+}
+
+/// Core's BlockRequestAllowed: a block off our chain is served while it is within a month of our
+/// best header, then withheld (no fingerprinting by the forks we saw).
+#[test]
+fn a_stale_block_is_served_for_a_month_then_withheld_as_core_does() {
+    use crate::chain::test_vectors::{fork_blocks, mine};
+    let mut node = fixture_node();
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    let loc = Locator { version: 70016, hashes: vec![peer.genesis], stop: BlockHash::all_zeros() };
+    node.receive(peer.conn, &Message::Headers(peer.answer(&loc)));
+    peer.pump(&mut node, 10_000);
+    // The heavier fork takes over: our old tip (height 2,100) is now a stale, validated block.
+    for b in fork_blocks() {
+        peer.headers.push(header_of(b));
+        peer.blocks.insert(block_hash(&header_of(b)), b.clone());
+    }
+    let mut l = crate::wire::HeaderList::default();
+    fork_blocks().iter().for_each(|b| l.push_raw(header_of(b)));
+    node.receive(peer.conn, &Message::Headers(l));
+    peer.pump(&mut node, 100);
+    let stale = block_hash(&header_of(&chain_blocks()[2099]));
+    let asker = node.ready_inbound("10.0.0.8:18444");
+    let ask = |node: &mut TestNode| {
+        let mut req = InvList::default();
+        req.push(InvType::WITNESS_BLOCK, stale.to_byte_array());
+        node.receive(asker, &Message::GetData(req));
+        for _ in 0..4 {
+            node.tick();
+        }
+        let sent = node.sent_to(asker);
+        (blocks_in(&sent).len(), sent.iter().filter(|m| matches!(m, Message::NotFound(_))).count())
+    };
+    assert_eq!(ask(&mut node), (1, 0), "a recent stale block is served");
+    // 31 days later a new best header arrives: the stale block is now too old to serve.
+    let fork_tip = *peer.headers.last().unwrap();
+    let tip_time = u32::from_le_bytes(fork_tip[68..72].try_into().unwrap());
+    let later = tip_time + 31 * 24 * 3600;
+    node.set_time_s(later as i64 + 60);
+    let next = mine(&block_hash(&fork_tip), later, 0x2000_0000, 9);
+    let mut l = crate::wire::HeaderList::default();
+    l.push_raw(next);
+    node.receive(peer.conn, &Message::Headers(l));
+    assert_eq!(node.world.resource::<crate::chain::HeaderTree>().best_entry().hash, block_hash(&next));
+    assert_eq!(ask(&mut node), (0, 1), "withheld, answered notfound");
+}

@@ -3,7 +3,9 @@
 //! permission), so no one can probe what our pool holds; everything else gets `notfound`. Entries
 //! wait in a bounded per-peer queue and are answered while the peer's send queue has room, so a
 //! peer that asks much and reads little only stalls itself. `mempool` without the permission
-//! disconnects, as Core does when it offers no bloom filters.
+//! disconnects, as Core does when it offers no bloom filters (a noban peer's is ignored, as Core
+//! ignores it); so does any BIP37 filter message (`filterload`, `filteradd`, `filterclear`), from
+//! anyone: we offer no bloom filters.
 
 use crate::components::{Disconnect, PeerState, Permissions, Received, SendQueue, TxInventory};
 use crate::mempool::local::Unbroadcast;
@@ -35,10 +37,20 @@ pub fn serve_txs(
             continue;
         }
         // Look before taking anything mutably: most peers ask for nothing in most ticks.
-        if inv.getdata.is_empty() && !received.0.iter().any(|m| matches!(m, Message::GetData(_) | Message::Mempool)) {
+        let asks = |m: &Message| {
+            matches!(
+                m,
+                Message::GetData(_)
+                    | Message::Mempool
+                    | Message::FilterLoad
+                    | Message::FilterAdd
+                    | Message::FilterClear
+            )
+        };
+        if inv.getdata.is_empty() && !received.0.iter().any(asks) {
             continue;
         }
-        let mut disconnect = false;
+        let mut disconnect = None;
         received.0.retain(|m| match m {
             Message::GetData(list) => {
                 for e in list.iter() {
@@ -60,16 +72,23 @@ pub fn serve_txs(
                     inv.to_send.extend(pool.iter().map(|e| e.txid));
                     crate::systems::tx_announce::bound_queue(&mut inv, &pool, &mut metrics);
                     inv.mempool_request_seq = Some(pool.next_sequence());
+                } else if perms.noban {
+                    // Core ignores it from a noban peer rather than disconnect it.
+                    tracing::debug!(peer = ?entity, "mempool request without permission ignored (noban)");
                 } else {
-                    disconnect = true;
+                    disconnect = Some(DisconnectReason::MempoolRequest);
                 }
+                false
+            }
+            Message::FilterLoad | Message::FilterAdd | Message::FilterClear => {
+                disconnect = Some(DisconnectReason::ServiceNotOffered);
                 false
             }
             _ => true,
         });
-        if disconnect {
-            tracing::info!(peer = ?entity, "mempool request without permission");
-            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::MempoolRequest });
+        if let Some(reason) = disconnect {
+            tracing::info!(peer = ?entity, reason = reason.label(), "asked for a service we do not offer");
+            commands.entity(entity).insert(Disconnect { reason });
             continue;
         }
         if inv.getdata.is_empty() {

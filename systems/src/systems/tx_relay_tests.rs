@@ -49,13 +49,35 @@ fn ready_outbound(node: &mut TestNode, addr: &str) -> ConnId {
 }
 
 #[test]
-fn announcing_txs_to_a_node_that_asked_for_none_is_punished() {
+fn announcing_txs_to_a_node_that_asked_for_none_disconnects_without_discouragement_as_core() {
     let mut config = Config::new(Network::Regtest);
     config.relay = false; // --blocksonly
     let mut node = TestNode::new(config, 11);
     let conn = node.ready_inbound("10.0.0.1:1");
     node.receive(conn, &inv(InvType::WTX, [hash(1, 1)]));
-    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::Misbehavior));
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::TxRelayViolation));
+    assert_eq!(node.metrics().discouraged, 0, "Core only disconnects");
+    // The kind it did not negotiate is skipped before the check, as Core skips it.
+    let other = node.ready_inbound("10.0.0.5:1");
+    node.receive(other, &inv(InvType::TX, [hash(2, 1)]));
+    assert_eq!(node.closed_reason(other), None);
+    // A transaction itself, too.
+    let tx = crate::wire::Tx::from_bitcoin(&crate::wire::tx::tests::sample_tx(1, 1, true, 1)).unwrap();
+    node.receive(other, &Message::Tx(tx));
+    assert_eq!(node.closed_reason(other), Some(DisconnectReason::TxRelayViolation));
+    assert_eq!(node.metrics().discouraged, 0);
+}
+
+#[test]
+fn a_block_relay_only_peer_that_sends_a_transaction_is_disconnected_as_core_does() {
+    let mut node = relaying_node();
+    let conn = node.connect_outbound("20.0.0.9:8333", Direction::BlockRelayOnly);
+    node.receive(conn, &TestNode::peer_version(5));
+    node.receive(conn, &Message::Verack);
+    let tx = crate::wire::Tx::from_bitcoin(&crate::wire::tx::tests::sample_tx(1, 1, true, 2)).unwrap();
+    node.receive(conn, &Message::Tx(tx));
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::TxRelayViolation));
+    assert_eq!(node.metrics().discouraged, 0);
 }
 
 #[test]
@@ -94,7 +116,8 @@ fn an_inv_of_50_001_entries_is_refused_before_anything_is_allocated() {
     });
     node.receive_bytes(whole, &frame);
     assert_eq!(node.closed_reason(whole), Some(DisconnectReason::Oversized));
-    // A count of 50,001 with one entry behind it: refused by the count, scored as too many entries.
+    // A count of 50,001 with one entry behind it: a short message, dropped and counted (Core's read
+    // runs out and it drops the message).
     let lying = node.ready_inbound("10.0.0.4:1");
     let mut frame = Vec::new();
     crate::wire::encode_frame_with(Network::Regtest, crate::wire::Command::Inv, &mut frame, |o| {
@@ -103,8 +126,8 @@ fn an_inv_of_50_001_entries_is_refused_before_anything_is_allocated() {
         o.extend_from_slice(&[1u8; 36]);
     });
     node.receive_bytes(lying, &frame);
-    assert_eq!(node.closed_reason(lying), Some(DisconnectReason::Misbehavior));
-    assert_eq!(node.metrics().decode_errors[crate::wire::DecodeError::TooManyEntries as usize], 1);
+    assert_eq!(node.closed_reason(lying), None);
+    assert_eq!(node.metrics().decode_errors[crate::wire::DecodeError::Truncated as usize], 1);
     assert_eq!(node.world.resource::<TxRequests>().len(), 0);
 }
 
@@ -201,4 +224,37 @@ fn announcements_during_initial_block_download_are_ignored() {
     assert!(getdata_entries(&mut node, out).is_empty());
     assert_eq!(node.world.resource::<TxRequests>().len(), 0);
     assert_eq!(node.closed_reason(out), None, "not a violation: Core ignores them too");
+    // A transaction itself is dropped before it is decoded or checked, unpunished (as Core).
+    let tx = crate::wire::Tx::from_bitcoin(&crate::wire::tx::tests::sample_tx(1, 1, true, 9)).unwrap();
+    node.receive(out, &Message::Tx(tx));
+    assert!(node.world.resource::<crate::mempool::intake::TxIntake>().is_empty());
+    let m = node.metrics();
+    assert_eq!(m.tx_accepted + m.tx_orphaned + m.tx_rejected.iter().sum::<u64>(), 0, "never checked");
+    assert_eq!(node.closed_reason(out), None);
+}
+
+#[test]
+fn bloom_filter_messages_disconnect_without_discouragement_as_core_without_node_bloom() {
+    for msg in [Message::FilterLoad, Message::FilterAdd, Message::FilterClear] {
+        let mut node = relaying_node();
+        // Before verack Core ignores it, like anything else.
+        let early = node.connect_inbound("10.0.0.20:1");
+        node.receive(early, &TestNode::peer_version(20));
+        node.receive(early, &msg);
+        assert_eq!(node.closed_reason(early), None, "{msg:?} before verack");
+        let conn = node.ready_inbound("10.0.0.21:1");
+        node.receive(conn, &msg);
+        assert_eq!(node.closed_reason(conn), Some(DisconnectReason::ServiceNotOffered), "{msg:?}");
+        assert_eq!(node.metrics().discouraged, 0);
+    }
+    // A real filterload payload (a 10-byte filter) too, and from a noban peer (Core exempts no one).
+    let mut node = relaying_node();
+    let conn = node.ready_inbound("10.0.0.22:1");
+    let entity = node.peer(conn).unwrap();
+    node.world.get_mut::<crate::components::Permissions>(entity).unwrap().noban = true;
+    let mut payload = vec![10];
+    payload.extend_from_slice(&[0xff; 10]);
+    payload.extend_from_slice(&[5, 0, 0, 0, 1, 2, 3, 4, 0]);
+    node.receive_payload(conn, crate::wire::Command::FilterLoad, &payload);
+    assert_eq!(node.closed_reason(conn), Some(DisconnectReason::ServiceNotOffered));
 }

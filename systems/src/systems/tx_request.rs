@@ -3,13 +3,13 @@
 //! peers it picks with one `getdata` per peer per tick.
 
 use crate::chain::Ibd;
-use crate::components::{Disconnect, Negotiated, Received, SendQueue, TxInventory, Violations};
+use crate::components::{Direction, Disconnect, Negotiated, Received, SendQueue, TxInventory, Violations};
 use crate::mempool::intake::TxIntake;
 use crate::mempool::policy::{PolicyConfig, TxReject};
 use crate::mempool::pool::Mempool;
 use crate::resources::tx_requests::TxRequests;
-use crate::resources::{Clock, Config, Metrics};
-use crate::systems::inv_filter::TxRelayState;
+use crate::resources::{Clock, Config, DisconnectReason, Metrics};
+use crate::systems::inv_filter::{takes_txs_from, TxRelayState};
 use crate::wire::{InvList, InvType, Message, Tx};
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
@@ -24,9 +24,20 @@ pub struct Gate<'w> {
     ibd: Res<'w, Ibd>,
 }
 
+/// The peer entity's parts the request side uses.
+type RequestPeer<'a> = (
+    Entity,
+    &'a Direction,
+    &'a Negotiated,
+    &'a mut Received,
+    &'a mut SendQueue,
+    &'a mut Violations,
+    &'a mut TxInventory,
+);
+
 /// Answers in, requests out.
 pub fn tx_request(
-    mut peers: Query<(Entity, &Negotiated, &mut Received, &mut SendQueue, &mut Violations, &mut TxInventory)>,
+    mut peers: Query<RequestPeer>,
     mut rng: ResMut<crate::resources::Rng>,
     leaving: Query<Entity, Added<Disconnect>>,
     mut gone: RemovedComponents<TxInventory>,
@@ -35,15 +46,25 @@ pub fn tx_request(
     config: Res<Config>,
     clock: Res<Clock>,
     mut metrics: ResMut<Metrics>,
+    mut commands: Commands,
 ) {
     let now = clock.now_ms;
     // Peers marked this tick are released at once; the rest are caught when their entity is gone.
     for entity in leaving.iter().chain(gone.read()) {
         tracker.disconnected(entity, now);
     }
-    for (entity, neg, mut received, _, mut violations, mut inv) in &mut peers {
+    for (entity, direction, neg, mut received, _, mut violations, mut inv) in &mut peers {
         // Most peers have nothing for us in most ticks: look before taking anything mutably.
         if !received.0.iter().any(|m| matches!(m, Message::NotFound(_) | Message::Tx(_))) {
+            continue;
+        }
+        let wants_txs = takes_txs_from(&config, *direction);
+        if !wants_txs && received.0.iter().any(|m| matches!(m, Message::Tx(_))) {
+            // We told it we take no transactions (block-relay-only, feeler, --blocksonly): Core
+            // disconnects, without discouragement.
+            tracing::info!(peer = ?entity, "transaction sent though we asked for none");
+            received.0.clear();
+            commands.entity(entity).insert(Disconnect { reason: DisconnectReason::TxRelayViolation });
             continue;
         }
         received.0.retain(|msg| match msg {
@@ -52,11 +73,6 @@ pub fn tx_request(
                     tracker.response(entity, &e.hash, now);
                 }
                 true // block entries may matter to others
-            }
-            Message::Tx(_) if !config.relay => {
-                // --blocksonly: we told it we take no transactions.
-                violations.0.push(crate::resources::Misbehavior::UnwantedTxAnnouncement);
-                false
             }
             Message::Tx(tx) => {
                 if oversized(&gate, &mut metrics, tx) {
@@ -107,7 +123,7 @@ pub fn tx_request(
     }
     requests.sort_by_key(|r| r.peer);
     for group in requests.chunk_by(|a, b| a.peer == b.peer) {
-        let Ok((_, _, _, mut sq, _, _)) = peers.get_mut(group[0].peer) else { continue };
+        let Ok((_, _, _, _, mut sq, _, _)) = peers.get_mut(group[0].peer) else { continue };
         let mut list = InvList::with_capacity(group.len());
         for r in group {
             list.push(if r.is_wtxid { InvType::WTX } else { InvType::WITNESS_TX }, r.hash);

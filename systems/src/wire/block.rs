@@ -23,6 +23,15 @@ pub struct Block {
 
 impl Block {
     fn parse(payload: &[u8]) -> Result<Vec<TxSpan>, DecodeError> {
+        let (txs, end) = Self::parse_prefix(payload)?;
+        if end != payload.len() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(txs)
+    }
+
+    /// Walks the block at the start of `payload`; returns its spans and where it ends.
+    fn parse_prefix(payload: &[u8]) -> Result<(Vec<TxSpan>, usize), DecodeError> {
         let mut r = Reader::new(payload);
         r.bytes(HEADER_BYTES)?;
         let n = r.count(usize::MAX, MIN_TX_BYTES)?;
@@ -30,8 +39,16 @@ impl Block {
         for _ in 0..n {
             txs.push(parse_tx(&mut r)?);
         }
-        r.finish()?;
-        Ok(txs)
+        Ok((txs, r.position()))
+    }
+
+    /// The `block` message as Core reads it: one block from the start of the payload, bytes after
+    /// it ignored (cut off, so what is stored and served is the block). Returns how many were cut.
+    pub fn decode_message(mut payload: Vec<u8>) -> Result<(Block, usize), DecodeError> {
+        let (txs, end) = Self::parse_prefix(&payload)?;
+        let rest = payload.len() - end;
+        payload.truncate(end);
+        Ok((Block { raw: payload, txs }, rest))
     }
 
     /// Parses a whole payload and copies it.

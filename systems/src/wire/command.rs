@@ -13,6 +13,10 @@ pub const MAX_HEADERS: usize = 2_000;
 pub const MAX_LOCATOR_HASHES: usize = 101;
 /// Entries in one addr / addrv2 (Core's MAX_ADDR_TO_SEND).
 pub const MAX_ADDR_ENTRIES: usize = 1_000;
+/// Largest BIP37 bloom filter (Core's MAX_BLOOM_FILTER_SIZE).
+pub const MAX_BLOOM_FILTER_BYTES: usize = 36_000;
+/// Largest data item of a `filteradd` (Core's MAX_SCRIPT_ELEMENT_SIZE).
+pub const MAX_FILTERADD_BYTES: usize = 520;
 /// Longest user agent accepted in `version` (Core's MAX_SUBVERSION_LENGTH).
 pub const MAX_USER_AGENT_BYTES: usize = 256;
 /// Longest address in an addrv2 entry (BIP155).
@@ -149,6 +153,22 @@ commands! {
     Tx = "tx", max MAX_PAYLOAD_BYTES;
     /// A block.
     Block = "block", max MAX_PAYLOAD_BYTES;
+    /// BIP37 filter load (oni offers no bloom filters: disconnects, as Core without NODE_BLOOM).
+    FilterLoad = "filterload", max compact_size_len(MAX_BLOOM_FILTER_BYTES as u64) + MAX_BLOOM_FILTER_BYTES as u32 + 9;
+    /// BIP37 filter add (as `filterload`).
+    FilterAdd = "filteradd", max compact_size_len(MAX_FILTERADD_BYTES as u64) + MAX_FILTERADD_BYTES as u32;
+    /// BIP37 filter clear (as `filterload`).
+    FilterClear = "filterclear", max 0;
+    /// BIP157 filters request (oni serves no compact filters: disconnects, as Core without
+    /// NODE_COMPACT_FILTERS): filter type, start height, stop hash.
+    GetCFilters = "getcfilters", max 1 + 4 + 32;
+    /// BIP157 filter headers request (as `getcfilters`).
+    GetCFHeaders = "getcfheaders", max 1 + 4 + 32;
+    /// BIP157 checkpoint request (as `getcfilters`): filter type, stop hash.
+    GetCFCheckpt = "getcfcheckpt", max 1 + 32;
+    /// Feature negotiation of protocol 70017 (Core 31): an id of 4 to 80 bytes and up to 512 bytes
+    /// of data. oni speaks 70016, so a peer must not send it (Core's rule; see the handshake).
+    Feature = "feature", max 1 + 80 + 3 + 512;
 }
 
 impl Command {

@@ -93,7 +93,7 @@ fn mempool_fixture_txs_decode_as_tx_messages() {
     let mut n = 0;
     for line in text.lines().filter(|l| !l.is_empty()) {
         let raw = unhex(line);
-        let Ok(Some(Message::Tx(tx))) = Message::decode_owned(Command::Tx, raw.clone()) else { panic!("tx {n}") };
+        let Ok((Some(Message::Tx(tx)), 0)) = Message::decode_owned(Command::Tx, raw.clone()) else { panic!("tx {n}") };
         let theirs: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw).unwrap();
         assert_eq!(tx.txid(), theirs.compute_txid());
         assert_eq!(tx.txid().to_byte_array(), theirs.compute_txid().to_byte_array());

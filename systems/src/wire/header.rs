@@ -8,8 +8,12 @@ pub const HEADER_LEN: usize = 24;
 /// A checked frame header: the payload that follows is at most `len` bytes, within the command's bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
-    /// The command, `Unknown` for a well-formed name we do not speak.
+    /// The command, `Unknown` for a name we do not speak (or a malformed one).
     pub command: Command,
+    /// The name was not printable ASCII followed only by NUL padding. Core drops such a frame and
+    /// reads on (V1Transport: "Invalid message type"), so it is skipped like an unknown command
+    /// and counted.
+    pub bad_name: bool,
     /// Payload length in bytes.
     pub len: u32,
     /// First four bytes of sha256d(payload), checked by the decode system.
@@ -18,7 +22,8 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     /// Parses and checks a header: magic, command characters, length against the absolute maximum
-    /// and against the command's own bound. This is all the reader needs before allocating.
+    /// and against the command's own bound. This is all the reader needs before allocating. A
+    /// malformed name is not an error: the frame is `Unknown` with `bad_name` set.
     pub fn parse(bytes: &[u8; HEADER_LEN], network: Network) -> Result<FrameHeader, HeaderError> {
         if bytes[0..4] != network.magic() {
             return Err(HeaderError::BadMagic);
@@ -26,16 +31,15 @@ impl FrameHeader {
         let mut name = [0u8; 12];
         name.copy_from_slice(&bytes[4..16]);
         let end = name.iter().position(|&b| b == 0).unwrap_or(12);
-        if end == 0 || !name[..end].iter().all(|b| (0x20..0x7f).contains(b)) || name[end..].iter().any(|&b| b != 0) {
-            return Err(HeaderError::BadCommand);
-        }
-        let command = Command::from_padded(&name);
+        let bad_name =
+            end == 0 || !name[..end].iter().all(|b| (0x20..0x7f).contains(b)) || name[end..].iter().any(|&b| b != 0);
+        let command = if bad_name { Command::Unknown } else { Command::from_padded(&name) };
         let len = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
         if len > MAX_PAYLOAD_BYTES || len > command.max_payload() {
             return Err(HeaderError::Oversized);
         }
         let checksum = [bytes[20], bytes[21], bytes[22], bytes[23]];
-        Ok(FrameHeader { command, len, checksum })
+        Ok(FrameHeader { command, bad_name, len, checksum })
     }
 
     /// Writes a header for `command` with the given payload length and checksum.
@@ -73,21 +77,16 @@ mod tests {
     }
 
     #[test]
-    fn non_ascii_command_is_refused() {
-        let r = FrameHeader::parse(&raw(Network::Regtest.magic(), b"pi\xffg", 8), Network::Regtest);
-        assert_eq!(r, Err(HeaderError::BadCommand));
-    }
-
-    #[test]
-    fn text_after_nul_padding_is_refused() {
-        let r = FrameHeader::parse(&raw(Network::Regtest.magic(), b"ping\0x", 8), Network::Regtest);
-        assert_eq!(r, Err(HeaderError::BadCommand));
-    }
-
-    #[test]
-    fn empty_command_is_refused() {
-        let r = FrameHeader::parse(&raw(Network::Regtest.magic(), b"", 0), Network::Regtest);
-        assert_eq!(r, Err(HeaderError::BadCommand));
+    fn malformed_command_names_make_a_skipped_unknown_frame_as_core_drops_them() {
+        for name in [&b"pi\xffg"[..], b"ping\0x", b""] {
+            let h = FrameHeader::parse(&raw(Network::Regtest.magic(), name, 8), Network::Regtest).unwrap();
+            assert_eq!((h.command, h.bad_name, h.len), (Command::Unknown, true, 8), "{name:?}");
+        }
+        let h = FrameHeader::parse(&raw(Network::Regtest.magic(), b"ping", 8), Network::Regtest).unwrap();
+        assert!(!h.bad_name);
+        // The length bound still holds for them.
+        let r = FrameHeader::parse(&raw(Network::Regtest.magic(), b"\x01", 4_000_001), Network::Regtest);
+        assert_eq!(r, Err(HeaderError::Oversized));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Headers are kept as their 80 raw bytes: the header tree hashes exactly those bytes, so nothing is
 //! re-serialized; [`HeaderList::header`] gives a `bitcoin::block::Header` on demand. Each header on
-//! the wire is followed by a tx count that must be zero (Core: "headers message with non-zero tx
-//! count" is misbehaviour) — anything else is [`DecodeError::InvalidValue`].
+//! the wire is followed by a tx count: honest peers send zero, and like Core we read it (a
+//! well-formed CompactSize) and ignore its value.
 
 use super::reader::{write_compact_size, Reader};
 use super::{sha256d, DecodeError, MAX_HEADERS, MAX_LOCATOR_HASHES};
@@ -96,15 +96,13 @@ impl HeaderList {
         self.raw.get(i).map(block_hash)
     }
 
-    /// Decodes count (≤ 2,000, each ≥ 81 bytes) then each header and its zero tx count.
+    /// Decodes count (≤ 2,000, each ≥ 81 bytes) then each header and its tx count (ignored).
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let n = r.count(MAX_HEADERS, HEADER_BYTES + 1)?;
         let mut raw = Vec::with_capacity(n);
         for _ in 0..n {
             raw.push(r.array::<HEADER_BYTES>()?);
-            if r.compact_size()? != 0 {
-                return Err(DecodeError::InvalidValue);
-            }
+            r.compact_size()?;
         }
         Ok(HeaderList { raw })
     }
@@ -209,11 +207,12 @@ mod tests {
     }
 
     #[test]
-    fn a_non_zero_tx_count_is_invalid() {
+    fn a_non_zero_tx_count_is_ignored_as_core_ignores_it() {
         let mut out = Vec::new();
-        HeaderList::from_headers(&[header(1), header(2)]).encode(&mut out);
+        let list = HeaderList::from_headers(&[header(1), header(2)]);
+        list.encode(&mut out);
         out[1 + 81 + 80] = 1;
-        assert_eq!(HeaderList::decode(&mut Reader::new(&out)), Err(DecodeError::InvalidValue));
+        assert_eq!(HeaderList::decode(&mut Reader::new(&out)), Ok(list));
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub enum Message {
     Verack,
     /// `ping` with its nonce.
     Ping(u64),
-    /// `pong` with the nonce it answers.
+    /// `pong` with the nonce it answers (0 when the payload is too short to carry one: Core treats
+    /// both alike, cancelling its ping).
     Pong(u64),
     /// `sendheaders`.
     SendHeaders,
@@ -31,8 +32,9 @@ pub enum Message {
     FeeFilter(i64),
     /// `sendcmpct`: high-bandwidth flag and compact block version.
     SendCmpct {
-        /// Whether the peer wants unsolicited compact blocks.
-        announce: bool,
+        /// Whether the peer wants unsolicited compact blocks: 0 or 1 (BIP152: any other value is
+        /// a violation, kept as sent so the handshake can judge it as Core does).
+        announce: u8,
         /// Compact block version (2 = witness).
         version: u64,
     },
@@ -60,6 +62,23 @@ pub enum Message {
     Tx(Tx),
     /// `block`, raw bytes with transaction spans.
     Block(Block),
+    /// `filterload` (BIP37). oni offers no bloom filters, so only the command matters (Core
+    /// disconnects before reading the payload).
+    FilterLoad,
+    /// `filteradd` (BIP37), as `filterload`.
+    FilterAdd,
+    /// `filterclear` (BIP37).
+    FilterClear,
+    /// `getcfilters` (BIP157). oni serves no compact filters: the request is read (Core reads it
+    /// before refusing it; a short one is dropped) and its fields are not kept.
+    GetCFilters,
+    /// `getcfheaders` (BIP157), as `getcfilters`.
+    GetCFHeaders,
+    /// `getcfcheckpt` (BIP157), as `getcfilters`.
+    GetCFCheckpt,
+    /// `feature` (protocol 70017). oni speaks 70016, below it: only the command matters (Core
+    /// disconnects a peer of a lower common version before reading the payload).
+    Feature,
 }
 
 impl Message {
@@ -87,29 +106,56 @@ impl Message {
             Message::AddrV2(_) => Command::AddrV2,
             Message::Tx(_) => Command::Tx,
             Message::Block(_) => Command::Block,
+            Message::FilterLoad => Command::FilterLoad,
+            Message::FilterAdd => Command::FilterAdd,
+            Message::FilterClear => Command::FilterClear,
+            Message::GetCFilters => Command::GetCFilters,
+            Message::GetCFHeaders => Command::GetCFHeaders,
+            Message::GetCFCheckpt => Command::GetCFCheckpt,
+            Message::Feature => Command::Feature,
         }
     }
 
-    /// Decodes a payload whose checksum was already verified. `Ok(None)` for commands that carry
-    /// nothing oni acts on yet (the caller counts them as ignored).
-    /// `tx` and `block` copy the payload; [`Message::decode_owned`] avoids that copy.
+    /// Decodes a payload whose checksum was already verified, as Core reads it: the message's
+    /// fields from the start, bytes after them ignored. `Ok(None)` for commands that carry nothing
+    /// oni acts on yet (the caller counts them as ignored). `tx` and `block` copy the payload;
+    /// [`Message::decode_owned`] avoids that copy and says how many bytes were ignored.
     pub fn decode(command: Command, payload: &[u8]) -> Result<Option<Message>, DecodeError> {
         match command {
-            Command::Tx => return Tx::decode(payload).map(|t| Some(Message::Tx(t))),
-            Command::Block => return Block::decode(payload).map(|b| Some(Message::Block(b))),
-            _ => {}
+            Command::Tx | Command::Block => Self::decode_owned(command, payload.to_vec()),
+            _ => Self::decode_fields(command, payload),
         }
+        .map(|(m, _)| m)
+    }
+
+    /// Like [`Message::decode`], taking the payload buffer: `tx` and `block` keep it as their raw
+    /// bytes instead of copying (the decode system owns each frame's payload, so it can pass it).
+    /// Also returns the number of bytes after the message, which were ignored (Core ignores them
+    /// too: it is how messages have grown fields without breaking older nodes).
+    pub fn decode_owned(command: Command, payload: Vec<u8>) -> Result<(Option<Message>, usize), DecodeError> {
+        match command {
+            Command::Tx => Tx::decode_message(payload).map(|(t, rest)| (Some(Message::Tx(t)), rest)),
+            Command::Block => Block::decode_message(payload).map(|(b, rest)| (Some(Message::Block(b)), rest)),
+            _ => Self::decode_fields(command, &payload),
+        }
+    }
+
+    fn decode_fields(command: Command, payload: &[u8]) -> Result<(Option<Message>, usize), DecodeError> {
         let mut r = Reader::new(payload);
         let msg = match command {
             Command::Version => Message::Version(Version::decode(&mut r)?),
             Command::Verack => Message::Verack,
             Command::Ping => Message::Ping(r.u64_le()?),
+            Command::Pong if r.remaining() < 8 => {
+                r.skip(r.remaining())?;
+                Message::Pong(0)
+            }
             Command::Pong => Message::Pong(r.u64_le()?),
             Command::SendHeaders => Message::SendHeaders,
             Command::WtxidRelay => Message::WtxidRelay,
             Command::SendAddrV2 => Message::SendAddrV2,
             Command::FeeFilter => Message::FeeFilter(r.i64_le()?),
-            Command::SendCmpct => Message::SendCmpct { announce: r.u8()? != 0, version: r.u64_le()? },
+            Command::SendCmpct => Message::SendCmpct { announce: r.u8()?, version: r.u64_le()? },
             Command::GetAddr => Message::GetAddr,
             Command::Mempool => Message::Mempool,
             Command::Inv => Message::Inv(InvList::decode(&mut r)?),
@@ -120,20 +166,34 @@ impl Message {
             Command::Headers => Message::Headers(HeaderList::decode(&mut r)?),
             Command::Addr => Message::Addr(decode_addr(&mut r)?),
             Command::AddrV2 => Message::AddrV2(AddrV2List::decode(&mut r)?),
-            _ => return Ok(None),
+            Command::FilterLoad => {
+                r.skip(r.remaining())?;
+                Message::FilterLoad
+            }
+            Command::FilterAdd => {
+                r.skip(r.remaining())?;
+                Message::FilterAdd
+            }
+            Command::FilterClear => Message::FilterClear,
+            Command::Feature => {
+                r.skip(r.remaining())?;
+                Message::Feature
+            }
+            Command::GetCFilters => {
+                r.skip(1 + 4 + 32)?;
+                Message::GetCFilters
+            }
+            Command::GetCFHeaders => {
+                r.skip(1 + 4 + 32)?;
+                Message::GetCFHeaders
+            }
+            Command::GetCFCheckpt => {
+                r.skip(1 + 32)?;
+                Message::GetCFCheckpt
+            }
+            _ => return Ok((None, 0)),
         };
-        r.finish()?;
-        Ok(Some(msg))
-    }
-
-    /// Like [`Message::decode`], taking the payload buffer: `tx` and `block` keep it as their raw
-    /// bytes instead of copying (the decode system owns each frame's payload, so it can pass it).
-    pub fn decode_owned(command: Command, payload: Vec<u8>) -> Result<Option<Message>, DecodeError> {
-        match command {
-            Command::Tx => Tx::decode_owned(payload).map(|t| Some(Message::Tx(t))),
-            Command::Block => Block::decode_owned(payload).map(|b| Some(Message::Block(b))),
-            _ => Self::decode(command, &payload),
-        }
+        Ok((Some(msg), r.remaining()))
     }
 
     /// Appends the payload (no header).
@@ -143,7 +203,7 @@ impl Message {
             Message::Ping(n) | Message::Pong(n) => out.extend_from_slice(&n.to_le_bytes()),
             Message::FeeFilter(f) => out.extend_from_slice(&f.to_le_bytes()),
             Message::SendCmpct { announce, version } => {
-                out.push(*announce as u8);
+                out.push(*announce);
                 out.extend_from_slice(&version.to_le_bytes());
             }
             Message::Verack
@@ -159,6 +219,11 @@ impl Message {
             Message::AddrV2(a) => a.encode(out),
             Message::Tx(t) => t.encode(out),
             Message::Block(b) => b.encode(out),
+            // Never sent by oni; tests send them: no filter, a zeroed request.
+            Message::FilterLoad | Message::FilterAdd | Message::FilterClear | Message::Feature => {}
+            Message::GetCFilters | Message::GetCFHeaders | Message::GetCFCheckpt => {
+                out.resize(out.len() + self.command().max_payload() as usize, 0)
+            }
         }
     }
 
@@ -224,7 +289,7 @@ mod tests {
             Message::WtxidRelay,
             Message::SendAddrV2,
             Message::FeeFilter(1000),
-            Message::SendCmpct { announce: false, version: 2 },
+            Message::SendCmpct { announce: 0, version: 2 },
             Message::GetAddr,
             Message::Mempool,
         ] {
@@ -267,17 +332,18 @@ mod tests {
         ] {
             let mut payload = Vec::new();
             m.encode_payload(&mut payload);
-            assert_eq!(Message::decode_owned(m.command(), payload), Ok(Some(m.clone())));
+            assert_eq!(Message::decode_owned(m.command(), payload), Ok((Some(m.clone()), 0)));
             round_trip(m);
         }
     }
 
     #[test]
-    fn every_data_message_refuses_trailing_bytes() {
+    fn bytes_after_a_message_are_ignored_and_counted_as_core_ignores_them() {
         use bitcoin::hashes::Hash;
         let genesis = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
         let tx = crate::wire::tx::tests::sample_tx(1, 1, false, 1);
         for m in [
+            Message::Ping(9),
             Message::Inv(Default::default()),
             Message::GetHeaders(crate::wire::Locator {
                 version: 1,
@@ -292,8 +358,44 @@ mod tests {
         ] {
             let mut p = Vec::new();
             m.encode_payload(&mut p);
-            p.push(0);
-            assert_eq!(Message::decode(m.command(), &p), Err(DecodeError::TrailingBytes), "{}", m.command().name());
+            p.extend_from_slice(&[0, 7, 7]);
+            let name = m.command().name();
+            assert_eq!(Message::decode(m.command(), &p), Ok(Some(m.clone())), "{name}");
+            assert_eq!(Message::decode_owned(m.command(), p), Ok((Some(m), 3)), "{name}: three bytes ignored");
+        }
+    }
+
+    #[test]
+    fn a_version_may_end_after_any_optional_field_as_core_reads_it() {
+        let full = Version {
+            version: 70016,
+            services: 9,
+            timestamp: 5,
+            receiver: NetAddr::default(),
+            sender: NetAddr::default(),
+            nonce: 77,
+            user_agent: b"/x:1/".as_slice().into(),
+            start_height: 12,
+            relay: false,
+        };
+        let mut p = Vec::new();
+        full.encode(&mut p);
+        let decode = |n: usize| match Message::decode(Command::Version, &p[..n]) {
+            Ok(Some(Message::Version(v))) => Ok(v),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let ua_end = 80 + 1 + 5;
+        // Ends after the receiver: no nonce (0: never ours), no user agent, height -1, relay.
+        let v = decode(46).unwrap();
+        assert_eq!((v.nonce, v.user_agent.len(), v.start_height, v.relay), (0, 0, -1, true));
+        assert_eq!(decode(80).unwrap().nonce, 77);
+        assert_eq!(decode(ua_end).unwrap().start_height, -1);
+        assert_eq!(decode(ua_end + 4).unwrap().start_height, 12);
+        assert_eq!(decode(p.len()).unwrap(), full);
+        // A field begun must be whole.
+        for n in [45, 47, 79, 81, ua_end - 1, ua_end + 2] {
+            assert_eq!(decode(n), Err(DecodeError::Truncated), "{n} bytes");
         }
     }
 
@@ -320,9 +422,10 @@ mod tests {
     }
 
     #[test]
-    fn truncated_and_trailing_payloads_have_distinct_reasons() {
+    fn a_truncated_payload_is_refused_but_a_short_pong_reads_as_nonce_zero() {
         assert_eq!(Message::decode(Command::Ping, &[1, 2, 3]), Err(DecodeError::Truncated));
-        assert_eq!(Message::decode(Command::Verack, &[0]), Err(DecodeError::TrailingBytes));
+        assert_eq!(Message::decode(Command::Pong, &[1, 2, 3]), Ok(Some(Message::Pong(0))));
+        assert_eq!(Message::decode(Command::Pong, &[]), Ok(Some(Message::Pong(0))));
     }
 
     #[test]

@@ -136,19 +136,21 @@ impl<'a> Reader<'a> {
         self.skip(n as usize)
     }
 
-    /// A count of entries of at least `min_entry_bytes` each: over `max` is `TooManyEntries`, more
-    /// than the bytes left could hold is `Truncated` — both before the caller sizes anything.
+    /// A count of entries of at least `min_entry_bytes` each: more than the bytes left could hold
+    /// is `Truncated`, and a count the bytes do hold but over `max` is `TooManyEntries` — both
+    /// before the caller sizes anything. In that order because Core reads the entries until they
+    /// run out: a count that lies about the bytes fails as a short message (which Core drops),
+    /// and only a list really over its limit is the violation Core punishes.
     #[inline]
     pub fn count(&mut self, max: usize, min_entry_bytes: usize) -> Result<usize, DecodeError> {
         let n = self.compact_size()?;
+        if n.saturating_mul(min_entry_bytes as u64) > self.remaining() as u64 {
+            return Err(DecodeError::Truncated);
+        }
         if n > max as u64 {
             return Err(DecodeError::TooManyEntries);
         }
-        let n = n as usize;
-        if n.saturating_mul(min_entry_bytes) > self.remaining() {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(n)
+        Ok(n as usize)
     }
 
     /// A length-prefixed byte string of at most `max` bytes, borrowed.
@@ -218,8 +220,13 @@ mod tests {
         // claims 40,000 entries of 36 bytes in a 3-byte payload
         let mut r = Reader::new(&[0xfd, 0x40, 0x9c]);
         assert_eq!(r.count(50_000, 36), Err(DecodeError::Truncated));
+        // 50,001 claimed: the bytes are missing, so it is a short message, not a list over its limit.
         let mut r = Reader::new(&[0xfd, 0x51, 0xc3]);
-        assert_eq!(r.count(50_000, 36), Err(DecodeError::TooManyEntries));
+        assert_eq!(r.count(50_000, 36), Err(DecodeError::Truncated));
+        // 50,001 entries really there: too many.
+        let mut b = vec![0xfd, 0x51, 0xc3];
+        b.resize(3 + 36 * 50_001, 0);
+        assert_eq!(Reader::new(&b).count(50_000, 36), Err(DecodeError::TooManyEntries));
     }
 
     #[test]

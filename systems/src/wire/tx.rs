@@ -157,6 +157,17 @@ impl Tx {
         Ok(Self::with_span(payload, span))
     }
 
+    /// The `tx` message as Core reads it: one transaction from the start of the payload, bytes
+    /// after it ignored (cut off, so ids and weight are the transaction's). Returns how many were
+    /// cut.
+    pub fn decode_message(mut payload: Vec<u8>) -> Result<(Tx, usize), DecodeError> {
+        let mut r = Reader::new(&payload);
+        let span = parse_tx(&mut r)?;
+        let rest = r.remaining();
+        payload.truncate(span.end as usize);
+        Ok((Self::with_span(payload, span), rest))
+    }
+
     fn check(payload: &[u8]) -> Result<TxSpan, DecodeError> {
         let mut r = Reader::new(payload);
         let span = parse_tx(&mut r)?;

@@ -14,6 +14,9 @@ pub const WTXID_RELAY_VERSION: i32 = 70016;
 pub const SENDHEADERS_VERSION: i32 = 70012;
 /// Version from which peers understand feefilter (BIP133).
 pub const FEEFILTER_VERSION: i32 = 70013;
+/// The compact block version a `sendcmpct` must name to count (BIP152 version 2, with witnesses:
+/// the only one Core takes).
+pub const CMPCTBLOCKS_VERSION: u64 = 2;
 
 /// A network address without a timestamp, as in `version` (services, IPv6-mapped IP, port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -79,18 +82,36 @@ pub struct Version {
 }
 
 impl Version {
-    /// Decodes a full `version` payload.
+    /// Decodes a `version` payload as Core reads it: the fields up to the receiver's address are
+    /// required; the payload may end before the sender's address and nonce, the user agent, the
+    /// start height or the relay flag (each then has its default: no nonce, none, -1, true); a
+    /// field begun must be whole.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let version = r.i32_le()?;
-        let services = r.u64_le()?;
-        let timestamp = r.i64_le()?;
-        let receiver = NetAddr::decode(r)?;
-        let sender = NetAddr::decode(r)?;
-        let nonce = r.u64_le()?;
-        let user_agent = UserAgent::from_slice(r.var_bytes(MAX_USER_AGENT_BYTES)?);
-        let start_height = r.i32_le()?;
-        let relay = if r.remaining() == 0 { true } else { r.u8()? != 0 };
-        Ok(Version { version, services, timestamp, receiver, sender, nonce, user_agent, start_height, relay })
+        let mut v = Version {
+            version: r.i32_le()?,
+            services: r.u64_le()?,
+            timestamp: r.i64_le()?,
+            receiver: NetAddr::decode(r)?,
+            sender: NetAddr::default(),
+            nonce: 0,
+            user_agent: UserAgent::new(),
+            start_height: -1,
+            relay: true,
+        };
+        if r.remaining() != 0 {
+            v.sender = NetAddr::decode(r)?;
+            v.nonce = r.u64_le()?;
+        }
+        if r.remaining() != 0 {
+            v.user_agent = UserAgent::from_slice(r.var_bytes(MAX_USER_AGENT_BYTES)?);
+        }
+        if r.remaining() != 0 {
+            v.start_height = r.i32_le()?;
+        }
+        if r.remaining() != 0 {
+            v.relay = r.u8()? != 0;
+        }
+        Ok(v)
     }
 
     /// Appends the payload.
