@@ -121,6 +121,9 @@ impl WorldLoop {
             // the validator's hands (the worker's own bound is above this).
             sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
+        if let Some(work) = cfg.minimum_chain_work {
+            world.resource_mut::<oni_systems::chain::ChainParams>().minimum_chain_work = work;
+        }
         let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref())?;
         chain.install(&mut world);
         chain.restore(&mut world, store.as_deref());
