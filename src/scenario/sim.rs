@@ -178,6 +178,7 @@ impl Sim {
         for c in ids {
             let Some(link) = self.links.get_mut(&c) else { continue };
             let i = link.instance;
+            link.bot_reads = self.instances[i].behaviour.reads();
             let Delivery { msgs, bytes, bad_frames, eof } = link.deliver(c, now, &mut self.hash);
             self.node_bad_frames += bad_frames;
             let rec = &mut self.conns[c as usize - 1];
@@ -431,7 +432,9 @@ impl super::host::BotHost for Sim {
         if a.connect && self.instances[i].conn.is_none() {
             let c = self.conns.len() as u64 + 1;
             self.conns.push(ConnRecord::opened(i, now));
-            self.links.insert(c, Link::new(i, self.network));
+            let mut link = Link::new(i, self.network);
+            link.recv_window = self.net.bot_recv_window_bytes;
+            self.links.insert(c, link);
             self.instances[i].conn = Some(c);
             let addr = self.instances[i].addr;
             self.world.resource_mut::<Inbox>().0.push(NetEvent::Connected {
