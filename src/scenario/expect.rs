@@ -174,6 +174,10 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
         Expectation::PeakRecvBufferBytesAtMost(n) => {
             (out.peak_recv_bytes <= *n, format!("peak {} B buffered for one peer", out.peak_recv_bytes))
         }
+        Expectation::PeakReaderBytesAtMost(n) => match out.peak_reader_bytes {
+            None => (true, "n/a in live mode (the bridge's reader is not sampled)".into()),
+            Some(b) => (b <= *n, format!("peak {b} B held for one frame in progress")),
+        },
         Expectation::NoLeakedState => {
             let s = out.end;
             (

@@ -78,6 +78,11 @@ impl Link {
         }
     }
 
+    /// The payload allocation the node's reader holds for the frame it is reading.
+    pub fn reader_held(&self) -> usize {
+        self.reader.buffered_capacity()
+    }
+
     /// The bot writes `bytes`, readable by the node from `ready_ms`.
     pub fn bot_writes(&mut self, ready_ms: u64, bytes: Vec<u8>) {
         if !self.node_closed && !bytes.is_empty() {

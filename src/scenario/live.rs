@@ -423,6 +423,7 @@ impl Live {
             peak_peers: self.peak.peers,
             peak_send_bytes: self.peak.send_bytes,
             peak_recv_bytes: self.peak.recv_bytes,
+            peak_reader_bytes: None,
             peak_tx_tracked: self.peak.tx_tracked,
             tx,
             chain,

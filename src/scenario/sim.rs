@@ -76,6 +76,7 @@ pub struct Sim {
     peak_peers: u64,
     peak_send_bytes: u64,
     peak_recv_bytes: u64,
+    peak_reader_bytes: u64,
     peak_tx_tracked: u64,
     tx: TxFigures,
     node_bad_frames: u64,
@@ -139,6 +140,7 @@ impl Sim {
             peak_peers: 0,
             peak_send_bytes: 0,
             peak_recv_bytes: 0,
+            peak_reader_bytes: 0,
             peak_tx_tracked: 0,
             tx: TxFigures::default(),
             node_bad_frames: 0,
@@ -284,6 +286,9 @@ impl Sim {
             self.peak_recv_bytes = self.peak_recv_bytes.max(rb.bytes as u64);
         }
         self.peak_peers = self.peak_peers.max(peers);
+        for link in self.links.values() {
+            self.peak_reader_bytes = self.peak_reader_bytes.max(link.reader_held() as u64);
+        }
         let tracked = self.world.resource::<oni_systems::resources::tx_requests::TxRequests>().len() as u64;
         self.peak_tx_tracked = self.peak_tx_tracked.max(tracked);
         let orphans = self.world.resource::<Orphanage>();
@@ -318,6 +323,7 @@ impl Sim {
             peak_peers: self.peak_peers,
             peak_send_bytes: self.peak_send_bytes,
             peak_recv_bytes: self.peak_recv_bytes,
+            peak_reader_bytes: Some(self.peak_reader_bytes),
             peak_tx_tracked: self.peak_tx_tracked,
             tx: self.tx,
             chain,

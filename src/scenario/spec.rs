@@ -614,6 +614,9 @@ pub enum Expectation {
     PeakSendQueueBytesAtMost(u64),
     /// Largest per-peer receive buffer after any tick.
     PeakRecvBufferBytesAtMost(u64),
+    /// Largest payload allocation the node's reader held for one frame in progress, after any tick.
+    /// Sim mode only (live mode's reader is the bridge's, not sampled): the row reads "n/a" live.
+    PeakReaderBytesAtMost(u64),
     /// At the end: the conn index matches the peer entities, no nonce outlives its handshake.
     NoLeakedState,
     /// Transactions the request tracker held after any tick.
@@ -745,6 +748,7 @@ impl Expectation {
             Expectation::PeakPeersAtMost(n) => format!("PeakPeersAtMost({n})"),
             Expectation::PeakSendQueueBytesAtMost(n) => format!("PeakSendQueueBytesAtMost({n})"),
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
+            Expectation::PeakReaderBytesAtMost(n) => format!("PeakReaderBytesAtMost({n})"),
             Expectation::NoLeakedState => "NoLeakedState".into(),
             Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
             Expectation::ValidatedHeightAtLeast(n) => format!("ValidatedHeightAtLeast({n})"),
