@@ -291,6 +291,10 @@ impl WorldLoop {
         }
         let started = Instant::now();
         self.schedule.run(&mut self.world);
+        // Removal messages (RemovedComponents) live two ticks; without this every component of
+        // every despawned peer stayed in the world for good (~0.3 kB per connection: 160 MiB
+        // after 424,000 connects and disconnects in the flood bench's churn row).
+        self.world.clear_trackers();
         self.timer.publish(&mut self.world, started.elapsed());
         // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
         self.persist_bans();

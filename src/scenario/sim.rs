@@ -166,6 +166,8 @@ impl Sim {
         self.tick_bots(now);
         self.read_into_node(now);
         self.schedule.run(&mut self.world);
+        // As the node's world loop: removal messages live two ticks, not for good.
+        self.world.clear_trackers();
         self.ticks += 1;
         self.carry_out_commands(now);
         self.validate();
