@@ -549,9 +549,12 @@ fn addrv2_flood(f: usize) -> Gen {
     })
 }
 
-/// The regtest fixture chain: (hash, header, block bytes) per height from 1.
-fn fixture_chain() -> &'static [([u8; 32], [u8; 80], Vec<u8>)] {
-    static CHAIN: OnceLock<Vec<([u8; 32], [u8; 80], Vec<u8>)>> = OnceLock::new();
+/// A fixture block: its hash, header and bytes.
+type FixtureBlock = ([u8; 32], [u8; 80], Vec<u8>);
+
+/// The regtest fixture chain, heights from 1.
+fn fixture_chain() -> &'static [FixtureBlock] {
+    static CHAIN: OnceLock<Vec<FixtureBlock>> = OnceLock::new();
     CHAIN.get_or_init(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/regtest-core/chain.hex");
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
