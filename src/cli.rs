@@ -131,6 +131,12 @@ pub struct NodeArgs {
     /// -maxtipage; default 86400).
     #[arg(long, value_name = "SECONDS")]
     pub max_tip_age: Option<i64>,
+    /// Least total work a header chain must show to be stored at once, hex (Core's
+    /// -minimumchainwork; default: the network's). A chain below it is synced in two passes
+    /// (PRESYNC) that keep commitments, not headers; on regtest, whose own is zero, it makes a
+    /// low-work header flood meet that defence.
+    #[arg(long, value_name = "HEX", value_parser = parse_chain_work)]
+    pub minimumchainwork: Option<bitcoin::pow::Work>,
     /// Most inbound peers.
     #[arg(long, value_name = "N")]
     pub max_inbound: Option<usize>,
@@ -175,6 +181,7 @@ impl NodeArgs {
         cfg.dnsseed = self.dnsseed;
         cfg.reset_store = self.reset_store;
         cfg.max_tip_age_s = self.max_tip_age;
+        cfg.minimum_chain_work = self.minimumchainwork;
         if let Some(n) = self.max_inbound {
             cfg.config.limits.max_inbound = n;
         }
@@ -200,6 +207,20 @@ fn parse_flag(s: &str) -> Result<bool, String> {
         "0" | "false" => Ok(false),
         _ => Err(format!("expected 0 or 1, got '{s}'")),
     }
+}
+
+/// `--minimumchainwork`: up to 64 hex digits (a `0x` prefix allowed), as Core parses it.
+fn parse_chain_work(s: &str) -> Result<bitcoin::pow::Work, String> {
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("'{s}' is not a hex number of at most 64 digits"));
+    }
+    let padded = format!("{hex:0>64}");
+    let mut b = [0u8; 32];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&padded[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(bitcoin::pow::Work::from_be_bytes(b))
 }
 
 /// Smallest pool Core allows: 40 times the largest package (101 kvB), rounded up.
@@ -397,6 +418,26 @@ mod tests {
         {
             assert!(Cli::try_parse_from(["oni", "node", bad[0], bad[1]]).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn minimum_chain_work_parses_hex_like_core() {
+        let cfg = |v: &str| {
+            let cli = Cli::try_parse_from(["oni", "node", "--minimumchainwork", v]).map_err(|e| e.to_string())?;
+            let Command::Node(args) = cli.command else { panic!("not node") };
+            Ok::<_, String>(args.node_config().minimum_chain_work)
+        };
+        let mut want = [0u8; 32];
+        want[30..].copy_from_slice(&[0x12, 0x34]);
+        assert_eq!(cfg("1234").unwrap(), Some(bitcoin::pow::Work::from_be_bytes(want)));
+        assert_eq!(cfg("0x1234").unwrap(), Some(bitcoin::pow::Work::from_be_bytes(want)));
+        assert_eq!(cfg(&"f".repeat(64)).unwrap(), Some(bitcoin::pow::Work::from_be_bytes([0xff; 32])));
+        for bad in ["", "0x", "12g4", &"1".repeat(65)] {
+            assert!(cfg(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["oni", "node"]).unwrap();
+        let Command::Node(args) = cli.command else { panic!("not node") };
+        assert_eq!(args.node_config().minimum_chain_work, None, "the network's by default");
     }
 
     #[test]

@@ -441,3 +441,34 @@ fn transaction_bots_are_refused_without_their_prerequisites() {
     let e = parse_err(&GOOD.replace("seed: 1,", "seed: 1,\n    orphanage: (max_latency: 5),"));
     assert!(matches!(e, ScenarioError::Parse { line: 4, .. }), "unknown orphanage field: {e}");
 }
+
+/// A never-reading requester's intake is held by the receive bound once decode stops taking its
+/// getdata: lift the bound and the node buffers everything it sends.
+#[test]
+fn block_requester_is_held_by_the_receive_bound() {
+    let mut s = load("block_requester");
+    s.node.recv_buffer_bytes_max = 100_000_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "SentBytesAtMost(BlockRequester");
+    assert_fails_on(&report, "PeakRecvBufferBytesAtMost");
+}
+
+/// A bot that stops reading leaves the node's bytes on the wire (up to its receive window, then the
+/// node's writer stalls): the requesters never see a block they asked for.
+#[test]
+fn a_bot_that_stops_reading_gets_nothing_after_its_handshake() {
+    let s = load("block_requester");
+    let (report, out) = run(&s, Mode::Sim);
+    assert!(report.passed(), "{report}");
+    let recv: u64 = out
+        .conns
+        .iter()
+        .filter(|r| out.instances[r.instance].label == "BlockRequester")
+        .map(|r| r.bytes_recv)
+        .max()
+        .unwrap();
+    let block = oni_systems::wire::Command::Block as usize;
+    let blocks: u64 = out.instances.iter().filter(|i| i.label == "BlockRequester").map(|i| i.recv_total[block]).sum();
+    assert_eq!(blocks, 0, "a requester that does not read sees none of the blocks it asked for");
+    assert!(recv < 2_000, "only the handshake reached it: {recv} B");
+}

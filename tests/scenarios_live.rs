@@ -215,3 +215,40 @@ fn orphan_flood_live() {
     assert!(out.tx.peak_relayer_orphans > 0, "relayer orphans waited in the orphanage");
     assert_eq!(out.tx.pool.len(), 53);
 }
+
+/// The flood bench's rows live, each at its full length (10-12 s): 3.9 MB transactions refused as
+/// tx-size, small non-standard ones checked once each, 4 MB unknown-command frames skipped, and a
+/// block requester that never reads held at its bounds; none of these bots is disconnected.
+#[test]
+fn large_txs_live() {
+    let (report, out) = run_live("large_txs", None);
+    assert_live_pass(&report, &out, None);
+    let m = out.world.resource::<oni_systems::resources::Metrics>();
+    assert!(m.tx_intake_dropped == 0 && m.tx_accepted == 0, "none queued for checks, none accepted");
+}
+
+#[test]
+fn nonstandard_txs_live() {
+    let (report, out) = run_live("nonstandard_txs", None);
+    assert_live_pass(&report, &out, None);
+}
+
+#[test]
+fn unknown_command_live() {
+    let (report, out) = run_live("unknown_command", None);
+    assert_live_pass(&report, &out, None);
+    let row = report.rows.iter().find(|r| r.expectation.starts_with("PeakReaderBytesAtMost")).unwrap();
+    assert!(row.measured.starts_with("n/a"), "not sampled live: {row:?}");
+}
+
+/// The requester's socket is left unread: the node learns nothing of it, and what the requester
+/// got in stays near the receive bound plus what the kernel's buffers hold.
+#[test]
+fn block_requester_live() {
+    let (report, out) = run_live("block_requester", None);
+    assert_live_pass(&report, &out, None);
+    assert!(out.chain.validated_height >= 500);
+    let block = oni_systems::wire::Command::Block as usize;
+    let seen: u64 = out.instances.iter().filter(|i| i.label == "BlockRequester").map(|i| i.recv_total[block]).sum();
+    assert_eq!(seen, 0, "the requesters read nothing after the handshake");
+}

@@ -56,6 +56,9 @@ pub struct NodeConfig {
     /// In initial block download while the tip is older than this (Core's -maxtipage); `None`
     /// keeps the default (24 h).
     pub max_tip_age_s: Option<i64>,
+    /// Overrides the network's minimum chain work (Core's -minimumchainwork): header chains
+    /// below it go through PRESYNC. `None` keeps the network's.
+    pub minimum_chain_work: Option<bitcoin::pow::Work>,
     /// Seed of the world's rng; `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Tokio worker threads for the IO bridge.
@@ -84,6 +87,7 @@ impl NodeConfig {
             dnsseed: true,
             reset_store: false,
             max_tip_age_s: None,
+            minimum_chain_work: None,
             seed: None,
             io_threads: 2,
             mempool: Default::default(),

@@ -121,6 +121,9 @@ impl WorldLoop {
             // the validator's hands (the worker's own bound is above this).
             sync.validation_pending_blocks_max = sync.window_blocks as usize;
         }
+        if let Some(work) = cfg.minimum_chain_work {
+            world.resource_mut::<oni_systems::chain::ChainParams>().minimum_chain_work = work;
+        }
         let warnings = super::faults::NodeWarnings::default();
         world.insert_resource(warnings.clone());
         let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref(), warnings)?;
@@ -297,6 +300,10 @@ impl WorldLoop {
         }
         let started = Instant::now();
         self.schedule.run(&mut self.world);
+        // Removal messages (RemovedComponents) live two ticks; without this every component of
+        // every despawned peer stayed in the world for good (~0.3 kB per connection: 160 MiB
+        // after 424,000 connects and disconnects in the flood bench's churn row).
+        self.world.clear_trackers();
         self.timer.publish(&mut self.world, started.elapsed());
         // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
         self.persist_bans();

@@ -89,6 +89,11 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
             // A bot that never got one proves nothing about the bound.
             (max <= *at_most && total > 0, format!("max {max} {} per tick; {total} in all", command.name()))
         }
+        Expectation::SentBytesAtMost { bot, at_most } => {
+            let (n, max) = conns_of(out, bot).fold((0u64, 0u64), |(n, m), r| (n + 1, m.max(r.bytes_sent)));
+            // A bot that never connected proves nothing about the bound.
+            (n > 0 && max <= *at_most, format!("up to {max} B sent on one of {n} connections"))
+        }
         Expectation::HonestServed { min_share } => {
             let cutoff = out.end_ms.saturating_sub(grace_ms);
             let (mut sent, mut answered) = (0u64, 0u64);
@@ -169,6 +174,10 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
         Expectation::PeakRecvBufferBytesAtMost(n) => {
             (out.peak_recv_bytes <= *n, format!("peak {} B buffered for one peer", out.peak_recv_bytes))
         }
+        Expectation::PeakReaderBytesAtMost(n) => match out.peak_reader_bytes {
+            None => (true, "n/a in live mode (the bridge's reader is not sampled)".into()),
+            Some(b) => (b <= *n, format!("peak {b} B held for one frame in progress")),
+        },
         Expectation::NoLeakedState => {
             let s = out.end;
             (

@@ -44,6 +44,12 @@ pub struct Link {
     eof_reported: bool,
     writer: Vec<u8>,
     to_bot: VecDeque<Chunk>,
+    /// Bytes on the wire towards the bot, not yet delivered.
+    to_bot_bytes: usize,
+    /// Whether the bot reads now; while it does not, what the node sends stays on the wire.
+    pub bot_reads: bool,
+    /// Bytes the wire holds for a bot that does not read before the node's writer stalls.
+    pub recv_window: usize,
     bot_reader: FrameSplitter,
     node_closed: bool,
     eof_delivered: bool,
@@ -63,10 +69,18 @@ impl Link {
             eof_reported: false,
             writer: Vec::new(),
             to_bot: VecDeque::new(),
+            to_bot_bytes: 0,
+            bot_reads: true,
+            recv_window: usize::MAX,
             bot_reader: FrameSplitter::new(network),
             node_closed: false,
             eof_delivered: false,
         }
+    }
+
+    /// The payload allocation the node's reader holds for the frame it is reading.
+    pub fn reader_held(&self) -> usize {
+        self.reader.buffered_capacity()
     }
 
     /// The bot writes `bytes`, readable by the node from `ready_ms`.
@@ -82,6 +96,7 @@ impl Link {
         self.bot_closed = true;
         self.writer.clear();
         self.to_bot.clear();
+        self.to_bot_bytes = 0;
     }
 
     /// The node closes: what the bot has in flight is lost; what the node wrote still arrives.
@@ -151,23 +166,39 @@ impl Link {
     }
 
     /// The node's writer puts up to `budget` bytes on the wire, arriving at `ready_ms`; returns how
-    /// many (the `Written` the shell would report).
+    /// many (the `Written` the shell would report). A bot that does not read takes at most its
+    /// receive window.
     pub fn node_writer_drains(&mut self, ready_ms: u64, budget: usize) -> usize {
-        if self.writer.is_empty() {
+        let budget =
+            if self.bot_reads { budget } else { budget.min(self.recv_window.saturating_sub(self.to_bot_bytes)) };
+        if self.writer.is_empty() || budget == 0 {
             return 0;
         }
         let n = self.writer.len().min(budget);
         let bytes: Vec<u8> =
             if n == self.writer.len() { std::mem::take(&mut self.writer) } else { self.writer.drain(..n).collect() };
         self.to_bot.push_back(Chunk { ready_ms, bytes, off: 0 });
+        self.to_bot_bytes += n;
         n
     }
 
-    /// Everything due for the bot: framed and decoded like a peer would, folded into the trace.
+    /// Everything due for the bot: framed and decoded like a peer would, folded into the trace. A bot
+    /// that does not read gets nothing but the node's close (its next write would fail).
     pub fn deliver(&mut self, conn: u64, now_ms: u64, hash: &mut TraceHash) -> Delivery {
         let mut d = Delivery::default();
+        if !self.bot_reads {
+            if self.node_closed && !self.eof_delivered {
+                self.writer.clear();
+                self.to_bot.clear();
+                self.to_bot_bytes = 0;
+                self.eof_delivered = true;
+                d.eof = true;
+            }
+            return d;
+        }
         while self.to_bot.front().is_some_and(|ch| ch.ready_ms <= now_ms) {
             let Some(ch) = self.to_bot.pop_front() else { break };
+            self.to_bot_bytes -= ch.bytes.len();
             hash.event(tag::DELIVER, &[now_ms, conn]);
             hash.bytes(&ch.bytes);
             d.bytes += ch.bytes.len() as u64;

@@ -73,6 +73,8 @@ struct LiveLink {
     reader_failed: bool,
     pending_out: Vec<u8>,
     eof: bool,
+    /// A write failed: the node closed it (how a bot that does not read learns of it).
+    write_failed: bool,
 }
 
 /// What a bot callback asked for.
@@ -284,6 +286,15 @@ impl Live {
             if link.eof {
                 continue;
             }
+            if !self.instances[link.instance].behaviour.reads() {
+                // What the node sends stays in the socket; its close shows when a write fails.
+                if link.write_failed {
+                    link.eof = true;
+                    let i = link.instance;
+                    self.hand_to_bot(i, idx as u64 + 1, Vec::new(), true, now);
+                }
+                continue;
+            }
             let mut msgs = Vec::new();
             let mut read = 0usize;
             while read < READ_PER_PASS_BYTES {
@@ -412,6 +423,7 @@ impl Live {
             peak_peers: self.peak.peers,
             peak_send_bytes: self.peak.send_bytes,
             peak_recv_bytes: self.peak.recv_bytes,
+            peak_reader_bytes: None,
             peak_tx_tracked: self.peak.tx_tracked,
             tx,
             chain,
@@ -448,6 +460,7 @@ fn flush(link: &mut LiveLink) {
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => {
                 link.pending_out.clear();
+                link.write_failed = true;
                 break;
             }
         }
@@ -570,6 +583,7 @@ impl super::host::BotHost for Live {
                 reader_failed: false,
                 pending_out: Vec::new(),
                 eof: false,
+                write_failed: false,
             }));
             self.instances[i].conn = Some(self.conns.len() as u64);
             let a = self.call(i, now, |b, io| b.on_connected(io));

@@ -142,6 +142,9 @@ pub struct Outcome {
     pub peak_send_bytes: u64,
     /// Largest per-peer receive buffer after a tick.
     pub peak_recv_bytes: u64,
+    /// Largest payload allocation the node's reader held for one frame in progress (sim only:
+    /// live mode's reader is the bridge's, bounded by its credit, and not sampled).
+    pub peak_reader_bytes: Option<u64>,
     /// Most transactions the request tracker held after a tick.
     pub peak_tx_tracked: u64,
     /// Leak-relevant state at the end.

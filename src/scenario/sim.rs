@@ -76,6 +76,7 @@ pub struct Sim {
     peak_peers: u64,
     peak_send_bytes: u64,
     peak_recv_bytes: u64,
+    peak_reader_bytes: u64,
     peak_tx_tracked: u64,
     tx: TxFigures,
     node_bad_frames: u64,
@@ -139,6 +140,7 @@ impl Sim {
             peak_peers: 0,
             peak_send_bytes: 0,
             peak_recv_bytes: 0,
+            peak_reader_bytes: 0,
             peak_tx_tracked: 0,
             tx: TxFigures::default(),
             node_bad_frames: 0,
@@ -164,6 +166,8 @@ impl Sim {
         self.tick_bots(now);
         self.read_into_node(now);
         self.schedule.run(&mut self.world);
+        // As the node's world loop: removal messages live two ticks, not for good.
+        self.world.clear_trackers();
         self.ticks += 1;
         self.carry_out_commands(now);
         self.validate();
@@ -178,6 +182,7 @@ impl Sim {
         for c in ids {
             let Some(link) = self.links.get_mut(&c) else { continue };
             let i = link.instance;
+            link.bot_reads = self.instances[i].behaviour.reads();
             let Delivery { msgs, bytes, bad_frames, eof } = link.deliver(c, now, &mut self.hash);
             self.node_bad_frames += bad_frames;
             let rec = &mut self.conns[c as usize - 1];
@@ -283,6 +288,9 @@ impl Sim {
             self.peak_recv_bytes = self.peak_recv_bytes.max(rb.bytes as u64);
         }
         self.peak_peers = self.peak_peers.max(peers);
+        for link in self.links.values() {
+            self.peak_reader_bytes = self.peak_reader_bytes.max(link.reader_held() as u64);
+        }
         let tracked = self.world.resource::<oni_systems::resources::tx_requests::TxRequests>().len() as u64;
         self.peak_tx_tracked = self.peak_tx_tracked.max(tracked);
         let orphans = self.world.resource::<Orphanage>();
@@ -317,6 +325,7 @@ impl Sim {
             peak_peers: self.peak_peers,
             peak_send_bytes: self.peak_send_bytes,
             peak_recv_bytes: self.peak_recv_bytes,
+            peak_reader_bytes: Some(self.peak_reader_bytes),
             peak_tx_tracked: self.peak_tx_tracked,
             tx: self.tx,
             chain,
@@ -431,7 +440,9 @@ impl super::host::BotHost for Sim {
         if a.connect && self.instances[i].conn.is_none() {
             let c = self.conns.len() as u64 + 1;
             self.conns.push(ConnRecord::opened(i, now));
-            self.links.insert(c, Link::new(i, self.network));
+            let mut link = Link::new(i, self.network);
+            link.recv_window = self.net.bot_recv_window_bytes;
+            self.links.insert(c, link);
             self.instances[i].conn = Some(c);
             let addr = self.instances[i].addr;
             self.world.resource_mut::<Inbox>().0.push(NetEvent::Connected {

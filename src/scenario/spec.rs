@@ -109,6 +109,9 @@ pub struct NetModel {
     pub read_bytes_per_tick: usize,
     /// Bytes a bot may have in flight towards the node before its writes block (TCP send buffer).
     pub bot_send_window_bytes: usize,
+    /// Bytes from the node a bot that stopped reading lets pile up (its socket's buffers) before
+    /// the node's writer stalls.
+    pub bot_recv_window_bytes: usize,
     /// Each instance starts at its `start_s` plus a seeded delay below this.
     pub start_jitter_ms: u64,
 }
@@ -121,6 +124,7 @@ impl Default for NetModel {
             node_write_bytes_per_s: 0,
             read_bytes_per_tick: 128 * 1024,
             bot_send_window_bytes: 1024 * 1024,
+            bot_recv_window_bytes: 1024 * 1024,
             start_jitter_ms: 1_000,
         }
     }
@@ -306,6 +310,42 @@ pub enum BotKind {
         #[serde(default)]
         answer_delay_ms: u64,
     },
+    /// After a correct handshake, one transaction of `tx_bytes` non-witness bytes (weight four times
+    /// that) again and again: over the standard weight, refused as `tx-size`.
+    LargeTx {
+        /// Its size (100,001..=3,999,000: over 400,000 WU, within a message).
+        tx_bytes: u32,
+        /// Copies per second.
+        txs_per_s: f64,
+    },
+    /// After a correct handshake, small version-4 (non-standard) transactions, each refused as
+    /// `version`.
+    NonStandardTxs {
+        /// Transactions per second.
+        txs_per_s: f64,
+        /// How many different ones it cycles through (0: every one new); a copy sent again is
+        /// dropped as recently rejected.
+        #[serde(default)]
+        distinct: u32,
+    },
+    /// Frames of a command nobody speaks (`junkjunk`) with `len` payload bytes each.
+    UnknownCommand {
+        /// Payload bytes (1..=4,000,000).
+        len: u32,
+        /// Frames per second.
+        msgs_per_s: f64,
+        /// Complete the handshake first.
+        #[serde(default)]
+        handshake: bool,
+    },
+    /// After a correct handshake, getdata for the first `blocks` fixture blocks at a rate, and
+    /// never a byte read after the handshake. Pair it with a BlockServer so the node holds them.
+    BlockRequester {
+        /// Fixture blocks asked for in each getdata (1..=2,100).
+        blocks: u32,
+        /// Messages per second.
+        msgs_per_s: f64,
+    },
 }
 
 fn default_one() -> u32 {
@@ -343,6 +383,10 @@ impl BotKind {
         "BlockServer",
         "OrphanFlood",
         "TxRelayer",
+        "LargeTx",
+        "NonStandardTxs",
+        "UnknownCommand",
+        "BlockRequester",
     ];
 
     /// This kind's name.
@@ -368,6 +412,10 @@ impl BotKind {
             BotKind::BlockServer { .. } => "BlockServer",
             BotKind::OrphanFlood { .. } => "OrphanFlood",
             BotKind::TxRelayer { .. } => "TxRelayer",
+            BotKind::LargeTx { .. } => "LargeTx",
+            BotKind::NonStandardTxs { .. } => "NonStandardTxs",
+            BotKind::UnknownCommand { .. } => "UnknownCommand",
+            BotKind::BlockRequester { .. } => "BlockRequester",
         }
     }
 
@@ -464,6 +512,26 @@ impl BotKind {
                 super::bots::fixture_mempool()?;
                 rate(*txs_per_s, "txs_per_s")
             }
+            BotKind::LargeTx { tx_bytes, txs_per_s } => {
+                if !(100_001..=3_999_000).contains(tx_bytes) {
+                    return Err(format!("LargeTx: tx_bytes must be in 100001..=3999000, got {tx_bytes}"));
+                }
+                rate(*txs_per_s, "txs_per_s")
+            }
+            BotKind::NonStandardTxs { txs_per_s, .. } => rate(*txs_per_s, "txs_per_s"),
+            BotKind::UnknownCommand { len, msgs_per_s, .. } => {
+                if !(1..=4_000_000).contains(len) {
+                    return Err(format!("UnknownCommand: len must be in 1..=4000000, got {len}"));
+                }
+                rate(*msgs_per_s, "msgs_per_s")
+            }
+            BotKind::BlockRequester { blocks, msgs_per_s } => {
+                if !(1..=2_100).contains(blocks) {
+                    return Err(format!("BlockRequester: blocks must be in 1..=2100, got {blocks}"));
+                }
+                super::bots::fixture_chain()?;
+                rate(*msgs_per_s, "msgs_per_s")
+            }
             BotKind::HandshakeNeverCompletes | BotKind::ReconnectChurn { .. } | BotKind::NetgroupEclipse { .. } => {
                 Ok(())
             }
@@ -531,12 +599,24 @@ pub enum Expectation {
         #[serde(deserialize_with = "de_bot_name")]
         bot: String,
     },
+    /// No connection of `bot` got more than `at_most` bytes written toward the node: what the node
+    /// took in (and the bot's send window) stays bounded when the node stops reading it.
+    SentBytesAtMost {
+        /// The bot kind.
+        #[serde(deserialize_with = "de_bot_name")]
+        bot: String,
+        /// Bound per connection.
+        at_most: u64,
+    },
     /// Peers the node held after any tick.
     PeakPeersAtMost(u64),
     /// Largest per-peer send backlog after any tick: queued plus handed to the writer and unacked.
     PeakSendQueueBytesAtMost(u64),
     /// Largest per-peer receive buffer after any tick.
     PeakRecvBufferBytesAtMost(u64),
+    /// Largest payload allocation the node's reader held for one frame in progress, after any tick.
+    /// Sim mode only (live mode's reader is the bridge's, not sampled): the row reads "n/a" live.
+    PeakReaderBytesAtMost(u64),
     /// At the end: the conn index matches the peer entities, no nonce outlives its handshake.
     NoLeakedState,
     /// Transactions the request tracker held after any tick.
@@ -597,6 +677,11 @@ pub const METRICS: &[&str] = &[
     "unknown_commands",
     "unconnecting_headers",
     "getheaders_sent",
+    "tx_rejected",
+    "tx_rejected_size",
+    "tx_recently_rejected",
+    "tx_intake_dropped",
+    "recv_pauses",
 ];
 
 /// The value of a named counter.
@@ -624,6 +709,13 @@ pub fn metric_value(m: &oni_systems::resources::Metrics, name: &str) -> Option<u
         "unknown_commands" => m.unknown_commands,
         "unconnecting_headers" => m.misbehavior[Misbehavior::UnconnectingHeaders as usize],
         "getheaders_sent" => m.msgs_out[Command::GetHeaders as usize],
+        "tx_rejected" => m.tx_rejected.iter().sum(),
+        "tx_rejected_size" => {
+            m.tx_rejected.get(oni_systems::mempool::policy::TxReject::TxSize as usize).copied().unwrap_or(0)
+        }
+        "tx_recently_rejected" => m.tx_recently_rejected,
+        "tx_intake_dropped" => m.tx_intake_dropped,
+        "recv_pauses" => m.recv_pauses,
         _ => return None,
     })
 }
@@ -645,6 +737,7 @@ impl Expectation {
             | Expectation::DisconnectedCount { bot, .. }
             | Expectation::ConnectionsAtLeast { bot, .. }
             | Expectation::ReceivedPerTickAtMost { bot, .. }
+            | Expectation::SentBytesAtMost { bot, .. }
             | Expectation::NeverDisconnected { bot } => Some(bot),
             _ => None,
         }
@@ -667,9 +760,11 @@ impl Expectation {
             Expectation::HonestPingP99BelowMs(ms) => format!("HonestPingP99BelowMs({ms})"),
             Expectation::NoHonestDisconnected => "NoHonestDisconnected".into(),
             Expectation::NeverDisconnected { bot } => format!("NeverDisconnected({bot})"),
+            Expectation::SentBytesAtMost { bot, at_most } => format!("SentBytesAtMost({bot}, {at_most})"),
             Expectation::PeakPeersAtMost(n) => format!("PeakPeersAtMost({n})"),
             Expectation::PeakSendQueueBytesAtMost(n) => format!("PeakSendQueueBytesAtMost({n})"),
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
+            Expectation::PeakReaderBytesAtMost(n) => format!("PeakReaderBytesAtMost({n})"),
             Expectation::NoLeakedState => "NoLeakedState".into(),
             Expectation::PeakTxTrackedAtMost(n) => format!("PeakTxTrackedAtMost({n})"),
             Expectation::ValidatedHeightAtLeast(n) => format!("ValidatedHeightAtLeast({n})"),

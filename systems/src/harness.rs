@@ -141,6 +141,8 @@ impl TestNode {
     /// Runs the schedule once and carries out its IO commands like an instant shell.
     pub fn tick(&mut self) {
         self.schedule.run(&mut self.world);
+        // As the node's world loop: removal messages live two ticks, not for good.
+        self.world.clear_trackers();
         let cmds = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
         let mut written = Vec::new();
         for c in cmds {

@@ -123,3 +123,47 @@ impl Behaviour for GarbageBytes {
         self.life.on_message(&msg, io);
     }
 }
+
+/// Frames of a command nobody speaks, each carrying `len` payload bytes (checksum right): the node
+/// must skip each payload as it arrives and never hold it, whatever the frame's size.
+#[derive(Debug)]
+pub struct UnknownCommand {
+    len: u32,
+    life: Paced,
+    frame: Option<Vec<u8>>,
+}
+
+impl UnknownCommand {
+    /// `msgs_per_s` frames of `len` zero bytes under the command `junkjunk`.
+    pub fn new(len: u32, msgs_per_s: f64, handshake: bool) -> Self {
+        UnknownCommand { len, life: Paced::new(msgs_per_s, handshake), frame: None }
+    }
+}
+
+impl Behaviour for UnknownCommand {
+    fn tick(&mut self, io: &mut BotIo) {
+        for _ in 0..self.life.due(io) {
+            let (network, len) = (io.network, self.len as usize);
+            let frame = self.frame.get_or_insert_with(|| {
+                let payload = vec![0u8; len];
+                let mut h = [0u8; HEADER_LEN];
+                FrameHeader::write(network, Command::Unknown, len as u32, checksum(&payload), &mut h);
+                h[4..16].copy_from_slice(b"junkjunk\0\0\0\0");
+                let mut f = h.to_vec();
+                f.extend_from_slice(&payload);
+                f
+            });
+            if !io.write_raw(frame, 1) {
+                break;
+            }
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut BotIo) {
+        self.life.on_connected(io);
+    }
+
+    fn on_message(&mut self, msg: Message, io: &mut BotIo) {
+        self.life.on_message(&msg, io);
+    }
+}

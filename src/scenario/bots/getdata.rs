@@ -42,3 +42,52 @@ impl Behaviour for GetdataAmplification {
         self.life.on_message(&msg, io);
     }
 }
+
+/// After a correct handshake, asks for the first `blocks` fixture blocks (witness serialization)
+/// at a rate and never reads another byte: what the node sends piles up in the socket, then in its
+/// send queue. The node must stop serving it at its soft bound and take no more of its requests
+/// while earlier ones wait (Core handles nothing more from a peer until its getdata is done), so
+/// its receive buffer fills, the reader stops, and what the bot gets in stays bounded.
+#[derive(Debug)]
+pub struct BlockRequester {
+    life: Paced,
+    frame: Vec<u8>,
+}
+
+impl BlockRequester {
+    /// `msgs_per_s` getdata messages for the first `blocks` fixture blocks (an empty request if the
+    /// fixture cannot be read; the scenario's validation reports that first).
+    pub fn new(blocks: u32, msgs_per_s: f64) -> Self {
+        let chain = super::fixture::chain().unwrap_or(&[]);
+        let mut list = InvList::with_capacity(blocks as usize);
+        for b in chain.iter().take(blocks as usize) {
+            list.push(InvType::WITNESS_BLOCK, b.hash);
+        }
+        let mut frame = Vec::new();
+        Message::GetData(list).encode_frame(oni_systems::wire::Network::Regtest, &mut frame);
+        BlockRequester { life: Paced::new(msgs_per_s, true), frame }
+    }
+}
+
+impl Behaviour for BlockRequester {
+    fn tick(&mut self, io: &mut BotIo) {
+        for _ in 0..self.life.due(io) {
+            if !io.write_raw(&self.frame, 1) {
+                break;
+            }
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut BotIo) {
+        self.life.on_connected(io);
+    }
+
+    fn on_message(&mut self, msg: Message, io: &mut BotIo) {
+        self.life.on_message(&msg, io);
+    }
+
+    /// Only until the handshake is done.
+    fn reads(&self) -> bool {
+        self.life.hs.state != super::HsState::Ready
+    }
+}

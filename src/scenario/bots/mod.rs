@@ -15,6 +15,7 @@ mod gossip;
 mod handshake_abuse;
 mod headers;
 mod honest;
+mod invalid_txs;
 mod txs;
 
 pub use honest::{Honest, PingLog, PingRecord};
@@ -128,6 +129,11 @@ pub trait Behaviour {
     fn tx_log(&self) -> Option<&TxLog> {
         None
     }
+    /// Whether it reads what the node sends now; a bot that stops reading leaves the node's bytes
+    /// in its socket (sim: a modelled receive window) until the node's writes to it stall.
+    fn reads(&self) -> bool {
+        true
+    }
 }
 
 /// Builds a fresh instance of `kind`.
@@ -167,6 +173,14 @@ pub fn spawn(kind: &BotKind) -> Box<dyn Behaviour> {
         BotKind::TxRelayer { txs_per_s, answer_delay_ms } => {
             Box::new(txs::TxRelayer::new(*txs_per_s, *answer_delay_ms))
         }
+        BotKind::LargeTx { tx_bytes, txs_per_s } => Box::new(invalid_txs::LargeTx::new(*tx_bytes, *txs_per_s)),
+        BotKind::NonStandardTxs { txs_per_s, distinct } => {
+            Box::new(invalid_txs::NonStandardTxs::new(*txs_per_s, *distinct))
+        }
+        BotKind::UnknownCommand { len, msgs_per_s, handshake } => {
+            Box::new(framing::UnknownCommand::new(*len, *msgs_per_s, *handshake))
+        }
+        BotKind::BlockRequester { blocks, msgs_per_s } => Box::new(getdata::BlockRequester::new(*blocks, *msgs_per_s)),
     }
 }
 

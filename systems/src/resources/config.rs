@@ -15,6 +15,8 @@ pub struct Limits {
     pub decode_bytes_per_tick: usize,
     /// Payload bytes decoded per tick over all peers, so a tick stays short whatever many peers
     /// send (large frames wait for the next tick; small ones always pass, so pings stay prompt).
+    /// 1 MB: Core handles one message per peer per turn, so a ping waits behind about one message
+    /// of each other peer; a tick's budget is the same order. Frames over it go alone, one a tick.
     pub decode_bytes_per_tick_total: usize,
     /// Receive buffer per peer; over it the socket's reader is paused.
     pub recv_buffer_bytes_max: usize,
@@ -48,7 +50,7 @@ impl Default for Limits {
         Limits {
             decode_msgs_per_tick: 32,
             decode_bytes_per_tick: 4_000_000,
-            decode_bytes_per_tick_total: 4_000_000,
+            decode_bytes_per_tick_total: 1_000_000,
             recv_buffer_bytes_max: 5_000_000,
             send_queue_bytes_soft: 1_000_000,
             send_queue_bytes_hard: 8_000_000,

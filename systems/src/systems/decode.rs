@@ -3,21 +3,37 @@
 //! frame with a bad checksum or a payload that does not decode is dropped and counted (the peer's
 //! score records it at no points), bytes after a message's fields are ignored, and only a list
 //! really over its limit (`TooManyEntries`) is a violation that disconnects. See CONFORMANCE.md.
+//!
+//! A peer whose getdata for blocks still waits to be served (queued or read) is not read further, as Core processes
+//! nothing more from a peer until its getdata requests are done: a peer that asks and never reads
+//! fills its receive buffer (and the reader's credit stops its socket) instead of having every
+//! later request decoded and thrown away.
 
+use crate::chain::ServeQueue;
 use crate::components::{ConnId, Disconnect, Received, RecvBuffer, SendQueue, Socket, Violations};
 use crate::resources::{Config, IoCommand, Metrics, Misbehavior, Outbox};
 use crate::wire::{checksum, Command, DecodeError, HeaderError, Message};
 use bevy_ecs::prelude::*;
 
 /// The peer entity's parts decoding uses.
-type DecodePeer<'a> = (Entity, &'a Socket, &'a mut RecvBuffer, &'a SendQueue, &'a mut Received, &'a mut Violations);
+type DecodePeer<'a> = (
+    Entity,
+    &'a Socket,
+    &'a mut RecvBuffer,
+    &'a SendQueue,
+    &'a mut Received,
+    &'a mut Violations,
+    Option<&'a ServeQueue>,
+);
 
 /// Frames this small pass even when the tick's node-wide byte budget is spent (pings, pongs, the
 /// handshake, announcements): they cost next to nothing and keep latency down under a flood.
 pub const SMALL_FRAME_BYTES: usize = 4 * 1024;
 
 /// Decodes up to the per-tick budgets — per peer, and node-wide for large frames — for every peer;
-/// a peer whose send queue is over its soft bound is not served until it reads (backpressure).
+/// a peer whose send queue is over its soft bound is not served until it reads (backpressure), and
+/// one whose block requests wait is not read until they are served; a getdata ends its peer's turn,
+/// so the requests of one tick are queued before anything after them is decoded.
 /// Peers are taken in connection order, starting after the last one that had a large frame decoded
 /// when the budget ran out, so large frames take turns among the peers that send them.
 pub fn decode(
@@ -30,7 +46,11 @@ pub fn decode(
     let limits = &config.limits;
     let mut order: Vec<(ConnId, Entity)> = peers
         .iter()
-        .filter(|(_, _, rb, sq, ..)| !rb.frames.is_empty() && sq.bytes() <= limits.send_queue_bytes_soft)
+        .filter(|(_, _, rb, sq, _, _, serve)| {
+            !rb.frames.is_empty()
+                && sq.bytes() <= limits.send_queue_bytes_soft
+                && serve.is_none_or(|s| s.pending.is_empty() && s.reads.is_empty())
+        })
         .map(|(e, s, ..)| (s.conn, e))
         .collect();
     if order.is_empty() {
@@ -42,7 +62,7 @@ pub fn decode(
     let mut last_large = None;
     let mut budget_spent = false;
     for &(conn, entity) in order[first..].iter().chain(&order[..first]) {
-        let Ok((_, socket, mut rb, _, mut received, mut violations)) = peers.get_mut(entity) else { continue };
+        let Ok((_, socket, mut rb, _, mut received, mut violations, _)) = peers.get_mut(entity) else { continue };
         let mut msgs = 0;
         let mut bytes = 0;
         let mut taken = 0;
@@ -63,7 +83,11 @@ pub fn decode(
             msgs += 1;
             bytes += frame.payload.len();
             total += frame.payload.len();
+            let getdata = frame.header.command == Command::GetData;
             decode_one(socket, frame, &mut received, &mut violations, &mut metrics);
+            if getdata {
+                break;
+            }
         }
         // The shell's reader gets its credit back for what left the buffer.
         if taken > 0 {

@@ -258,3 +258,61 @@ fn a_stale_block_is_served_for_a_month_then_withheld_as_core_does() {
     assert_eq!(node.world.resource::<crate::chain::HeaderTree>().best_entry().hash, block_hash(&next));
     assert_eq!(ask(&mut node), (0, 1), "withheld, answered notfound");
 }
+
+/// A peer that asks again while its earlier getdata still waits is not read further (Core handles
+/// nothing more from a peer until its getdata is served): thirty getdata of 1,000 blocks in one go
+/// leave all but the first in its receive buffer, where the reader's credit bounds them, and none
+/// is thrown away. Before, decode took them all while the send queue was under its soft bound and
+/// the serve queue dropped what passed 50,000: a never-reading requester had ~1 GB/s of getdata
+/// decoded and discarded. Later requests are taken once the earlier ones are served.
+#[test]
+fn getdata_waits_until_the_earlier_requests_are_served_and_none_is_dropped() {
+    use crate::components::RecvBuffer;
+    let mut node = synced();
+    let conn = node.ready_inbound("10.0.0.9:18444");
+    node.sent_to(conn);
+    let mut req = InvList::default();
+    // As many as a peer's serve queue takes (1,000).
+    for h in 1..=1_000 {
+        req.push(InvType::WITNESS_BLOCK, hash_at(h));
+    }
+    let network = node.world.resource::<Config>().network;
+    let mut bytes = Vec::new();
+    for _ in 0..30 {
+        Message::GetData(req.clone()).encode_frame(network, &mut bytes);
+    }
+    node.receive_bytes(conn, &bytes);
+    for _ in 0..5 {
+        node.tick();
+    }
+    let serve = node.get::<ServeQueue>(conn).unwrap();
+    assert_eq!(serve.dropped, 0, "nothing asked for is thrown away");
+    assert!(serve.pending.len() <= 1_000, "one request queued at a time: {}", serve.pending.len());
+    let waiting = node.get::<RecvBuffer>(conn).unwrap().frames.len();
+    assert_eq!(waiting, 29, "the later requests wait unread");
+
+    // Small requests: each is taken once the one before it is served, in order.
+    let conn = node.ready_inbound("10.0.0.10:18444");
+    node.sent_to(conn);
+    let mut bytes = Vec::new();
+    for k in 0..3 {
+        let mut req = InvList::default();
+        for h in 1 + 5 * k..=5 + 5 * k {
+            req.push(InvType::WITNESS_BLOCK, hash_at(h));
+        }
+        Message::GetData(req).encode_frame(network, &mut bytes);
+    }
+    Message::Ping(7).encode_frame(network, &mut bytes);
+    node.receive_bytes(conn, &bytes);
+    for _ in 0..40 {
+        node.tick();
+    }
+    let sent = node.sent_to(conn);
+    let blocks = blocks_in(&sent);
+    let got: Vec<&[u8]> = blocks.iter().map(|b| &b.raw()[..80]).collect();
+    let want: Vec<&[u8]> = chain_blocks()[..15].iter().map(|b| &b[..80]).collect();
+    assert_eq!(got, want, "all fifteen, in request order");
+    let pong = sent.iter().position(|m| matches!(m, Message::Pong(7))).expect("the ping is answered");
+    let last_block = sent.iter().rposition(|m| matches!(m, Message::Block(_))).unwrap();
+    assert!(pong > last_block, "the ping sent after the requests is answered after them");
+}
