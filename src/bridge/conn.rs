@@ -6,7 +6,7 @@
 use super::{Ending, Inner};
 use oni_systems::components::ConnId;
 use oni_systems::resources::NetEvent;
-use oni_systems::wire::{checksum, skips_payload, FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
+use oni_systems::wire::{skips_payload, FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -319,13 +319,11 @@ async fn read_frames<R: AsyncRead + Unpin>(
             if skip_payload(rd, header.len as usize).await.is_err() {
                 return ReadEnd::Closed;
             }
-            RawFrame { header, payload: Vec::new(), checksum_ok: None }
+            RawFrame { header, payload: Vec::new() }
         } else {
             credit.reserve(HEADER_LEN + header.len as usize).await;
             let Ok(payload) = read_payload(rd, header.len as usize).await else { return ReadEnd::Closed };
-            // Hashed here, on an IO thread, not on the world's.
-            let checksum_ok = Some(checksum(&payload) == header.checksum);
-            RawFrame { header, payload, checksum_ok }
+            RawFrame { header, payload }
         };
         if inner.events.send_async(NetEvent::Frame { conn, frame }).await.is_err() {
             return ReadEnd::WorldGone;
@@ -349,7 +347,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) => return Ok(Err(e)),
     };
     let payload = read_payload(rd, header.len as usize).await?;
-    Ok(Ok(RawFrame { header, payload, checksum_ok: None }))
+    Ok(Ok(RawFrame { header, payload }))
 }
 
 /// Reads and checks a frame's 24-byte header (its magic first, alone).

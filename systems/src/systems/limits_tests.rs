@@ -145,7 +145,7 @@ fn unknown_frame(bytes: usize) -> crate::wire::RawFrame {
     FrameHeader::write(Network::Regtest, Command::Unknown, bytes as u32, [0; 4], &mut head);
     head[4..16].copy_from_slice(b"junkjunkjunk");
     let header = FrameHeader::parse(&head, Network::Regtest).unwrap();
-    crate::wire::RawFrame { header, payload: vec![0; bytes], checksum_ok: None }
+    crate::wire::RawFrame { header, payload: vec![0; bytes] }
 }
 
 #[test]
@@ -183,28 +183,6 @@ fn a_tick_decodes_one_budget_of_large_frames_node_wide_small_ones_pass_and_large
     }
     assert_eq!(seen, vec![vec![3, 1, 2], vec![3, 1, 1], vec![2, 1, 1]]);
     assert_eq!(node.metrics().unknown_commands, 4);
-}
-
-#[test]
-fn a_checksum_the_shell_already_checked_is_taken_as_its_verdict() {
-    use crate::resources::{Inbox, NetEvent};
-    let mut node = node_with(Limits::default());
-    let conn = node.ready_inbound("10.0.3.1:1");
-    let frame = |n: u64, verdict: Option<bool>| {
-        let mut bytes = Vec::new();
-        Message::Ping(n).encode_frame(crate::wire::Network::Regtest, &mut bytes);
-        let (_, f) = crate::wire::FrameSplitter::new(crate::wire::Network::Regtest).push(&bytes);
-        crate::wire::RawFrame { checksum_ok: verdict, ..f.unwrap().unwrap() }
-    };
-    // A good frame the reader found good, one it found bad (the world does not hash it again), and
-    // one nobody checked yet (the world checks it).
-    for f in [frame(1, Some(true)), frame(2, Some(false)), frame(3, None)] {
-        node.world.resource_mut::<Inbox>().0.push(NetEvent::Frame { conn, frame: f });
-    }
-    node.tick();
-    let pongs: Vec<Message> = node.sent_to(conn).into_iter().filter(|m| matches!(m, Message::Pong(_))).collect();
-    assert_eq!(pongs, vec![Message::Pong(1), Message::Pong(3)]);
-    assert_eq!(node.metrics().decode_errors[crate::wire::DecodeError::BadChecksum as usize], 1);
 }
 
 #[test]

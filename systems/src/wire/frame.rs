@@ -12,10 +12,6 @@ pub struct RawFrame {
     pub header: FrameHeader,
     /// The payload, allocated only after the header passed (empty for `Command::Unknown`).
     pub payload: Vec<u8>,
-    /// Whether the payload matched the header's checksum, when the shell's reader already
-    /// hashed it on its own thread (a 4 MB payload is ~5 ms of hashing the world thread is
-    /// spared); `None`: the world checks it.
-    pub checksum_ok: Option<bool>,
 }
 
 impl RawFrame {
@@ -102,7 +98,7 @@ impl FrameSplitter {
         used += take;
         if *seen == header.len as usize {
             let (header, payload, _) = self.pending.take().unwrap_or_else(|| unreachable!());
-            return (used, Ok(Some(RawFrame { header, payload, checksum_ok: None })));
+            return (used, Ok(Some(RawFrame { header, payload })));
         }
         (used, Ok(None))
     }
