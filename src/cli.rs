@@ -283,6 +283,19 @@ pub fn run_node(args: &NodeArgs) -> i32 {
         eprintln!("error: {e}");
         return EXIT_USAGE;
     }
+    // Signal handlers first: a Ctrl-C that arrives while the node starts (after it says it is
+    // listening) must stop it cleanly, not kill it with the default action.
+    let signals = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot wait for signals: {e}");
+            return 1;
+        }
+    };
+    let mut stop_signals = {
+        let _in_runtime = signals.enter();
+        StopSignals::install()
+    };
     let cfg = args.node_config();
     let (network, datadir) = (cfg.config.network, cfg.datadir.clone());
     let handle = match Node::start(cfg) {
@@ -303,18 +316,9 @@ pub fn run_node(args: &NodeArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let signals = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot wait for signals: {e}");
-            handle.shutdown();
-            return 1;
-        }
-    };
     let stopped_alone = signals.block_on(async {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => false,
-            _ = sigterm() => false,
+            _ = stop_signals.recv() => false,
             _ = handle.stopped() => true,
         }
     });
@@ -332,20 +336,51 @@ pub fn run_node(args: &NodeArgs) -> i32 {
     0
 }
 
-#[cfg(unix)]
-async fn sigterm() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
+/// SIGINT and SIGTERM, registered when installed (not when first awaited, as `ctrl_c()` is).
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
 }
 
-#[cfg(not(unix))]
-async fn sigterm() {
-    std::future::pending().await
+impl StopSignals {
+    /// Registers the handlers; must run inside a tokio runtime.
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Waits for either signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.interrupt) => {}
+                _ = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]
