@@ -253,17 +253,22 @@ fn a_getheaders_locator_marks_its_first_known_block_and_the_answer_what_we_sent(
     assert_eq!(announcements(&node.sent_to(peer)), ((2_086..=2_091).map(h).collect(), vec![]));
 }
 
-#[test]
-fn a_block_is_announced_when_the_validator_reports_its_tip_before_the_durable_connect() {
+/// A node at 2,090 with a sendheaders peer there, whose validator has reported 2,091 as its tip
+/// (at once) but holds the connect report until its checkpoint, as the shell's does.
+fn tip_reported_before_the_durable_connect() -> (TestNode, ConnId) {
     let (mut node, mut source) = node_at(2_090);
     let peer = peer_at(&mut node, "10.0.0.2:1", 2_090, true);
-    // The shell's validator connected 2,091 and holds the report until its checkpoint; the tip
-    // itself is reported at once.
     node.validator.paused = true;
     source_delivers(&mut node, &mut source, 2_091, 2_091);
     node.world.resource_mut::<ValidationInbox>().0.push(ValidationEvent::Tip { hash: h(2_091), height: 2_091 });
     node.tick();
     assert_eq!(validated_height(&node), 2_090, "not reported connected yet");
+    (node, peer)
+}
+
+#[test]
+fn a_block_is_announced_when_the_validator_reports_its_tip_before_the_durable_connect() {
+    let (mut node, peer) = tip_reported_before_the_durable_connect();
     assert_eq!(announcements(&node.sent_to(peer)), (vec![h(2_091)], vec![]));
     // A peer asking for headers now is served up to that tip.
     let asks = node.ready_inbound("10.0.0.3:1");
@@ -319,13 +324,7 @@ fn getheaders_from_a_peer_that_does_not_read_wait_until_its_queue_drains() {
 /// asks at once is answered, never told `notfound`.
 #[test]
 fn a_block_announced_before_the_durable_connect_is_served_when_asked() {
-    let (mut node, mut source) = node_at(2_090);
-    let peer = peer_at(&mut node, "10.0.0.2:1", 2_090, true);
-    node.validator.paused = true;
-    source_delivers(&mut node, &mut source, 2_091, 2_091);
-    node.world.resource_mut::<ValidationInbox>().0.push(ValidationEvent::Tip { hash: h(2_091), height: 2_091 });
-    node.tick();
-    assert_eq!(validated_height(&node), 2_090);
+    let (mut node, peer) = tip_reported_before_the_durable_connect();
     node.sent_to(peer);
     // Its getdata reaches the world before the validator's report does.
     let mut getdata = InvList::default();
