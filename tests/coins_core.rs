@@ -82,6 +82,10 @@ fn coins_survive_kill_9_at_a_block_boundary_then_match_cores_utxo_set_and_follow
         .spawn()
         .unwrap();
     let reported = wait_for(SYNC_WAIT, || exes.oni_block_count(&datadir, rpc_port).filter(|&n| n >= 300));
+    // A checkpoint reports hundreds of blocks connected at once and the coin follower applies them
+    // one fsync'd transaction at a time: give it a moment to commit some (the sync of 2,100 blocks
+    // is still under way) so the kill lands on a store that has moved.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(reported.is_some(), "oni reported no progress before the kill");
