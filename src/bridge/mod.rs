@@ -9,8 +9,8 @@
 
 mod conn;
 
+pub use conn::INBOUND_RECV_POOL_BYTES;
 use conn::{ConnCtl, ConnTasks};
-pub use conn::{INBOUND_RECV_OWN_BYTES, INBOUND_RECV_POOL_BYTES};
 use oni_systems::components::{ConnId, Direction};
 use oni_systems::resources::{IoCommand, NetEvent};
 use oni_systems::wire::Network;
