@@ -359,15 +359,22 @@ mod tests {
     #[test]
     fn a_client_that_never_reads_its_answer_loses_its_slot_after_the_write_timeout() {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let limits = HttpLimits { connections_max: 1, write_timeout_ms: 300, ..HttpLimits::default() };
+        // The timeout is long enough that a loaded CI machine cannot let it pass before the second
+        // client asks; the slot's return is then polled for rather than slept for.
+        let limits = HttpLimits { connections_max: 1, write_timeout_ms: 2_000, ..HttpLimits::default() };
         // 64 MB answers: far more than the sockets' buffers hold.
         let addr = server(&rt, limits, 0, 64 << 20);
         let mut stuck = std::net::TcpStream::connect(addr).unwrap();
         stuck.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         std::thread::sleep(Duration::from_millis(100));
+        let asked = std::time::Instant::now();
         assert_eq!(status_of(addr), Some(503), "the only slot is taken by the stuck reader");
-        std::thread::sleep(Duration::from_millis(600));
-        assert_eq!(status_of(addr), Some(200), "the slot came back after the write timeout");
+        let mut status = status_of(addr);
+        while status != Some(200) && asked.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+            status = status_of(addr);
+        }
+        assert_eq!(status, Some(200), "the slot came back after the write timeout");
         drop(stuck);
     }
 }
