@@ -71,3 +71,5 @@ pub fn peak_heap_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
 pub fn live_heap() -> isize {
     LIVE.with(|l| l.get())
 }
+
+pub mod rust_bitcoin_tx;

@@ -214,6 +214,22 @@ mod tests {
     }
 
     #[test]
+    fn a_block_of_empty_transactions_reads_as_core_reads_it() {
+        // Three 10-byte empty transactions (no inputs, a zero, lock time): Core's parser reads the
+        // block (its checks then refuse it); a count checked against a 51-byte smallest
+        // transaction called it truncated.
+        let mut raw = vec![0u8; 80];
+        raw.push(3);
+        for lock in 0u8..3 {
+            raw.extend_from_slice(&[2, 0, 0, 0, 0, 0, lock, 0, 0, 0]);
+        }
+        let b = Block::decode(&raw).expect("Core reads it");
+        assert_eq!(b.tx_count(), 3);
+        assert!(b.txid(0) != b.txid(1));
+        assert_eq!(b.weight(), 4 * raw.len());
+    }
+
+    #[test]
     fn a_non_canonical_tx_count_is_refused() {
         let raw = bitcoin::consensus::serialize(&sample_block(1));
         let mut bad = raw[..80].to_vec();

@@ -5,10 +5,12 @@
 //! parser walks every transaction of a `block`, so blocks are validated and served from the bytes
 //! they arrived in. Full `bitcoin::Transaction`s are built only on request ([`Tx::to_bitcoin`]).
 //!
-//! Refused, as Bitcoin Core refuses them (BIP144): a marker followed by a flag other than 1 (Core's
-//! "unknown transaction optional data", and the empty-vin form `00 00`), a witness serialization
-//! with no inputs, a witness record whose stacks are all empty ("superfluous witness record"),
+//! Refused, as Bitcoin Core refuses them (BIP144): a marker followed by a flag other than 0 or 1
+//! (Core's "unknown transaction optional data"), a witness serialization with no inputs, a witness record whose stacks are all empty ("superfluous witness record"),
 //! non-canonical CompactSizes, truncation; and, stricter than Core, trailing bytes after a `tx`.
+//! Read as Core reads it (differential fuzzing against its parser found the gap): no inputs
+//! followed by a zero, which Core takes for an empty transaction (no inputs, no outputs, then the
+//! lock time) and rejects later, in its checks, as `bad-txns-vin-empty`.
 
 use super::reader::Reader;
 use super::{sha256d, sha256d_parts, DecodeError, MAX_PAYLOAD_BYTES};
@@ -19,8 +21,9 @@ use bitcoin::{Transaction, Txid, Wtxid};
 pub const MIN_INPUT_BYTES: usize = 41;
 /// Smallest output: value (8) + empty script (1).
 pub const MIN_OUTPUT_BYTES: usize = 9;
-/// Smallest transaction this parser accepts: version, one input, no output, locktime.
-pub const MIN_TX_BYTES: usize = 4 + 1 + MIN_INPUT_BYTES + 1 + 4;
+/// Smallest transaction this parser accepts, as Core's: version, no inputs, the zero Core reads
+/// as a flag (the empty form), locktime. A block's transaction count is checked against it.
+pub const MIN_TX_BYTES: usize = 4 + 1 + 1 + 4;
 /// Longest script or witness item; nothing longer fits in a message anyway.
 pub const MAX_FIELD_BYTES: usize = MAX_PAYLOAD_BYTES as usize;
 
@@ -90,8 +93,22 @@ pub fn parse_tx(r: &mut Reader<'_>) -> Result<TxSpan, DecodeError> {
     let mut n_in = r.count(usize::MAX, MIN_INPUT_BYTES)?;
     let witness = n_in == 0;
     if witness {
-        if r.u8()? != 1 {
-            return Err(DecodeError::InvalidValue);
+        match r.u8()? {
+            1 => {}
+            // No inputs and a zero "flag": Core reads this as a transaction with no inputs and no
+            // outputs (the zero was its output count) and rejects it later as consensus-invalid
+            // (`bad-txns-vin-empty`), so it must decode here too rather than count as malformed.
+            0 => {
+                let io_end = r.position();
+                r.skip(4)?;
+                return Ok(TxSpan {
+                    start: start as u32,
+                    io_start: io_start as u32,
+                    io_end: io_end as u32,
+                    end: r.position() as u32,
+                });
+            }
+            _ => return Err(DecodeError::InvalidValue),
         }
         io_start = r.position();
         n_in = r.count(usize::MAX, MIN_INPUT_BYTES)?;
@@ -224,6 +241,18 @@ impl Tx {
 
     /// Builds the rust-bitcoin transaction (allocates every script and witness).
     pub fn to_bitcoin(&self) -> Result<Transaction, DecodeError> {
+        if self.span.io_end - self.span.io_start == 2 && !self.span.has_witness() && self.raw.len() == 10 {
+            // No inputs, no outputs: rust-bitcoin takes the `00 00` for a segwit marker with flag 0
+            // and refuses it; Core reads an empty transaction (which its checks then reject).
+            let version = i32::from_le_bytes([self.raw[0], self.raw[1], self.raw[2], self.raw[3]]);
+            let lock_time = u32::from_le_bytes([self.raw[6], self.raw[7], self.raw[8], self.raw[9]]);
+            return Ok(Transaction {
+                version: bitcoin::transaction::Version(version),
+                lock_time: bitcoin::absolute::LockTime::from_consensus(lock_time),
+                input: Vec::new(),
+                output: Vec::new(),
+            });
+        }
         bitcoin::consensus::deserialize(&self.raw).map_err(|_| DecodeError::InvalidValue)
     }
 
@@ -287,13 +316,39 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_flag_other_than_one_is_invalid() {
-        for flag in [0u8, 2, 3] {
+    fn a_flag_other_than_zero_or_one_is_invalid() {
+        for flag in [2u8, 3, 0xff] {
             let mut b = segwit_bytes();
             assert_eq!((b[4], b[5]), (0, 1));
             b[5] = flag;
             assert_eq!(Tx::decode(&b), Err(DecodeError::InvalidValue), "flag {flag}");
         }
+    }
+
+    #[test]
+    fn no_inputs_then_a_zero_is_the_empty_transaction_core_reads() {
+        // Found by the tx_diff fuzz target: version, 0 inputs, a zero, lock time, one byte more.
+        // Core's parser reads an empty transaction and ignores the last byte; oni called it
+        // malformed, so the two disagreed on what the message meant.
+        let payload = vec![0x02, 0x00, 0x00, 0xff, 0x00, 0x00, 0x39, 0x02, 0x1d, 0x26, 0x2f];
+        let (tx, ignored) = Tx::decode_message(payload.clone()).expect("Core reads it");
+        assert_eq!((tx.raw(), ignored), (&payload[..10], 1));
+        assert!(!tx.span().has_witness());
+        assert_eq!(tx.weight(), 40);
+        let built = tx.to_bitcoin().expect("an empty transaction");
+        assert!(built.input.is_empty() && built.output.is_empty());
+        assert_eq!(built.version.0, i32::from_le_bytes([0x02, 0x00, 0x00, 0xff]));
+        assert_eq!(built.lock_time.to_consensus_u32(), u32::from_le_bytes([0x39, 0x02, 0x1d, 0x26]));
+        assert_eq!(built.compute_txid(), tx.txid());
+        assert_eq!(tx.wtxid().to_byte_array(), tx.txid().to_byte_array());
+        // Its checks then reject it as Core's do.
+        assert_eq!(crate::mempool::policy::check_transaction(&built), Err(crate::mempool::policy::TxReject::VinEmpty));
+        // A segwit transaction whose flag was zeroed reads the same way: what follows the lock
+        // time is ignored in a `tx` message (and refused when a whole payload must be one tx).
+        let mut b = segwit_bytes();
+        b[5] = 0;
+        assert_eq!(Tx::decode_message(b.clone()).map(|(t, _)| t.raw().len()), Ok(10));
+        assert_eq!(Tx::decode(&b), Err(DecodeError::TrailingBytes));
     }
 
     #[test]
