@@ -205,6 +205,24 @@ fn sigop_cost_counts_legacy_p2sh_and_witness_sigops_as_core_does() {
 }
 
 #[test]
+fn a_p2sh_scriptsig_with_a_non_push_opcode_counts_no_redeem_script_sigops_as_core() {
+    // Found by the tx_diff fuzz target: rust-bitcoin counts the last push's sigops whatever else
+    // the scriptSig holds; Core's GetP2SHSigOpCount returns 0 at the first opcode above OP_16.
+    let (mut t, coins) = p2sh_spend(&[0xac]);
+    assert_eq!(sigop_cost(&t, &coins), 4);
+    let mut sig = vec![0xfb]; // an opcode above OP_16, then the same push of CHECKSIG
+    sig.extend_from_slice(t.input[0].script_sig.as_bytes());
+    t.input[0].script_sig = ScriptBuf::from_bytes(sig);
+    assert_eq!(sigop_cost(&t, &coins), 0);
+    // OP_1..OP_16 are pushes for this rule: the redeem script still counts.
+    let (mut t, coins) = p2sh_spend(&[0xac]);
+    let mut sig = vec![0x60]; // OP_16
+    sig.extend_from_slice(t.input[0].script_sig.as_bytes());
+    t.input[0].script_sig = ScriptBuf::from_bytes(sig);
+    assert_eq!(sigop_cost(&t, &coins), 4);
+}
+
+#[test]
 fn sigop_cost_of_16000_is_standard_and_16001_is_not() {
     // 800 bare CHECKMULTISIGs in a witness script count 20 each: 16,000 at witness scale.
     let ws = vec![0xae; 800];
