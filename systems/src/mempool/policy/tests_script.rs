@@ -74,6 +74,9 @@ fn sigops_are_counted_as_core_counts_them() {
     assert_eq!(sigop_count(&[0xac, 0xad, 0xae], false), 22);
     assert_eq!(sigop_count(&[0x52, 0xae, 0x60, 0xaf], true), 18);
     assert_eq!(sigop_count(&[0x52, 0xae], false), 20);
+    // Found by the tx_diff fuzz target against rust-bitcoin, which keeps OP_7 as "last" across
+    // the CHECKMULTISIGs that follow it (7 each): for Core each opcode is the next one's "last".
+    assert_eq!(sigop_count(&[0x57, 0xaf, 0xaf, 0xaf], true), 7 + 20 + 20);
     assert_eq!(sigop_count(&[0x01, 0xac, 0xac], false), 1); // the first 0xac is pushed data
     assert_eq!(sigop_count(&[0xac, 0x4c, 0x05, 0xac], false), 1); // stops at the truncated push
                                                                   // P2SH: the last push is the redeem script; a non-push scriptSig counts nothing.
