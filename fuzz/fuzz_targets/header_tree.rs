@@ -49,7 +49,14 @@ fn pick(tree: &HeaderTree, sel: u16) -> BlockIdx {
 }
 
 /// A header on `parent` with its proof of work ground; `None` when none of the tries passed.
-fn grind(params: &ChainParams, prev: &BlockHash, version: i32, time: u32, bits: u32, salt: [u8; 8]) -> Option<[u8; 80]> {
+fn grind(
+    params: &ChainParams,
+    prev: &BlockHash,
+    version: i32,
+    time: u32,
+    bits: u32,
+    salt: [u8; 8],
+) -> Option<[u8; 80]> {
     let mut raw = [0u8; HEADER_BYTES];
     raw[0..4].copy_from_slice(&version.to_le_bytes());
     raw[4..36].copy_from_slice(prev.as_byte_array());

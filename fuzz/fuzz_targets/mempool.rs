@@ -168,8 +168,12 @@ impl Run {
             Err(e) => {
                 let full = e == AcceptError::Reject(TxReject::MempoolFull);
                 if !full {
-                    let after =
-                        (self.pool.len(), self.pool.usage_bytes(), self.pool.next_sequence(), self.pool.total_fee_sat());
+                    let after = (
+                        self.pool.len(),
+                        self.pool.usage_bytes(),
+                        self.pool.next_sequence(),
+                        self.pool.total_fee_sat(),
+                    );
                     assert_eq!(before, after, "a refused transaction ({e:?}) changed the pool");
                 }
                 assert!(self.pool.get(&txid).is_none() || !full);
@@ -324,7 +328,10 @@ impl Run {
                     "a pooled input is neither a chain coin nor a pooled output"
                 );
             }
-            assert!(!self.coins.0.contains_key(&OutPoint { txid: e.txid, vout: 0 }), "a confirmed transaction is pooled");
+            assert!(
+                !self.coins.0.contains_key(&OutPoint { txid: e.txid, vout: 0 }),
+                "a confirmed transaction is pooled"
+            );
             assert!(e.entered_ms >= cutoff, "an expired entry stayed");
         }
         assert!(self.pool.min_feerate(self.now_ms) >= self.pool.limits().min_relay_feerate);
@@ -336,7 +343,8 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
     let mut coins = Coins::default();
     for (i, v) in setup.coin_values.iter().enumerate() {
         let o = OutPoint { txid: Txid::from_byte_array([i as u8 + 1; 32]), vout: i as u32 % 2 };
-        let output = TxOut { value: Amount::from_sat(10_000 + *v as u64 * 50), script_pubkey: p2wpkh([i as u8, 9, 9, 9]) };
+        let output =
+            TxOut { value: Amount::from_sat(10_000 + *v as u64 * 50), script_pubkey: p2wpkh([i as u8, 9, 9, 9]) };
         coins.0.insert(o, Coin { output, height: 1, coinbase: false });
     }
     let one = usage_of(&spend(&[OutPoint::null()], &[1], [0; 4], true));

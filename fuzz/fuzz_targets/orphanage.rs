@@ -165,7 +165,8 @@ impl Run {
     }
 
     fn block(&mut self, include: &[u8], spend: &[Prev]) {
-        let mut txs: Vec<Transaction> = include.iter().take(8).filter_map(|&s| self.orphan(s)).map(|t| (*t).clone()).collect();
+        let mut txs: Vec<Transaction> =
+            include.iter().take(8).filter_map(|&s| self.orphan(s)).map(|t| (*t).clone()).collect();
         for (k, p) in spend.iter().take(8).enumerate() {
             let o = self.outpoint(*p);
             txs.push(make(&[o], 1, 0, [0xbb, k as u8]));
@@ -189,7 +190,10 @@ impl Run {
         let mut want: Vec<(u64, Wtxid)> = Vec::new();
         for t in &self.made {
             let w = t.compute_wtxid();
-            if self.o.contains(&w) && t.input.iter().any(|i| i.previous_output.txid == txid) && !want.iter().any(|x| x.1 == w) {
+            if self.o.contains(&w)
+                && t.input.iter().any(|i| i.previous_output.txid == txid)
+                && !want.iter().any(|x| x.1 == w)
+            {
                 want.push((self.arrival[&w].1, w));
             }
         }
@@ -236,7 +240,10 @@ fn make(prevouts: &[OutPoint], outputs: usize, heavy: usize, tag: [u8; 2]) -> Tr
                 h[0] = tag[0];
                 h[1] = tag[1];
                 h[2] = i as u8;
-                TxOut { value: Amount::from_sat(1_000), script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array(h)) }
+                TxOut {
+                    value: Amount::from_sat(1_000),
+                    script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array(h)),
+                }
             })
             .collect(),
     }

@@ -128,13 +128,15 @@ fuzz_target!(|input: (u64, Vec<Op>)| {
                     // Within a step in-flight counts only rise, but for timeouts: with none, a peer
                     // under the cap now was under it when this request was chosen.
                     let m = anns.get_mut(&r.hash).expect("asked for an untracked transaction");
-                    let pref_ready = m
-                        .iter()
-                        .any(|(q, a)| a.preferred && !a.done && a.ready_ms <= now && t.in_flight(*q) < cap);
+                    let pref_ready =
+                        m.iter().any(|(q, a)| a.preferred && !a.done && a.ready_ms <= now && t.in_flight(*q) < cap);
                     let a = m.get_mut(&r.peer).expect("asked a peer that did not announce it");
                     assert!(!a.done, "asked a peer again for the same transaction");
                     assert!(a.ready_ms <= now, "asked before the announcement's delay was over");
-                    assert!(a.preferred || !quiet || !pref_ready, "a non-preferred peer asked while a preferred one was ready");
+                    assert!(
+                        a.preferred || !quiet || !pref_ready,
+                        "a non-preferred peer asked while a preferred one was ready"
+                    );
                     a.done = true;
                     assert!(t.in_flight(r.peer) <= cap, "asked a peer at its in-flight cap");
                 }
