@@ -466,6 +466,48 @@ impl HeaderTree {
         }
     }
 
+    /// Panics with a message when the tree contradicts itself: the index and the entries disagree,
+    /// an entry's height or chainwork does not follow from its parent's, a child of a failed entry
+    /// is not marked failed, the best chain is not the chain from genesis to the best header, or
+    /// a valid entry has more work than the best header. O(n); for tests and the fuzz targets.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        assert_eq!(self.index.len(), self.entries.len(), "index and entries differ in size");
+        for (i, e) in self.entries.iter().enumerate() {
+            assert_eq!(self.index.get(&e.hash), Some(&(i as BlockIdx)), "entry {i} is not indexed at its place");
+            if i == 0 {
+                assert_eq!((e.parent, e.height), (NO_PARENT, 0), "genesis");
+                continue;
+            }
+            assert!((e.parent as usize) < i, "entry {i}'s parent {} comes after it", e.parent);
+            let p = &self.entries[e.parent as usize];
+            assert_eq!(e.height, p.height + 1, "entry {i}'s height");
+            assert!(e.chainwork > p.chainwork, "entry {i} has no more work than its parent");
+            if p.status & status::FAILED_ANY != 0 {
+                assert!(e.status & status::FAILED_ANY != 0, "entry {i}'s parent failed but it is not marked");
+            }
+        }
+        let best = self.best_entry();
+        assert_eq!(self.active.len(), best.height as usize + 1, "best chain length");
+        assert_eq!(self.active.last(), Some(&self.best), "best chain ends at the best header");
+        for (h, &idx) in self.active.iter().enumerate() {
+            let e = self.entry(idx);
+            assert_eq!(e.height as usize, h, "best chain entry at height {h}");
+            if h > 0 {
+                assert_eq!(e.parent, self.active[h - 1], "best chain broken at height {h}");
+            }
+        }
+        if self.best != 0 {
+            assert_eq!(best.status & status::FAILED_ANY, 0, "the best header is invalid");
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.status & status::FAILED_ANY == 0 {
+                assert!(e.chainwork <= best.chainwork, "entry {i} has more work than the best header");
+            }
+        }
+        assert!((self.validated_tip as usize) < self.entries.len(), "validated tip out of range");
+    }
+
     /// Heap bytes held (entries, index and best chain), for memory bounds.
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()

@@ -36,6 +36,7 @@ fn the_fixture_chain_is_accepted_in_full_with_cores_tip_and_chainwork() {
     // a header seen again is not new
     let raw = header_of(&chain_blocks()[5]);
     assert_eq!(t.accept(&raw, block_hash(&raw), &p, AFTER_FIXTURE_S), Ok((6, false)));
+    t.check_invariants();
 }
 
 #[test]
@@ -51,6 +52,7 @@ fn the_heavier_fork_becomes_best_and_invalidating_it_switches_back() {
     assert_eq!(t.best_entry().height, 2101);
     assert_eq!(t.best_entry().chainwork, Work::from_be_bytes(U256([0x106c, 0, 0, 0]).to_be_bytes()));
     assert_ne!(t.active_at(2095), Some(old_2095), "the best chain now runs through the fork");
+    t.check_invariants();
     assert_eq!(t.ancestor(t.best(), 2094), t.active_at(2094));
     assert_eq!(t.fork_point_with_active(old_2095), t.active_at(2094).unwrap());
     // the fork's first block is invalid: its descendants go with it, the old chain is best again
@@ -58,6 +60,7 @@ fn the_heavier_fork_becomes_best_and_invalidating_it_switches_back() {
     t.invalidate(fork_first);
     assert_eq!(t.best_entry().hash.to_string(), FIXTURE_TIP);
     assert_eq!(t.active_at(2095), Some(old_2095));
+    t.check_invariants();
     let fork_tip = t.get(&block_hash(&header_of(&fork_blocks()[6]))).unwrap();
     assert_eq!(t.entry(fork_tip).status & status::FAILED_PARENT, status::FAILED_PARENT);
     // a header on an invalid parent is refused
@@ -112,6 +115,7 @@ fn unconnecting_and_future_headers_are_refused_without_being_stored() {
         Err(HeaderInvalid::Pow(_)) | Err(HeaderInvalid::BadDifficulty)
     ));
     assert_eq!(t.len(), 1);
+    t.check_invariants();
 }
 
 #[test]
@@ -127,7 +131,9 @@ fn equal_work_keeps_the_first_seen_and_more_work_reorgs() {
         t.accept(r, block_hash(r), &p, AFTER_FIXTURE_S).unwrap();
     }
     assert_eq!(t.best_entry().hash, block_hash(&a[2]), "a tie keeps the first seen");
+    t.check_invariants();
     t.accept(&b[3], block_hash(&b[3]), &p, AFTER_FIXTURE_S).unwrap();
     assert_eq!(t.best_entry().hash, block_hash(&b[3]));
     assert_eq!(t.active_at(1), t.get(&block_hash(&b[0])));
+    t.check_invariants();
 }

@@ -62,6 +62,7 @@ fn cores_mempool_enters_in_file_order_and_a_child_first_is_an_orphan() {
         run(&mut pool, tx, &SkipScripts, false).unwrap();
     }
     assert_eq!(pool.len(), 53);
+    pool.check_invariants();
     assert_eq!(
         run(&mut pool, &txs[0], &SkipScripts, false).unwrap_err(),
         AcceptError::Reject(TxReject::AlreadyInMempool)
@@ -138,6 +139,7 @@ fn a_replacement_paying_more_takes_the_originals_place() {
     assert_eq!(done.replaced.len(), 1);
     assert!(pool.get(&tx.compute_txid()).is_none());
     assert!(pool.get(&better.compute_txid()).is_some());
+    pool.check_invariants();
     // The original cannot come back: it pays less than what now holds its inputs.
     assert_eq!(run(&mut pool, &tx, &SkipScripts, false).unwrap_err(), AcceptError::Reject(TxReject::InsufficientFee));
 }

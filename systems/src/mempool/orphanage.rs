@@ -449,6 +449,50 @@ impl Orphanage {
         self.expired_total
     }
 
+    /// Panics with a message when the orphanage contradicts itself: recomputes every per-peer
+    /// charge, total and index from the stored orphans alone and compares, and checks both global
+    /// bounds hold. O(n log n); for tests and the fuzz targets.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let mut peers: BTreeMap<Entity, PeerUsage> = BTreeMap::new();
+        let mut prevouts = BTreeSet::new();
+        let (mut weight, mut input_score, mut anns) = (0, 0, 0);
+        for (w, e) in &self.entries {
+            assert_eq!(*w, e.tx.compute_wtxid(), "orphan keyed by another wtxid");
+            assert!(!e.announcers.is_empty(), "an orphan without announcers must have left");
+            assert_eq!(e.weight, e.tx.weight().to_wu(), "orphan {w}'s weight");
+            assert!(e.weight <= self.limits.max_orphan_weight, "orphan {w} over the weight limit");
+            assert_eq!(e.input_score, e.tx.input.len() as u64 / INPUTS_PER_LATENCY_POINT, "orphan {w}'s input score");
+            assert!(e.seq < self.next_seq, "sequence from the future");
+            weight += e.weight;
+            input_score += e.input_score;
+            prevouts.extend(e.tx.input.iter().map(|i| (i.previous_output, *w)));
+            assert_eq!(self.by_expiry.get(&(e.expires_ms, e.seq)), Some(w), "expiry index misses {w}");
+            for (i, &(p, s)) in e.announcers.iter().enumerate() {
+                assert!(s >= e.seq, "announcement before the orphan arrived");
+                assert!(
+                    e.announcers[..i].iter().all(|(q, t)| *q != p && *t < s),
+                    "announcers of {w} repeat or are out of order"
+                );
+                anns += 1;
+                assert_eq!(self.by_peer.get(&(p, s)), Some(w), "peer index misses an announcement of {w}");
+                let u = peers.entry(p).or_default();
+                u.announcements += 1;
+                u.weight += e.weight;
+                u.latency_score += e.latency_score();
+            }
+        }
+        assert_eq!(self.peers, peers, "per-peer charges");
+        assert_eq!(self.by_prevout, prevouts, "outpoint index");
+        assert_eq!(self.by_peer.len() as u64, anns, "peer index size");
+        assert_eq!(self.announcements, anns, "announcement count");
+        assert_eq!(self.by_expiry.len(), self.entries.len(), "expiry index size");
+        assert_eq!(self.total_weight, weight, "total weight");
+        assert_eq!(self.input_score_total, input_score, "input score total");
+        assert!(self.latency_score() <= self.limits.max_latency_score, "latency bound: {}", self.latency_score());
+        assert!(self.total_weight() <= self.max_total_weight(), "weight bound: {}", self.total_weight());
+    }
+
     fn take_seq(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;

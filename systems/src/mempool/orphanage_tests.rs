@@ -66,36 +66,9 @@ fn wtxid(tx: &Transaction) -> Wtxid {
     tx.compute_wtxid()
 }
 
-/// Recomputes every counter and index from the stored orphans and checks the bounds hold.
+/// Every counter, index and bound (see [`Orphanage::check_invariants`]).
 fn check(o: &Orphanage) {
-    let mut peers: BTreeMap<Entity, PeerUsage> = BTreeMap::new();
-    let mut prevouts = BTreeSet::new();
-    let (mut weight, mut input_score, mut anns) = (0, 0, 0);
-    for (w, e) in &o.entries {
-        assert_eq!(*w, e.tx.compute_wtxid());
-        assert!(!e.announcers.is_empty(), "an orphan without announcers must have left");
-        weight += e.weight;
-        input_score += e.input_score;
-        prevouts.extend(e.tx.input.iter().map(|i| (i.previous_output, *w)));
-        assert_eq!(o.by_expiry.get(&(e.expires_ms, e.seq)), Some(w));
-        for &(p, s) in &e.announcers {
-            anns += 1;
-            assert_eq!(o.by_peer.get(&(p, s)), Some(w));
-            let u = peers.entry(p).or_default();
-            u.announcements += 1;
-            u.weight += e.weight;
-            u.latency_score += e.latency_score();
-        }
-    }
-    assert_eq!(o.peers, peers);
-    assert_eq!(o.by_prevout, prevouts);
-    assert_eq!(o.by_peer.len() as u64, anns);
-    assert_eq!(o.announcements, anns);
-    assert_eq!(o.by_expiry.len(), o.entries.len());
-    assert_eq!(o.total_weight, weight);
-    assert_eq!(o.input_score_total, input_score);
-    assert!(o.latency_score() <= o.limits.max_latency_score, "latency bound: {}", o.latency_score());
-    assert!(o.total_weight() <= o.max_total_weight(), "weight bound: {}", o.total_weight());
+    o.check_invariants();
 }
 
 /// Output count giving the heaviest one-input orphan within `max_wu` (each extra P2WPKH output

@@ -567,6 +567,55 @@ impl Mempool {
         Some(now_ms.saturating_sub(e.entered_ms))
     }
 
+    /// Panics with a message when the pool contradicts itself: recomputes from the entries alone
+    /// the totals, the wtxid, spender and eviction indexes, every parent/child link and every
+    /// descendant fee and size, and compares. O(n × package); for tests and the fuzz targets.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let (mut usage, mut vsize, mut fee, mut inputs) = (0usize, 0u64, 0u64, 0usize);
+        for (txid, e) in &self.entries {
+            assert_eq!(*txid, e.txid, "entry keyed by another txid");
+            assert_eq!(e.txid, e.tx.compute_txid(), "entry's txid");
+            assert_eq!(e.wtxid, e.tx.compute_wtxid(), "entry's wtxid");
+            assert_eq!(self.by_wtxid.get(&e.wtxid), Some(txid), "wtxid index misses {txid}");
+            assert!(e.sequence < self.next_sequence, "sequence from the future");
+            usage += e.usage_bytes;
+            vsize += e.vsize;
+            fee += e.fee_sat;
+            let mut parents: Vec<Txid> = Vec::new();
+            for input in &e.tx.input {
+                inputs += 1;
+                assert_eq!(self.spent_by.get(&input.previous_output), Some(txid), "spender index of {txid}");
+                let p = input.previous_output.txid;
+                if self.entries.contains_key(&p) && !parents.contains(&p) {
+                    parents.push(p);
+                }
+            }
+            let mut have: Vec<Txid> = e.parents.to_vec();
+            have.sort();
+            parents.sort();
+            assert_eq!(have, parents, "parents of {txid}");
+            for p in &e.parents {
+                let pe = &self.entries[p];
+                assert_eq!(pe.children.iter().filter(|c| *c == txid).count(), 1, "{p} lists child {txid} once");
+                assert!(pe.sequence < e.sequence, "parent {p} arrived after its child {txid}");
+            }
+            for c in &e.children {
+                let ce = self.entries.get(c).unwrap_or_else(|| panic!("child {c} of {txid} not pooled"));
+                assert!(ce.parents.contains(txid), "child {c} does not list parent {txid}");
+            }
+            let desc = self.descendants(txid);
+            let desc_fee: u64 = desc.iter().map(|d| self.entries[d].fee_sat).sum::<u64>() + e.fee_sat;
+            let desc_vsize: u64 = desc.iter().map(|d| self.entries[d].vsize).sum::<u64>() + e.vsize;
+            assert_eq!((e.desc_fee_sat, e.desc_vsize), (desc_fee, desc_vsize), "package figures of {txid}");
+            assert!(self.by_evict.contains(&evict_key(e)), "eviction index misses {txid}");
+        }
+        assert_eq!(self.by_wtxid.len(), self.entries.len(), "wtxid index size");
+        assert_eq!(self.spent_by.len(), inputs, "spender index size (two entries spend one output?)");
+        assert_eq!(self.by_evict.len(), self.entries.len(), "eviction index size");
+        assert_eq!((self.usage_bytes, self.total_vsize, self.total_fee_sat), (usage, vsize, fee), "totals");
+    }
+
     /// Number of in-pool ancestors of a pooled transaction (announcement order: parents first).
     pub fn ancestor_count(&self, txid: &Txid) -> usize {
         self.ancestors(txid).len()

@@ -57,6 +57,7 @@ fn parents_and_children_are_linked_and_package_figures_add_up() {
     assert_eq!(pool.spender(&out(&parent, 1)), None);
     assert_eq!(pool.total_fee_sat(), 1_000);
     assert_eq!(pool.removed[Removal::Replaced as usize], 2);
+    pool.check_invariants();
 }
 
 #[test]
@@ -81,6 +82,7 @@ fn a_full_pool_evicts_the_lowest_package_feerate_and_raises_its_floor() {
     assert!(pool.usage_bytes() <= pool.limits().max_bytes);
     // The floor is the last evicted package's feerate (2,000 sat/kvB) plus the increment.
     assert_eq!(pool.min_feerate(0), 2_100);
+    pool.check_invariants();
 }
 
 #[test]
@@ -100,6 +102,7 @@ fn the_floor_decays_only_after_a_block_and_halves_per_half_life() {
     assert!((50_040..=50_060).contains(&later), "halved: {later}");
     // Far later it falls below half the increment and resets to the relay floor.
     assert_eq!(pool.min_feerate(day + 40 * ROLLING_FEE_HALFLIFE_MS), 100);
+    pool.check_invariants();
 }
 
 #[test]
@@ -122,6 +125,7 @@ fn a_block_removes_what_it_confirms_and_what_conflicts_with_it() {
     assert!(c.parents.is_empty(), "its parent is in the chain now");
     assert_eq!(pool.removed[Removal::Block as usize], 1);
     assert_eq!(pool.removed[Removal::Conflict as usize], 2);
+    pool.check_invariants();
 }
 
 #[test]
@@ -144,6 +148,7 @@ fn replacement_must_pay_more_and_at_a_higher_feerate() {
     // Spending the output of what it replaces is refused.
     let ancestors = [o].into_iter().collect();
     assert_eq!(pool.check_replacement(9_999, 100, &conflicts, &ancestors), Err(PoolRefusal::SpendsConflicting));
+    pool.check_invariants();
 }
 
 #[test]
@@ -161,6 +166,7 @@ fn a_replacement_may_evict_at_most_one_hundred() {
         pool.check_replacement(1_000_000, 100, &conflicts, &AHashSet::new()),
         Err(PoolRefusal::TooManyReplacements)
     );
+    pool.check_invariants();
 }
 
 #[test]
@@ -189,6 +195,7 @@ fn chains_stop_at_twenty_five() {
     }
     let anc = pool.ancestors_of_inputs([out(&parent, 29)].iter());
     assert_eq!(pool.check_chain_limits(&anc, &AHashSet::new()), Err(PoolRefusal::ChainTooLong));
+    pool.check_invariants();
 }
 
 #[test]
@@ -202,4 +209,5 @@ fn old_transactions_expire_with_their_descendants() {
     assert_eq!(pool.expire(expiry), 0, "exactly at the expiry it stays");
     assert_eq!(pool.expire(expiry + 1), 2);
     assert_eq!(pool.len(), 1);
+    pool.check_invariants();
 }

@@ -123,6 +123,40 @@ impl TxRequests {
         self.txs.is_empty()
     }
 
+    /// Panics with a message when the tracker contradicts itself: each peer's announced set is
+    /// exactly the transactions listing it as announcer, its in-flight count is the number of
+    /// transactions requested from it, a request goes to an announcer that has not answered, no
+    /// peer announces one transaction twice or more than [`MAX_PEER_ANNOUNCEMENTS`] in all, and
+    /// every tracked transaction has a wake-up queued (none is stranded). For tests and fuzzing.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let mut announced: AHashMap<Entity, AHashSet<[u8; 32]>> = AHashMap::new();
+        let mut in_flight: AHashMap<Entity, usize> = AHashMap::new();
+        let queued: AHashSet<&[u8; 32]> = self.wake.values().flatten().collect();
+        for (hash, e) in &self.txs {
+            for a in &e.anns {
+                assert!(self.peers.contains_key(&a.peer), "announcer {:?} has no load entry", a.peer);
+                assert!(announced.entry(a.peer).or_default().insert(*hash), "{:?} announced a hash twice", a.peer);
+            }
+            if let Some((peer, expiry)) = e.requested {
+                *in_flight.entry(peer).or_default() += 1;
+                assert!(
+                    e.anns.iter().any(|a| a.peer == peer && !a.completed),
+                    "requested from {peer:?}, which did not announce it or already answered"
+                );
+                assert!(self.wake.get(&expiry).is_some_and(|v| v.contains(hash)), "no wake-up at the request's expiry");
+            }
+            assert!(queued.contains(hash), "a tracked transaction has no wake-up queued");
+        }
+        for (peer, load) in &self.peers {
+            let expected = announced.remove(peer).unwrap_or_default();
+            assert_eq!(load.hashes, expected, "{peer:?}'s announced set");
+            assert!(load.hashes.len() <= MAX_PEER_ANNOUNCEMENTS, "{peer:?} over the announcement limit");
+            assert_eq!(load.in_flight, in_flight.remove(peer).unwrap_or(0), "{peer:?}'s in-flight count");
+        }
+        assert!(announced.is_empty() && in_flight.is_empty(), "announcers without a load entry");
+    }
+
     /// Records that `peer` announced `hash`. `delay_ms` carries the caller's delays (inbound, txid
     /// while wtxid peers exist); an overloaded peer's delay is added here.
     pub fn announce(

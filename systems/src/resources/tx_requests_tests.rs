@@ -35,6 +35,7 @@ fn one_request_per_tx_preferred_first_then_the_next_on_timeout() {
     t.response(p[0], &h(1), 60_002);
     t.step(60_002);
     assert!(t.is_empty(), "every announcer answered: forgotten");
+    t.check_invariants();
 }
 
 #[test]
@@ -44,6 +45,7 @@ fn inbound_announcements_wait_their_delay() {
     t.announce(p[0], h(2), true, false, 1_000, NONPREF_DELAY_MS);
     assert!(t.step(2_999).is_empty());
     assert_eq!(t.step(3_000).len(), 1);
+    t.check_invariants();
 }
 
 #[test]
@@ -61,6 +63,7 @@ fn a_peer_is_capped_at_5000_announcements_and_100_in_flight() {
         t.response(p[0], &h(i), 600);
     }
     assert_eq!(t.step(2_000).len(), 10);
+    t.check_invariants();
 }
 
 #[test]
@@ -74,6 +77,7 @@ fn a_disconnect_moves_its_requests_on_and_frees_its_load() {
     assert!(t.step(100).is_empty(), "the inbound one is still delayed");
     assert_eq!(t.step(2_000)[0].peer, p[1]);
     assert_eq!(t.announced_by(p[0]), 0);
+    t.check_invariants();
 }
 
 #[test]
@@ -87,4 +91,5 @@ fn forgetting_a_tx_clears_it_for_every_peer() {
     assert!(t.is_empty());
     assert_eq!(t.in_flight(p[0]) + t.in_flight(p[1]), 0);
     assert!(t.step(100_000).is_empty());
+    t.check_invariants();
 }
