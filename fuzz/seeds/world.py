@@ -13,7 +13,10 @@ CMD = {n: i for i, n in enumerate(
 DIR = {"inbound": 0, "full": 1, "blockonly": 2, "feeler": 3, "manual": 4}
 
 chain = [bytes.fromhex(l) for l in open(f"{FIX}/chain.hex").read().split()]
-mempool = [bytes.fromhex(l) for l in open(f"{FIX}/mempool.hex").read().split()]
+# Lock times zeroed: the wallet set them to the fixture's tip height (anti fee sniping), so on a
+# fresh world they are non-final and never reach the orphanage. Signatures break; orphan handling
+# comes before script checks.
+mempool = [bytes.fromhex(l)[:-4] + bytes(4) for l in open(f"{FIX}/mempool.hex").read().split()]
 sha2 = lambda b: hashlib.sha256(hashlib.sha256(b).digest()).digest()
 GENESIS = bytes.fromhex("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")[::-1]
 
