@@ -289,6 +289,11 @@ impl TestNode {
         })
     }
 
+    /// Asserts the memory table's bounds and the indexes they count from ([`check_bounds`]).
+    pub fn check_bounds(&mut self) {
+        check_bounds(&mut self.world);
+    }
+
     /// Connects an inbound peer and completes the modern handshake; clears what it was sent.
     pub fn ready_inbound(&mut self, addr: &str) -> ConnId {
         let conn = self.connect_inbound(addr);
@@ -303,3 +308,151 @@ impl TestNode {
 
 /// Bytes of one frame header, re-exported for tests that count.
 pub const FRAME_HEADER_BYTES: usize = HEADER_LEN;
+
+/// Asserts every per-peer and node-wide bound of the memory table (benches/REPORT-memory.md) that
+/// lives in the world, as it must hold after any tick, and the consistency of the indexes the
+/// bounds are counted from; panics naming the bound that does not hold. For unit tests and the
+/// `world` fuzz target (which calls it after every tick of arbitrary peer input).
+#[doc(hidden)]
+pub fn check_bounds(world: &mut World) {
+    use crate::chain::{PeerBlocks, ServeQueue, SyncConfig};
+    use crate::components::{Disconnect, Received, RecvBuffer, SendQueue, Socket, TxInventory};
+    use crate::mempool::intake::{TxIntake, TX_INTAKE_BYTES_MAX, TX_INTAKE_MAX};
+    use crate::mempool::orphanage::Orphanage;
+    use crate::resources::banlist::{AUTOMATIC_BANS_MAX, DISCOURAGED_MAX};
+    use crate::resources::tx_requests::{TxRequests, MAX_PEER_ANNOUNCEMENTS, MAX_PEER_IN_FLIGHT};
+    use crate::resources::{BanList, BanReason};
+    use crate::systems::{GETDATA_QUEUE_MAX, TO_SEND_MAX};
+    use crate::wire::{MAX_ADDR_ENTRIES, MAX_PAYLOAD_BYTES};
+
+    let limits = world.resource::<Config>().limits.clone();
+    let sync = world.resource::<SyncConfig>().clone();
+    let mut peers = world.query::<(
+        Entity,
+        &Socket,
+        &SendQueue,
+        &RecvBuffer,
+        &Received,
+        &TxInventory,
+        &crate::components::AddrRelay,
+        Option<&ServeQueue>,
+        Option<&PeerBlocks>,
+        Has<Disconnect>,
+    )>();
+    let index = &world.resource::<ConnIndex>().0;
+    let requests = world.resource::<TxRequests>();
+    let mut held_total = 0usize;
+    let mut count = 0usize;
+    for (e, socket, sq, rb, received, inv, addr, serve, blocks, marked) in peers.iter(world) {
+        let conn = socket.conn.0;
+        count += 1;
+        assert!(!marked, "peer {conn}: marked for disconnect but not torn down");
+        assert_eq!(index.get(&socket.conn), Some(&e), "peer {conn}: not in the connection index");
+        // Send: egress drops a peer over its hard bound; the writer takes frames while under its window.
+        assert!(
+            sq.bytes() <= limits.send_queue_bytes_hard,
+            "peer {conn}: send queue {} over the hard bound {}",
+            sq.bytes(),
+            limits.send_queue_bytes_hard
+        );
+        let frame_max = MAX_PAYLOAD_BYTES as usize + HEADER_LEN;
+        assert!(
+            sq.in_writer_bytes < limits.writer_window_bytes + frame_max,
+            "peer {conn}: {} bytes handed to the writer, window {}",
+            sq.in_writer_bytes,
+            limits.writer_window_bytes
+        );
+        held_total += sq.bytes() + sq.in_writer_bytes;
+        // Receive: the buffer counts what it holds, and over its bound the reader is paused.
+        let held: usize = rb.frames.iter().map(|f| f.held_len()).sum();
+        assert_eq!(rb.bytes, held, "peer {conn}: receive buffer counts {} bytes, holds {held}", rb.bytes);
+        assert!(
+            rb.bytes <= limits.recv_buffer_bytes_max || rb.paused,
+            "peer {conn}: receive buffer {} over {} and reading not paused",
+            rb.bytes,
+            limits.recv_buffer_bytes_max
+        );
+        assert!(received.0.is_empty(), "peer {conn}: {} decoded messages outlived the tick", received.0.len());
+        // Per-peer queues of the world.
+        assert!(
+            inv.getdata.len() <= GETDATA_QUEUE_MAX,
+            "peer {conn}: tx getdata queue {} over {GETDATA_QUEUE_MAX}",
+            inv.getdata.len()
+        );
+        assert!(
+            inv.to_send.len() <= 2 * TO_SEND_MAX,
+            "peer {conn}: announcement queue {} over {}",
+            inv.to_send.len(),
+            2 * TO_SEND_MAX
+        );
+        assert!(
+            addr.queued.len() <= MAX_ADDR_ENTRIES,
+            "peer {conn}: address relay queue {} over {MAX_ADDR_ENTRIES}",
+            addr.queued.len()
+        );
+        if let Some(s) = serve {
+            assert!(
+                s.pending.len() <= sync.serve_queue_max,
+                "peer {conn}: block getdata queue {} over {}",
+                s.pending.len(),
+                sync.serve_queue_max
+            );
+            assert!(
+                s.reads.len() <= sync.serve_reads_max,
+                "peer {conn}: {} block reads out, at most {}",
+                s.reads.len(),
+                sync.serve_reads_max
+            );
+        }
+        if let Some(b) = blocks {
+            assert!(
+                b.in_flight.len() <= sync.max_in_flight_per_peer,
+                "peer {conn}: {} blocks in flight, at most {}",
+                b.in_flight.len(),
+                sync.max_in_flight_per_peer
+            );
+        }
+        assert!(
+            requests.announced_by(e) <= MAX_PEER_ANNOUNCEMENTS,
+            "peer {conn}: {} tx announcements tracked, at most {MAX_PEER_ANNOUNCEMENTS}",
+            requests.announced_by(e)
+        );
+        let cap = if requests.in_flight_cap == 0 { MAX_PEER_IN_FLIGHT } else { requests.in_flight_cap };
+        assert!(
+            requests.in_flight(e) <= cap.max(MAX_PEER_IN_FLIGHT),
+            "peer {conn}: {} tx requests in flight, at most {cap}",
+            requests.in_flight(e)
+        );
+    }
+    assert_eq!(index.len(), count, "connection index has {} entries for {count} peers", index.len());
+    assert!(
+        held_total <= limits.send_bytes_total_max,
+        "all send queues hold {held_total}, node-wide bound {}",
+        limits.send_bytes_total_max
+    );
+    // Node-wide structures.
+    let intake = world.resource::<TxIntake>();
+    assert!(intake.len() <= TX_INTAKE_MAX, "tx check queue {} over {TX_INTAKE_MAX}", intake.len());
+    assert!(
+        intake.bytes() <= TX_INTAKE_BYTES_MAX,
+        "tx check queue {} bytes over {TX_INTAKE_BYTES_MAX}",
+        intake.bytes()
+    );
+    let orphans = world.resource::<Orphanage>();
+    assert!(
+        orphans.total_weight() <= orphans.max_total_weight(),
+        "orphanage weight {} over {}",
+        orphans.total_weight(),
+        orphans.max_total_weight()
+    );
+    assert!(
+        orphans.latency_score() <= orphans.limits().max_latency_score,
+        "orphanage latency score {} over {}",
+        orphans.latency_score(),
+        orphans.limits().max_latency_score
+    );
+    let bans = world.resource::<BanList>();
+    assert!(bans.discouraged_len() <= DISCOURAGED_MAX, "{} addresses discouraged", bans.discouraged_len());
+    let automatic = bans.bans().filter(|(_, b)| b.reason == BanReason::Escalated).count();
+    assert!(automatic <= AUTOMATIC_BANS_MAX, "{automatic} automatic bans");
+}

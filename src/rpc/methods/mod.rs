@@ -10,6 +10,10 @@ mod package;
 mod rawtx;
 pub mod values;
 
+/// `addnode`'s address parser, for the `rpc_json` fuzz target.
+#[doc(hidden)]
+pub use net::parse_node;
+
 use super::jsonrpc::{codes, RpcError};
 use super::params::{bind, opt, req, Args, Kind, Param};
 use crate::node::NodeHandle;

@@ -293,8 +293,9 @@ pub async fn disconnectnode(ctx: &Ctx, args: &Args) -> Result<Value, RpcError> {
     Ok(Value::Null)
 }
 
-/// Parses `ip`, `ip:port` or `[ipv6]:port`; no port means the network's.
-fn parse_node(s: &str, default_port: u16) -> Result<SocketAddr, RpcError> {
+/// Parses `ip`, `ip:port` or `[ipv6]:port`; no port means the network's. Public (re-exported from
+/// [`super`]) for the `rpc_json` fuzz target.
+pub fn parse_node(s: &str, default_port: u16) -> Result<SocketAddr, RpcError> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }

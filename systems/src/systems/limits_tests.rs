@@ -230,3 +230,33 @@ fn a_tick_decodes_at_most_a_megabyte_of_medium_frames_node_wide() {
     }
     assert_eq!(node.metrics().unknown_commands, 32, "the rest follow, six a tick");
 }
+
+#[test]
+fn the_memory_bounds_hold_after_every_tick_of_a_flood_from_a_peer_that_never_reads() {
+    let mut node = node_with(Limits {
+        writer_window_bytes: 64,
+        send_queue_bytes_soft: 320,
+        send_queue_bytes_hard: 2_000,
+        recv_buffer_bytes_max: 320,
+        ..Limits::default()
+    });
+    let conn = node.ready_inbound("10.0.0.3:1");
+    node.stall_reader(conn);
+    for i in 0..200 {
+        node.receive(conn, &Message::Ping(i));
+        node.check_bounds();
+    }
+    assert!(node.get::<RecvBuffer>(conn).is_some_and(|rb| rb.paused), "the flood filled its receive buffer");
+}
+
+#[test]
+#[should_panic(expected = "over the hard bound")]
+fn check_bounds_names_a_send_queue_past_its_hard_bound() {
+    let mut node = node_with(Limits { send_queue_bytes_hard: 10_000, ..Limits::default() });
+    let conn = node.ready_inbound("10.0.0.3:1");
+    node.check_bounds();
+    let peer = node.peer(conn).unwrap();
+    let mut sq = node.world.get_mut::<SendQueue>(peer).unwrap();
+    sq.push_frame(crate::wire::Command::Ping, vec![0; 10_001]);
+    node.check_bounds();
+}
