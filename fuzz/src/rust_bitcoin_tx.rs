@@ -67,7 +67,14 @@ pub fn agrees(tx: &Tx, data: &[u8]) {
     let scripts = theirs
         .input
         .iter()
-        .flat_map(|i| std::iter::once(i.script_sig.as_bytes()).chain(i.witness.iter()))
+        .flat_map(|i| {
+            // A P2SH spend's redeem script is the scriptSig's last push.
+            let redeem = match i.script_sig.instructions().filter_map(Result::ok).last() {
+                Some(bitcoin::script::Instruction::PushBytes(p)) => Some(p.as_bytes()),
+                _ => None,
+            };
+            std::iter::once(i.script_sig.as_bytes()).chain(redeem).chain(i.witness.iter())
+        })
         .chain(theirs.output.iter().map(|o| o.script_pubkey.as_bytes()));
     for script in scripts {
         for accurate in [false, true] {
@@ -78,6 +85,11 @@ pub fn agrees(tx: &Tx, data: &[u8]) {
             rust_bitcoin_follows_core &= rb as u32 == core;
         }
     }
+    assert_eq!(
+        sigop_cost(&theirs, &coins),
+        core_sigop_cost(&theirs, &spent),
+        "oni's sigop cost departs from Core's rule"
+    );
     if !duplicate_prevouts && !p2sh_not_push_only && rust_bitcoin_follows_core {
         assert_eq!(
             sigop_cost(&theirs, &coins),
@@ -118,4 +130,72 @@ pub fn core_sigop_count(script: &[u8], accurate: bool) -> u32 {
         last = op;
     }
     n
+}
+
+/// The data of a scriptSig's last push when every opcode is a push (OP_16 or below) and all
+/// parse — Core's IsPushOnly plus the `vData` its P2SH rules take; `None` otherwise.
+fn push_only_last(script: &[u8]) -> Option<&[u8]> {
+    let (mut i, mut last): (usize, &[u8]) = (0, &[]);
+    while i < script.len() {
+        let op = script[i];
+        i += 1;
+        if op > 0x60 {
+            return None;
+        }
+        last = &[];
+        if op <= 0x4e {
+            let (size, width) = match op {
+                0x4c => (*script.get(i)? as usize, 1),
+                0x4d => (script.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)?, 2),
+                0x4e => (script.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)?, 4),
+                _ => (op as usize, 0),
+            };
+            i += width;
+            if script.len() - i < size {
+                return None;
+            }
+            last = &script[i..i + size];
+            i += size;
+        }
+    }
+    Some(last)
+}
+
+/// Core's IsWitnessProgram: 4 to 42 bytes, a version opcode, then one push of the rest.
+fn witness_program(script: &[u8]) -> Option<(u8, &[u8])> {
+    if script.len() < 4 || script.len() > 42 || script[1] as usize + 2 != script.len() {
+        return None;
+    }
+    match script[0] {
+        0 => Some((0, &script[2..])),
+        v @ 0x51..=0x60 => Some((v - 0x50, &script[2..])),
+        _ => None,
+    }
+}
+
+/// Core's GetTransactionSigOpCost with P2SH and witness flags, written out from its definition:
+/// legacy sigops × 4; for non-coinbase spends, P2SH redeem scripts' accurate count × 4 (none
+/// unless the scriptSig is push-only) and witness sigops × 1.
+pub fn core_sigop_cost(tx: &Transaction, spent: &[TxOut]) -> u64 {
+    let legacy: u32 = tx.input.iter().map(|i| core_sigop_count(i.script_sig.as_bytes(), false)).sum::<u32>()
+        + tx.output.iter().map(|o| core_sigop_count(o.script_pubkey.as_bytes(), false)).sum::<u32>();
+    let mut cost = legacy as u64 * 4;
+    if tx.is_coinbase() {
+        return cost;
+    }
+    for (input, prev) in tx.input.iter().zip(spent) {
+        let spk = prev.script_pubkey.as_bytes();
+        let is_p2sh = spk.len() == 23 && spk[0] == 0xa9 && spk[1] == 0x14 && spk[22] == 0x87;
+        let redeem = push_only_last(input.script_sig.as_bytes());
+        if is_p2sh {
+            cost += redeem.map_or(0, |r| core_sigop_count(r, true)) as u64 * 4;
+        }
+        let program = witness_program(spk).or_else(|| if is_p2sh { redeem.and_then(witness_program) } else { None });
+        cost += match program {
+            Some((0, p)) if p.len() == 20 => 1,
+            Some((0, p)) if p.len() == 32 => input.witness.last().map_or(0, |ws| core_sigop_count(ws, true)) as u64,
+            _ => 0,
+        };
+    }
+    cost
 }
