@@ -700,3 +700,19 @@ fn a_consensus_invalid_transaction_is_rejected_and_counted_never_punished_as_cor
     assert_eq!(node.get::<crate::components::Score>(peer).unwrap().points, 0);
     assert_eq!(node.world.resource::<Mempool>().len(), 0);
 }
+
+#[test]
+fn the_empty_transaction_form_is_rejected_as_core_rejects_it_not_dropped_as_malformed() {
+    // Version, no inputs, a zero, lock time: Core reads an empty transaction and its checks refuse
+    // it as bad-txns-vin-empty (no punishment since v30). oni used to drop it as malformed.
+    let mut node = pool_node(PoolLimits::default());
+    let peer = ready_outbound(&mut node, "20.0.0.10:8333", true);
+    let raw = [2u8, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let tx = crate::wire::Tx::decode(&raw).expect("Core's empty form");
+    node.receive(peer, &Message::Tx(tx));
+    node.tick();
+    node.tick();
+    assert_eq!(node.metrics().tx_rejected[TxReject::VinEmpty as usize], 1, "{:?}", node.metrics().tx_rejected);
+    assert_eq!(node.metrics().decode_errors.iter().sum::<u64>(), 0, "not counted malformed");
+    assert_eq!(node.closed_reason(peer), None);
+}
