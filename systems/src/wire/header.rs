@@ -18,6 +18,8 @@ pub struct FrameHeader {
     pub len: u32,
     /// First four bytes of sha256d(payload), checked by the decode system.
     pub checksum: [u8; 4],
+    /// The transport proved the payload intact (a BIP324 packet's tag): there is no checksum.
+    pub authenticated: bool,
 }
 
 impl FrameHeader {
@@ -39,7 +41,7 @@ impl FrameHeader {
             return Err(HeaderError::Oversized);
         }
         let checksum = [bytes[20], bytes[21], bytes[22], bytes[23]];
-        Ok(FrameHeader { command, bad_name, len, checksum })
+        Ok(FrameHeader { command, bad_name, len, checksum, authenticated: false })
     }
 
     /// Writes a header for `command` with the given payload length and checksum.

@@ -15,6 +15,7 @@ mod message;
 mod network;
 pub mod reader;
 pub mod tx;
+pub mod v2;
 
 #[cfg(test)]
 mod fixture_tests;
