@@ -149,6 +149,14 @@ pub struct NodeArgs {
     /// Relay no transactions: peers are told not to announce any (Core's -blocksonly).
     #[arg(long)]
     pub blocksonly: bool,
+    /// Seconds a new connection has to finish its handshake (v2 key exchange, version and verack)
+    /// before it is dropped (Core's -peertimeout; at least 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub peertimeout: u64,
+    /// BIP324 v2 encrypted transport (Core's -v2transport): advertise NODE_P2P_V2, answer v2
+    /// dials, dial v2 to peers that advertise it (once more with v1 if one hangs up on it).
+    #[arg(long, value_name = "BOOL", default_value = "1", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub v2transport: bool,
     /// Lowest feerate the pool accepts and relays, in BTC/kvB (Core's -minrelaytxfee; default
     /// 0.000001).
     #[arg(long, value_name = "BTC/kvB", value_parser = parse_minrelaytxfee)]
@@ -191,6 +199,10 @@ impl NodeArgs {
         cfg.mempool.max_bytes = (self.maxmempool * 1_000_000) as usize;
         if self.blocksonly {
             cfg.config.relay = false;
+        }
+        cfg.config.limits.handshake_timeout_ms = self.peertimeout * 1000;
+        if !self.v2transport {
+            cfg.config.services &= !oni_systems::wire::services::NODE_P2P_V2;
         }
         if let Some(rate) = self.minrelaytxfee {
             cfg.mempool.min_relay_feerate = rate;
@@ -473,6 +485,30 @@ mod tests {
         let cli = Cli::try_parse_from(["oni", "node"]).unwrap();
         let Command::Node(args) = cli.command else { panic!("not node") };
         assert_eq!(args.node_config().minimum_chain_work, None, "the network's by default");
+    }
+
+    #[test]
+    fn v2transport_is_on_by_default_and_off_with_zero() {
+        let on = match Cli::try_parse_from(["oni", "node"]).unwrap().command {
+            Command::Node(a) => a.node_config(),
+            _ => unreachable!(),
+        };
+        assert!(on.config.v2(), "on by default, as in Core");
+        for off in ["--v2transport=0", "--v2transport=false"] {
+            let cfg = match Cli::try_parse_from(["oni", "node", off]).unwrap().command {
+                Command::Node(a) => a.node_config(),
+                _ => unreachable!(),
+            };
+            assert!(!cfg.config.v2(), "{off}");
+            assert_eq!(cfg.config.services & oni_systems::wire::services::NODE_P2P_V2, 0);
+        }
+        assert!(Cli::try_parse_from(["oni", "node", "--v2transport=maybe"]).is_err());
+        assert_eq!(on.config.limits.handshake_timeout_ms, 60_000, "Core's -peertimeout default");
+        let Command::Node(a) = Cli::try_parse_from(["oni", "node", "--peertimeout", "3"]).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(a.node_config().config.limits.handshake_timeout_ms, 3_000);
+        assert!(Cli::try_parse_from(["oni", "node", "--peertimeout", "0"]).is_err(), "at least 1 s");
     }
 
     #[test]

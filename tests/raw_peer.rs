@@ -1,9 +1,12 @@
 //! A raw TCP client against a node: refused headers close the socket at once (before any payload
 //! is allocated), the node keeps serving others, and a full receive buffer pauses the reader.
+//! Tests whose peer opens with something other than `version` run the node v1-only: with v2 on,
+//! those bytes start a BIP324 handshake (tests/v2_transport_core.rs and the v2 unit tests cover
+//! that path).
 
 mod common;
 
-use common::{regtest_config, regtest_node, wait_until};
+use common::{regtest_config, v1_config, wait_until};
 use oni::node::{Node, NodeHandle};
 use oni_systems::components::{Direction, SendQueue};
 use oni_systems::harness::TestNode;
@@ -54,7 +57,7 @@ fn assert_serves_a_new_peer(node: &NodeHandle) {
 
 #[test]
 fn wrong_magic_closes_the_socket_after_four_bytes() {
-    let node = regtest_node(true);
+    let node = Node::start(v1_config(true)).unwrap();
     let mut s = connect(&node);
     // Mainnet magic on a regtest node, and nothing more: no full header ever arrives.
     s.write_all(&Network::Main.magic()).unwrap();
@@ -67,7 +70,7 @@ fn wrong_magic_closes_the_socket_after_four_bytes() {
 
 #[test]
 fn length_over_the_maximum_closes_the_socket_and_the_node_keeps_serving() {
-    let node = regtest_node(true);
+    let node = Node::start(v1_config(true)).unwrap();
     let mut s = connect(&node);
     let mut head = [0u8; HEADER_LEN];
     FrameHeader::write(Network::Regtest, Command::Block, 4_000_001, [0; 4], &mut head);
@@ -81,7 +84,7 @@ fn length_over_the_maximum_closes_the_socket_and_the_node_keeps_serving() {
 
 #[test]
 fn a_full_receive_buffer_pauses_the_reader_and_every_frame_still_arrives() {
-    let mut cfg = regtest_config(true);
+    let mut cfg = v1_config(true);
     cfg.config.limits.recv_buffer_bytes_max = 20_000;
     cfg.config.limits.decode_msgs_per_tick = 4;
     let node = Node::start(cfg).unwrap();
@@ -160,7 +163,7 @@ fn flood(s: &mut TcpStream, n: u64, size: usize) {
 #[test]
 fn a_tiny_event_channel_and_tick_batch_still_deliver_every_frame() {
     const FRAMES: u64 = 3_000;
-    let mut cfg = regtest_config(true);
+    let mut cfg = v1_config(true);
     cfg.event_channel_cap = 4;
     cfg.events_per_tick_max = 8;
     let node = Node::start(cfg).unwrap();

@@ -99,9 +99,9 @@ fn network_info_counts_and_disconnects() {
     assert_eq!(info["connections_out"], 0);
     assert_eq!(info["protocolversion"], 70016);
     assert!(info["subversion"].as_str().unwrap().starts_with("/oni:"));
-    // NETWORK | WITNESS from the start, as Core advertises them while it syncs.
-    assert_eq!(info["localservices"], "0000000000000009");
-    assert_eq!(info["localservicesnames"], serde_json::json!(["NETWORK", "WITNESS"]));
+    // NETWORK | WITNESS from the start, as Core advertises them while it syncs; P2P_V2 (BIP324).
+    assert_eq!(info["localservices"], "0000000000000809");
+    assert_eq!(info["localservicesnames"], serde_json::json!(["NETWORK", "WITNESS", "P2P_V2"]));
     assert_eq!(info["networkactive"], true);
     assert_eq!(info["networks"].as_array().unwrap().len(), 5);
     // By id...

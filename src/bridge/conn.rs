@@ -1,15 +1,21 @@
 //! One connection's IO: a reader task that frames the stream and a writer task that writes what the
-//! world hands it. The reader checks each 24-byte header before the payload buffer exists, refusing a
-//! wrong magic from the first four bytes (so a BIP324 v2 attempt is closed at once and the dialer
-//! can retry v1), and honours pause/resume between frames.
+//! world hands it. On v1 the reader checks each 24-byte header before the payload buffer exists,
+//! refusing a wrong magic from the first four bytes, and honours pause/resume between frames. On
+//! BIP324 v2 the reader drives the session ([`V2Session`]): it detects a v1 peer on the first 16
+//! bytes (inbound), runs the handshake, makes room for each packet from its decrypted length
+//! before reading it, and hands the writer the bytes the handshake owes and then the sending
+//! cipher, with which the writer seals each frame the world queues.
 
 use super::{Ending, Inner};
 use oni_systems::components::ConnId;
+use oni_systems::components::Transport;
 use oni_systems::resources::NetEvent;
+use oni_systems::wire::v2::transport::{seal_frame, Step, V2Error, V2Session, MAX_GARBAGE_LEN};
+use oni_systems::wire::v2::{KeyExchange, SendCipher};
 use oni_systems::wire::{skips_payload, FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -248,8 +254,56 @@ enum ReadEnd {
     Closed,
     /// A header we refuse; nothing after it is framed.
     BadHeader(HeaderError),
+    /// The v2 session failed.
+    V2(V2Error),
+    /// We dialed v2 and the peer hung up before sending a byte: it likely speaks only v1.
+    V2Refused,
     /// The world is gone.
     WorldGone,
+}
+
+/// How a connection's bytes are framed from its first byte.
+pub(super) enum Start {
+    /// Plain v1 (v2 off, or the v1 retry of a refused v2 dial).
+    V1,
+    /// We dialed with v2: our key and garbage go out first.
+    Initiator,
+    /// We were dialed and speak v2: v1 or v2, as the peer's first 16 bytes say.
+    Responder,
+}
+
+/// What the reader tells the writer as a v2 handshake goes (v1 needs no word).
+enum Setup {
+    /// Write these bytes now (the responder's key and garbage).
+    Raw(Vec<u8>),
+    /// Write these bytes (terminator and version packet), then seal every frame with the cipher.
+    Sealed(Vec<u8>, Box<SendCipher>),
+    /// The peer is v1: frames go out as they are.
+    Plain,
+}
+
+/// A fresh v2 session with our key and garbage drawn from the OS's randomness; the bytes to send
+/// at once for an initiator.
+fn new_session(network: Network, initiating: bool) -> (V2Session, Vec<u8>) {
+    let mut seed = [0u8; 66];
+    let kex = loop {
+        // A failed draw leaves zeros, which no key accepts: draw again.
+        let _ = getrandom::fill(&mut seed);
+        let (secret, rest) = seed.split_at(32);
+        if let Some(kex) =
+            KeyExchange::new(secret.try_into().unwrap_or([0; 32]), rest[..32].try_into().unwrap_or([0; 32]))
+        {
+            break kex;
+        }
+    };
+    let len = usize::from(u16::from_le_bytes([seed[64], seed[65]])) % (MAX_GARBAGE_LEN + 1);
+    let mut garbage = vec![0u8; len];
+    let _ = getrandom::fill(&mut garbage);
+    if initiating {
+        V2Session::initiator(network, kex, garbage)
+    } else {
+        (V2Session::responder(network, kex, garbage), Vec::new())
+    }
 }
 
 /// Starts the reader and writer of an established connection, both inside the peer's span (peer
@@ -261,15 +315,30 @@ pub(super) fn spawn(
     ctl: Arc<ConnCtl>,
     tasks: ConnTasks,
     span: tracing::Span,
+    start: Start,
 ) {
     use tracing::Instrument;
     let (rd, wr) = stream.into_split();
     let runtime = inner.runtime.clone();
-    let reading = reader(inner.clone(), conn, rd, ctl.paused.subscribe(), ctl.closed(), ctl.credit.clone());
+    let network = inner.config.network;
+    let (session, first) = match start {
+        Start::V1 => (None, Vec::new()),
+        Start::Initiator => {
+            let (s, first) = new_session(network, true);
+            (Some(s), first)
+        }
+        Start::Responder => (Some(new_session(network, false).0), Vec::new()),
+    };
+    let (setup_tx, setup_rx) = mpsc::unbounded_channel();
+    let plain = session.is_none();
+    let reading =
+        reader(inner.clone(), conn, rd, ctl.paused.subscribe(), ctl.closed(), ctl.credit.clone(), session, setup_tx);
     runtime.spawn(reading.instrument(span.clone()));
-    runtime.spawn(writer(inner, conn, wr, tasks.writer, ctl.closed()).instrument(span));
+    let writing = writer(inner, conn, wr, tasks.writer, ctl.closed(), (!plain).then_some((first, setup_rx)));
+    runtime.spawn(writing.instrument(span));
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn reader<R: AsyncRead + Unpin>(
     inner: Arc<Inner>,
     conn: ConnId,
@@ -277,11 +346,23 @@ async fn reader<R: AsyncRead + Unpin>(
     paused: watch::Receiver<bool>,
     mut closed: watch::Receiver<bool>,
     credit: Arc<Credit>,
+    session: Option<V2Session>,
+    setup: mpsc::UnboundedSender<Setup>,
 ) {
     let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
     let end = tokio::select! {
         _ = closed.wait_for(|c| *c) => return,
-        end = read_frames(&inner, conn, &mut rd, paused, &credit) => end,
+        end = async {
+            match session {
+                None => {
+                    if inner.events.send_async(NetEvent::Transport { conn, transport: Transport::V1 }).await.is_err() {
+                        return ReadEnd::WorldGone;
+                    }
+                    read_frames(&inner, conn, &mut rd, paused, &credit).await
+                }
+                Some(session) => read_v2(&inner, conn, &mut rd, paused, &credit, session, &setup).await,
+            }
+        } => end,
     };
     match end {
         ReadEnd::Closed => inner.end(conn, Ending::Closed { connect_failed: false }),
@@ -291,7 +372,92 @@ async fn reader<R: AsyncRead + Unpin>(
             tracing::debug!(peer = conn.0, error = error.label(), "header refused");
             let _ = inner.events.send_async(NetEvent::BadHeader { conn, error }).await;
         }
+        ReadEnd::V2(error) => {
+            inner.end(conn, Ending::AlreadyReported);
+            tracing::debug!(peer = conn.0, error = error.label(), "v2 transport failed");
+            let event = match error.as_header_error() {
+                Some(error) => NetEvent::BadHeader { conn, error },
+                None => NetEvent::TransportFailed { conn, error },
+            };
+            let _ = inner.events.send_async(event).await;
+        }
+        ReadEnd::V2Refused => {
+            inner.end(conn, Ending::AlreadyReported);
+            tracing::debug!(peer = conn.0, "v2 dial closed before a byte came back: the world may retry v1");
+            let _ = inner.events.send_async(NetEvent::V2Refused { conn }).await;
+        }
         ReadEnd::WorldGone => inner.end(conn, Ending::Quiet),
+    }
+}
+
+/// Runs a v2 session: handshake, then packets as frames, or v1 frames if a responder's peer
+/// turns out to speak v1.
+async fn read_v2<R: AsyncBufRead + AsyncRead + Unpin>(
+    inner: &Inner,
+    conn: ConnId,
+    rd: &mut R,
+    mut paused: watch::Receiver<bool>,
+    credit: &Credit,
+    mut session: V2Session,
+    setup: &mpsc::UnboundedSender<Setup>,
+) -> ReadEnd {
+    let initiating = session.is_initiator();
+    // Frame bytes counted for the packet being read (from its length until it is handed over).
+    let mut reserved = 0usize;
+    loop {
+        if reserved == 0 && paused.wait_for(|p| !*p).await.is_err() {
+            return ReadEnd::WorldGone;
+        }
+        let buf = match rd.fill_buf().await {
+            Ok(buf) if !buf.is_empty() => buf,
+            _ if initiating && !session.received_any() => return ReadEnd::V2Refused,
+            _ => return ReadEnd::Closed,
+        };
+        let (used, step) = match session.push(buf) {
+            Ok(r) => r,
+            Err(e) => return ReadEnd::V2(e),
+        };
+        rd.consume(used);
+        let event = match step {
+            Step::More => continue,
+            Step::V1(prefix) => {
+                let _ = setup.send(Setup::Plain);
+                if inner.events.send_async(NetEvent::Transport { conn, transport: Transport::V1 }).await.is_err() {
+                    return ReadEnd::WorldGone;
+                }
+                let mut v1 = (&prefix[..]).chain(rd);
+                return read_frames(inner, conn, &mut v1, paused, credit).await;
+            }
+            Step::Send(bytes) => {
+                let _ = setup.send(Setup::Raw(bytes));
+                continue;
+            }
+            Step::Keyed(bytes, cipher) => {
+                let _ = setup.send(Setup::Sealed(bytes, Box::new(cipher)));
+                continue;
+            }
+            Step::Packet(len) => {
+                reserved = HEADER_LEN + len;
+                credit.reserve(reserved).await;
+                continue;
+            }
+            Step::Decoy => {
+                credit.release(std::mem::take(&mut reserved));
+                continue;
+            }
+            Step::Established(info) => {
+                credit.release(std::mem::take(&mut reserved));
+                NetEvent::Transport { conn, transport: Transport::V2 { session_id: info.session_id } }
+            }
+            Step::Frame(frame) => {
+                // The world gives back what it holds; the rest of the room goes back now.
+                credit.release(std::mem::take(&mut reserved).saturating_sub(frame.held_len()));
+                NetEvent::Frame { conn, frame }
+            }
+        };
+        if inner.events.send_async(event).await.is_err() {
+            return ReadEnd::WorldGone;
+        }
     }
 }
 
@@ -387,15 +553,66 @@ async fn read_payload<R: AsyncRead + Unpin>(rd: &mut R, len: usize) -> std::io::
     Ok(payload)
 }
 
+/// Writes the v2 handshake as the reader reports it: the initiator's `first` bytes at once, then
+/// what each [`Setup`] says. Returns the cipher to seal frames with (`None`: the peer is v1), or
+/// `Err` when the connection ended first.
+async fn handshake<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    first: Vec<u8>,
+    setup: &mut mpsc::UnboundedReceiver<Setup>,
+    closed: &mut watch::Receiver<bool>,
+) -> Result<Option<Box<SendCipher>>, ()> {
+    let mut pending = first;
+    loop {
+        if !pending.is_empty() {
+            let written = tokio::select! {
+                biased;
+                _ = closed.wait_for(|c| *c) => return Err(()),
+                r = async { wr.write_all(&pending).await?; wr.flush().await } => r,
+            };
+            written.map_err(|_| ())?;
+        }
+        let next = tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => return Err(()),
+            next = setup.recv() => next,
+        };
+        match next.ok_or(())? {
+            Setup::Raw(bytes) => pending = bytes,
+            Setup::Plain => return Ok(None),
+            Setup::Sealed(bytes, cipher) => {
+                let written = tokio::select! {
+                    biased;
+                    _ = closed.wait_for(|c| *c) => return Err(()),
+                    r = async { wr.write_all(&bytes).await?; wr.flush().await } => r,
+                };
+                written.map_err(|_| ())?;
+                return Ok(Some(cipher));
+            }
+        }
+    }
+}
+
 async fn writer<W: tokio::io::AsyncWrite + Unpin>(
     inner: Arc<Inner>,
     conn: ConnId,
     wr: W,
     mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
     mut closed: watch::Receiver<bool>,
+    v2: Option<(Vec<u8>, mpsc::UnboundedReceiver<Setup>)>,
 ) {
     // Frames queued together leave in one write; a frame larger than the buffer bypasses it.
     let mut wr = BufWriter::with_capacity(WRITE_BUFFER_BYTES, wr);
+    // On v2, the world's frames wait in their channel until the handshake gives us a cipher.
+    let mut cipher = match v2 {
+        None => None,
+        Some((first, mut setup)) => match handshake(&mut wr, first, &mut setup, &mut closed).await {
+            Ok(cipher) => cipher,
+            // The reader reports how the connection ended.
+            Err(()) => return,
+        },
+    };
+    let mut packet = Vec::new();
     loop {
         let frame = tokio::select! {
             biased;
@@ -409,8 +626,19 @@ async fn writer<W: tokio::io::AsyncWrite + Unpin>(
             _ = closed.wait_for(|c| *c) => return,
             r = async {
                 loop {
+                    // The world's window counts its own (v1) frame sizes, whatever goes out.
                     bytes += frame.len();
-                    wr.write_all(&frame).await?;
+                    match cipher.as_mut() {
+                        Some(cipher) => {
+                            seal_frame(cipher, &frame, &mut packet);
+                            wr.write_all(&packet).await?;
+                            if packet.capacity() > WRITE_BUFFER_BYTES {
+                                // A block's worth kept per peer would be 4 MB each, idle.
+                                packet = Vec::new();
+                            }
+                        }
+                        None => wr.write_all(&frame).await?,
+                    }
                     match frames.try_recv() {
                         Ok(next) if bytes < WRITE_BUFFER_BYTES => frame = next,
                         Ok(next) => {

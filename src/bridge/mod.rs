@@ -10,7 +10,7 @@
 mod conn;
 
 pub use conn::INBOUND_RECV_POOL_BYTES;
-use conn::{ConnCtl, ConnTasks};
+use conn::{ConnCtl, ConnTasks, Start};
 use oni_systems::components::{ConnId, Direction};
 use oni_systems::resources::{IoCommand, NetEvent};
 use oni_systems::wire::Network;
@@ -40,6 +40,8 @@ pub struct BridgeConfig {
     /// Frame bytes inbound connections together hold beyond their own shares
     /// ([`INBOUND_RECV_POOL_BYTES`] by default).
     pub inbound_recv_pool_bytes: usize,
+    /// Answer BIP324 v2 on inbound connections (v1 peers are still detected and served).
+    pub v2: bool,
 }
 
 /// Inbound sockets the bridge keeps open beyond the world's inbound slots: newcomers the world
@@ -141,21 +143,22 @@ impl Bridge {
                     ctl.set_recv_limit(bytes);
                 }
             }
-            IoCommand::Connect { addr, direction } => {
-                self.dial(addr, direction, immediate);
+            IoCommand::Connect { addr, direction, v2 } => {
+                self.dial(addr, direction, v2, immediate);
             }
         }
     }
 
-    /// Dials `addr`; returns the new connection's id. `Dialing` goes to `immediate` so the world
-    /// sees it before the dial's outcome.
-    pub fn dial(&self, addr: SocketAddr, direction: Direction, immediate: &mut Vec<NetEvent>) -> ConnId {
+    /// Dials `addr` (with BIP324 v2 first when `v2`); returns the new connection's id. `Dialing`
+    /// goes to `immediate` so the world sees it before the dial's outcome.
+    pub fn dial(&self, addr: SocketAddr, direction: Direction, v2: bool, immediate: &mut Vec<NetEvent>) -> ConnId {
         let conn = self.inner.alloc();
         let (ctl, tasks) = ConnCtl::new(None);
         self.inner.lock().insert(conn, ctl.clone());
         immediate.push(NetEvent::Dialing { conn, addr, direction });
         let inner = self.inner.clone();
-        self.inner.runtime.spawn(async move { inner.dial(conn, addr, direction, ctl, tasks).await });
+        let start = if v2 { Start::Initiator } else { Start::V1 };
+        self.inner.runtime.spawn(async move { inner.dial(conn, addr, direction, ctl, tasks, start).await });
         conn
     }
 
@@ -220,7 +223,8 @@ impl Inner {
                     let (ctl, tasks) = ConnCtl::new(Some(self.inbound_pool.clone()));
                     self.lock().insert(conn, ctl.clone());
                     tracing::debug!(peer = conn.0, %addr, "accepted");
-                    self.clone().run(conn, addr, stream, Direction::Inbound, ctl, tasks).await;
+                    let start = if self.config.v2 { Start::Responder } else { Start::V1 };
+                    self.clone().run(conn, addr, stream, Direction::Inbound, ctl, tasks, start).await;
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -238,6 +242,7 @@ impl Inner {
         direction: Direction,
         ctl: Arc<ConnCtl>,
         tasks: ConnTasks,
+        start: Start,
     ) {
         let timeout = Duration::from_millis(self.config.connect_timeout_ms);
         let mut closed = ctl.closed();
@@ -248,7 +253,7 @@ impl Inner {
             r = tokio::time::timeout(timeout, TcpStream::connect(addr)) => r,
         };
         match result {
-            Ok(Ok(stream)) => self.run(conn, addr, stream, direction, ctl, tasks).await,
+            Ok(Ok(stream)) => self.run(conn, addr, stream, direction, ctl, tasks, start).await,
             Ok(Err(e)) => {
                 tracing::debug!(peer = conn.0, %addr, error = %e, "dial failed");
                 self.end(conn, Ending::Closed { connect_failed: true });
@@ -261,6 +266,7 @@ impl Inner {
     }
 
     /// Reports the connection and starts its reader and writer.
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         self: Arc<Self>,
         conn: ConnId,
@@ -269,6 +275,7 @@ impl Inner {
         direction: Direction,
         ctl: Arc<ConnCtl>,
         tasks: ConnTasks,
+        start: Start,
     ) {
         // Small frames (ping, inv) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
@@ -278,6 +285,6 @@ impl Inner {
             return;
         }
         let span = tracing::info_span!("peer", id = conn.0, %addr, direction = direction.label());
-        conn::spawn(self, conn, stream, ctl, tasks, span);
+        conn::spawn(self, conn, stream, ctl, tasks, span, start);
     }
 }

@@ -195,6 +195,7 @@ impl Node {
             connect_timeout_ms: cfg.connect_timeout_ms,
             max_inbound_sockets: cfg.config.limits.max_inbound + INBOUND_SOCKET_HEADROOM,
             inbound_recv_pool_bytes: cfg.inbound_recv_pool_bytes,
+            v2: cfg.config.v2(),
         };
         let bridge = Bridge::new(bridge_cfg, runtime.handle().clone(), events_tx);
         if let Some(listener) = listener {

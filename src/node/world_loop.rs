@@ -271,7 +271,8 @@ impl WorldLoop {
     fn control(&mut self, c: Control) -> bool {
         match c {
             Control::Connect { addr, direction, reply } => {
-                let conn = self.bridge.dial(addr, direction, &mut self.pending);
+                let v2 = self.world.resource::<oni_systems::resources::Config>().v2();
+                let conn = self.bridge.dial(addr, direction, v2, &mut self.pending);
                 let _ = reply.send(conn);
             }
             Control::Call(job) => {

@@ -124,6 +124,9 @@ pub fn run_live(scenario: &Scenario) -> Result<Outcome, String> {
     let mut cfg = NodeConfig::new(Network::Regtest);
     cfg.config.limits = scenario.node.clone();
     cfg.config.relay = scenario.relay;
+    // The bots speak v1, as in the simulator: a v2 responder would read their first bytes as the
+    // start of a BIP324 handshake (Core's behaviour too), so the node runs v1-only here.
+    cfg.config.services &= !oni_systems::wire::services::NODE_P2P_V2;
     cfg.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     // Without a datadir the node checks blocks with the structure checker, which refuses a block
     // whose parent it has not seen; a download around a staller delivers them out of order. Block

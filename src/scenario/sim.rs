@@ -98,6 +98,8 @@ impl Sim {
         let mut config = Config::new(network);
         config.limits = scenario.node.clone();
         config.relay = scenario.relay;
+        // The bots speak v1 (the live runner's node does too, so both modes run one world).
+        config.services &= !oni_systems::wire::services::NODE_P2P_V2;
         let mut world = build_world(config, scenario.seed);
         if let Some(t) = scenario.score_threshold {
             world.resource_mut::<ScoreTable>().threshold = t;

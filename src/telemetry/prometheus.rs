@@ -104,6 +104,8 @@ const RENDERED: &[&str] = &[
     "bytes_out",
     "unknown_commands",
     "header_errors",
+    "transports",
+    "v2_failures",
     "decode_errors",
     "disconnects",
     "misbehavior",
@@ -333,6 +335,18 @@ impl Snapshot {
             "Frames refused from their header, by reason.",
             "reason",
             HEADER_ERRORS.iter().zip(&m.header_errors).map(|(e, n)| (e.label(), *n)),
+        );
+        o.labelled(
+            "oni_transport_connections_total",
+            "Connections whose transport settled, by transport (v1, or an established BIP324 v2 session).",
+            "transport",
+            ["v1", "v2"].into_iter().zip(m.transports),
+        );
+        o.labelled(
+            "oni_v2_failures_total",
+            "BIP324 v2 connections closed for a transport fault, by reason.",
+            "reason",
+            oni_systems::wire::v2::transport::V2Error::ALL.iter().zip(&m.v2_failures).map(|(e, n)| (e.label(), *n)),
         );
         o.labelled(
             "oni_decode_errors_total",

@@ -26,6 +26,32 @@ pub struct Socket {
     pub connected_ms: u64,
 }
 
+/// Which transport carries a peer's messages, as `getpeerinfo` reports it.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transport {
+    /// Not known yet: an inbound peer's first 16 bytes, or a v2 handshake, still to come.
+    #[default]
+    Detecting,
+    /// Plaintext v1 framing.
+    V1,
+    /// BIP324 v2, with the session id both ends derive (operators compare it across the link).
+    V2 {
+        /// The session id.
+        session_id: [u8; 32],
+    },
+}
+
+impl Transport {
+    /// Core's `transport_protocol_type` names.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Detecting => "detecting",
+            Transport::V1 => "v1",
+            Transport::V2 { .. } => "v2",
+        }
+    }
+}
+
 /// Lifecycle of a peer.
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PeerState {
@@ -89,13 +115,20 @@ pub struct SendQueue {
     bytes: usize,
     /// Bytes handed to the writer task and not yet reported written.
     pub in_writer_bytes: usize,
+    /// The peer's transport authenticates every message (BIP324 v2): frames go without a
+    /// checksum, which the writer would drop anyway.
+    pub authenticated: bool,
 }
 
 impl SendQueue {
     /// Encodes `msg` as a frame at the back of the queue.
     pub fn push(&mut self, network: Network, msg: &Message) {
         let mut frame = Vec::new();
-        msg.encode_frame(network, &mut frame);
+        if self.authenticated {
+            msg.encode_frame_unchecked(network, &mut frame);
+        } else {
+            msg.encode_frame(network, &mut frame);
+        }
         self.push_frame(msg.command(), frame);
     }
 
@@ -338,6 +371,8 @@ pub struct PeerBundle {
     pub addr_relay: AddrRelay,
     /// Transaction inventory.
     pub tx_inventory: TxInventory,
+    /// v1 or v2, once known.
+    pub transport: Transport,
 }
 
 impl PeerBundle {
@@ -360,6 +395,7 @@ impl PeerBundle {
             permissions: Permissions::default(),
             addr_relay: AddrRelay { tokens: 1.0, refilled_ms: connected_ms, ..Default::default() },
             tx_inventory: TxInventory::default(),
+            transport: Transport::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct TestNode {
     unwritten: ahash::AHashMap<ConnId, usize>,
     paused: AHashSet<ConnId>,
     dials: Vec<(SocketAddr, Direction)>,
+    v2_dials: Vec<SocketAddr>,
     /// The validator and block store the shell would run: instant, in chain order.
     pub validator: InstantValidator,
 }
@@ -42,6 +43,7 @@ impl TestNode {
             unwritten: ahash::AHashMap::new(),
             paused: AHashSet::new(),
             dials: Vec::new(),
+            v2_dials: Vec::new(),
             validator: InstantValidator::new(genesis),
         }
     }
@@ -112,6 +114,12 @@ impl TestNode {
         self.tick();
     }
 
+    /// The shell reports an event about `conn` (a settled transport, a v2 failure...) and ticks.
+    pub fn report(&mut self, e: NetEvent) {
+        self.event(e);
+        self.tick();
+    }
+
     /// The peer's socket closes.
     pub fn close(&mut self, conn: ConnId) {
         self.event(NetEvent::Closed { conn, connect_failed: false });
@@ -166,7 +174,12 @@ impl TestNode {
                 }
                 // Frames here are handed over whole and at once: no reader to give credit to.
                 IoCommand::Consumed { .. } | IoCommand::RecvLimit { .. } => {}
-                IoCommand::Connect { addr, direction } => self.dials.push((addr, direction)),
+                IoCommand::Connect { addr, direction, v2 } => {
+                    self.dials.push((addr, direction));
+                    if v2 {
+                        self.v2_dials.push(addr);
+                    }
+                }
             }
         }
         self.world.resource_mut::<Inbox>().0.extend(written);
@@ -221,6 +234,11 @@ impl TestNode {
     /// Whether the node asked to stop reading `conn`.
     pub fn is_read_paused(&self, conn: ConnId) -> bool {
         self.paused.contains(&conn)
+    }
+
+    /// Every address the node asked to dial with BIP324 v2 first.
+    pub fn v2_dials(&self) -> &[SocketAddr] {
+        &self.v2_dials
     }
 
     /// Outbound dials the node asked for and nobody answered yet.

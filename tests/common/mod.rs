@@ -35,6 +35,14 @@ pub fn regtest_config(listen: bool) -> NodeConfig {
     cfg
 }
 
+/// The same without BIP324 v2: for raw v1 peers that open with something other than `version`
+/// (a v2 responder, Core's or ours, reads such bytes as the start of a v2 handshake).
+pub fn v1_config(listen: bool) -> NodeConfig {
+    let mut cfg = regtest_config(listen);
+    cfg.config.services &= !oni_systems::wire::services::NODE_P2P_V2;
+    cfg
+}
+
 /// Starts a regtest node on loopback.
 pub fn regtest_node(listen: bool) -> NodeHandle {
     Node::start(regtest_config(listen)).unwrap()

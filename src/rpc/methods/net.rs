@@ -10,7 +10,7 @@ use bevy_ecs::prelude::*;
 use oni_systems::chain::{HeaderTree, PeerBlocks, PeerChain};
 use oni_systems::components::{
     AddrRelay, ConnId, Direction, Disconnect, Negotiated, PeerState, Permissions, PingState, Score, SendQueue, Socket,
-    Stats,
+    Stats, Transport,
 };
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::{Clock, Config, IoCommand, Metrics, Outbox, PeerPolicy};
@@ -88,10 +88,11 @@ type PeerRow<'a> = (
     Option<&'a AddrRelay>,
     Option<&'a PeerChain>,
     Option<&'a PeerBlocks>,
+    Option<&'a Transport>,
 );
 
 fn peer_json(row: PeerRow<'_>, tree: &HeaderTree, now_ms: u64) -> Value {
-    let (socket, state, direction, stats, score, neg, sq, perms, ping, addr_relay, chain, blocks) = row;
+    let (socket, state, direction, stats, score, neg, sq, perms, ping, addr_relay, chain, blocks, transport) = row;
     let secs = |ms: u64| ms / 1000;
     let mut o = Map::new();
     o.insert("id".into(), json!(socket.conn.0));
@@ -140,8 +141,14 @@ fn peer_json(row: PeerRow<'_>, tree: &HeaderTree, now_ms: u64) -> Value {
     o.insert("bytessent_per_msg".into(), per_msg(&stats.bytes_out_by_cmd));
     o.insert("bytesrecv_per_msg".into(), per_msg(&stats.bytes_in_by_cmd));
     o.insert("connection_type".into(), json!(direction.label()));
-    o.insert("transport_protocol_type".into(), json!("v1"));
-    o.insert("session_id".into(), json!(""));
+    let transport = transport.copied().unwrap_or_default();
+    o.insert("transport_protocol_type".into(), json!(transport.label()));
+    let session_id = match transport {
+        // In derivation order, as Core's HexStr prints it.
+        Transport::V2 { session_id } => session_id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        _ => String::new(),
+    };
+    o.insert("session_id".into(), json!(session_id));
     // oni's own.
     o.insert("state".into(), json!(state_name(*state)));
     o.insert("score".into(), json!(score.points));
@@ -319,7 +326,8 @@ pub async fn addnode(ctx: &Ctx, args: &Args, bad_command: impl Fn() -> RpcError)
     let r = ctx.node.with_world_async(move |world| {
         match command.as_str() {
             "onetry" => {
-                world.resource_mut::<Outbox>().0.push(IoCommand::Connect { addr, direction: Direction::Manual })
+                let v2 = world.resource::<oni_systems::resources::Config>().v2();
+                world.resource_mut::<Outbox>().0.push(IoCommand::Connect { addr, direction: Direction::Manual, v2 })
             }
             "add" => {
                 if world.resource::<PeerPolicy>().manual.contains(&addr) {

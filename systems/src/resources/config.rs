@@ -94,10 +94,18 @@ impl Config {
         Config {
             network,
             protocol_version: PROTOCOL_VERSION,
-            services: crate::wire::services::NODE_NETWORK | crate::wire::services::NODE_WITNESS,
+            services: crate::wire::services::NODE_NETWORK
+                | crate::wire::services::NODE_WITNESS
+                | crate::wire::services::NODE_P2P_V2,
             user_agent: concat!("/oni:", env!("CARGO_PKG_VERSION"), "/").to_string(),
             relay: true,
             limits: Limits::default(),
         }
+    }
+
+    /// Whether we speak BIP324 v2 (`--v2transport`): we advertise NODE_P2P_V2, answer v2 dials
+    /// and dial v2 ourselves, as Core does with `-v2transport`.
+    pub fn v2(&self) -> bool {
+        self.services & crate::wire::services::NODE_P2P_V2 != 0
     }
 }

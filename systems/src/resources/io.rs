@@ -45,6 +45,26 @@ pub enum NetEvent {
         /// Why.
         error: HeaderError,
     },
+    /// The transport is settled: v1 (detected, or the only one tried) or an established v2 session.
+    Transport {
+        /// The connection.
+        conn: ConnId,
+        /// Which.
+        transport: crate::components::Transport,
+    },
+    /// A v2 handshake or packet failed; the reader has stopped.
+    TransportFailed {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        error: crate::wire::v2::transport::V2Error,
+    },
+    /// We dialed with v2 and the peer closed before sending a byte: likely a v1-only peer that
+    /// read our key as a bad header. The socket is gone; the world may dial again with v1.
+    V2Refused {
+        /// The connection.
+        conn: ConnId,
+    },
     /// Bytes the writer put on the socket.
     Written {
         /// The connection.
@@ -123,6 +143,8 @@ pub enum IoCommand {
         addr: SocketAddr,
         /// What kind of outbound.
         direction: Direction,
+        /// Try BIP324 v2 first (the shell falls back to v1 once if the peer hangs up on it).
+        v2: bool,
     },
 }
 

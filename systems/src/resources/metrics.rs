@@ -71,6 +71,12 @@ pub struct Metrics {
     pub unknown_commands: u64,
     /// Frames refused at the header, by `HeaderError`.
     pub header_errors: Vec<u64>,
+    /// Connections whose transport settled, by kind: v1, v2.
+    pub transports: [u64; 2],
+    /// v2 connections that failed, by `V2Error`.
+    pub v2_failures: Vec<u64>,
+    /// v2 dials the peer hung up on before answering (each retried once with v1).
+    pub v2_refused: u64,
     /// Payloads refused, by `DecodeError`.
     pub decode_errors: Vec<u64>,
     /// Disconnects by reason.
@@ -189,6 +195,9 @@ impl Default for Metrics {
             bytes_out: vec![0; Command::COUNT],
             unknown_commands: 0,
             header_errors: vec![0; 3],
+            transports: [0; 2],
+            v2_refused: 0,
+            v2_failures: vec![0; crate::wire::v2::transport::V2Error::ALL.len()],
             decode_errors: vec![0; 7],
             disconnects: vec![0; DisconnectReason::COUNT],
             misbehavior: vec![0; Misbehavior::COUNT],

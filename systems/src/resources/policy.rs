@@ -65,4 +65,6 @@ pub struct PeerManagerState {
     pub manual_next_ms: ahash::AHashMap<SocketAddr, u64>,
     /// Dials issued and not yet reported by the shell: address, kind, when.
     pub pending: Vec<(SocketAddr, crate::components::Direction, u64)>,
+    /// v2 dials the peer hung up on before answering: each is dialed once more with v1.
+    pub v1_retries: Vec<(SocketAddr, crate::components::Direction)>,
 }

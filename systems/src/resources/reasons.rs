@@ -98,10 +98,32 @@ labelled! {
         /// It sent `feature` (protocol 70017) though our version is 70016: Core disconnects a
         /// peer that does so to a node of a lower common version (and anyone after `verack`).
         UnsupportedFeature = "unsupported_feature",
+        /// (v2) We dialed v2 and the peer hung up before answering: dialed again with v1.
+        V2Refused = "v2_refused",
+        /// (v2) A v1 `version` header with another network's magic reached our v2 responder.
+        V2WrongNetwork = "v2_wrong_network",
+        /// (v2) No garbage terminator within 4,095 bytes of garbage.
+        V2NoTerminator = "v2_missing_garbage_terminator",
+        /// (v2) A packet length over the largest message.
+        V2TooLarge = "v2_packet_too_large",
+        /// (v2) A packet failed authentication.
+        V2BadTag = "v2_decryption_failure",
     }
 }
 
 impl DisconnectReason {
+    /// The reason a failed v2 transport ends the connection for.
+    pub fn from_v2(e: crate::wire::v2::transport::V2Error) -> DisconnectReason {
+        use crate::wire::v2::transport::V2Error;
+        match e {
+            V2Error::WrongNetwork => DisconnectReason::V2WrongNetwork,
+            V2Error::NoTerminator => DisconnectReason::V2NoTerminator,
+            V2Error::TooLarge => DisconnectReason::V2TooLarge,
+            V2Error::BadTag => DisconnectReason::V2BadTag,
+            V2Error::Oversized => DisconnectReason::Oversized,
+        }
+    }
+
     /// The reason a header error ends the connection for; `None` for one that does not (a bad
     /// command name: the frame is skipped, as Core skips it).
     pub fn from_header(e: HeaderError) -> Option<DisconnectReason> {

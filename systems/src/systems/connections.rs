@@ -8,7 +8,7 @@ use crate::resources::{
     AddrBook, BanList, Clock, Config, DisconnectReason, IoCommand, NetAddress, Outbox, PeerAddr, PeerManagerState,
     PeerPolicy, Rng,
 };
-use crate::wire::services::{NODE_NETWORK, NODE_NETWORK_LIMITED, NODE_WITNESS};
+use crate::wire::services::{NODE_NETWORK, NODE_NETWORK_LIMITED, NODE_P2P_V2, NODE_WITNESS};
 use ahash::AHashSet;
 use bevy_ecs::prelude::*;
 use std::net::SocketAddr;
@@ -88,6 +88,13 @@ pub fn connections(
             }
         }
     }
+    for (addr, direction) in std::mem::take(&mut ctx.state.v1_retries) {
+        // Once, with v1, at once: the peer hung up on our v2 key without a word (Core's
+        // reconnection). Pending, it keeps its slot and is not dialed again as a manual peer.
+        tracing::debug!(%addr, direction = direction.label(), "v2 refused: dialing again with v1");
+        ctx.state.pending.push((addr, direction, now));
+        ctx.outbox.0.push(IoCommand::Connect { addr, direction, v2: false });
+    }
     // The full pass over every peer (addresses, netgroups, slot counts) only when a dial is due.
     let manual_due = ctx.policy.manual.iter().any(|a| ctx.state.manual_next_ms.get(a).is_none_or(|&t| now >= t));
     let auto_due = ctx.policy.auto_outbound && now >= ctx.state.next_dial_ms;
@@ -142,12 +149,14 @@ pub fn connections(
     } else {
         return;
     };
-    if let Some(addr) = pick_address(&mut ctx, &connected, &groups, direction == Direction::Feeler) {
+    if let Some((addr, services)) = pick_address(&mut ctx, &connected, &groups, direction == Direction::Feeler) {
         ctx.book.attempt(&PeerAddr::from_socket(addr), now_s);
         ctx.state.pending.push((addr, direction, now));
         ctx.state.next_dial_ms = now + ctx.policy.dial_interval_ms;
-        tracing::debug!(%addr, direction = direction.label(), "dialing");
-        ctx.outbox.0.push(IoCommand::Connect { addr, direction });
+        // v2 only to peers that say they speak it, as Core.
+        let v2 = ctx.config.v2() && services & NODE_P2P_V2 != 0;
+        tracing::debug!(%addr, direction = direction.label(), v2, "dialing");
+        ctx.outbox.0.push(IoCommand::Connect { addr, direction, v2 });
     }
 }
 
@@ -165,7 +174,9 @@ fn redial_manual(ctx: &mut ConnCtx, connected: &AHashSet<SocketAddr>, now: u64) 
         if now >= due {
             ctx.state.manual_next_ms.insert(addr, now + ctx.policy.manual_retry_ms);
             ctx.state.pending.push((addr, Direction::Manual, now));
-            ctx.outbox.0.push(IoCommand::Connect { addr, direction: Direction::Manual });
+            // Whatever the peer advertises (we may not know): the shell falls back to v1 once.
+            let v2 = ctx.config.v2();
+            ctx.outbox.0.push(IoCommand::Connect { addr, direction: Direction::Manual, v2 });
         }
     }
 }
@@ -175,7 +186,7 @@ fn pick_address(
     connected: &AHashSet<SocketAddr>,
     groups: &AHashSet<[u8; 5]>,
     feeler: bool,
-) -> Option<SocketAddr> {
+) -> Option<(SocketAddr, u64)> {
     let now_s = ctx.clock.unix_s();
     for _ in 0..SELECT_TRIES {
         let info = ctx.book.select(&mut ctx.rng, feeler, now_s)?;
@@ -189,7 +200,7 @@ fn pick_address(
         {
             continue;
         }
-        return Some(addr);
+        return Some((addr, info.services));
     }
     None
 }

@@ -1,8 +1,12 @@
 //! ingest: turns the shell's events into entities and buffered frames. Exclusive, because a peer
 //! spawned by one event must be found by the next event of the same batch.
 
-use crate::components::{Disconnect, PeerBundle, PeerState, PingState, RecvBuffer, SendQueue, Socket, Stats};
-use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCommand, Metrics, NetEvent, Outbox};
+use crate::components::{
+    Direction, Disconnect, PeerBundle, PeerState, PingState, RecvBuffer, SendQueue, Socket, Stats, Transport,
+};
+use crate::resources::{
+    Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCommand, Metrics, NetEvent, Outbox, PeerManagerState,
+};
 use bevy_ecs::prelude::*;
 
 /// Drains [`Inbox`]: spawns peers, buffers frames (pausing the reader over the receive bound), credits
@@ -85,6 +89,32 @@ pub fn ingest(world: &mut World) {
                 if let Some(reason) = DisconnectReason::from_header(error) {
                     mark(world, conn, reason);
                 }
+            }
+            NetEvent::Transport { conn, transport } => {
+                let Some(e) = world.resource::<ConnIndex>().0.get(&conn).copied() else { continue };
+                if let Some(mut t) = world.get_mut::<Transport>(e) {
+                    *t = transport;
+                }
+                if let (Transport::V2 { .. }, Some(mut q)) = (transport, world.get_mut::<SendQueue>(e)) {
+                    q.authenticated = true;
+                }
+                let kind = usize::from(transport != Transport::V1);
+                world.resource_mut::<Metrics>().transports[kind] += 1;
+                tracing::debug!(peer = conn.0, transport = transport.label(), "transport settled");
+            }
+            NetEvent::V2Refused { conn } => {
+                let Some(e) = world.resource::<ConnIndex>().0.get(&conn).copied() else { continue };
+                let retry = world.get::<Socket>(e).map(|s| s.addr).zip(world.get::<Direction>(e).copied());
+                if let Some(retry) = retry {
+                    world.resource_mut::<PeerManagerState>().v1_retries.push(retry);
+                }
+                world.resource_mut::<Metrics>().v2_refused += 1;
+                mark(world, conn, DisconnectReason::V2Refused);
+            }
+            NetEvent::TransportFailed { conn, error } => {
+                world.resource_mut::<Metrics>().v2_failures[error as usize] += 1;
+                tracing::debug!(peer = conn.0, error = error.label(), "v2 transport failed");
+                mark(world, conn, DisconnectReason::from_v2(error));
             }
             NetEvent::Written { conn, bytes } => {
                 let Some(e) = world.resource::<ConnIndex>().0.get(&conn).copied() else { continue };

@@ -54,6 +54,9 @@ mod sync_test_util;
 mod limits_tests;
 
 #[cfg(test)]
+mod transport_tests;
+
+#[cfg(test)]
 mod tx_relay_tests;
 
 #[cfg(test)]

@@ -232,6 +232,19 @@ impl Message {
     pub fn encode_frame(&self, network: Network, out: &mut Vec<u8>) -> usize {
         encode_frame_with(network, self.command(), out, |o| self.encode_payload(o))
     }
+
+    /// The same frame with a zero checksum, for a transport that authenticates what it carries
+    /// (BIP324 v2 drops the v1 header): hashing the payload would be wasted.
+    pub fn encode_frame_unchecked(&self, network: Network, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        out.resize(start + HEADER_LEN, 0);
+        self.encode_payload(out);
+        let len = out.len() - start - HEADER_LEN;
+        let mut header = [0u8; HEADER_LEN];
+        FrameHeader::write(network, self.command(), len as u32, [0; 4], &mut header);
+        out[start..start + HEADER_LEN].copy_from_slice(&header);
+        out.len() - start
+    }
 }
 
 /// Appends a frame whose payload is written by `write` straight into `out`.

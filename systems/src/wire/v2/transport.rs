@@ -20,7 +20,7 @@ pub const V1_PREFIX_LEN: usize = 16;
 pub const MAX_CONTENTS_LEN: usize = 1 + NAME_LEN + MAX_PAYLOAD_BYTES as usize;
 
 /// Why a v2 connection is closed. Each has its own label for counters and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum V2Error {
     /// A responder got a v1 `version` header with another network's magic.
     WrongNetwork,
@@ -35,6 +35,10 @@ pub enum V2Error {
 }
 
 impl V2Error {
+    /// Every kind; the index of each is `as usize`.
+    pub const ALL: [V2Error; 5] =
+        [V2Error::WrongNetwork, V2Error::NoTerminator, V2Error::TooLarge, V2Error::BadTag, V2Error::Oversized];
+
     /// Label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
@@ -135,6 +139,11 @@ impl V2Session {
             up: false,
             received: 0,
         }
+    }
+
+    /// Whether we dialed.
+    pub fn is_initiator(&self) -> bool {
+        self.initiating
     }
 
     /// Whether the peer has sent us anything: a dial refused before any byte came back is the
