@@ -87,14 +87,22 @@ fn main() {
         for v2 in [round % 2 == 0, round % 2 == 1] {
             let (t, transports) = oni_sync(source, v2, &tip);
             assert_eq!(transports, if v2 { [0, 1] } else { [1, 0] }, "oni's link to Core is v{}", 1 + u8::from(v2));
-            if v2 { oni_v2.push(t) } else { oni_v1.push(t) }
+            if v2 {
+                oni_v2.push(t)
+            } else {
+                oni_v1.push(t)
+            }
         }
     }
     for round in 0..ROUNDS.min(3) {
         for v2 in [round % 2 == 0, round % 2 == 1] {
             let (t, transport) = core_sync(&exes, source, v2);
             assert_eq!(transport, if v2 { "v2" } else { "v1" });
-            if v2 { core_v2.push(t) } else { core_v1.push(t) }
+            if v2 {
+                core_v2.push(t)
+            } else {
+                core_v1.push(t)
+            }
         }
     }
     let row = |name: &str, v2: &[f64], v1: &[f64]| {
