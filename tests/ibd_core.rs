@@ -62,6 +62,8 @@ fn oni_syncs_the_fixture_from_core_restarts_serves_it_back_and_follows_the_fork(
     let (height, _, work) = validated_tip(&oni);
     assert_eq!(height, 2100);
     assert_eq!(work, chainwork, "chainwork as Core computes it");
+    let transports = oni.with_world(|w| w.resource::<oni_systems::resources::Metrics>().transports).unwrap();
+    assert_eq!(transports, [0, 1], "oni synced from Core over v2");
     oni.shutdown();
 
     // Restart: the validated tip comes back from disk, nothing to download again.
@@ -78,6 +80,9 @@ fn oni_syncs_the_fixture_from_core_restarts_serves_it_back_and_follows_the_fork(
         fresh.cli(&["getblockcount"]).unwrap_or_default(),
         fresh.proc.output()
     );
+    // It synced over BIP324 v2 (Core dials v2 first; oni answers it).
+    let link = fresh.peers().into_iter().next().map(|p| p["transport_protocol_type"].clone());
+    assert_eq!(link, Some(serde_json::json!("v2")), "the fresh Core's link to oni");
     drop(fresh);
 
     // Core learns the heavier fork; oni, connected to it, reorgs to the fork's tip.

@@ -110,6 +110,12 @@ fn fixture_mempool_crosses_oni_from_core_to_core_and_a_txid_relay_peer_is_served
     );
     assert_eq!(pool_txids(&oni), want);
     assert!(m.tx_forward_ms.count >= 53, "every tx was announced onward");
+    // Core → oni → Core over BIP324 v2 both hops (oni dialed A, B dialed oni); the raw peer is v1.
+    for core in [&a, &b] {
+        let oni_peer = core.peers().into_iter().find(|p| p["subver"].as_str().is_some_and(|s| s.starts_with("/oni:")));
+        assert_eq!(oni_peer.map(|p| p["transport_protocol_type"].clone()), Some(serde_json::json!("v2")));
+    }
+    assert_eq!(m.transports, [1, 2], "one v1 link (the raw peer), two v2 links (the Cores)");
     // The txid peer hears of the others by txid.
     let told = raw
         .wait_for(Duration::from_secs(30), |m| matches!(m, Message::Inv(l) if l.iter().any(|e| e.kind == InvType::TX)));
