@@ -115,6 +115,22 @@ fn handshake_never_completes_fails_without_the_timeout() {
     assert_fails_on(&report, "Disconnected(HandshakeNeverCompletes");
 }
 
+/// The v2 handshake stalls (a 15-byte v1 prefix, a wrong terminator, an early key) are dropped
+/// only by the handshake timeout; the excess-garbage bots by the garbage bound, whatever the
+/// timeout.
+#[test]
+fn v2_handshake_stalls_are_dropped_only_by_the_handshake_timeout() {
+    let mut s = load("v2_transport");
+    s.node.handshake_timeout_ms = 3_600_000;
+    let (report, _) = run(&s, Mode::Sim);
+    assert_fails_on(&report, "Disconnected(V2Prefix");
+    assert_fails_on(&report, "Disconnected(V2EarlyKey");
+    assert_fails_on(&report, "DisconnectedCount(V2Garbage, handshake_timeout");
+    let garbage =
+        report.rows.iter().find(|r| r.expectation.starts_with("DisconnectedCount(V2Garbage, v2_missing")).unwrap();
+    assert!(garbage.pass, "{garbage:?}");
+}
+
 /// Bad checksums and malformed payloads are dropped and counted, as Core drops them: a node that
 /// punishes them (any violation disconnects at a threshold of 0) fails both scenarios.
 #[test]

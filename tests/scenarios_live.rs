@@ -252,3 +252,13 @@ fn block_requester_live() {
     let seen: u64 = out.instances.iter().filter(|i| i.label == "BlockRequester").map(|i| i.recv_total[block]).sum();
     assert_eq!(seen, 0, "the requesters read nothing after the handshake");
 }
+
+/// BIP324 against the real node over TCP: honest v2 and v1 peers served side by side, every
+/// handshake abuser dropped for its reason, and the node silent while a v1 prefix stalls.
+#[test]
+fn v2_transport_live() {
+    let (report, out) = run_live("v2_transport", None);
+    assert_live_pass(&report, &out, Some(("V2Prefix", "handshake_timeout")));
+    let early = out.conns.iter().filter(|r| out.instances[r.instance].label == "V2EarlyKey").count();
+    assert_eq!(early, 2, "both early-key bots connected once and were closed by the node");
+}

@@ -94,6 +94,10 @@ fn row(e: &Expectation, out: &Outcome, grace_ms: u64) -> Row {
             // A bot that never connected proves nothing about the bound.
             (n > 0 && max <= *at_most, format!("up to {max} B sent on one of {n} connections"))
         }
+        Expectation::ReceivedBytesAtMost { bot, at_most } => {
+            let (n, max) = conns_of(out, bot).fold((0u64, 0u64), |(n, m), r| (n + 1, m.max(r.bytes_recv)));
+            (n > 0 && max <= *at_most, format!("up to {max} B received on one of {n} connections"))
+        }
         Expectation::HonestServed { min_share } => {
             let cutoff = out.end_ms.saturating_sub(grace_ms);
             let (mut sent, mut answered) = (0u64, 0u64);

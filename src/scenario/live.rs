@@ -42,6 +42,7 @@ use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::tx_requests::TxRequests;
 use oni_systems::resources::{Clock, DisconnectReason, ScoreTable};
+use oni_systems::wire::v2::transport::V2Session;
 use oni_systems::wire::{FrameSplitter, Message, Network};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -75,6 +76,11 @@ struct LiveLink {
     eof: bool,
     /// A write failed: the node closed it (how a bot that does not read learns of it).
     write_failed: bool,
+    /// A v2 bot's session.
+    v2: Option<super::link::BotV2>,
+    /// A raw v2 abuser: what the node sends is counted, not framed.
+    raw: bool,
+    packet: Vec<u8>,
 }
 
 /// What a bot callback asked for.
@@ -124,9 +130,11 @@ pub fn run_live(scenario: &Scenario) -> Result<Outcome, String> {
     let mut cfg = NodeConfig::new(Network::Regtest);
     cfg.config.limits = scenario.node.clone();
     cfg.config.relay = scenario.relay;
-    // The bots speak v1, as in the simulator: a v2 responder would read their first bytes as the
-    // start of a BIP324 handshake (Core's behaviour too), so the node runs v1-only here.
-    cfg.config.services &= !oni_systems::wire::services::NODE_P2P_V2;
+    // BIP324 only when the scenario asks, as in the simulator: a v2 responder reads a v1 abuser's
+    // first bytes other than `version` as the start of a v2 handshake (Core's behaviour too).
+    if !scenario.v2transport {
+        cfg.config.services &= !oni_systems::wire::services::NODE_P2P_V2;
+    }
     cfg.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     // Without a datadir the node checks blocks with the structure checker, which refuses a block
     // whose parent it has not seen; a download around a staller delivers them out of order. Block
@@ -324,6 +332,10 @@ impl Live {
             let rec = &mut self.conns[idx];
             rec.msgs_recv += msgs.len() as u64;
             rec.bytes_recv += read as u64;
+            if read > 0 && self.instances[i].conn == Some(idx as u64 + 1) {
+                let a = self.call(i, now, |b, io| b.on_bytes(read as u64, io));
+                self.apply(i, now, a);
+            }
             self.hand_to_bot(i, idx as u64 + 1, msgs, eof, now);
         }
         self.read_buf = buf;
@@ -472,6 +484,18 @@ fn flush(link: &mut LiveLink) {
 
 /// Frames and decodes bytes from the node; returns frames that failed (a node bug if ever non-zero).
 fn decode_into(link: &mut LiveLink, mut rest: &[u8], msgs: &mut Vec<Message>) -> u64 {
+    if link.raw {
+        return 0;
+    }
+    if let Some(bot) = link.v2.as_mut() {
+        let mut wire = Vec::new();
+        let bad = bot.incoming(rest, &mut link.packet, msgs, &mut wire);
+        link.pending_out.extend_from_slice(&wire);
+        if bad > 0 {
+            link.reader_failed = true;
+        }
+        return bad;
+    }
     let mut bad = 0;
     while !rest.is_empty() {
         let (used, r) = link.reader.push(rest);
@@ -554,7 +578,13 @@ impl super::host::BotHost for Live {
                 rec.frames_sent += a.frames as u64;
                 rec.bytes_sent += a.out.len() as u64;
                 if let Some(link) = self.links[idx].as_mut() {
-                    link.pending_out.extend_from_slice(&a.out);
+                    match link.v2.as_mut() {
+                        Some(bot) => {
+                            let wire = bot.outgoing(&a.out, &mut link.packet);
+                            link.pending_out.extend_from_slice(&wire);
+                        }
+                        None => link.pending_out.extend_from_slice(&a.out),
+                    }
                     flush(link);
                 }
             }
@@ -579,7 +609,7 @@ impl super::host::BotHost for Live {
             self.conns.push(ConnRecord::opened(i, now));
             self.locals.push(local);
             self.open += 1;
-            self.links.push(Some(LiveLink {
+            let mut link = LiveLink {
                 instance: i,
                 stream,
                 reader: FrameSplitter::new(self.network),
@@ -587,7 +617,19 @@ impl super::host::BotHost for Live {
                 pending_out: Vec::new(),
                 eof: false,
                 write_failed: false,
-            }));
+                v2: None,
+                raw: self.instances[i].behaviour.raw_transport(),
+                packet: Vec::new(),
+            };
+            if self.instances[i].v2 {
+                let (kex, garbage) = super::v2::keys(&mut self.instances[i].rng);
+                let (session, first) = V2Session::initiator(self.network, kex, garbage);
+                let (bot, first) = super::link::BotV2::initiator(session, first);
+                link.v2 = Some(bot);
+                link.pending_out.extend_from_slice(&first);
+                flush(&mut link);
+            }
+            self.links.push(Some(link));
             self.instances[i].conn = Some(self.conns.len() as u64);
             let a = self.call(i, now, |b, io| b.on_connected(io));
             self.apply(i, now, a);

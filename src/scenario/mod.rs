@@ -28,6 +28,7 @@ pub mod report;
 pub mod sim;
 pub mod spec;
 pub mod trace;
+pub mod v2;
 
 pub use outcome::Outcome;
 pub use report::{Report, Row};

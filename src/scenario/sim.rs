@@ -10,7 +10,7 @@
 
 use super::bots::{self, Behaviour, BotIo, Honest};
 use super::host::BotHost;
-use super::link::{Delivery, Link};
+use super::link::{BotV2, Delivery, Link};
 use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
 use super::spec::{instance_addr, BotKind, ChainStart, NetModel, PeerSpec, Scenario};
 use super::trace::{tag, Closed, ConnRecord, TraceHash};
@@ -21,6 +21,7 @@ use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, NetEvent, Outbox, ScoreTable};
 use oni_systems::schedule::{build_schedule, build_world};
+use oni_systems::wire::v2::transport::V2Session;
 use oni_systems::wire::{Command, Network};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -40,6 +41,8 @@ pub(crate) struct Instance {
     pub(crate) behaviour: Box<dyn Behaviour>,
     pub(crate) rng: oni_systems::resources::Rng,
     pub(crate) conn: Option<u64>,
+    /// It connects with BIP324 v2.
+    pub(crate) v2: bool,
     pub(crate) max_per_tick: [u32; Command::COUNT],
     pub(crate) recv_total: [u64; Command::COUNT],
 }
@@ -98,8 +101,10 @@ impl Sim {
         let mut config = Config::new(network);
         config.limits = scenario.node.clone();
         config.relay = scenario.relay;
-        // The bots speak v1 (the live runner's node does too, so both modes run one world).
-        config.services &= !oni_systems::wire::services::NODE_P2P_V2;
+        // BIP324 only when the scenario asks (the live runner's node does the same).
+        if !scenario.v2transport {
+            config.services &= !oni_systems::wire::services::NODE_P2P_V2;
+        }
         let mut world = build_world(config, scenario.seed);
         if let Some(t) = scenario.score_threshold {
             world.resource_mut::<ScoreTable>().threshold = t;
@@ -185,11 +190,17 @@ impl Sim {
             let Some(link) = self.links.get_mut(&c) else { continue };
             let i = link.instance;
             link.bot_reads = self.instances[i].behaviour.reads();
-            let Delivery { msgs, bytes, bad_frames, eof } = link.deliver(c, now, &mut self.hash);
+            let Delivery { msgs, bytes, bad_frames, eof, wire_out } = link.deliver(c, now, &mut self.hash);
+            // A v2 bot's handshake answer (and frames it held for it) go back at once.
+            link.bot_writes_wire(now + self.net.latency_ms, wire_out);
             self.node_bad_frames += bad_frames;
             let rec = &mut self.conns[c as usize - 1];
             rec.msgs_recv += msgs.len() as u64;
             rec.bytes_recv += bytes;
+            if bytes > 0 && self.instances[i].conn == Some(c) {
+                let a = self.call(i, now, |b, io| b.on_bytes(bytes, io));
+                self.apply(i, now, a);
+            }
             self.hand_to_bot(i, c, msgs, eof, now);
         }
     }
@@ -356,6 +367,9 @@ pub(crate) fn spawn_instances(scenario: &Scenario) -> Vec<Instance> {
         let (count, start_s) = match spec {
             PeerSpec::Honest { count, start_s, .. } | PeerSpec::Bot { count, start_s, .. } => (*count, *start_s),
         };
+        let v2 = match spec {
+            PeerSpec::Honest { v2, .. } | PeerSpec::Bot { v2, .. } => *v2,
+        };
         for k in 0..count {
             let global = instances.len() as u64;
             let mut rng =
@@ -387,6 +401,7 @@ pub(crate) fn spawn_instances(scenario: &Scenario) -> Vec<Instance> {
                 behaviour,
                 rng,
                 conn: None,
+                v2,
                 max_per_tick: [0; Command::COUNT],
                 recv_total: [0; Command::COUNT],
             });
@@ -444,6 +459,18 @@ impl super::host::BotHost for Sim {
             self.conns.push(ConnRecord::opened(i, now));
             let mut link = Link::new(i, self.network);
             link.recv_window = self.net.bot_recv_window_bytes;
+            link.bot_raw = self.instances[i].behaviour.raw_transport();
+            if self.world.resource::<Config>().v2() {
+                // The node's keys from its own rng: the same seed, the same run.
+                let kex = super::v2::keys(&mut self.world.resource_mut::<oni_systems::resources::Rng>());
+                link.node_speaks_v2(V2Session::responder(self.network, kex.0, kex.1));
+            }
+            if self.instances[i].v2 {
+                let (kex, garbage) = super::v2::keys(&mut self.instances[i].rng);
+                let (session, first) = V2Session::initiator(self.network, kex, garbage);
+                let (bot, first) = BotV2::initiator(session, first);
+                link.bot_speaks_v2(now + self.net.latency_ms, bot, first);
+            }
             self.links.insert(c, link);
             self.instances[i].conn = Some(c);
             let addr = self.instances[i].addr;

@@ -40,6 +40,11 @@ pub struct Scenario {
     /// Whether the node asks peers for transaction relay (its version's relay flag).
     #[serde(default)]
     pub relay: bool,
+    /// Whether the node speaks BIP324 v2 (`--v2transport 1`): it advertises NODE_P2P_V2 and answers
+    /// every connection as a v2 responder (v1 peers detected on their first 16 bytes). Off by
+    /// default: the older scenarios' abusers open with v1 bytes other than `version`.
+    #[serde(default)]
+    pub v2transport: bool,
     /// The chain the node starts with.
     #[serde(default)]
     pub chain: ChainStart,
@@ -144,6 +149,9 @@ pub enum PeerSpec {
         /// Interval between their pings to the node.
         #[serde(default = "default_honest_ping_ms")]
         ping_interval_ms: u64,
+        /// They connect with BIP324 v2 (their messages sealed, the node's opened).
+        #[serde(default)]
+        v2: bool,
     },
     /// Adversaries of one kind.
     Bot {
@@ -154,6 +162,10 @@ pub enum PeerSpec {
         /// When they start (virtual seconds from the start).
         #[serde(default)]
         start_s: f64,
+        /// They connect with BIP324 v2: the frames they send are sealed (other bytes go out as
+        /// they are), the node's packets opened.
+        #[serde(default)]
+        v2: bool,
     },
 }
 
@@ -346,6 +358,27 @@ pub enum BotKind {
         /// Messages per second.
         msgs_per_s: f64,
     },
+    /// BIP324 abuse: a real v2 key, then `garbage` random bytes and nothing more. Over 4,095 the
+    /// node gives up on the terminator (`v2_missing_garbage_terminator`); at or under it, the
+    /// bytes read as garbage with a wrong terminator and the handshake times out.
+    V2Garbage {
+        /// Garbage bytes after the key.
+        garbage: u32,
+    },
+    /// BIP324 abuse: the first `bytes` (1..=15) of this network's v1 `version` header, then a
+    /// stall: the node is still detecting, must send nothing and drops it at the handshake timeout.
+    V2Prefix {
+        /// Prefix bytes sent.
+        bytes: u8,
+    },
+    /// Core's early-key check: the first 4 bytes of a v2 key equal to the network magic, then
+    /// after `wait_ms` the rest of the key and garbage. The node must stay silent until a byte
+    /// differs from the v1 prefix; a byte from it before that makes the bot hang up (so an
+    /// expectation that the node closed it fails).
+    V2EarlyKey {
+        /// Pause between the magic and the rest.
+        wait_ms: u64,
+    },
 }
 
 fn default_one() -> u32 {
@@ -387,6 +420,9 @@ impl BotKind {
         "NonStandardTxs",
         "UnknownCommand",
         "BlockRequester",
+        "V2Garbage",
+        "V2Prefix",
+        "V2EarlyKey",
     ];
 
     /// This kind's name.
@@ -416,6 +452,9 @@ impl BotKind {
             BotKind::NonStandardTxs { .. } => "NonStandardTxs",
             BotKind::UnknownCommand { .. } => "UnknownCommand",
             BotKind::BlockRequester { .. } => "BlockRequester",
+            BotKind::V2Garbage { .. } => "V2Garbage",
+            BotKind::V2Prefix { .. } => "V2Prefix",
+            BotKind::V2EarlyKey { .. } => "V2EarlyKey",
         }
     }
 
@@ -440,6 +479,13 @@ impl BotKind {
                 rate(*msgs_per_s, "msgs_per_s")
             }
             BotKind::GarbageBytes { bytes_per_s, .. } => rate(*bytes_per_s as f64, "bytes_per_s"),
+            BotKind::V2Garbage { garbage } if *garbage > 1_000_000 => {
+                Err(format!("V2Garbage: garbage must be at most 1000000, got {garbage}"))
+            }
+            BotKind::V2Prefix { bytes } if !(1..=15).contains(bytes) => {
+                Err(format!("V2Prefix: bytes must be in 1..=15, got {bytes}"))
+            }
+            BotKind::V2Garbage { .. } | BotKind::V2Prefix { .. } | BotKind::V2EarlyKey { .. } => Ok(()),
             BotKind::Slowloris { byte_interval_ms } => rate(*byte_interval_ms as f64, "byte_interval_ms"),
             BotKind::VersionFlood { conns_per_s } => rate(*conns_per_s, "conns_per_s"),
             BotKind::PingFlood { pings_per_s } => rate(*pings_per_s as f64, "pings_per_s"),
@@ -608,6 +654,15 @@ pub enum Expectation {
         /// Bound per connection.
         at_most: u64,
     },
+    /// No connection of `bot` got more than `at_most` bytes from the node (0: the node said
+    /// nothing, e.g. while a v1 prefix could still become a `version` header).
+    ReceivedBytesAtMost {
+        /// The bot kind.
+        #[serde(deserialize_with = "de_bot_name")]
+        bot: String,
+        /// Bound per connection.
+        at_most: u64,
+    },
     /// Peers the node held after any tick.
     PeakPeersAtMost(u64),
     /// Largest per-peer send backlog after any tick: queued plus handed to the writer and unacked.
@@ -682,6 +737,10 @@ pub const METRICS: &[&str] = &[
     "tx_recently_rejected",
     "tx_intake_dropped",
     "recv_pauses",
+    "v1_sessions",
+    "v2_sessions",
+    "v2_failures",
+    "v2_refused",
 ];
 
 /// The value of a named counter.
@@ -716,6 +775,10 @@ pub fn metric_value(m: &oni_systems::resources::Metrics, name: &str) -> Option<u
         "tx_recently_rejected" => m.tx_recently_rejected,
         "tx_intake_dropped" => m.tx_intake_dropped,
         "recv_pauses" => m.recv_pauses,
+        "v1_sessions" => m.transports[0],
+        "v2_sessions" => m.transports[1],
+        "v2_failures" => m.v2_failures.iter().sum(),
+        "v2_refused" => m.v2_refused,
         _ => return None,
     })
 }
@@ -738,6 +801,7 @@ impl Expectation {
             | Expectation::ConnectionsAtLeast { bot, .. }
             | Expectation::ReceivedPerTickAtMost { bot, .. }
             | Expectation::SentBytesAtMost { bot, .. }
+            | Expectation::ReceivedBytesAtMost { bot, .. }
             | Expectation::NeverDisconnected { bot } => Some(bot),
             _ => None,
         }
@@ -761,6 +825,7 @@ impl Expectation {
             Expectation::NoHonestDisconnected => "NoHonestDisconnected".into(),
             Expectation::NeverDisconnected { bot } => format!("NeverDisconnected({bot})"),
             Expectation::SentBytesAtMost { bot, at_most } => format!("SentBytesAtMost({bot}, {at_most})"),
+            Expectation::ReceivedBytesAtMost { bot, at_most } => format!("ReceivedBytesAtMost({bot}, {at_most})"),
             Expectation::PeakPeersAtMost(n) => format!("PeakPeersAtMost({n})"),
             Expectation::PeakSendQueueBytesAtMost(n) => format!("PeakSendQueueBytesAtMost({n})"),
             Expectation::PeakRecvBufferBytesAtMost(n) => format!("PeakRecvBufferBytesAtMost({n})"),
@@ -858,13 +923,19 @@ impl Scenario {
         let mut total = 0u64;
         for (i, p) in self.peers.iter().enumerate() {
             let (count, start_s) = match p {
-                PeerSpec::Honest { count, start_s, ping_interval_ms } => {
+                PeerSpec::Honest { count, start_s, ping_interval_ms, v2 } => {
                     if *ping_interval_ms == 0 {
                         return Err(format!("peers[{i}]: ping_interval_ms must be > 0"));
                     }
+                    if *v2 && !self.v2transport {
+                        return Err(format!("peers[{i}]: v2 peers need the node's v2transport: true"));
+                    }
                     (*count, *start_s)
                 }
-                PeerSpec::Bot { kind, count, start_s } => {
+                PeerSpec::Bot { kind, count, start_s, v2 } => {
+                    if *v2 && !self.v2transport {
+                        return Err(format!("peers[{i}]: v2 peers need the node's v2transport: true"));
+                    }
                     kind.check().map_err(|e| format!("peers[{i}]: {e}"))?;
                     if matches!(kind, BotKind::TxRelayer { .. }) && self.chain != ChainStart::Fixture {
                         return Err(format!(

@@ -17,6 +17,7 @@ mod headers;
 mod honest;
 mod invalid_txs;
 mod txs;
+mod v2;
 
 pub use honest::{Honest, PingLog, PingRecord};
 pub use txs::{random_orphan, TxLog};
@@ -134,6 +135,15 @@ pub trait Behaviour {
     fn reads(&self) -> bool {
         true
     }
+
+    /// Whether it writes and reads the wire itself (a raw BIP324 abuser): the node's bytes reach
+    /// it uncounted as frames, and nothing it writes is framed for it.
+    fn raw_transport(&self) -> bool {
+        false
+    }
+
+    /// `n` bytes from the node reached it (raw bots see no messages, only this).
+    fn on_bytes(&mut self, _n: u64, _io: &mut BotIo) {}
 }
 
 /// Builds a fresh instance of `kind`.
@@ -181,6 +191,9 @@ pub fn spawn(kind: &BotKind) -> Box<dyn Behaviour> {
             Box::new(framing::UnknownCommand::new(*len, *msgs_per_s, *handshake))
         }
         BotKind::BlockRequester { blocks, msgs_per_s } => Box::new(getdata::BlockRequester::new(*blocks, *msgs_per_s)),
+        BotKind::V2Garbage { garbage } => Box::new(v2::V2Garbage::new(*garbage)),
+        BotKind::V2Prefix { bytes } => Box::new(v2::V2Prefix::new(*bytes)),
+        BotKind::V2EarlyKey { wait_ms } => Box::new(v2::V2EarlyKey::new(*wait_ms)),
     }
 }
 
