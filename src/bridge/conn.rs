@@ -10,7 +10,7 @@ use super::{Ending, Inner};
 use oni_systems::components::ConnId;
 use oni_systems::components::Transport;
 use oni_systems::resources::NetEvent;
-use oni_systems::wire::v2::transport::{seal_frame, Step, V2Error, V2Session, MAX_GARBAGE_LEN};
+use oni_systems::wire::v2::transport::{seal_frame, Step, V2Error, V2Session};
 use oni_systems::wire::v2::{KeyExchange, SendCipher};
 use oni_systems::wire::{skips_payload, FrameHeader, HeaderError, Network, RawFrame, HEADER_LEN};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -282,28 +282,35 @@ enum Setup {
     Plain,
 }
 
-/// A fresh v2 session with our key and garbage drawn from the OS's randomness; the bytes to send
-/// at once for an initiator.
+/// A fresh v2 session whose key and garbage come from 32 bytes of the OS's randomness; the bytes
+/// to send at once for an initiator. A responder makes its key only once the peer turns out not
+/// to be v1, so accepting a connection costs no elliptic-curve work.
 fn new_session(network: Network, initiating: bool) -> (V2Session, Vec<u8>) {
-    let mut seed = [0u8; 66];
-    let kex = loop {
-        // A failed draw leaves zeros, which no key accepts: draw again.
-        let _ = getrandom::fill(&mut seed);
-        let (secret, rest) = seed.split_at(32);
-        if let Some(kex) =
-            KeyExchange::new(secret.try_into().unwrap_or([0; 32]), rest[..32].try_into().unwrap_or([0; 32]))
-        {
-            break kex;
-        }
-    };
-    let len = usize::from(u16::from_le_bytes([seed[64], seed[65]])) % (MAX_GARBAGE_LEN + 1);
-    let mut garbage = vec![0u8; len];
-    let _ = getrandom::fill(&mut garbage);
+    let mut seed = [0u8; 32];
+    if getrandom::fill(&mut seed).is_err() {
+        // Only on a broken system: keys must still differ per connection.
+        tracing::error!("no OS randomness for a BIP324 key; using a per-process fallback");
+        seed = fallback_seed();
+    }
     if initiating {
+        let (kex, garbage) = KeyExchange::from_seed(seed);
         V2Session::initiator(network, kex, garbage)
     } else {
-        (V2Session::responder(network, kex, garbage), Vec::new())
+        (V2Session::responder_from_seed(network, seed), Vec::new())
     }
+}
+
+/// A seed from std's per-process random hash keys and a counter, for when the OS gives none.
+fn fallback_seed() -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let mut seed = [0u8; 32];
+    for (i, chunk) in seed.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(COUNTER.fetch_add(1, Ordering::Relaxed) ^ i);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    seed
 }
 
 /// Starts the reader and writer of an established connection, both inside the peer's span (peer

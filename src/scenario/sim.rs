@@ -461,9 +461,11 @@ impl super::host::BotHost for Sim {
             link.recv_window = self.net.bot_recv_window_bytes;
             link.bot_raw = self.instances[i].behaviour.raw_transport();
             if self.world.resource::<Config>().v2() {
-                // The node's keys from its own rng: the same seed, the same run.
-                let kex = super::v2::keys(&mut self.world.resource_mut::<oni_systems::resources::Rng>());
-                link.node_speaks_v2(V2Session::responder(self.network, kex.0, kex.1));
+                // As the bridge: a seed now (from the node's own rng: the same seed, the same run),
+                // the key only if the peer is not v1.
+                let mut rng = self.world.resource_mut::<oni_systems::resources::Rng>();
+                let seed: [u8; 32] = super::v2::bytes(&mut rng, 32).try_into().unwrap_or([1; 32]);
+                link.node_speaks_v2(V2Session::responder_from_seed(self.network, seed));
             }
             if self.instances[i].v2 {
                 let (kex, garbage) = super::v2::keys(&mut self.instances[i].rng);

@@ -245,6 +245,30 @@ impl KeyExchange {
         Some(KeyExchange { secret, ours })
     }
 
+    /// A fresh exchange and its garbage (0–4,095 bytes), all drawn from one 32-byte random seed
+    /// expanded by ChaCha20: one small draw from the OS per connection, and the elliptic-curve
+    /// work only when this is called.
+    pub fn from_seed(seed: [u8; 32]) -> (KeyExchange, Vec<u8>) {
+        let mut stream = ChaCha20::new(&seed.into(), &nonce(0, 0).into());
+        let mut draw = |n: usize| {
+            let mut b = vec![0u8; n];
+            stream.apply_keystream(&mut b);
+            b
+        };
+        let kex = loop {
+            let (secret, entropy) = (draw(32), draw(32));
+            // All but ~2^-128 of draws are valid secrets.
+            if let Some(k) =
+                KeyExchange::new(secret.try_into().unwrap_or([0; 32]), entropy.try_into().unwrap_or([0; 32]))
+            {
+                break k;
+            }
+        };
+        let len = draw(2);
+        let len = usize::from(u16::from_le_bytes([len[0], len[1]])) % (super::transport::MAX_GARBAGE_LEN + 1);
+        (kex, draw(len))
+    }
+
     /// An exchange with a given key and encoding (the published test vectors).
     pub fn with_encoding(secret: [u8; 32], ours: [u8; KEY_LEN]) -> Option<KeyExchange> {
         Some(KeyExchange { secret: SecretKey::from_slice(&secret).ok()?, ours })

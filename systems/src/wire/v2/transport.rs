@@ -100,6 +100,8 @@ pub struct V2Session {
     buf: Vec<u8>,
     /// Our key exchange until the peer's key arrives.
     kex: Option<KeyExchange>,
+    /// A responder's seed for its key and garbage, used only once the peer is not v1.
+    seed: Option<[u8; 32]>,
     /// Our garbage until the version packet authenticates it.
     garbage: Vec<u8>,
     /// The peer's garbage, authenticated by its first packet.
@@ -124,6 +126,26 @@ impl V2Session {
         V2Session::new(network, false, State::MaybeV1, kex, garbage)
     }
 
+    /// The same with our key and garbage made from `seed` ([`KeyExchange::from_seed`]) only
+    /// when the first bytes show the peer is not v1: a v1 peer, or a flood of connections that
+    /// never send a byte, costs no elliptic-curve work.
+    pub fn responder_from_seed(network: Network, seed: [u8; 32]) -> V2Session {
+        V2Session {
+            network,
+            initiating: false,
+            state: State::MaybeV1,
+            buf: Vec::new(),
+            kex: None,
+            seed: Some(seed),
+            garbage: Vec::new(),
+            aad: Vec::new(),
+            recv: None,
+            info: None,
+            up: false,
+            received: 0,
+        }
+    }
+
     fn new(network: Network, initiating: bool, state: State, kex: KeyExchange, garbage: Vec<u8>) -> V2Session {
         debug_assert!(garbage.len() <= MAX_GARBAGE_LEN);
         V2Session {
@@ -132,6 +154,7 @@ impl V2Session {
             state,
             buf: Vec::new(),
             kex: Some(kex),
+            seed: None,
             garbage,
             aad: Vec::new(),
             recv: None,
@@ -225,6 +248,11 @@ impl V2Session {
         if self.buf[..] != prefix[..self.buf.len()] {
             // Not v1: these bytes begin the peer's key; ours and our garbage go out now.
             self.state = State::Key;
+            if let Some(seed) = self.seed.take() {
+                let (kex, garbage) = KeyExchange::from_seed(seed);
+                self.kex = Some(kex);
+                self.garbage = garbage;
+            }
             let kex = self.kex.as_ref().map(|k| k.our_key().to_vec()).unwrap_or_default();
             return Step::Send([kex.as_slice(), &self.garbage].concat());
         }

@@ -355,3 +355,28 @@ fn a_dialer_knows_whether_it_heard_anything() {
     a.feed(&[1]).unwrap();
     assert!(a.s.received_any());
 }
+
+#[test]
+fn a_seeded_responder_makes_its_key_only_when_the_peer_is_not_v1() {
+    // v1: detected with no key made (nothing to send, nothing derived).
+    let mut head = NET.magic().to_vec();
+    head.extend_from_slice(b"version\0\0\0\0\0");
+    let mut v1 = End::new(V2Session::responder_from_seed(NET, [3; 32]), Vec::new());
+    v1.feed(&head).unwrap();
+    assert!(v1.v1.is_some() && v1.out.is_empty());
+    // v2: the key and garbage the seed gives, then an honest handshake.
+    let mut a = End::initiator(1, vec![9; 10]);
+    let mut b = End::new(V2Session::responder_from_seed(NET, [3; 32]), Vec::new());
+    settle(&mut a, &mut b);
+    assert!(a.info.is_some() && b.info.is_some());
+    assert_eq!(a.info.unwrap().session_id, b.info.unwrap().session_id);
+    // The seed decides the key and garbage: the same seed, the same first bytes; another, others.
+    let first = |seed: u8| {
+        let mut b = End::new(V2Session::responder_from_seed(NET, [seed; 32]), Vec::new());
+        b.feed(&[0u8]).unwrap();
+        b.out
+    };
+    assert_eq!(first(3), first(3));
+    assert_ne!(first(3)[..KEY_LEN], first(4)[..KEY_LEN]);
+    assert!(first(3).len() <= KEY_LEN + MAX_GARBAGE_LEN);
+}
