@@ -180,6 +180,12 @@ impl V2Session {
         self.info.as_ref().filter(|_| self.up)
     }
 
+    /// Bytes of buffer the session holds now (a packet in progress, garbage): what receive bounds
+    /// and the fuzzer's heap check weigh.
+    pub fn held(&self) -> usize {
+        self.buf.capacity() + self.garbage.capacity() + self.aad.capacity()
+    }
+
     /// The most bytes the current step takes: what a reader may pull from its socket for it.
     pub fn wants(&self) -> usize {
         match self.state {
@@ -196,7 +202,14 @@ impl V2Session {
     pub fn push(&mut self, input: &[u8]) -> Result<(usize, Step), V2Error> {
         let mut used = 0;
         while used < input.len() {
-            let take = self.wants().min(input.len() - used);
+            let wants = self.wants();
+            let take = wants.min(input.len() - used);
+            if self.buf.capacity() - self.buf.len() < take {
+                // Room grows with what arrives, never past the packet: at most twice the bytes
+                // received, and exactly the packet once it is whole.
+                let have = self.buf.len();
+                self.buf.reserve_exact(take.max(have.min(wants - take)));
+            }
             self.buf.extend_from_slice(&input[used..used + take]);
             used += take;
             self.received += take;

@@ -380,3 +380,32 @@ fn a_seeded_responder_makes_its_key_only_when_the_peer_is_not_v1() {
     assert_ne!(first(3)[..KEY_LEN], first(4)[..KEY_LEN]);
     assert!(first(3).len() <= KEY_LEN + MAX_GARBAGE_LEN);
 }
+
+#[test]
+fn a_packets_room_grows_with_its_bytes_and_ends_at_its_size() {
+    let (mut a, mut b) = up();
+    let p = a.raw(0, &vec![0u8; 1_000_000], &[]);
+    // The length and the first 100 bytes: room for what came, not for the million announced.
+    b.feed(&p[..LENGTH_LEN + 100]).unwrap();
+    assert!(b.s.held() < 1_000, "held {} for 100 bytes", b.s.held());
+    // Fed in 1 KB reads, the buffer never holds more than twice what arrived.
+    let mut fed = LENGTH_LEN + 100;
+    while fed < p.len() {
+        let n = (p.len() - fed).min(1024);
+        b.feed(&p[fed..fed + n]).unwrap();
+        fed += n;
+        assert!(b.s.held() <= 2 * fed, "held {} after {fed} bytes", b.s.held());
+    }
+    let f = b.frames.pop().unwrap();
+    assert_eq!(f.header.command, Command::Unknown, "an empty long name: nothing we speak");
+    // And a real message: its payload's allocation is the packet's size, not a doubled one.
+    let mut m = vec![2u8]; // block
+    m.extend_from_slice(&vec![7u8; 300_000]);
+    let p = a.raw(0, &m, &[]);
+    for chunk in p.chunks(4096) {
+        b.feed(chunk).unwrap();
+    }
+    let f = b.frames.pop().unwrap();
+    assert_eq!(f.payload.len(), 300_000);
+    assert!(f.payload.capacity() <= 300_000 + 1 + 1 + TAG_LEN, "capacity {}", f.payload.capacity());
+}
