@@ -17,6 +17,8 @@ use oni_systems::chain::pow::check_pow;
 use oni_systems::chain::ChainParams;
 use oni_systems::harness::TestNode;
 use oni_systems::wire::headers::block_hash;
+use oni_systems::wire::v2::transport::{seal_frame, Step, V2Session};
+use oni_systems::wire::v2::{KeyExchange, SendCipher};
 use oni_systems::wire::{
     checksum, Command, FrameHeader, FrameSplitter, HeaderList, InvList, InvType, Message, Network,
 };
@@ -279,6 +281,55 @@ fn handshake_on(mut s: TcpStream, nonce: u64, addrv2: bool) -> Option<(TcpStream
     ready.then_some((s, split))
 }
 
+/// Connects with BIP324 v2 and completes both handshakes (keys, then version/verack sealed);
+/// returns the socket and the sending cipher.
+fn v2_handshake(addr: SocketAddr, nonce: u64) -> Option<(TcpStream, SendCipher)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&nonce.to_le_bytes());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    seed[8..24].copy_from_slice(&now.as_nanos().to_le_bytes());
+    seed[24..].copy_from_slice(&(std::process::id() as u64 ^ 0x5eed).to_le_bytes());
+    let (kex, garbage) = KeyExchange::from_seed(seed);
+    let (mut session, first) = V2Session::initiator(NET, kex, garbage);
+    s.write_all(&first).ok()?;
+    let mut send: Option<SendCipher> = None;
+    let mut buf = vec![0u8; 65536];
+    let mut packet = Vec::new();
+    let (mut hello_sent, mut ready) = (false, false);
+    let start = Instant::now();
+    while !ready && start.elapsed() < Duration::from_secs(10) {
+        let n = match s.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => 0,
+            Err(_) => return None,
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let (used, step) = session.push(rest).ok()?;
+            rest = &rest[used..];
+            match step {
+                Step::Keyed(bytes, cipher) => {
+                    s.write_all(&bytes).ok()?;
+                    send = Some(cipher);
+                }
+                Step::Frame(f) => ready |= f.header.command == Command::Verack,
+                _ => {}
+            }
+        }
+        if let (Some(cipher), false) = (send.as_mut(), hello_sent) {
+            for m in [TestNode::peer_version(nonce), Message::WtxidRelay, Message::Verack] {
+                seal_frame(cipher, &frame(&m), &mut packet);
+                s.write_all(&packet).ok()?;
+            }
+            hello_sent = true;
+        }
+    }
+    Some((s, send?)).filter(|_| ready)
+}
+
 /// Connects and completes the handshake.
 fn handshake(addr: SocketAddr, nonce: u64, addrv2: bool) -> Option<(TcpStream, FrameSplitter)> {
     handshake_on(TcpStream::connect(addr).ok()?, nonce, addrv2)
@@ -336,6 +387,9 @@ enum Attack {
     NeverReads,
     /// Connect from 127.0.0.x (x from 2 to 251), handshake, close; again at once.
     Churn,
+    /// BIP324 handshake and version/verack over v2, then 1 MB decoy packets as fast as the target
+    /// opens them: decoys never reach a node's message handling, only its decryption.
+    V2Decoys,
 }
 
 /// One flood: a name, what its flooders do, and whether the targets get a minimum chain work.
@@ -711,6 +765,44 @@ fn flooder(addr: SocketAddr, f: usize, attack: Attack, gen: Option<Gen>, stop: A
                 while !stop.load(Ordering::Relaxed) && push(&mut s, getdata_all_blocks(), &stop, &tally) {}
             }
         }
+        (Attack::V2Decoys, _) => {
+            while !stop.load(Ordering::Relaxed) {
+                let Some((mut s, mut cipher)) = v2_handshake(addr, 0x3000 + f as u64) else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                tally.conns.fetch_add(1, Ordering::Relaxed);
+                let mut reader = s.try_clone().unwrap();
+                let stop_r = stop.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while !stop_r.load(Ordering::Relaxed) {
+                        match reader.read(&mut buf) {
+                            Ok(0) => return,
+                            Err(e)
+                                if !matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) =>
+                            {
+                                return
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+                s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+                loop {
+                    let mut decoy = vec![0u8; 3];
+                    decoy.push(0x80);
+                    decoy.resize(4 + 1_000_000, 0);
+                    cipher.seal(&mut decoy, &[]);
+                    if stop.load(Ordering::Relaxed) || !push(&mut s, &decoy, &stop, &tally) {
+                        break;
+                    }
+                }
+            }
+        }
         (Attack::Churn, _) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let mut k = 0usize;
@@ -858,6 +950,7 @@ fn main() {
         },
         Flood { name: "block requester that never reads", attack: Attack::NeverReads, min_work: false },
         Flood { name: "connect churn from 127.0.0.2-251", attack: Attack::Churn, min_work: false },
+        Flood { name: "v2 decoys (1 MB each)", attack: Attack::V2Decoys, min_work: false },
     ];
     let pinning = if pin() { "target on CPU 1, bench on CPU 0" } else { "unpinned" };
     println!("{FLOODERS} flooders, {seconds} s each, honest ping every 100 ms, {pinning}");
