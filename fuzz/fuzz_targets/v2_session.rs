@@ -78,7 +78,7 @@ fn feed(s: &mut V2Session, mut bytes: &[u8], chunks: &[u8], got: &mut Got) {
                             got.send = Some(c);
                         }
                         Step::Frame(f) => got.frames.push((f.header.command, f.payload)),
-                        Step::More | Step::Packet(_) | Step::Decoy | Step::Established(_) => {}
+                        Step::More | Step::Packet(_) | Step::Decoy(_) | Step::Established(_) => {}
                     }
                 }
                 Err(_) => {

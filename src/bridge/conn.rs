@@ -448,9 +448,12 @@ async fn read_v2<R: AsyncBufRead + AsyncRead + Unpin>(
                 credit.reserve(reserved).await;
                 continue;
             }
-            Step::Decoy => {
-                credit.release(std::mem::take(&mut reserved));
-                continue;
+            Step::Decoy(len) => {
+                // Handed to the world as a frame with nothing kept: its room is given back when
+                // the world's decode budget passes it, so decoys are paced like frames.
+                debug_assert_eq!(reserved, HEADER_LEN + len);
+                reserved = 0;
+                NetEvent::Frame { conn, frame: oni_systems::wire::v2::transport::decoy_frame(len) }
             }
             Step::Established(info) => {
                 credit.release(std::mem::take(&mut reserved));
@@ -492,11 +495,11 @@ async fn read_frames<R: AsyncRead + Unpin>(
             if skip_payload(rd, header.len as usize).await.is_err() {
                 return ReadEnd::Closed;
             }
-            RawFrame { header, payload: Vec::new() }
+            RawFrame::new(header, Vec::new())
         } else {
             credit.reserve(HEADER_LEN + header.len as usize).await;
             let Ok(payload) = read_payload(rd, header.len as usize).await else { return ReadEnd::Closed };
-            RawFrame { header, payload }
+            RawFrame::new(header, payload)
         };
         if inner.events.send_async(NetEvent::Frame { conn, frame }).await.is_err() {
             return ReadEnd::WorldGone;
@@ -520,7 +523,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) => return Ok(Err(e)),
     };
     let payload = read_payload(rd, header.len as usize).await?;
-    Ok(Ok(RawFrame { header, payload }))
+    Ok(Ok(RawFrame::new(header, payload)))
 }
 
 /// Reads and checks a frame's 24-byte header (its magic first, alone).

@@ -8,7 +8,7 @@
 use super::trace::{tag, TraceHash};
 use oni_systems::components::{ConnId, Transport};
 use oni_systems::resources::NetEvent;
-use oni_systems::wire::v2::transport::{seal_frame, Step, V2Session};
+use oni_systems::wire::v2::transport::{decoy_frame, seal_frame, Step, V2Session};
 use oni_systems::wire::v2::SendCipher;
 use oni_systems::wire::{FrameSplitter, Message, Network, HEADER_LEN};
 use std::collections::VecDeque;
@@ -102,7 +102,7 @@ impl BotV2 {
                 },
                 // An initiator never detects v1 or answers a key first.
                 Step::V1(_) | Step::Send(_) => bad += 1,
-                Step::More | Step::Packet(_) | Step::Decoy | Step::Established(_) => {}
+                Step::More | Step::Packet(_) | Step::Decoy(_) | Step::Established(_) => {}
             }
         }
         bad
@@ -372,7 +372,8 @@ impl Link {
                     events.push(NetEvent::Transport { conn, transport: Transport::V2 { session_id: info.session_id } });
                 }
                 Step::Frame(frame) => events.push(NetEvent::Frame { conn, frame }),
-                Step::More | Step::Packet(_) | Step::Decoy => {}
+                Step::Decoy(len) => events.push(NetEvent::Frame { conn, frame: decoy_frame(len) }),
+                Step::More | Step::Packet(_) => {}
             }
         }
     }

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub v2_failures: Vec<u64>,
     /// v2 dials the peer hung up on before answering (each retried once with v1).
     pub v2_refused: u64,
+    /// v2 decoy packets received (paced by the decode budget, then dropped).
+    pub v2_decoys: u64,
     /// Payloads refused, by `DecodeError`.
     pub decode_errors: Vec<u64>,
     /// Disconnects by reason.
@@ -197,6 +199,7 @@ impl Default for Metrics {
             header_errors: vec![0; 3],
             transports: [0; 2],
             v2_refused: 0,
+            v2_decoys: 0,
             v2_failures: vec![0; crate::wire::v2::transport::V2Error::ALL.len()],
             decode_errors: vec![0; 7],
             disconnects: vec![0; DisconnectReason::COUNT],

@@ -68,9 +68,9 @@ pub fn decode(
         let mut taken = 0;
         while msgs < limits.decode_msgs_per_tick && bytes < limits.decode_bytes_per_tick {
             let Some(next) = rb.frames.front() else { break };
-            let large = next.payload.len() > SMALL_FRAME_BYTES;
+            let large = next.work_len() > SMALL_FRAME_BYTES;
             // A large frame goes while it fits the tick's budget, or alone as the tick's first.
-            if large && total > 0 && total + next.payload.len() > limits.decode_bytes_per_tick_total {
+            if large && total > 0 && total + next.work_len() > limits.decode_bytes_per_tick_total {
                 budget_spent = true;
                 break;
             }
@@ -81,8 +81,8 @@ pub fn decode(
             rb.bytes -= frame.held_len();
             taken += frame.held_len();
             msgs += 1;
-            bytes += frame.payload.len();
-            total += frame.payload.len();
+            bytes += frame.work_len();
+            total += frame.work_len();
             let getdata = frame.header.command == Command::GetData;
             decode_one(socket, frame, &mut received, &mut violations, &mut metrics);
             if getdata {
@@ -113,6 +113,11 @@ fn decode_one(
         // Core drops a frame whose command name is not printable ASCII and reads on.
         tracing::debug!(peer = socket.conn.0, "frame with a malformed command name skipped");
         metrics.header_error(HeaderError::BadCommand);
+        return;
+    }
+    if frame.skipped > 0 {
+        // A BIP324 decoy: read and authenticated by the transport, nothing to decode.
+        metrics.v2_decoys += 1;
         return;
     }
     if frame.header.command == Command::Unknown {

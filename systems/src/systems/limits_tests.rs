@@ -145,7 +145,7 @@ fn unknown_frame(bytes: usize) -> crate::wire::RawFrame {
     FrameHeader::write(Network::Regtest, Command::Unknown, bytes as u32, [0; 4], &mut head);
     head[4..16].copy_from_slice(b"junkjunkjunk");
     let header = FrameHeader::parse(&head, Network::Regtest).unwrap();
-    crate::wire::RawFrame { header, payload: vec![0; bytes] }
+    crate::wire::RawFrame::new(header, vec![0; bytes])
 }
 
 #[test]

@@ -136,3 +136,31 @@ fn a_v2_peers_frames_are_queued_without_a_checksum_and_a_v1_peers_with_one() {
     assert_eq!(fa[..20], fb[..20]);
     assert_eq!(fa[24..], fb[24..]);
 }
+
+#[test]
+fn decoys_are_counted_never_held_and_paced_by_the_decode_budget_like_frames() {
+    use crate::components::RecvBuffer;
+    use crate::wire::v2::transport::decoy_frame;
+    let mut node = TestNode::regtest();
+    let honest = node.ready_inbound("10.0.0.9:18444");
+    let peers: Vec<_> = (1..=4).map(|i| node.ready_inbound(&format!("10.0.1.{i}:18444"))).collect();
+    let budget = node.world.resource::<Config>().limits.decode_bytes_per_tick_total;
+    // Each peer hands over two 1 MB decoys at once.
+    for &p in &peers {
+        for _ in 0..2 {
+            node.world.resource_mut::<crate::resources::Inbox>().0.push(NetEvent::Frame { conn: p, frame: decoy_frame(1_000_000) });
+        }
+    }
+    node.tick();
+    let decoded = node.metrics().v2_decoys;
+    assert!(decoded >= 1 && decoded as usize * 1_000_000 <= budget.max(1_000_000), "one tick took {decoded} decoys");
+    // Waiting decoys count as held (the reader's credit stays taken) though nothing is kept.
+    let held: usize = peers.iter().map(|p| node.get::<RecvBuffer>(*p).unwrap().bytes).sum();
+    assert_eq!(held, (8 - decoded as usize) * (1_000_000 + 24));
+    for _ in 0..20 {
+        node.tick();
+    }
+    assert_eq!(node.metrics().v2_decoys, 8, "all taken in turns");
+    assert_eq!(node.metrics().unknown_commands, 0, "not counted as unknown commands");
+    assert!(peers.iter().chain([&honest]).all(|p| node.closed_reason(*p).is_none()), "decoys are legal");
+}

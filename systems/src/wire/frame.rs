@@ -12,17 +12,32 @@ pub struct RawFrame {
     pub header: FrameHeader,
     /// The payload, allocated only after the header passed (empty for `Command::Unknown`).
     pub payload: Vec<u8>,
+    /// Bytes read and authenticated but not kept (a BIP324 decoy's contents): they still count
+    /// against the peer's receive credit and the tick's decode budget until the world takes the
+    /// frame, so a peer's decoys are paced like its frames.
+    pub skipped: usize,
 }
 
 impl RawFrame {
+    /// A frame of `header` carrying `payload`.
+    pub fn new(header: FrameHeader, payload: Vec<u8>) -> RawFrame {
+        RawFrame { header, payload, skipped: 0 }
+    }
+
     /// Bytes the frame took on the wire.
     pub fn wire_len(&self) -> usize {
         HEADER_LEN + self.header.len as usize
     }
 
-    /// Bytes of it held in memory (header and kept payload): what receive bounds count.
+    /// Bytes it counts as held (header, kept payload, skipped contents): what receive bounds count
+    /// and what the world gives back to the reader when it takes the frame.
     pub fn held_len(&self) -> usize {
-        HEADER_LEN + self.payload.len()
+        HEADER_LEN + self.payload.len() + self.skipped
+    }
+
+    /// Bytes it costs the tick's decode budget.
+    pub fn work_len(&self) -> usize {
+        self.payload.len() + self.skipped
     }
 }
 
@@ -98,7 +113,7 @@ impl FrameSplitter {
         used += take;
         if *seen == header.len as usize {
             let (header, payload, _) = self.pending.take().unwrap_or_else(|| unreachable!());
-            return (used, Ok(Some(RawFrame { header, payload })));
+            return (used, Ok(Some(RawFrame::new(header, payload))));
         }
         (used, Ok(None))
     }

@@ -70,8 +70,8 @@ pub enum Step {
     Keyed(Vec<u8>, SendCipher),
     /// A packet of this many contents bytes follows: make room before pushing its bytes.
     Packet(usize),
-    /// A decoy packet was read and dropped (its room can be given back).
-    Decoy,
+    /// A decoy packet of this many contents bytes was read, authenticated and dropped.
+    Decoy(usize),
     /// The peer's version packet arrived (its contents ignored): the session is up.
     Established(SessionInfo),
     /// A message, framed as v1 frames are; an unknown command's payload is dropped, a naming
@@ -320,7 +320,7 @@ impl V2Session {
         let decoy = self.recv.as_mut().and_then(|r| r.open(&mut body, &aad)).ok_or(V2Error::BadTag)?;
         self.state = State::Length { version: version && decoy };
         if decoy {
-            return Ok(Step::Decoy);
+            return Ok(Step::Decoy(len));
         }
         if version {
             self.up = true;
@@ -335,7 +335,7 @@ impl V2Session {
                 checksum: [0; 4],
                 authenticated: true,
             };
-            return Ok(Step::Frame(RawFrame { header, payload: Vec::new() }));
+            return Ok(Step::Frame(RawFrame::new(header, Vec::new())));
         };
         let payload_len = len - naming;
         if payload_len > command.max_payload() as usize {
@@ -350,8 +350,22 @@ impl V2Session {
             body.truncate(payload_len);
             body
         };
-        Ok(Step::Frame(RawFrame { header, payload }))
+        Ok(Step::Frame(RawFrame::new(header, payload)))
     }
+}
+
+/// The frame a decoy of `len` contents bytes becomes for the world: no command, nothing kept, but
+/// its contents counted as held and as decode work ([`RawFrame::skipped`]), so a peer's decoys
+/// are paced by the same budgets as its frames.
+pub fn decoy_frame(len: usize) -> RawFrame {
+    let header = FrameHeader {
+        command: Command::Unknown,
+        bad_name: false,
+        len: len as u32,
+        checksum: [0; 4],
+        authenticated: true,
+    };
+    RawFrame { header, payload: Vec::new(), skipped: len }
 }
 
 /// Seals one v1-encoded frame (24-byte header and payload, as the world queues them) as a v2

@@ -55,7 +55,7 @@ impl End {
                     self.send = Some(c);
                 }
                 Step::Packet(len) => self.packets.push(len),
-                Step::Decoy => self.decoys += 1,
+                Step::Decoy(_) => self.decoys += 1,
                 Step::Established(i) => self.info = Some(i),
                 Step::Frame(f) => self.frames.push(f),
             }
