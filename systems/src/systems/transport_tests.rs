@@ -148,7 +148,10 @@ fn decoys_are_counted_never_held_and_paced_by_the_decode_budget_like_frames() {
     // Each peer hands over two 1 MB decoys at once.
     for &p in &peers {
         for _ in 0..2 {
-            node.world.resource_mut::<crate::resources::Inbox>().0.push(NetEvent::Frame { conn: p, frame: decoy_frame(1_000_000) });
+            node.world
+                .resource_mut::<crate::resources::Inbox>()
+                .0
+                .push(NetEvent::Frame { conn: p, frame: decoy_frame(1_000_000) });
         }
     }
     node.tick();
