@@ -98,7 +98,12 @@ fn raw(mut input: Input) {
     let (_, peak) = peak_heap_of(|| feed(&mut s, bytes, &chunks, &mut got));
     // Our key and garbage (81 bytes) may go out, and the peer's bytes are held at most twice over.
     assert!(peak <= 2 * bytes.len() + 16 * 1024, "held {peak} bytes for {} received", bytes.len());
-    assert!(s.held() <= 2 * bytes.len() + 8 * 1024, "the session keeps {} bytes for {} received", s.held(), bytes.len());
+    assert!(
+        s.held() <= 2 * bytes.len() + 8 * 1024,
+        "the session keeps {} bytes for {} received",
+        s.held(),
+        bytes.len()
+    );
     assert!(got.frames.is_empty() || got.send.is_some(), "no frame before the key exchange");
 }
 
