@@ -720,6 +720,23 @@ fn push(s: &mut TcpStream, bytes: &[u8], stop: &AtomicBool, tally: &Tally) -> bo
     true
 }
 
+/// Reads and drops whatever the target sends on `s` until `stop` or the socket ends, on its own
+/// thread: a flooder that wrote without reading would stall on the target's send window.
+fn drain_in_background(s: &TcpStream, stop: &Arc<AtomicBool>) {
+    let mut reader = s.try_clone().unwrap();
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while !stop.load(Ordering::Relaxed) {
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Err(e) if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return,
+                _ => {}
+            }
+        }
+    });
+}
+
 /// One flooder until `stop`: connects (again whenever the target drops it) and attacks.
 fn flooder(addr: SocketAddr, f: usize, attack: Attack, gen: Option<Gen>, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
     match (attack, gen) {
@@ -730,25 +747,7 @@ fn flooder(addr: SocketAddr, f: usize, attack: Attack, gen: Option<Gen>, stop: A
                     continue;
                 };
                 tally.conns.fetch_add(1, Ordering::Relaxed);
-                let mut reader = s.try_clone().unwrap();
-                let stop_r = stop.clone();
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 1 << 16];
-                    while !stop_r.load(Ordering::Relaxed) {
-                        match reader.read(&mut buf) {
-                            Ok(0) => return,
-                            Err(e)
-                                if !matches!(
-                                    e.kind(),
-                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                                ) =>
-                            {
-                                return
-                            }
-                            _ => {}
-                        }
-                    }
-                });
+                drain_in_background(&s, &stop);
                 s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
                 while !stop.load(Ordering::Relaxed) && push(&mut s, &gen(), &stop, &tally) {}
             }
@@ -772,25 +771,7 @@ fn flooder(addr: SocketAddr, f: usize, attack: Attack, gen: Option<Gen>, stop: A
                     continue;
                 };
                 tally.conns.fetch_add(1, Ordering::Relaxed);
-                let mut reader = s.try_clone().unwrap();
-                let stop_r = stop.clone();
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 1 << 16];
-                    while !stop_r.load(Ordering::Relaxed) {
-                        match reader.read(&mut buf) {
-                            Ok(0) => return,
-                            Err(e)
-                                if !matches!(
-                                    e.kind(),
-                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                                ) =>
-                            {
-                                return
-                            }
-                            _ => {}
-                        }
-                    }
-                });
+                drain_in_background(&s, &stop);
                 s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
                 loop {
                     let mut decoy = vec![0u8; 3];
