@@ -159,6 +159,45 @@ fn addnode_keeps_a_manual_peer_and_onetry_dials_once() {
     assert_eq!(v["error"]["code"], -8);
 }
 
+/// `addnode`'s `v2transport` argument, read off the wire: the dialed socket's first bytes are a
+/// v1 `version` header with `false`, a BIP324 key (not the magic) by default; asking for v2 on a
+/// node without it is Core's error.
+#[test]
+fn addnode_v2transport_decides_what_the_dial_opens_with() {
+    use std::io::Read;
+    let first_bytes = |l: &TcpListener| {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut b = [0u8; 16];
+        s.read_exact(&mut b).unwrap();
+        b
+    };
+    let mut v1_head = oni_systems::wire::Network::Regtest.magic().to_vec();
+    v1_head.extend_from_slice(b"version\0\0\0\0\0");
+    let dir = tempfile::tempdir().unwrap();
+    let n = TestRpcNode::start(dir.path());
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = plain.local_addr().unwrap().to_string();
+    assert_eq!(n.call("addnode", json!([p, "add", false])), Value::Null);
+    assert_eq!(first_bytes(&plain).to_vec(), v1_head, "v2transport=false: a v1 version first");
+    let v2 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let q = v2.local_addr().unwrap().to_string();
+    assert_eq!(n.call("addnode", json!({"node": q, "command": "onetry"})), Value::Null);
+    let key = first_bytes(&v2);
+    assert_ne!(key[..4], v1_head[..4], "default: a BIP324 key, not a v1 header");
+    // A node with v2 off refuses to be asked for it.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut cfg = oni::node::NodeConfig::new(oni_systems::wire::Network::Regtest);
+    cfg.datadir = Some(dir2.path().to_path_buf());
+    cfg.config.services &= !oni_systems::wire::services::NODE_P2P_V2;
+    let off = TestRpcNode::start_node(cfg, dir2.path(), |_| {});
+    let (_, v) = off.call_legacy("addnode", json!([p, "onetry", true]));
+    assert_eq!(
+        v["error"],
+        json!({"code": -8, "message": "Error: v2transport requested but not enabled (see -v2transport)"})
+    );
+}
+
 #[test]
 fn setban_drops_the_peer_and_bans_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

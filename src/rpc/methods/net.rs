@@ -315,25 +315,38 @@ pub fn parse_node(s: &str, default_port: u16) -> Result<SocketAddr, RpcError> {
         })
 }
 
-/// `addnode "node" "add"|"remove"|"onetry"`: add/remove edit the manual peers the connections
-/// system keeps dialed; onetry dials once.
+/// `addnode "node" "add"|"remove"|"onetry" ( v2transport )`: add/remove edit the manual peers the
+/// connections system keeps dialed; onetry dials once. `v2transport` (default: the node's
+/// `--v2transport`) tries BIP324 first; asking for it on a node without it is an error, as in Core.
 pub async fn addnode(ctx: &Ctx, args: &Args, bad_command: impl Fn() -> RpcError) -> Result<Value, RpcError> {
     let command = args.str(1).unwrap_or("").to_string();
     if !matches!(command.as_str(), "add" | "remove" | "onetry") {
         return Err(bad_command());
     }
     let addr = parse_node(args.str(0).unwrap_or(""), ctx.network.default_port())?;
+    let asked_v2 = args.bool(2);
     let r = ctx.node.with_world_async(move |world| {
+        let node_v2 = world.resource::<oni_systems::resources::Config>().v2();
+        let v2 = asked_v2.unwrap_or(node_v2);
+        if v2 && !node_v2 && command != "remove" {
+            return Err(RpcError::new(
+                codes::INVALID_PARAMETER,
+                "Error: v2transport requested but not enabled (see -v2transport)",
+            ));
+        }
         match command.as_str() {
             "onetry" => {
-                let v2 = world.resource::<oni_systems::resources::Config>().v2();
                 world.resource_mut::<Outbox>().0.push(IoCommand::Connect { addr, direction: Direction::Manual, v2 })
             }
             "add" => {
                 if world.resource::<PeerPolicy>().manual.contains(&addr) {
                     return Err(RpcError::new(codes::CLIENT_NODE_ALREADY_ADDED, "Error: Node already added"));
                 }
-                world.resource_mut::<PeerPolicy>().manual.push(addr);
+                let mut policy = world.resource_mut::<PeerPolicy>();
+                policy.manual.push(addr);
+                if !v2 {
+                    policy.manual_v1.push(addr);
+                }
             }
             _ => {
                 let mut policy = world.resource_mut::<PeerPolicy>();
@@ -344,6 +357,7 @@ pub async fn addnode(ctx: &Ctx, args: &Args, bad_command: impl Fn() -> RpcError)
                     ));
                 };
                 policy.manual.remove(i);
+                policy.manual_v1.retain(|a| *a != addr);
             }
         }
         Ok(())

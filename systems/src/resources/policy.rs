@@ -32,6 +32,8 @@ pub struct PeerPolicy {
     pub manual: Vec<SocketAddr>,
     /// Delay before redialing a manual peer after it dropped.
     pub manual_retry_ms: u64,
+    /// Manual peers the operator asked to dial with v1 only (`addnode … v2transport=false`).
+    pub manual_v1: Vec<SocketAddr>,
 }
 
 impl Default for PeerPolicy {
@@ -47,6 +49,7 @@ impl Default for PeerPolicy {
             discourage_local: false,
             whitelist: Vec::new(),
             manual: Vec::new(),
+            manual_v1: Vec::new(),
             manual_retry_ms: 10_000,
         }
     }

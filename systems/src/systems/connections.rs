@@ -175,7 +175,8 @@ fn redial_manual(ctx: &mut ConnCtx, connected: &AHashSet<SocketAddr>, now: u64) 
             ctx.state.manual_next_ms.insert(addr, now + ctx.policy.manual_retry_ms);
             ctx.state.pending.push((addr, Direction::Manual, now));
             // Whatever the peer advertises (we may not know): the shell falls back to v1 once.
-            let v2 = ctx.config.v2();
+            // Unless the operator added it with `v2transport=false`.
+            let v2 = ctx.config.v2() && !ctx.policy.manual_v1.contains(&addr);
             ctx.outbox.0.push(IoCommand::Connect { addr, direction: Direction::Manual, v2 });
         }
     }
