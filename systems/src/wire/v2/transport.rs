@@ -328,21 +328,14 @@ impl V2Session {
         }
         let contents = &body[1..1 + len];
         let Some((command, naming)) = command_of(contents) else {
-            let header = FrameHeader {
-                command: Command::Unknown,
-                bad_name: true,
-                len: len as u32,
-                checksum: [0; 4],
-                authenticated: true,
-            };
+            let header = packet_header(Command::Unknown, true, len);
             return Ok(Step::Frame(RawFrame::new(header, Vec::new())));
         };
         let payload_len = len - naming;
         if payload_len > command.max_payload() as usize {
             return Err(V2Error::Oversized);
         }
-        let header =
-            FrameHeader { command, bad_name: false, len: payload_len as u32, checksum: [0; 4], authenticated: true };
+        let header = packet_header(command, false, payload_len);
         let payload = if crate::wire::skips_payload(&header) {
             Vec::new()
         } else {
@@ -354,17 +347,16 @@ impl V2Session {
     }
 }
 
+/// The header a frame opened from a packet carries: no checksum, the AEAD tag proved it.
+fn packet_header(command: Command, bad_name: bool, len: usize) -> FrameHeader {
+    FrameHeader { command, bad_name, len: len as u32, checksum: [0; 4], authenticated: true }
+}
+
 /// The frame a decoy of `len` contents bytes becomes for the world: no command, nothing kept, but
 /// its contents counted as held and as decode work ([`RawFrame::skipped`]), so a peer's decoys
 /// are paced by the same budgets as its frames.
 pub fn decoy_frame(len: usize) -> RawFrame {
-    let header = FrameHeader {
-        command: Command::Unknown,
-        bad_name: false,
-        len: len as u32,
-        checksum: [0; 4],
-        authenticated: true,
-    };
+    let header = packet_header(Command::Unknown, false, len);
     RawFrame { header, payload: Vec::new(), skipped: len }
 }
 
