@@ -65,4 +65,13 @@ write("addrv2_flood_blockonly", 1, connect(1, "blockonly"), hs(1), connect(0, "i
       TICK, elapse(3_000_000), TICK)
 write("close_and_reconnect", 0, connect(0, "inbound"), hs(0), TICK, bytes([10, 0]), connect(0, "manual"), hs(0), TICK,
       ping(0, 9), TICK)
+# The address answer to `getaddr` (from a book three outbound peers filled) puts the inbound peer's
+# send queue over the small soft bound before `serve_txs` runs, so the 6,000-entry tx getdata in the
+# same tick waits in its queue, capped at its bound: the one path that holds that queue past a tick.
+def addr_flood(s, seed): return bytes([7, s, 0]) + struct.pack("<H", 1000) + bytes([seed])
+write("getaddr_answer_holds_big_getdata", 1 | 2,
+      *[connect(s, "full") + hs(s, 0x02) for s in (0, 2, 3)], TICK, TICK,
+      addr_flood(0, 5), addr_flood(2, 17), addr_flood(3, 29), TICK,
+      connect(1, "inbound"), hs(1, 0x01), TICK, msg(1, "getaddr", b""),
+      bytes([6, 1, 1]) + struct.pack("<H", 6000) + b"\x07", TICK, TICK)
 print("wrote", len(os.listdir(OUT)), "seeds to", OUT, file=sys.stderr)
