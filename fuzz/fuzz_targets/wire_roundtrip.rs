@@ -1,7 +1,8 @@
 //! Target 4: the other direction of target 1 — structured `addr`, `addrv2`, `version`, `inv`,
-//! `getdata`, `headers`, `getheaders` and `getblocks` values built from the input, encoded into a
-//! frame, split and decoded: the frame passes its header checks and the value comes back equal.
-//! Lists run up to each command's limit, so every limit's edge is encoded and read back.
+//! `getdata`, `headers`, `getheaders`, `getblocks` and BIP152 (`cmpctblock`, `getblocktxn`,
+//! `blocktxn`) values built from the input, encoded into a frame, split and decoded: the frame
+//! passes its header checks and the value comes back equal. Lists run up to each command's limit,
+//! so every limit's edge is encoded and read back.
 
 #![no_main]
 
@@ -9,11 +10,13 @@ use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 use libfuzzer_sys::arbitrary::{self, Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use oni_systems::wire::compact::MAX_COMPACT_TXS;
+use oni_systems::wire::reader::write_compact_size;
 use oni_systems::wire::version::UserAgent;
 use oni_systems::wire::{
-    AddrEntry, AddrV2Addr, AddrV2Entry, AddrV2List, FrameSplitter, HeaderList, InvList, InvType, Locator, Message,
-    NetAddr, Network, Version, MAX_ADDR_ENTRIES, MAX_HEADERS, MAX_INV_ENTRIES, MAX_LOCATOR_HASHES,
-    MAX_USER_AGENT_BYTES,
+    AddrEntry, AddrV2Addr, AddrV2Entry, AddrV2List, BlockTxn, BlockTxnRequest, CmpctBlock, FrameSplitter, HeaderList,
+    InvList, InvType, Locator, Message, NetAddr, Network, Version, MAX_ADDR_ENTRIES, MAX_HEADERS, MAX_INV_ENTRIES,
+    MAX_LOCATOR_HASHES, MAX_USER_AGENT_BYTES,
 };
 
 #[derive(Arbitrary, Debug)]
@@ -26,6 +29,28 @@ enum Shape {
     Headers(u16),
     GetHeaders(u8),
     GetBlocks(u8),
+    CmpctBlock { short_ids: u16, prefilled: u8 },
+    GetBlockTxn(u16),
+    BlockTxn(u8),
+}
+
+/// A small transaction whose bytes vary with the input (one input, one output, maybe a witness).
+fn small_tx(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
+    let witness: bool = u.arbitrary()?;
+    let mut t = vec![2, 0, 0, 0];
+    if witness {
+        t.extend_from_slice(&[0, 1]);
+    }
+    t.push(1);
+    t.extend_from_slice(&[u.arbitrary::<u8>()?; 36]);
+    t.extend_from_slice(&[0, 0xff, 0xff, 0xff, 0xff, 1]);
+    t.extend_from_slice(&u.arbitrary::<u64>()?.to_le_bytes());
+    t.extend_from_slice(&[1, 0x51]);
+    if witness {
+        t.extend_from_slice(&[1, 1, u.arbitrary()?]);
+    }
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    Ok(t)
 }
 
 fn net_addr(u: &mut Unstructured) -> arbitrary::Result<NetAddr> {
@@ -124,6 +149,43 @@ fn build(u: &mut Unstructured) -> arbitrary::Result<Message> {
         }
         Shape::GetHeaders(n) => Message::GetHeaders(locator(u, n)?),
         Shape::GetBlocks(n) => Message::GetBlocks(locator(u, n)?),
+        Shape::CmpctBlock { short_ids, prefilled } => {
+            // Up to the 65,535-transaction limit in all.
+            let n = short_ids as usize % (MAX_COMPACT_TXS + 1 - prefilled as usize);
+            let mut p = vec![u.arbitrary::<u8>()?; 80];
+            p.extend_from_slice(&u.arbitrary::<u64>()?.to_le_bytes());
+            write_compact_size(&mut p, n as u64);
+            let id = u.arbitrary::<u64>()?.to_le_bytes();
+            for i in 0..n {
+                p.extend_from_slice(&id[..5]);
+                p.push(i as u8);
+            }
+            write_compact_size(&mut p, u64::from(prefilled));
+            for _ in 0..prefilled {
+                write_compact_size(&mut p, u64::from(u.arbitrary::<u16>()?));
+                p.extend_from_slice(&small_tx(u)?);
+            }
+            let (b, rest) = CmpctBlock::decode_message(p).expect("a well-formed compact block decodes");
+            assert_eq!(rest, 0);
+            assert_eq!(b.tx_count(), n + prefilled as usize);
+            Message::CmpctBlock(b)
+        }
+        Shape::GetBlockTxn(n) => {
+            // Up to every index of the largest block, strictly increasing.
+            let mut indexes: Vec<u16> = (0..n).map(|_| u.arbitrary()).collect::<arbitrary::Result<_>>()?;
+            if u.arbitrary::<bool>()? {
+                indexes = (0..=u16::MAX).collect();
+            }
+            indexes.sort_unstable();
+            indexes.dedup();
+            Message::GetBlockTxn(BlockTxnRequest { block_hash: BlockHash::from_byte_array(hash(u)?), indexes })
+        }
+        Shape::BlockTxn(n) => {
+            let txs: Vec<Vec<u8>> = (0..n).map(|_| small_tx(u)).collect::<arbitrary::Result<_>>()?;
+            let b = BlockTxn::from_txs(BlockHash::from_byte_array(hash(u)?), txs.iter().map(|t| t.as_slice()))
+                .expect("well-formed transactions");
+            Message::BlockTxn(b)
+        }
     })
 }
 

@@ -169,6 +169,13 @@ commands! {
     /// Feature negotiation of protocol 70017 (Core 31): an id of 4 to 80 bytes and up to 512 bytes
     /// of data. oni speaks 70016, so a peer must not send it (Core's rule; see the handshake).
     Feature = "feature", max 1 + 80 + 3 + 512;
+    /// BIP152 compact block: header, nonce, short ids, prefilled transactions.
+    CmpctBlock = "cmpctblock", max MAX_PAYLOAD_BYTES;
+    /// BIP152 request for a compact block's missing transactions: block hash and up to 65,536
+    /// differential indexes of at most 3 bytes each (more cannot be valid).
+    GetBlockTxn = "getblocktxn", max 32 + 5 + 3 * 65_536;
+    /// BIP152 answer to `getblocktxn`: block hash and the transactions asked for.
+    BlockTxn = "blocktxn", max MAX_PAYLOAD_BYTES;
 }
 
 impl Command {

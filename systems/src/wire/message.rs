@@ -3,6 +3,7 @@
 
 use super::addr::{decode_addr, encode_addr, AddrEntry, AddrV2List};
 use super::block::Block;
+use super::compact::{BlockTxn, BlockTxnRequest, CmpctBlock};
 use super::headers::{HeaderList, Locator};
 use super::inv::InvList;
 use super::reader::Reader;
@@ -79,6 +80,12 @@ pub enum Message {
     /// `feature` (protocol 70017). oni speaks 70016, below it: only the command matters (Core
     /// disconnects a peer of a lower common version before reading the payload).
     Feature,
+    /// `cmpctblock` (BIP152).
+    CmpctBlock(CmpctBlock),
+    /// `getblocktxn` (BIP152).
+    GetBlockTxn(BlockTxnRequest),
+    /// `blocktxn` (BIP152).
+    BlockTxn(BlockTxn),
 }
 
 impl Message {
@@ -113,6 +120,9 @@ impl Message {
             Message::GetCFHeaders => Command::GetCFHeaders,
             Message::GetCFCheckpt => Command::GetCFCheckpt,
             Message::Feature => Command::Feature,
+            Message::CmpctBlock(_) => Command::CmpctBlock,
+            Message::GetBlockTxn(_) => Command::GetBlockTxn,
+            Message::BlockTxn(_) => Command::BlockTxn,
         }
     }
 
@@ -122,7 +132,9 @@ impl Message {
     /// [`Message::decode_owned`] avoids that copy and says how many bytes were ignored.
     pub fn decode(command: Command, payload: &[u8]) -> Result<Option<Message>, DecodeError> {
         match command {
-            Command::Tx | Command::Block => Self::decode_owned(command, payload.to_vec()),
+            Command::Tx | Command::Block | Command::CmpctBlock | Command::BlockTxn => {
+                Self::decode_owned(command, payload.to_vec())
+            }
             _ => Self::decode_fields(command, payload),
         }
         .map(|(m, _)| m)
@@ -136,6 +148,10 @@ impl Message {
         match command {
             Command::Tx => Tx::decode_message(payload).map(|(t, rest)| (Some(Message::Tx(t)), rest)),
             Command::Block => Block::decode_message(payload).map(|(b, rest)| (Some(Message::Block(b)), rest)),
+            Command::CmpctBlock => {
+                CmpctBlock::decode_message(payload).map(|(b, rest)| (Some(Message::CmpctBlock(b)), rest))
+            }
+            Command::BlockTxn => BlockTxn::decode_message(payload).map(|(b, rest)| (Some(Message::BlockTxn(b)), rest)),
             _ => Self::decode_fields(command, &payload),
         }
     }
@@ -191,6 +207,7 @@ impl Message {
                 r.skip(1 + 32)?;
                 Message::GetCFCheckpt
             }
+            Command::GetBlockTxn => Message::GetBlockTxn(BlockTxnRequest::decode(&mut r)?),
             _ => return Ok((None, 0)),
         };
         Ok((Some(msg), r.remaining()))
@@ -219,6 +236,9 @@ impl Message {
             Message::AddrV2(a) => a.encode(out),
             Message::Tx(t) => t.encode(out),
             Message::Block(b) => b.encode(out),
+            Message::CmpctBlock(b) => b.encode(out),
+            Message::GetBlockTxn(q) => q.encode(out),
+            Message::BlockTxn(b) => b.encode(out),
             // Never sent by oni; tests send them: no filter, a zeroed request.
             Message::FilterLoad | Message::FilterAdd | Message::FilterClear | Message::Feature => {}
             Message::GetCFilters | Message::GetCFHeaders | Message::GetCFCheckpt => {

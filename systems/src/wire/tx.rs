@@ -47,6 +47,12 @@ impl TxSpan {
         self.io_start != self.start + 4
     }
 
+    /// Whether it has neither inputs nor outputs (Core's `IsNull`: what an empty transaction
+    /// reads as; never valid, and a compact block prefilling one is refused for it).
+    pub fn is_null(&self) -> bool {
+        !self.has_witness() && self.io_end - self.io_start == 2
+    }
+
     /// Serialized size with witness.
     pub fn len(&self) -> usize {
         (self.end - self.start) as usize
