@@ -9,6 +9,7 @@
 pub mod params;
 pub mod pow;
 pub mod presync;
+pub mod reconstruct;
 pub mod sync;
 #[cfg(test)]
 pub mod test_vectors;

@@ -121,21 +121,44 @@ impl Block {
     /// The merkle root of the txids (duplicating the last of an odd level, as consensus does);
     /// `None` for a block without transactions.
     pub fn compute_merkle_root(&self) -> Option<TxMerkleNode> {
-        let mut level: Vec<[u8; 32]> = self.txids().map(|t| t.to_byte_array()).collect();
-        if level.is_empty() {
-            return None;
+        let (root, _) = merkle_root(self.txids().map(|t| t.to_byte_array()).collect())?;
+        Some(TxMerkleNode::from_byte_array(root))
+    }
+
+    /// Whether the block's transactions do not match its header, as Core's `IsBlockMutated`
+    /// judges it (a merkle root that differs or that two equal subtrees produce; without a
+    /// coinbase, a 64-byte transaction; a witness commitment that does not match, or witness
+    /// data with no commitment). What a compact block rebuilt from the wrong transactions looks
+    /// like: the block is then fetched whole, and no one is blamed.
+    pub fn is_mutated(&self) -> bool {
+        let Some((root, repeated)) = merkle_root(self.txids().map(|t| t.to_byte_array()).collect()) else {
+            return true;
+        };
+        if repeated || root != self.header_bytes()[36..68] {
+            return true;
         }
-        while level.len() > 1 {
-            let mut next = Vec::with_capacity(level.len().div_ceil(2));
-            for pair in level.chunks(2) {
-                let mut buf = [0u8; 64];
-                buf[..32].copy_from_slice(&pair[0]);
-                buf[32..].copy_from_slice(pair.get(1).unwrap_or(&pair[0]));
-                next.push(sha256d(&buf));
-            }
-            level = next;
-        }
-        Some(TxMerkleNode::from_byte_array(level[0]))
+        let coinbase = self.tx_bytes(0).and_then(|b| bitcoin::consensus::deserialize::<bitcoin::Transaction>(b).ok());
+        let Some(coinbase) = coinbase.filter(bitcoin::Transaction::is_coinbase) else {
+            return self.txs.iter().any(|s| s.base_len() == 64);
+        };
+        let commitment = coinbase.output.iter().rposition(|o| {
+            let s = o.script_pubkey.as_bytes();
+            s.len() >= 38 && s[..6] == [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]
+        });
+        let Some(pos) = commitment else {
+            return self.txs.iter().any(TxSpan::has_witness);
+        };
+        let stack = &coinbase.input[0].witness;
+        let Some(reserved) = stack.nth(0).filter(|r| stack.len() == 1 && r.len() == 32) else {
+            return true;
+        };
+        let mut leaves: Vec<[u8; 32]> = self.txs.iter().map(|s| s.wtxid(&self.raw).to_byte_array()).collect();
+        leaves[0] = [0; 32];
+        let Some((witness_root, _)) = merkle_root(leaves) else { return true };
+        let mut buf = [0u8; 64];
+        buf[..32].copy_from_slice(&witness_root);
+        buf[32..].copy_from_slice(reserved);
+        sha256d(&buf) != coinbase.output[pos].script_pubkey.as_bytes()[6..38]
     }
 
     /// Block weight (BIP141): 3 × base size + total size.
@@ -155,6 +178,27 @@ impl Block {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.raw);
     }
+}
+
+/// The merkle root of `level` and whether two equal neighbours were hashed together on the way
+/// (Core's mutation flag: the tree of a list with a repeated tail has the same root).
+fn merkle_root(mut level: Vec<[u8; 32]>) -> Option<([u8; 32], bool)> {
+    if level.is_empty() {
+        return None;
+    }
+    let mut repeated = false;
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        for pair in level.chunks(2) {
+            repeated |= pair.len() == 2 && pair[0] == pair[1];
+            let mut buf = [0u8; 64];
+            buf[..32].copy_from_slice(&pair[0]);
+            buf[32..].copy_from_slice(pair.get(1).unwrap_or(&pair[0]));
+            next.push(sha256d(&buf));
+        }
+        level = next;
+    }
+    Some((level[0], repeated))
 }
 
 #[cfg(test)]
@@ -245,5 +289,73 @@ mod tests {
         let b = Block::decode(&raw).unwrap();
         assert_eq!(b.tx_count(), 0);
         assert_eq!(b.compute_merkle_root(), None);
+    }
+
+    /// A fixture block with at least one witness spend besides the coinbase.
+    fn witness_block() -> Block {
+        crate::wire::fixture_tests::chain_raw()
+            .iter()
+            .map(|r| Block::decode(r).unwrap())
+            .find(|b| b.tx_count() >= 3 && b.tx_spans()[1..].iter().any(TxSpan::has_witness))
+            .expect("the fixture spends segwit outputs")
+    }
+
+    /// `b` with its transactions replaced by `txs` (header kept).
+    fn with_txs(b: &Block, txs: &[Vec<u8>]) -> Block {
+        let mut raw = b.header_bytes().to_vec();
+        write_compact_size(&mut raw, txs.len() as u64);
+        txs.iter().for_each(|t| raw.extend_from_slice(t));
+        Block::decode_owned(raw).unwrap()
+    }
+
+    #[test]
+    fn mutation_is_judged_as_core_judges_it() {
+        for raw in crate::wire::fixture_tests::chain_raw() {
+            assert!(!Block::decode(raw).unwrap().is_mutated());
+        }
+        let b = witness_block();
+        let txs: Vec<Vec<u8>> = (0..b.tx_count()).map(|i| b.tx_bytes(i).unwrap().to_vec()).collect();
+        assert!(!with_txs(&b, &txs).is_mutated());
+        // Two transactions swapped: the merkle root differs.
+        let mut swapped = txs.clone();
+        swapped.swap(1, 2);
+        assert!(with_txs(&b, &swapped).is_mutated());
+        // One missing.
+        assert!(with_txs(&b, &txs[..txs.len() - 1]).is_mutated());
+        // A witness changed (same txid, other wtxid): only the commitment tells.
+        let i = (1..txs.len()).find(|&i| b.tx_spans()[i].has_witness()).unwrap();
+        let span = b.tx_spans()[i];
+        let mut changed = txs.clone();
+        let last_witness_byte = (span.end - span.start - 5) as usize;
+        changed[i][last_witness_byte] ^= 1;
+        let m = with_txs(&b, &changed);
+        assert_eq!(m.txid(i), b.txid(i));
+        assert_ne!(m.wtxid(i), b.wtxid(i));
+        assert!(m.is_mutated());
+        // Witness data with the commitment output removed from the coinbase.
+        let cb: bitcoin::Transaction = bitcoin::consensus::deserialize(&txs[0]).unwrap();
+        let mut no_commit = cb.clone();
+        no_commit.output.retain(|o| !o.script_pubkey.as_bytes().starts_with(&[0x6a, 0x24, 0xaa, 0x21]));
+        assert!(no_commit.output.len() < cb.output.len());
+        let mut stripped = txs.clone();
+        stripped[0] = bitcoin::consensus::serialize(&no_commit);
+        let mut m = with_txs(&b, &stripped);
+        let root = m.compute_merkle_root().unwrap();
+        let mut raw = m.raw().to_vec();
+        raw[36..68].copy_from_slice(root.as_byte_array());
+        m = Block::decode_owned(raw).unwrap();
+        assert!(m.is_mutated(), "witness data without a commitment");
+    }
+
+    #[test]
+    fn a_repeated_tail_with_the_same_root_is_mutated() {
+        // CVE-2012-2459: [a, b, c] and [a, b, c, c] share a merkle root.
+        let b = Block::from_bitcoin(&sample_block(3)).unwrap();
+        let txs: Vec<Vec<u8>> = (0..3).map(|i| b.tx_bytes(i).unwrap().to_vec()).collect();
+        let mut repeated = txs.clone();
+        repeated.push(txs[2].clone());
+        let m = with_txs(&b, &repeated);
+        assert_eq!(m.compute_merkle_root(), b.compute_merkle_root());
+        assert!(m.is_mutated());
     }
 }
