@@ -243,6 +243,11 @@ pub struct Negotiated {
     pub feefilter: Option<i64>,
     /// BIP152 compact block version it offered, if any.
     pub cmpct_version: Option<u64>,
+    /// BIP152: its latest `sendcmpct` asked for new blocks as `cmpctblock` before it asks
+    /// (high-bandwidth mode from us to it; Core's `bip152_hb_from`).
+    pub cmpct_hb_from: bool,
+    /// BIP152: we asked it for high-bandwidth mode (Core's `bip152_hb_to`).
+    pub cmpct_hb_to: bool,
 }
 
 /// Handshake progress.

@@ -421,6 +421,12 @@ pub fn check_bounds(world: &mut World) {
                 s.reads.len(),
                 sync.serve_reads_max
             );
+            assert!(
+                s.txn_requests() <= ServeQueue::TXN_REQUESTS_MAX,
+                "peer {conn}: {} getblocktxn waiting, at most {}",
+                s.txn_requests(),
+                ServeQueue::TXN_REQUESTS_MAX
+            );
         }
         if let Some(b) = blocks {
             assert!(
@@ -455,6 +461,12 @@ pub fn check_bounds(world: &mut World) {
         intake.bytes() <= TX_INTAKE_BYTES_MAX,
         "tx check queue {} bytes over {TX_INTAKE_BYTES_MAX}",
         intake.bytes()
+    );
+    let compact = world.resource::<crate::chain::CompactRelay>();
+    assert!(
+        compact.hb_to.len() <= crate::chain::compact_relay::HB_PEERS_MAX,
+        "{} high-bandwidth compact block peers",
+        compact.hb_to.len()
     );
     let orphans = world.resource::<Orphanage>();
     assert!(

@@ -14,7 +14,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
 /// Builds the schedule: ingest → admission → decode → handshake → addr_relay → inv_filter →
-/// tx_request → tx_accept → ping → headers_sync → block_download → block_announce → serve_blocks → serve_txs →
+/// tx_request → tx_accept → ping → headers_sync → compact_blocks → block_download → compact_hb → block_announce → serve_blocks → serve_txs →
 /// tx_announce → scoring → discipline → connections → egress → teardown → telemetry.
 pub fn build_schedule() -> Schedule {
     let mut schedule = Schedule::default();
@@ -24,7 +24,7 @@ pub fn build_schedule() -> Schedule {
         (
             (ingest, admission, decode, handshake).chain(),
             (addr_relay, inv_filter, tx_request, tx_accept, ping).chain(),
-            (headers_sync, block_download, block_announce, serve_blocks).chain(),
+            (headers_sync, compact_blocks, block_download, compact_hb, block_announce, serve_blocks).chain(),
             (serve_txs, tx_announce, scoring, discipline, connections, egress, teardown, telemetry).chain(),
         )
             .chain(),
@@ -41,6 +41,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(SyncConfig::default());
     world.insert_resource(SyncState::default());
     world.insert_resource(BlockRelay::default());
+    world.insert_resource(crate::chain::CompactRelay::default());
     world.insert_resource(Ibd::default());
     world.insert_resource(ValidationQueue::default());
     world.insert_resource(ValidationInbox::default());

@@ -122,8 +122,8 @@ fn peer_json(row: PeerRow<'_>, tree: &HeaderTree, now_ms: u64) -> Value {
     o.insert("version".into(), json!(neg.version));
     o.insert("subver".into(), json!(String::from_utf8_lossy(&neg.user_agent)));
     o.insert("inbound".into(), json!(*direction == Direction::Inbound));
-    o.insert("bip152_hb_to".into(), json!(false));
-    o.insert("bip152_hb_from".into(), json!(false));
+    o.insert("bip152_hb_to".into(), json!(neg.cmpct_hb_to));
+    o.insert("bip152_hb_from".into(), json!(neg.cmpct_hb_from));
     o.insert("startingheight".into(), json!(neg.start_height));
     // What it is known to have (its announcements, blocks, getheaders locators) and what we ask of it.
     o.insert("presynced_headers".into(), json!(chain.map_or(-1, |c| c.presynced_headers())));

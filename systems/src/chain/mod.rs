@@ -6,6 +6,7 @@
 //! Everything here is pure: the systems in [`crate::systems`] (headers_sync, block_download,
 //! serve_blocks) drive it.
 
+pub mod compact_relay;
 pub mod params;
 pub mod pow;
 pub mod presync;
@@ -17,9 +18,12 @@ pub mod tree;
 pub mod u256;
 pub mod validation;
 
+pub use compact_relay::{CompactDownload, CompactRelay};
 pub use params::ChainParams;
 pub use presync::HeadersPresync;
-pub use sync::{BlockRelay, Ibd, PeerBlocks, PeerChain, Requested, ServeQueue, SyncConfig, SyncState};
+pub use sync::{
+    BlockRelay, Ibd, PeerBlocks, PeerChain, Requested, ServeAs, ServeQueue, ServeRequest, SyncConfig, SyncState,
+};
 pub use tree::{BlockIdx, HeaderInvalid, HeaderTree};
 pub use validation::{
     BlockData, BlockRead, BlockReadInbox, BlockReads, InstantValidator, RejectReason, ValidateBlock, ValidationEvent,

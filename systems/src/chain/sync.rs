@@ -258,10 +258,45 @@ pub struct PeerBlocks {
 /// A peer's getdata block entries waiting to be served, and reads out at the shell.
 #[derive(Component, Debug, Default)]
 pub struct ServeQueue {
-    /// Entries not yet looked up, in request order.
-    pub pending: VecDeque<Inventory>,
-    /// Reads asked of the shell, in order: hash and whether the witness serialization was asked.
-    pub reads: VecDeque<(BlockHash, bool)>,
+    /// Requests not yet looked up, in request order.
+    pub pending: VecDeque<ServeRequest>,
+    /// Reads asked of the shell, in order: hash and what to make of the block.
+    pub reads: VecDeque<(BlockHash, ServeAs)>,
     /// Entries dropped because the queue was full.
     pub dropped: u64,
+}
+
+impl ServeQueue {
+    /// `getblocktxn` requests waiting (each up to 128 KB of indexes: at most
+    /// [`ServeQueue::TXN_REQUESTS_MAX`] are kept).
+    pub fn txn_requests(&self) -> usize {
+        self.pending.iter().filter(|r| matches!(r, ServeRequest::Txn(_))).count()
+    }
+
+    /// `getblocktxn` requests a peer may have waiting; more are dropped and counted. An honest
+    /// peer asks about one block at a time.
+    pub const TXN_REQUESTS_MAX: usize = 2;
+}
+
+/// One request for block data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServeRequest {
+    /// A `getdata` entry: a block (with or without witness) or a compact block.
+    Block(Inventory),
+    /// A `getblocktxn`.
+    Txn(crate::wire::BlockTxnRequest),
+}
+
+/// What a block read is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServeAs {
+    /// A `block`, with or without its witness.
+    Block {
+        /// Witness serialization asked for.
+        witness: bool,
+    },
+    /// A `cmpctblock`.
+    Compact,
+    /// A `blocktxn` with the transactions at these positions.
+    Txn(Vec<u16>),
 }

@@ -132,6 +132,13 @@ impl RejectReason {
         )
     }
 
+    /// Whether a peer may have relayed such a block in good faith before validating it, as BIP152
+    /// allows for compact blocks: Core does not punish these (consensus, mutated, cached invalid)
+    /// when the block came as a compact block; a bad header or parent it still does.
+    pub const fn relayable_unvalidated(self) -> bool {
+        matches!(self, RejectReason::Consensus | RejectReason::Mutated | RejectReason::CachedInvalid)
+    }
+
     /// Whether the block (its header) is invalid, so it and its descendants are marked so. The
     /// others leave the header alone and the block is downloaded again (from anyone).
     pub const fn invalidates_header(self) -> bool {

@@ -185,7 +185,8 @@ impl Ord for Score {
 #[derive(Resource, Debug)]
 pub struct Orphanage {
     limits: OrphanLimits,
-    /// Only looked up, never iterated (its order is per-process random).
+    /// Looked up; iterated only where order does not matter ([`Orphanage::txs`]): it is
+    /// per-process random.
     entries: AHashMap<Wtxid, Entry>,
     /// Every (spent outpoint, orphan) pair: children of a parent and conflicts with a block.
     by_prevout: BTreeSet<(OutPoint, Wtxid)>,
@@ -366,6 +367,12 @@ impl Orphanage {
     /// The stored orphan with this wtxid.
     pub fn get(&self, wtxid: &Wtxid) -> Option<&Arc<Transaction>> {
         self.entries.get(wtxid).map(|e| &e.tx)
+    }
+
+    /// Every orphan, in no stable order: only for a use whose result does not depend on the order
+    /// (compact block reconstruction treats every candidate alike).
+    pub fn txs(&self) -> impl Iterator<Item = (Wtxid, &Arc<Transaction>)> {
+        self.entries.iter().map(|(w, e)| (*w, &e.tx))
     }
 
     /// Whether an orphan with this wtxid is stored (skip downloading it again).

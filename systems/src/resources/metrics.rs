@@ -184,6 +184,16 @@ pub struct Metrics {
     pub recv_pauses: u64,
     /// Inbound connections closed at accept because the shell held its cap of inbound sockets.
     pub inbound_refused_at_accept: u64,
+    /// Compact blocks completed, by how (indexed by `CompactOutcome`).
+    pub compact_outcomes: Vec<u64>,
+    /// Transactions a compact block left us to ask for, per block rebuilt.
+    pub compact_missing_txs: Histogram,
+    /// Bytes received for a block rebuilt from a compact block (`cmpctblock` and `blocktxn`).
+    pub compact_block_bytes: Histogram,
+    /// `cmpctblock` sent to peers (pushed to high-bandwidth peers or asked for).
+    pub compact_sent: u64,
+    /// `getblocktxn` answered.
+    pub blocktxn_served: u64,
     /// Ticks run.
     pub ticks: u64,
 }
@@ -253,6 +263,13 @@ impl Default for Metrics {
             header_save_failures: 0,
             recv_pauses: 0,
             inbound_refused_at_accept: 0,
+            compact_outcomes: vec![0; crate::resources::reasons::CompactOutcome::COUNT],
+            compact_missing_txs: Histogram::with_bounds(&[0, 1, 2, 5, 10, 25, 50, 100, 250, 1_000]),
+            compact_block_bytes: Histogram::with_bounds(&[
+                1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 4_000_000,
+            ]),
+            compact_sent: 0,
+            blocktxn_served: 0,
             ticks: 0,
         }
     }

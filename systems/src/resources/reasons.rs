@@ -32,6 +32,21 @@ labelled! {
         Headers = "headers",
         /// An `inv` of the tip.
         Inv = "inv",
+        /// A BIP152 `cmpctblock` (a high-bandwidth peer, one new block).
+        Compact = "compact",
+    }
+}
+
+labelled! {
+    /// How a block announced as `cmpctblock` was completed.
+    CompactOutcome {
+        /// From the compact block and the transactions we held.
+        NoRoundTrip = "no_round_trip",
+        /// After one `getblocktxn`/`blocktxn` exchange.
+        RoundTrip = "round_trip",
+        /// Fetched whole (short ids crowded, a rebuilt block that did not match, a block asked
+        /// for too far ahead).
+        FullFallback = "full_fallback",
     }
 }
 
@@ -202,6 +217,20 @@ labelled! {
         /// A transaction broke a consensus rule, or did not decode (Core, since v30, punishes
         /// neither: counted, never scored).
         InvalidTransaction = "invalid_transaction",
+        /// A compact block that cannot describe a block: a prefilled index past the block or
+        /// beyond 16 bits, an empty prefilled transaction, a null header, nothing in it (Core:
+        /// "invalid compact block").
+        InvalidCompactBlock = "invalid_compact_block",
+        /// A `blocktxn` for our request with more or fewer transactions than asked for, or one
+        /// that does not parse (Core: "invalid compact block/non-matching block transactions").
+        InvalidBlockTxn = "invalid_blocktxn",
+        /// A `getblocktxn` naming a position past the block (Core: "getblocktxn with
+        /// out-of-bounds tx indices").
+        GetBlockTxnOutOfBounds = "getblocktxn_out_of_bounds",
+        /// A `cmpctblock` we neither asked for nor accept unasked (from a peer not in
+        /// high-bandwidth mode, or before its `sendcmpct`), or a `blocktxn` we did not ask for:
+        /// Core ignores both (counted, never scored).
+        UnrequestedCompact = "unrequested_compact",
     }
 }
 
@@ -287,6 +316,12 @@ impl Default for ScoreTable {
                 Misbehavior::UnrequestedBlock => 0,
                 // Core (since v30) punishes no invalid transaction: rejected, remembered, counted.
                 Misbehavior::InvalidTransaction => 0,
+                // Core: Misbehaving, each.
+                Misbehavior::InvalidCompactBlock
+                | Misbehavior::InvalidBlockTxn
+                | Misbehavior::GetBlockTxnOutOfBounds => 100,
+                // Core ignores them (a late answer, a peer we just took out of HB mode).
+                Misbehavior::UnrequestedCompact => 0,
             })
             .collect();
         ScoreTable { scores, threshold: 100 }
@@ -319,6 +354,9 @@ mod tests {
             Misbehavior::HeaderInvalidParent,
             Misbehavior::KnownInvalid,
             Misbehavior::InvalidBlock,
+            Misbehavior::InvalidCompactBlock,
+            Misbehavior::InvalidBlockTxn,
+            Misbehavior::GetBlockTxnOutOfBounds,
         ] {
             assert_eq!(t.score(m), t.threshold, "{}", m.label());
         }

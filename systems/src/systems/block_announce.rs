@@ -15,7 +15,7 @@
 //! connection on). Each distinct message of a pass is encoded once.
 
 use crate::chain::tree::{BlockIdx, NO_PARENT};
-use crate::chain::{BlockRelay, HeaderTree, Ibd, PeerChain};
+use crate::chain::{BlockRelay, CompactRelay, HeaderTree, Ibd, PeerChain};
 use crate::components::{Direction, Disconnect, Negotiated, PeerState, SendQueue};
 use crate::resources::{AnnounceKind, Clock, Config, Metrics};
 use crate::wire::headers::HeaderList;
@@ -38,11 +38,13 @@ pub struct AnnounceBlocksCtx<'w> {
     clock: Res<'w, Clock>,
     config: Res<'w, Config>,
     relay: ResMut<'w, BlockRelay>,
+    compact: ResMut<'w, CompactRelay>,
     metrics: ResMut<'w, Metrics>,
 }
 
 /// Announces the served tip to every peer that lacks it.
 pub fn block_announce(mut peers: Query<AnnouncePeer, Without<Disconnect>>, mut ctx: AnnounceBlocksCtx) {
+    push_compact(&mut peers, &mut ctx);
     let tip = ctx.relay.served_tip(&ctx.tree);
     let now = ctx.clock.now_ms;
     match ctx.relay.seen {
@@ -70,6 +72,18 @@ pub fn block_announce(mut peers: Query<AnnouncePeer, Without<Disconnect>>, mut c
             encoded.push((what, command, frame));
             encoded.len() - 1
         });
+        let recent = ctx.compact.recent.as_ref().filter(|r| r.idx == tip);
+        if let (Announcement::Headers { from }, Some(r)) = (what, recent) {
+            if from == tip && neg.cmpct_hb_from && neg.cmpct_version.is_some() {
+                // BIP152 high-bandwidth: one new block goes as its compact form.
+                sq.push_frame(Command::CmpctBlock, r.cmpct_frame.clone());
+                pc.best_sent = Some(tip);
+                ctx.metrics.compact_sent += 1;
+                ctx.metrics.block_announcements[AnnounceKind::Compact as usize] += 1;
+                record_latency(&mut ctx, tip, tip, now);
+                continue;
+            }
+        }
         let (_, command, frame) = &encoded[i];
         sq.push_frame(*command, frame.clone());
         match what {
@@ -83,6 +97,32 @@ pub fn block_announce(mut peers: Query<AnnouncePeer, Without<Disconnect>>, mut c
                 record_latency(&mut ctx, tip, tip, now);
             }
         }
+    }
+}
+
+/// Pushes a block that just extended our tip, before it is validated, to every high-bandwidth
+/// peer that has its parent and not it (Core's NewPoWValidBlock; each height once).
+fn push_compact(peers: &mut Query<AnnouncePeer, Without<Disconnect>>, ctx: &mut AnnounceBlocksCtx) {
+    let Some(r) = ctx.compact.recent.as_mut().filter(|r| r.push_pending) else { return };
+    r.push_pending = false;
+    let height = ctx.tree.entry(r.idx).height;
+    if height <= ctx.compact.highest_fast_announce || ctx.ibd.active {
+        return;
+    }
+    ctx.compact.highest_fast_announce = height;
+    let Some(r) = ctx.compact.recent.as_ref() else { return };
+    let parent = ctx.tree.entry(r.idx).parent;
+    for (_, state, neg, mut pc, mut sq) in peers.iter_mut() {
+        if *state != PeerState::Ready || !neg.cmpct_hb_from || neg.cmpct_version.is_none() {
+            continue;
+        }
+        if pc.has_header(&ctx.tree, r.idx) || parent == NO_PARENT || !pc.has_header(&ctx.tree, parent) {
+            continue;
+        }
+        sq.push_frame(Command::CmpctBlock, r.cmpct_frame.clone());
+        pc.best_sent = Some(r.idx);
+        ctx.metrics.compact_sent += 1;
+        ctx.metrics.block_announcements[AnnounceKind::Compact as usize] += 1;
     }
 }
 

@@ -16,15 +16,16 @@
 //! `UnrequestedBlock` with no score, as Core: a peer's copy of a block it was asked for turns
 //! unrequested when a third party delivered it first, and must not cost that peer anything.
 
+use crate::chain::compact_relay::RecentBlock;
 use crate::chain::tree::status;
 use crate::chain::validation::RejectReason;
 use crate::chain::{
     BlockRelay, HeaderTree, Ibd, PeerBlocks, PeerChain, Requested, SyncConfig, SyncState, ValidateBlock,
     ValidationEvent,
 };
-use crate::chain::{ValidationInbox, ValidationQueue};
+use crate::chain::{CompactRelay, ValidationInbox, ValidationQueue};
 use crate::components::{ConnId, Direction, Disconnect, PeerState, Received, SendQueue, Socket, Stats, Violations};
-use crate::resources::{ChainTip, Clock, Config, ConnIndex, DisconnectReason, Metrics, Misbehavior};
+use crate::resources::{ChainTip, Clock, Config, ConnIndex, DisconnectReason, Metrics, Misbehavior, Rng};
 use crate::wire::{InvList, InvType, Message};
 use ahash::AHashSet;
 use bevy_ecs::prelude::*;
@@ -59,6 +60,8 @@ pub struct DownloadCtx<'w> {
     metrics: ResMut<'w, Metrics>,
     index: Res<'w, ConnIndex>,
     relay: ResMut<'w, BlockRelay>,
+    compact: ResMut<'w, CompactRelay>,
+    rng: ResMut<'w, Rng>,
 }
 
 /// One scheduler step.
@@ -154,10 +157,20 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)>
     let mut blamed = Vec::new();
     for ev in std::mem::take(&mut ctx.inbox.0) {
         match ev {
-            ValidationEvent::Stored { hash } | ValidationEvent::AlreadyKnown { hash } => ctx.queue.done(&hash),
+            ValidationEvent::Stored { hash } | ValidationEvent::AlreadyKnown { hash } => {
+                ctx.queue.done(&hash);
+                ctx.compact.via_compact.remove(&hash);
+            }
             ValidationEvent::Connected { hash, height } => {
                 ctx.queue.done(&hash);
-                ctx.state.block_from.remove(&hash);
+                ctx.compact.via_compact.remove(&hash);
+                // A peer whose block became our tip while nothing else was being fetched is a
+                // candidate for high-bandwidth compact blocks (Core's BlockChecked).
+                if let Some(from) = ctx.state.block_from.remove(&hash) {
+                    if !ctx.ibd.active && ctx.state.in_flight.is_empty() {
+                        ctx.compact.block_sources.push(from);
+                    }
+                }
                 if ctx.tree.mark_validated(&hash).is_some() {
                     ctx.tip.height = height as i32;
                 }
@@ -182,7 +195,10 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)>
                     }
                 }
                 let from = ctx.state.block_from.remove(&hash);
-                if reason.blames_sender() {
+                // BIP152 lets peers relay a compact block before validating it: Core punishes
+                // its consensus failures only when the block came whole.
+                let via_compact = ctx.compact.via_compact.remove(&hash);
+                if reason.blames_sender() && !(via_compact && reason.relayable_unvalidated()) {
                     blamed.extend(from.map(|c| (c, reason)));
                 }
             }
@@ -246,6 +262,12 @@ fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violation
         return;
     }
     let height = e.height;
+    // A block that extends our tip is kept whole with its compact form: high-bandwidth peers get
+    // it before it is validated, and getblocktxn for it needs no read.
+    if e.parent == ctx.relay.served_tip(&ctx.tree) && !ctx.ibd.active {
+        let nonce = ctx.rng.next_u64();
+        ctx.compact.recent = Some(RecentBlock::new(block.clone(), idx, nonce, ctx.config.network));
+    }
     ctx.tree.set_have_data(idx);
     stats.last_block_ms = Some(now);
     ctx.state.block_from.insert(hash, conn);

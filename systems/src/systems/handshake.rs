@@ -155,6 +155,7 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                         violations.0.push(Misbehavior::InvalidSendCmpct);
                     } else if *version == CMPCTBLOCKS_VERSION {
                         neg.cmpct_version = Some(*version);
+                        neg.cmpct_hb_from = *announce == 1;
                     }
                     false
                 }

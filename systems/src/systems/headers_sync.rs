@@ -137,6 +137,15 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                     on_headers(&mut ctx, &mut peer, list);
                     false
                 }
+                // A compact block's header is an announcement first (compact_blocks takes the
+                // rest), from a peer that offered compact blocks to a node that relays: Core
+                // ignores the whole message otherwise.
+                Message::CmpctBlock(c) if neg.cmpct_version.is_some() && ctx.config.relay => {
+                    let mut one = HeaderList::default();
+                    one.push_raw(*c.header_bytes());
+                    on_headers(&mut ctx, &mut peer, &one);
+                    true
+                }
                 Message::GetHeaders(loc) => {
                     if peer.sq.bytes() > ctx.config.limits.send_queue_bytes_soft {
                         ctx.metrics.getheaders_deferred += 1;
@@ -211,7 +220,12 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
             }
         }
         if let Some(pc) = fresh {
-            commands.entity(entity).insert((pc, PeerBlocks::default(), ServeQueue::default()));
+            commands.entity(entity).insert((
+                pc,
+                PeerBlocks::default(),
+                ServeQueue::default(),
+                crate::chain::compact_relay::CompactDownload::default(),
+            ));
         }
     }
 }

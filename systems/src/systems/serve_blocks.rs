@@ -17,51 +17,61 @@
 //! [`SyncConfig::serve_bytes_total_max`]; peers take turns at it, the first in line moving each
 //! tick.
 
+use crate::chain::compact_relay::{RecentBlock, MAX_BLOCKTXN_DEPTH, MAX_CMPCTBLOCK_DEPTH};
 use crate::chain::tree::status;
-use crate::chain::{BlockRead, BlockReadInbox, BlockReads, BlockRelay, HeaderTree, ServeQueue, SyncConfig};
-use crate::components::{Disconnect, PeerState, Received, SendQueue, Socket};
-use crate::resources::{Config, ConnIndex, DisconnectReason};
+use crate::chain::{
+    BlockRead, BlockReadInbox, BlockReads, BlockRelay, ChainParams, CompactRelay, HeaderTree, ServeAs, ServeQueue,
+    ServeRequest, SyncConfig,
+};
+use crate::components::{ConnId, Disconnect, PeerState, Received, SendQueue, Socket, Violations};
+use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Metrics, Misbehavior, Rng};
 use crate::wire::reader::write_compact_size;
-use crate::wire::{encode_frame_with, Block, Command, InvList, InvType, Message};
+use crate::wire::{encode_frame_with, Block, BlockTxn, CmpctBlock, Command, InvList, InvType, Message};
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 
 /// The peer entity's parts serving uses.
-type ServePeer<'a> = (Entity, &'a Socket, &'a PeerState, &'a mut Received, &'a mut SendQueue, &'a mut ServeQueue);
+type ServePeer<'a> =
+    (Entity, &'a Socket, &'a PeerState, &'a mut Received, &'a mut SendQueue, &'a mut ServeQueue, &'a mut Violations);
+
+/// Node-wide inputs of serving besides the reads.
+#[derive(bevy_ecs::system::SystemParam)]
+pub struct ServeCtx<'w> {
+    config: Res<'w, Config>,
+    sync: Res<'w, SyncConfig>,
+    tree: Res<'w, HeaderTree>,
+    relay: Res<'w, BlockRelay>,
+    compact: Res<'w, CompactRelay>,
+    clock: Res<'w, Clock>,
+    params: Res<'w, ChainParams>,
+    index: Res<'w, ConnIndex>,
+    rng: ResMut<'w, Rng>,
+    metrics: ResMut<'w, Metrics>,
+}
 
 /// Queues getdata block entries, issues reads, and frames the blocks the shell read.
 pub fn serve_blocks(
     mut peers: Query<ServePeer, Without<Disconnect>>,
-    config: Res<Config>,
-    sync: Res<SyncConfig>,
-    tree: Res<HeaderTree>,
-    relay: Res<BlockRelay>,
-    index: Res<ConnIndex>,
+    ctx: ServeCtx,
     mut reads: ResMut<BlockReads>,
     mut answers: ResMut<BlockReadInbox>,
     mut commands: Commands,
     mut turn: Local<usize>,
 ) {
+    let ServeCtx { config, sync, tree, relay, compact, clock, params, index, mut rng, mut metrics } = ctx;
     for data in std::mem::take(&mut answers.0) {
         let Some(&e) = index.0.get(&data.conn) else { continue };
-        let Ok((_, _, _, _, mut sq, mut serve)) = peers.get_mut(e) else { continue };
+        let Ok((_, _, _, _, mut sq, mut serve, mut violations)) = peers.get_mut(e) else { continue };
         let Some(pos) = serve.reads.iter().position(|(h, _)| *h == data.hash) else { continue };
-        let Some((_, witness)) = serve.reads.remove(pos) else { continue };
-        match data.bytes {
-            Some(bytes) => {
-                let payload = if witness { Some(bytes) } else { strip_witness(&bytes) };
-                match payload {
-                    Some(p) => {
-                        let mut frame = Vec::with_capacity(p.len() + 24);
-                        encode_frame_with(config.network, Command::Block, &mut frame, |o| o.extend_from_slice(&p));
-                        sq.push_frame(Command::Block, frame);
-                    }
-                    None => not_found(&config, &mut sq, data.hash),
-                }
-            }
-            None => not_found(&config, &mut sq, data.hash),
-        }
+        let Some((_, what)) = serve.reads.remove(pos) else { continue };
+        let Some(bytes) = data.bytes else {
+            not_found(&config, &mut sq, data.hash);
+            continue;
+        };
+        let nonce = rng.next_u64();
+        let peer = Answer { sq: &mut sq, violations: &mut violations, conn: data.conn };
+        answer(&config, &mut metrics, peer, data.hash, what, Stored::Bytes(bytes), nonce);
     }
     // The chain we serve is the one we announce: the validator's newest tip (its durable connect,
     // which moves the validated tip, may come later).
@@ -76,7 +86,9 @@ pub fn serve_blocks(
         order.rotate_left(*turn);
     }
     for entity in order {
-        let Ok((entity, socket, state, mut received, mut sq, mut serve)) = peers.get_mut(entity) else { continue };
+        let Ok((entity, socket, state, mut received, mut sq, mut serve, mut violations)) = peers.get_mut(entity) else {
+            continue;
+        };
         if *state != PeerState::Ready {
             continue;
         }
@@ -87,22 +99,32 @@ pub fn serve_blocks(
             commands.entity(entity).insert(Disconnect { reason: DisconnectReason::ServiceNotOffered });
             continue;
         }
-        received.0.retain(|m| {
-            let Message::GetData(list) = m else { return true };
-            let mut others = false;
-            for e in list.iter() {
-                if e.kind.base() == InvType::BLOCK {
-                    if serve.pending.len() < sync.serve_queue_max {
-                        serve.pending.push_back(e);
+        received.0.retain(|m| match m {
+            Message::GetData(list) => {
+                let mut others = false;
+                for e in list.iter() {
+                    if e.kind.base() == InvType::BLOCK || e.kind == InvType::CMPCT_BLOCK {
+                        if serve.pending.len() < sync.serve_queue_max {
+                            serve.pending.push_back(ServeRequest::Block(e));
+                        } else {
+                            serve.dropped += 1;
+                        }
                     } else {
-                        serve.dropped += 1;
+                        others = true;
                     }
-                } else {
-                    others = true;
                 }
+                // Transaction entries stay for the relay system.
+                others
             }
-            // Transaction entries stay for the relay system.
-            others
+            Message::GetBlockTxn(req) => {
+                if serve.pending.len() < sync.serve_queue_max && serve.txn_requests() < ServeQueue::TXN_REQUESTS_MAX {
+                    serve.pending.push_back(ServeRequest::Txn(req.clone()));
+                } else {
+                    serve.dropped += 1;
+                }
+                false
+            }
+            _ => true,
         });
         let mut missing = InvList::default();
         while sq.bytes() <= config.limits.send_queue_bytes_soft
@@ -110,19 +132,49 @@ pub fn serve_blocks(
             && fits_when_read(sq.bytes(), serve.reads.len() + 1, config.limits.send_queue_bytes_hard)
             && total + MAX_BLOCK_FRAME_BYTES <= sync.serve_bytes_total_max
         {
-            let Some(e) = serve.pending.pop_front() else { break };
-            let hash = BlockHash::from_byte_array(e.hash);
-            let have = tree.get(&hash).is_some_and(|i| {
+            let Some(request) = serve.pending.pop_front() else { break };
+            let (hash, kind) = match &request {
+                ServeRequest::Block(e) => (BlockHash::from_byte_array(e.hash), e.kind),
+                ServeRequest::Txn(req) => (req.block_hash, InvType::CMPCT_BLOCK),
+            };
+            let idx = tree.get(&hash).filter(|&i| {
                 let s = tree.entry(i).status;
                 s & status::HAVE_DATA != 0 && s & status::FAILED_ANY == 0 && block_request_allowed(&tree, served, i)
             });
-            if have {
-                serve.reads.push_back((hash, e.kind.wants_witness()));
-                reads.requests.push(BlockRead { conn: socket.conn, hash });
-                total += MAX_BLOCK_FRAME_BYTES;
-            } else {
-                missing.push(e.kind, e.hash);
+            let Some(idx) = idx else {
+                match request {
+                    ServeRequest::Block(_) => missing.push(kind, hash.to_byte_array()),
+                    // Core stays silent about a block it does not have.
+                    ServeRequest::Txn(_) => {
+                        tracing::debug!(peer = socket.conn.0, %hash, "getblocktxn for a block we do not have")
+                    }
+                }
+                continue;
+            };
+            let depth = tree.entry(served).height.saturating_sub(tree.entry(idx).height);
+            let what = match request {
+                ServeRequest::Block(e) if e.kind == InvType::CMPCT_BLOCK => {
+                    if depth <= MAX_CMPCTBLOCK_DEPTH && can_direct_fetch(&tree, &clock, &params) {
+                        ServeAs::Compact
+                    } else {
+                        ServeAs::Block { witness: true }
+                    }
+                }
+                ServeRequest::Block(e) => ServeAs::Block { witness: e.kind.wants_witness() },
+                // Older blocks go whole: as costly to the asker as to us (Core's rule).
+                ServeRequest::Txn(req) if depth <= MAX_BLOCKTXN_DEPTH => ServeAs::Txn(req.indexes),
+                ServeRequest::Txn(_) => ServeAs::Block { witness: true },
+            };
+            // The newest block is at hand: no read.
+            if let Some(r) = compact.recent.as_ref().filter(|r| r.hash == hash) {
+                let nonce = rng.next_u64();
+                let peer = Answer { sq: &mut sq, violations: &mut violations, conn: socket.conn };
+                answer(&config, &mut metrics, peer, hash, what, Stored::Recent(r), nonce);
+                continue;
             }
+            serve.reads.push_back((hash, what));
+            reads.requests.push(BlockRead { conn: socket.conn, hash });
+            total += MAX_BLOCK_FRAME_BYTES;
         }
         if !missing.is_empty() {
             sq.push(config.network, &Message::NotFound(missing));
@@ -158,6 +210,93 @@ fn fits_when_read(queued: usize, reads: usize, hard: usize) -> bool {
 
 /// The largest block frame: a whole message payload and its header.
 const MAX_BLOCK_FRAME_BYTES: usize = crate::wire::MAX_PAYLOAD_BYTES as usize + crate::wire::HEADER_LEN;
+
+/// Where a block to answer from is.
+enum Stored<'a> {
+    /// Read from the store (witness serialization).
+    Bytes(Vec<u8>),
+    /// The newest block, kept with its compact form.
+    Recent(&'a RecentBlock),
+}
+
+/// The asking peer's parts an answer touches.
+struct Answer<'a> {
+    sq: &'a mut SendQueue,
+    violations: &'a mut Violations,
+    conn: ConnId,
+}
+
+/// Answers one request from a block we hold.
+fn answer(
+    config: &Config,
+    metrics: &mut Metrics,
+    peer: Answer,
+    hash: BlockHash,
+    what: ServeAs,
+    stored: Stored,
+    nonce: u64,
+) {
+    let Answer { sq, violations, conn } = peer;
+    if let (ServeAs::Block { witness: true }, Stored::Bytes(bytes)) = (&what, &stored) {
+        // The stored bytes are the answer: nothing to parse.
+        let mut frame = Vec::with_capacity(bytes.len() + 24);
+        encode_frame_with(config.network, Command::Block, &mut frame, |o| o.extend_from_slice(bytes));
+        sq.push_frame(Command::Block, frame);
+        return;
+    }
+    let decoded;
+    let (block, recent) = match stored {
+        Stored::Recent(r) => (&*r.block, Some(r)),
+        Stored::Bytes(bytes) => match Block::decode_owned(bytes) {
+            Ok(b) => {
+                decoded = b;
+                (&decoded, None)
+            }
+            Err(_) => return not_found(config, sq, hash),
+        },
+    };
+    match what {
+        ServeAs::Block { witness } => {
+            let payload = if witness { Some(block.raw().to_vec()) } else { strip_witness(block.raw()) };
+            match payload {
+                Some(p) => {
+                    let mut frame = Vec::with_capacity(p.len() + 24);
+                    encode_frame_with(config.network, Command::Block, &mut frame, |o| o.extend_from_slice(&p));
+                    sq.push_frame(Command::Block, frame);
+                }
+                None => not_found(config, sq, hash),
+            }
+        }
+        ServeAs::Compact => {
+            match recent {
+                Some(r) => sq.push_frame(Command::CmpctBlock, r.cmpct_frame.clone()),
+                None => sq.push(config.network, &Message::CmpctBlock(CmpctBlock::from_block(block, nonce))),
+            }
+            metrics.compact_sent += 1;
+        }
+        ServeAs::Txn(indexes) => {
+            if indexes.iter().any(|&i| usize::from(i) >= block.tx_count()) {
+                tracing::info!(peer = conn.0, %hash, "getblocktxn with out-of-bounds indexes");
+                violations.0.push(Misbehavior::GetBlockTxnOutOfBounds);
+                return;
+            }
+            let txs = indexes.iter().filter_map(|&i| block.tx_bytes(usize::from(i)));
+            let txs: Vec<&[u8]> = txs.collect();
+            match BlockTxn::from_txs(hash, txs.into_iter()) {
+                Ok(t) => {
+                    sq.push(config.network, &Message::BlockTxn(t));
+                    metrics.blocktxn_served += 1;
+                }
+                Err(_) => not_found(config, sq, hash),
+            }
+        }
+    }
+}
+
+/// Core's CanDirectFetch: our tip is at most 20 block intervals old.
+fn can_direct_fetch(tree: &HeaderTree, clock: &Clock, params: &ChainParams) -> bool {
+    i64::from(tree.entry(tree.validated_tip()).time) > clock.unix_s() - 20 * params.target_spacing_s
+}
 
 fn not_found(config: &Config, sq: &mut SendQueue, hash: BlockHash) {
     let mut l = InvList::default();

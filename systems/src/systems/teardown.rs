@@ -12,6 +12,7 @@ pub fn teardown(
     mut nonces: ResMut<LocalNonces>,
     mut metrics: ResMut<Metrics>,
     mut outbox: ResMut<Outbox>,
+    mut compact: ResMut<crate::chain::CompactRelay>,
     mut commands: Commands,
 ) {
     for (entity, socket, mut state, hs, mut received, disconnect) in &mut peers {
@@ -21,6 +22,7 @@ pub fn teardown(
         metrics.disconnects[d.reason as usize] += 1;
         nonces.0.remove(&hs.our_nonce);
         index.0.remove(&socket.conn);
+        compact.peer_gone(socket.conn);
         tracing::info!(peer = socket.conn.0, addr = %socket.addr, reason = d.reason.label(), "disconnected");
         outbox.0.push(IoCommand::Close { conn: socket.conn, reason: d.reason });
         commands.entity(entity).despawn();

@@ -126,7 +126,10 @@ mod tests {
         let mut ctrl = vec![0u8];
         ctrl.extend_from_slice(b"pi\x01g\0\0\0\0\0\0\0\0");
         assert_eq!(command_of(&ctrl), None);
-        assert_eq!(command_of(&[3, 9]), Some((Command::Unknown, 1)), "blocktxn: a real id oni does not speak");
+        assert_eq!(command_of(&[16, 9]), Some((Command::Unknown, 1)), "merkleblock: a real id oni does not speak");
+        assert_eq!(command_of(&[3, 9]), Some((Command::BlockTxn, 1)));
+        assert_eq!(command_of(&[4]), Some((Command::CmpctBlock, 1)));
+        assert_eq!(command_of(&[10]), Some((Command::GetBlockTxn, 1)));
         let mut other = vec![0u8];
         other.extend_from_slice(b"foo\0\0\0\0\0\0\0\0\0");
         assert_eq!(command_of(&other), Some((Command::Unknown, 13)));
