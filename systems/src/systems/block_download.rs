@@ -43,6 +43,7 @@ type DownloadPeer<'a> = (
     &'a mut Stats,
     &'a mut PeerChain,
     &'a mut PeerBlocks,
+    &'a crate::components::Negotiated,
 );
 
 /// Node-wide inputs of the scheduler.
@@ -82,7 +83,7 @@ pub fn block_download(
                 RejectReason::CachedInvalid => Misbehavior::KnownInvalid,
                 _ => Misbehavior::InvalidBlock,
             };
-            if let Ok((.., mut violations, _, _, _)) = peers.get_mut(e) {
+            if let Ok((.., mut violations, _, _, _, _)) = peers.get_mut(e) {
                 violations.0.push(violation);
             }
         }
@@ -92,7 +93,7 @@ pub fn block_download(
     // Live peers' links: a plain list (a set is built only on the rare paths that need one).
     let mut live: Vec<ConnId> = Vec::with_capacity(peers.iter().len());
     let mut live_in_flight = 0usize;
-    for (entity, socket, state, mut received, _, mut violations, mut stats, mut pc, mut pb) in &mut peers {
+    for (entity, socket, state, mut received, _, mut violations, mut stats, mut pc, mut pb, _) in &mut peers {
         if *state != PeerState::Ready {
             continue;
         }
@@ -316,7 +317,7 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
         .collect();
     order.sort_unstable();
     for (conn, entity) in order {
-        let Ok((_, _, _, _, mut sq, _, _, mut pc, mut pb)) = peers.get_mut(entity) else { continue };
+        let Ok((_, _, _, _, mut sq, _, _, mut pc, mut pb, neg)) = peers.get_mut(entity) else { continue };
         let free = ctx.sync.max_in_flight_per_peer.saturating_sub(pb.in_flight.len());
         if free == 0 {
             continue;
@@ -352,6 +353,16 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
             }
         }
         if !getdata.is_empty() {
+            if getdata.len() == 1 && ctx.state.in_flight.len() == 1 && neg.cmpct_version.is_some() {
+                // One new block on our tip, nothing else being fetched: ask for it compact, so
+                // our pool supplies its transactions (Core's rule for low-bandwidth peers).
+                let parent = pb.in_flight.back().map(|r| ctx.tree.entry(r.idx).parent);
+                if parent == Some(ctx.relay.served_tip(&ctx.tree)) && !ctx.ibd.active && ctx.config.relay {
+                    let hash = getdata.iter().next().map(|e| e.hash).unwrap_or_default();
+                    getdata = InvList::with_capacity(1);
+                    getdata.push(InvType::CMPCT_BLOCK, hash);
+                }
+            }
             sq.push(ctx.config.network, &Message::GetData(getdata));
         } else if pb.in_flight.is_empty() && beyond && limit > window_end && waiting_for.is_some_and(|w| w != conn) {
             staller = waiting_for;
@@ -359,7 +370,7 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
     }
     if let Some(conn) = staller {
         if let Some(&e) = ctx.index.0.get(&conn) {
-            if let Ok((.., mut pb)) = peers.get_mut(e) {
+            if let Ok((.., mut pb, _)) = peers.get_mut(e) {
                 if pb.stalling_since_ms.is_none() {
                     tracing::debug!(peer = conn.0, "stalling block download");
                     pb.stalling_since_ms = Some(now);

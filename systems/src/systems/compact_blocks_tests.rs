@@ -433,3 +433,42 @@ fn an_inbound_peer_never_takes_the_place_of_our_last_outbound_high_bandwidth_pee
     assert!(!hb.contains(&peers[1]), "the oldest inbound one went instead");
     let _ = block_hash(&header_of(&chain_blocks()[0]));
 }
+
+#[test]
+fn a_low_bandwidth_peer_announcing_one_new_block_is_asked_for_it_compact() {
+    let h = busy_height();
+    let (mut node, _source) = node_at(h - 1);
+    let b = block_at(h);
+    pool_holds(&mut node, &b, 1..b.tx_count());
+    let peer = compact_peer(&mut node, "10.0.0.2:1", 0, false);
+    let mut l = HeaderList::default();
+    l.push_raw(*b.header_bytes());
+    node.receive(peer, &Message::Headers(l));
+    let asked = node.sent_to(peer).into_iter().find_map(|m| match m {
+        Message::GetData(l) => l.iter().next(),
+        _ => None,
+    });
+    let asked = asked.expect("the block is asked for");
+    assert_eq!((asked.kind, asked.hash), (InvType::CMPCT_BLOCK, b.block_hash().to_byte_array()));
+    // A peer that never offered compact blocks is asked for the block whole.
+    let (mut node2, _source2) = node_at(h - 1);
+    let plain = node2.ready_inbound("10.0.0.3:1");
+    let mut l = HeaderList::default();
+    l.push_raw(*b.header_bytes());
+    node2.receive(plain, &Message::Headers(l));
+    let kinds: Vec<InvType> = node2
+        .sent_to(plain)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::GetData(l) => Some(l.iter().map(|e| e.kind).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(kinds, vec![InvType::WITNESS_BLOCK]);
+    // The compact answer is taken as asked: no round trip, no high-bandwidth mode needed.
+    node.receive(peer, &Message::CmpctBlock(CmpctBlock::from_block(&b, 3)));
+    node.tick();
+    assert_eq!(validated_height(&node), h as u32);
+    assert_eq!(outcomes(&node)[CompactOutcome::NoRoundTrip as usize], 1);
+}
