@@ -63,6 +63,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(ChainTip::default());
     world.insert_resource(crate::mempool::pool::Mempool::default());
     world.insert_resource(crate::mempool::orphanage::Orphanage::default());
+    world.insert_resource(crate::mempool::extra::ExtraTxns::default());
     world.insert_resource(crate::mempool::intake::TxIntake::default());
     world.insert_resource(crate::mempool::local::Unbroadcast::default());
     world.insert_resource(crate::mempool::BlockTxInbox::default());

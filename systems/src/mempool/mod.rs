@@ -5,6 +5,7 @@
 
 pub mod accept;
 pub mod coins;
+pub mod extra;
 pub mod intake;
 pub mod local;
 pub mod orphanage;

@@ -5,8 +5,8 @@
 //!   more work than our tip, when we asked for it or it comes from a peer we put in high-bandwidth
 //!   mode (anything else is counted as unrequested, not scored); near our tip only (at most two
 //!   blocks ahead, and not in initial block download unless asked for), one block per peer;
-//! - the block is rebuilt from what the compact block prefills and the transactions we hold (pool
-//!   and orphanage); what is missing is asked for with `getblocktxn` and filled from `blocktxn`;
+//! - the block is rebuilt from what the compact block prefills and the transactions we hold (pool,
+//!   orphanage, and the last 100 we refused or saw replaced); what is missing is asked for with `getblocktxn` and filled from `blocktxn`;
 //! - a compact block that cannot describe a block, or a `blocktxn` that does not fill what we
 //!   asked, scores its sender; a rebuilt block that does not match its header (a short-id
 //!   collision) is fetched whole and blames no one;
@@ -21,6 +21,7 @@ use crate::chain::reconstruct::{FillError, InitError, PartialBlock};
 use crate::chain::tree::status;
 use crate::chain::{ChainParams, HeaderTree, PeerBlocks, Requested, SyncConfig, SyncState};
 use crate::components::{ConnId, Disconnect, Negotiated, PeerState, Received, SendQueue, Socket, Violations};
+use crate::mempool::extra::ExtraTxns;
 use crate::mempool::orphanage::Orphanage;
 use crate::mempool::pool::Mempool;
 use crate::resources::reasons::CompactOutcome;
@@ -56,6 +57,7 @@ pub struct CompactCtx<'w> {
     state: ResMut<'w, SyncState>,
     pool: Res<'w, Mempool>,
     orphans: Res<'w, Orphanage>,
+    extra: Res<'w, ExtraTxns>,
     relay: ResMut<'w, CompactRelay>,
     metrics: ResMut<'w, Metrics>,
 }
@@ -226,10 +228,10 @@ fn finish(ctx: &mut CompactCtx, peer: &mut Peer, pending: PendingCompact, txn: O
     }
 }
 
-/// Starts rebuilding from the pool and the orphanage.
+/// Starts rebuilding from the pool, the orphanage and the transactions we dropped lately.
 fn rebuild(ctx: &CompactCtx, cmpct: CmpctBlock) -> Result<PartialBlock, InitError> {
     let pool = ctx.pool.iter().map(|e| (e.wtxid, &e.tx));
-    PartialBlock::new(cmpct, pool.chain(ctx.orphans.txs()))
+    PartialBlock::new(cmpct, pool.chain(ctx.orphans.txs()).chain(ctx.extra.iter()))
 }
 
 /// Asks the peer for the whole block, keeping it in flight from this peer.

@@ -472,3 +472,46 @@ fn a_low_bandwidth_peer_announcing_one_new_block_is_asked_for_it_compact() {
     assert_eq!(validated_height(&node), h as u32);
     assert_eq!(outcomes(&node)[CompactOutcome::NoRoundTrip as usize], 1);
 }
+
+#[test]
+fn a_block_pushed_before_validation_is_served_once_validated_not_refused_meanwhile() {
+    // A high-bandwidth peer whose own tip is too old to use compact blocks asks for the pushed
+    // block whole while our validator still has it: it waits, then gets it (Core validates
+    // before anyone can ask; oni's validator runs beside the world).
+    let h = busy_height();
+    let (mut node, mut source) = node_at(h - 1);
+    let hb = compact_peer(&mut node, "10.0.0.2:1", 1, false);
+    node.validator.paused = true;
+    source_delivers(&mut node, &mut source, h);
+    assert!(node.sent_to(hb).iter().any(|m| matches!(m, Message::CmpctBlock(_))));
+    let mut l = InvList::default();
+    l.push(InvType::WITNESS_BLOCK, block_at(h).block_hash().to_byte_array());
+    node.receive(hb, &Message::GetData(l));
+    node.tick();
+    let meanwhile = node.sent_to(hb);
+    assert!(!meanwhile.iter().any(|m| matches!(m, Message::NotFound(_) | Message::Block(_))), "{meanwhile:?}");
+    node.validator.paused = false;
+    for _ in 0..4 {
+        node.tick();
+    }
+    assert_eq!(validated_height(&node), h as u32);
+    let after = node.sent_to(hb);
+    assert!(after.iter().any(|m| matches!(m, Message::Block(b) if *b == block_at(h))), "{after:?}");
+}
+
+#[test]
+fn a_transaction_we_refused_earlier_completes_a_block_without_a_round_trip() {
+    let h = busy_height();
+    let (mut node, _source) = node_at(h - 1);
+    let b = block_at(h);
+    // All but position 2 in the pool; position 2 among the lately refused.
+    pool_holds(&mut node, &b, (1..b.tx_count()).filter(|&i| i != 2));
+    let refused: Transaction = bitcoin::consensus::deserialize(b.tx_bytes(2).unwrap()).unwrap();
+    node.world.resource_mut::<crate::mempool::extra::ExtraTxns>().add(Arc::new(refused));
+    let peer = compact_peer(&mut node, "10.0.0.2:1", 1, true);
+    node.receive(peer, &Message::CmpctBlock(CmpctBlock::from_block(&b, 8)));
+    node.tick();
+    assert!(!node.sent_to(peer).iter().any(|m| matches!(m, Message::GetBlockTxn(_))));
+    assert_eq!(validated_height(&node), h as u32);
+    assert_eq!(outcomes(&node)[CompactOutcome::NoRoundTrip as usize], 1);
+}

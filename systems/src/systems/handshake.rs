@@ -11,7 +11,9 @@ use crate::components::{
 use crate::resources::{
     ChainTip, Clock, Config, DisconnectReason, IoCommand, LocalNonces, Metrics, Misbehavior, Outbox, Rng,
 };
-use crate::wire::version::{CMPCTBLOCKS_VERSION, MIN_PEER_PROTO_VERSION, SENDHEADERS_VERSION, WTXID_RELAY_VERSION};
+use crate::wire::version::{
+    CMPCTBLOCKS_VERSION, MIN_PEER_PROTO_VERSION, SENDHEADERS_VERSION, SHORT_IDS_BLOCKS_VERSION, WTXID_RELAY_VERSION,
+};
 use crate::wire::{Message, NetAddr, Version};
 use bevy_ecs::prelude::*;
 use std::net::{IpAddr, SocketAddr};
@@ -105,6 +107,12 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                         tracing::info!(peer = socket.conn.0, addr = %socket.addr, direction = direction.label(),
                             version = neg.version, handshake_ms = took, "peer ready");
                         let net = ctx.config.network;
+                        // As Core: we serve version 2 compact blocks, and ask for none unasked
+                        // yet (compact_hb asks the peers that deliver new blocks first).
+                        if neg.version >= SHORT_IDS_BLOCKS_VERSION {
+                            let m = Message::SendCmpct { announce: 0, version: CMPCTBLOCKS_VERSION };
+                            sq.push(net, &m);
+                        }
                         if neg.version >= SENDHEADERS_VERSION {
                             sq.push(net, &Message::SendHeaders);
                         }

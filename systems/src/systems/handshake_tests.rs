@@ -30,9 +30,11 @@ fn inbound_peer_gets_version_wtxidrelay_sendaddrv2_verack_in_order() {
     assert_eq!(&neg.user_agent[..], b"/Satoshi:30.0.0/");
     let sent = node.sent_to(conn);
     // headers sync starts with the first peer that serves blocks, as Core's does
-    assert_eq!(commands(&sent), ["sendheaders", "ping", "getheaders", "feefilter"]);
+    // (sendcmpct at verack, as Core: version 2 offered, no unasked compact blocks asked for.)
+    assert_eq!(commands(&sent), ["sendcmpct", "sendheaders", "ping", "getheaders", "feefilter"]);
+    assert_eq!(sent[0], Message::SendCmpct { announce: 0, version: 2 });
     // In initial block download we ask for no transactions at all (Core sends MAX_MONEY).
-    assert!(matches!(sent[3], Message::FeeFilter(crate::systems::FEEFILTER_IBD)));
+    assert!(matches!(sent[4], Message::FeeFilter(crate::systems::FEEFILTER_IBD)));
     assert_eq!(node.metrics().handshakes, 1);
 }
 

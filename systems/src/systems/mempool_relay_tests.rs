@@ -699,6 +699,9 @@ fn a_consensus_invalid_transaction_is_rejected_and_counted_never_punished_as_cor
     assert_eq!(node.closed_reason(peer), None);
     assert_eq!(node.get::<crate::components::Score>(peer).unwrap().points, 0);
     assert_eq!(node.world.resource::<Mempool>().len(), 0);
+    // Kept for compact block reconstruction, once (the copies were refused unread).
+    let extra = node.world.resource::<crate::mempool::extra::ExtraTxns>();
+    assert_eq!(extra.iter().filter(|(w, _)| *w == tx.compute_wtxid()).count(), 1);
 }
 
 #[test]

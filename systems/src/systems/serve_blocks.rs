@@ -21,7 +21,7 @@ use crate::chain::compact_relay::{RecentBlock, MAX_BLOCKTXN_DEPTH, MAX_CMPCTBLOC
 use crate::chain::tree::status;
 use crate::chain::{
     BlockRead, BlockReadInbox, BlockReads, BlockRelay, ChainParams, CompactRelay, HeaderTree, ServeAs, ServeQueue,
-    ServeRequest, SyncConfig,
+    ServeRequest, SyncConfig, ValidationQueue,
 };
 use crate::components::{ConnId, Disconnect, PeerState, Received, SendQueue, Socket, Violations};
 use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Metrics, Misbehavior, Rng};
@@ -43,6 +43,7 @@ pub struct ServeCtx<'w> {
     tree: Res<'w, HeaderTree>,
     relay: Res<'w, BlockRelay>,
     compact: Res<'w, CompactRelay>,
+    queue: Res<'w, ValidationQueue>,
     clock: Res<'w, Clock>,
     params: Res<'w, ChainParams>,
     index: Res<'w, ConnIndex>,
@@ -59,7 +60,7 @@ pub fn serve_blocks(
     mut commands: Commands,
     mut turn: Local<usize>,
 ) {
-    let ServeCtx { config, sync, tree, relay, compact, clock, params, index, mut rng, mut metrics } = ctx;
+    let ServeCtx { config, sync, tree, relay, compact, queue, clock, params, index, mut rng, mut metrics } = ctx;
     for data in std::mem::take(&mut answers.0) {
         let Some(&e) = index.0.get(&data.conn) else { continue };
         let Ok((_, _, _, _, mut sq, mut serve, mut violations)) = peers.get_mut(e) else { continue };
@@ -137,6 +138,26 @@ pub fn serve_blocks(
                 ServeRequest::Block(e) => (BlockHash::from_byte_array(e.hash), e.kind),
                 ServeRequest::Txn(req) => (req.block_hash, InvType::CMPCT_BLOCK),
             };
+            // A getblocktxn for the block we just pushed unvalidated is answered from memory (as
+            // Core): the asker is finishing what we sent it.
+            if let (ServeRequest::Txn(req), Some(r)) = (&request, compact.recent.as_ref().filter(|r| r.hash == hash)) {
+                let nonce = rng.next_u64();
+                let peer = Answer { sq: &mut sq, violations: &mut violations, conn: socket.conn };
+                answer(&config, &mut metrics, peer, hash, ServeAs::Txn(req.indexes.clone()), Stored::Recent(r), nonce);
+                continue;
+            }
+            // The block we pushed to high-bandwidth peers before validating it: a peer that asks
+            // for it (whole, because its tip is too old for compact blocks) waits the moments
+            // validation takes, rather than hearing `notfound` for a block we just announced.
+            let validating = compact.recent.as_ref().is_some_and(|r| {
+                r.hash == hash
+                    && queue.pending.contains_key(&hash)
+                    && tree.ancestor(served, tree.entry(r.idx).height) != Some(r.idx)
+            });
+            if validating {
+                serve.pending.push_front(request);
+                break;
+            }
             let idx = tree.get(&hash).filter(|&i| {
                 let s = tree.entry(i).status;
                 s & status::HAVE_DATA != 0 && s & status::FAILED_ANY == 0 && block_request_allowed(&tree, served, i)

@@ -61,6 +61,7 @@ pub fn tx_accept(
     mut tracker: ResMut<TxRequests>,
     clock: Res<Clock>,
     mut metrics: ResMut<Metrics>,
+    mut extra: ResMut<crate::mempool::extra::ExtraTxns>,
 ) {
     let now = clock.now_ms;
     for peer in leaving.iter().chain(gone.read()) {
@@ -155,6 +156,8 @@ pub fn tx_accept(
                 metrics.tx_accepted += 1;
                 metrics.tx_replaced += done.replaced.len() as u64;
                 metrics.tx_evicted += done.evicted.len() as u64;
+                // Replaced ones may still be mined: kept for compact blocks (as Core).
+                done.replaced.iter().for_each(|t| extra.add(t.clone()));
                 tracker.forget(txid.as_byte_array());
                 tracker.forget(wtxid.as_byte_array());
                 recent.seen.insert(txid.as_byte_array());
@@ -188,6 +191,8 @@ pub fn tx_accept(
             }
             Err(AcceptError::Reject(reason)) => {
                 orphans.remove(&wtxid);
+                // Another miner's policy may still confirm it: kept for compact blocks (as Core).
+                extra.add(tx.clone());
                 reject(&mut recent, &mut metrics, &tx, reason);
                 tracker.forget(txid.as_byte_array());
                 tracker.forget(wtxid.as_byte_array());

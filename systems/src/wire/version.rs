@@ -12,6 +12,8 @@ pub const MIN_PEER_PROTO_VERSION: i32 = 70001;
 pub const WTXID_RELAY_VERSION: i32 = 70016;
 /// Version from which peers understand sendheaders (BIP130).
 pub const SENDHEADERS_VERSION: i32 = 70012;
+/// Protocol version from which a peer speaks BIP152 compact blocks (Core's SHORT_IDS_BLOCKS_VERSION).
+pub const SHORT_IDS_BLOCKS_VERSION: i32 = 70014;
 /// Version from which peers understand feefilter (BIP133).
 pub const FEEFILTER_VERSION: i32 = 70013;
 /// The compact block version a `sendcmpct` must name to count (BIP152 version 2, with witnesses:
