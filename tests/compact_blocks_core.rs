@@ -5,11 +5,17 @@
 //! with no round trip; a block carrying the held-back transaction is finished with
 //! getblocktxn/blocktxn; B gets both from oni as compact blocks, with oni in its high-bandwidth
 //! set, and asks oni for the held-back transaction too.
+//!
+//! Then Core's own P2P test peer (`tests/interop/compact_checks.py`, after the cases of Core's
+//! p2p_compactblocks.py that apply to a relaying node) runs the same checks against oni and
+//! against bitcoind: sendcmpct at handshake, the three high-bandwidth slots, compact blocks and
+//! getblocktxn served (and whole blocks past their depths), out-of-range indexes and a bad
+//! prefilled index disconnecting, a missing transaction fetched with getblocktxn.
 
 mod common;
 
 use common::bitcoind::{core_with_chain, fixture, Bitcoind, CoreExes};
-use common::proc::wait_for;
+use common::proc::{python, repo_root, wait_for, Proc};
 use oni::node::{Node, NodeConfig, NodeHandle};
 use oni_systems::chain::{CompactRelay, HeaderTree};
 use oni_systems::mempool::pool::Mempool;
@@ -172,4 +178,96 @@ fn blocks_cross_oni_between_cores_as_compact_blocks_with_and_without_a_round_tri
     let emptied = wait_for(Duration::from_secs(30), || (pool_len(&oni) == 0).then_some(()));
     assert!(emptied.is_some(), "confirmed txs left in oni's pool: {}", pool_len(&oni));
     oni.shutdown();
+}
+
+/// The lines compact_checks.py prints for each check it passed.
+const COMPACT_CHECKS: [&str; 9] = [
+    "ok sendcmpct_offered",
+    "ok high_bandwidth_slots",
+    "ok compact_block_served",
+    "ok old_compact_block_is_whole",
+    "ok getblocktxn_served",
+    "ok deep_getblocktxn_is_whole",
+    "ok getblocktxn_out_of_bounds",
+    "ok round_trip",
+    "ok bad_prefilled_index",
+];
+
+/// The fixture's hashes the script needs (tip, one below it, 10 below it) and a lone mempool
+/// transaction (inputs confirmed, nothing spends it), as its arguments.
+fn script_args() -> Vec<String> {
+    let chain = fixture("chain.hex");
+    let hash_at = |h: usize| {
+        let b: bitcoin::Block = bitcoin::consensus::encode::deserialize_hex(&chain[h - 1]).unwrap();
+        b.block_hash().to_string()
+    };
+    let pool = fixture("mempool.hex");
+    let txs: Vec<bitcoin::Transaction> =
+        pool.iter().map(|h| bitcoin::consensus::encode::deserialize_hex(h).unwrap()).collect();
+    let ids: BTreeSet<bitcoin::Txid> = txs.iter().map(|t| t.compute_txid()).collect();
+    let spent: BTreeSet<bitcoin::Txid> =
+        txs.iter().flat_map(|t| t.input.iter().map(|i| i.previous_output.txid)).collect();
+    let lone = txs
+        .iter()
+        .position(|t| {
+            !spent.contains(&t.compute_txid()) && t.input.iter().all(|i| !ids.contains(&i.previous_output.txid))
+        })
+        .expect("a lone transaction");
+    let tip = chain.len();
+    vec![
+        "--tip-hash".into(),
+        hash_at(tip),
+        "--tip-height".into(),
+        tip.to_string(),
+        "--old-hash".into(),
+        hash_at(tip - 1),
+        "--deep-hash".into(),
+        hash_at(tip - 10),
+        "--lone-tx".into(),
+        pool[lone].clone(),
+    ]
+}
+
+/// Runs compact_checks.py against `port`; panics with `node_output` unless every check passed.
+fn run_compact_checks(py: &std::path::Path, port: u16, node_output: impl Fn() -> String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(py);
+    cmd.arg(repo_root().join("tests/interop/compact_checks.py"))
+        .args(["--port", &port.to_string()])
+        .args(script_args());
+    let mut script = Proc::spawn("compact_checks.py", cmd, dir.path().join("checks.log"));
+    let status = script.wait_exit(Duration::from_secs(300));
+    let out = script.output();
+    println!("{out}");
+    assert!(status.is_some_and(|s| s.success()), "the checks failed:\n{out}\n--- node output ---\n{}", node_output());
+    for check in COMPACT_CHECKS {
+        assert!(out.lines().any(|l| l.starts_with(check)), "{check:?} missing:\n{out}");
+    }
+}
+
+#[test]
+fn oni_meets_cores_compact_block_cases_with_cores_reactions() {
+    let Some(py) = python() else { return };
+    let Some(exes) = CoreExes::find() else { return };
+    let a = core_with_chain(&exes);
+    let a_addr: SocketAddr = format!("127.0.0.1:{}", a.p2p_port).parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let oni = Node::start(oni_config(dir.path(), a_addr)).unwrap();
+    assert!(wait_for(WAIT, || (tip_height(&oni) == 2_100).then_some(())).is_some(), "oni did not sync");
+    let port = oni.local_addr().unwrap().port();
+    run_compact_checks(&py, port, || format!("oni metrics: {:?}", metrics(&oni).misbehavior));
+    let m = metrics(&oni);
+    use oni_systems::resources::Misbehavior;
+    assert_eq!(m.misbehavior[Misbehavior::GetBlockTxnOutOfBounds as usize], 1);
+    assert_eq!(m.misbehavior[Misbehavior::InvalidCompactBlock as usize], 1);
+    assert!(m.compact_outcomes[CompactOutcome::RoundTrip as usize] >= 1);
+    oni.shutdown();
+}
+
+#[test]
+fn the_compact_checks_hold_on_bitcoin_core() {
+    let Some(py) = python() else { return };
+    let Some(exes) = CoreExes::find() else { return };
+    let core = core_with_chain(&exes);
+    run_compact_checks(&py, core.p2p_port, || core.proc.output());
 }

@@ -9,6 +9,7 @@ use oni_systems::components::{Direction, PeerState, Score, SendQueue, Socket, St
 use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::policy::TxReject;
 use oni_systems::mempool::pool::Mempool;
+use oni_systems::resources::reasons::CompactOutcome;
 use oni_systems::resources::{AnnounceKind, BanList, DisconnectReason, Histogram, Metrics, Misbehavior};
 use oni_systems::systems::TxAnnounceState;
 use oni_systems::wire::{Command, DecodeError, HeaderError};
@@ -90,6 +91,19 @@ impl Out {
         self.sample(&format!("{name}_sum"), &[], h.sum as f64 / 1000.0);
         self.sample(&format!("{name}_count"), &[], h.count);
     }
+
+    /// A histogram of plain quantities (counts, bytes), rendered as recorded.
+    fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+        self.family(name, "histogram", help);
+        let mut cumulative = 0;
+        for (i, c) in h.counts.iter().enumerate() {
+            cumulative += c;
+            let le = h.bounds.get(i).map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            self.sample(&format!("{name}_bucket"), &[("le", &le)], cumulative);
+        }
+        self.sample(&format!("{name}_sum"), &[], h.sum);
+        self.sample(&format!("{name}_count"), &[], h.count);
+    }
 }
 
 fn by_command(v: &[u64]) -> impl Iterator<Item = (&'static str, u64)> + '_ {
@@ -118,6 +132,9 @@ const RENDERED: &[&str] = &[
     "block_download_ms",
     "block_announcements",
     "block_relay_ms",
+    "compact_outcomes",
+    "compact_missing_txs",
+    "compact_block_bytes",
     "tx_relay_ms",
     "tx_rejected",
     "tx_forward_ms",
@@ -403,6 +420,22 @@ impl Snapshot {
             "oni_block_relay_seconds",
             "Time from a block's header first heard of to its first announcement onward.",
             &m.block_relay_ms,
+        );
+        o.labelled(
+            "oni_compact_blocks_total",
+            "Blocks announced as cmpctblock and completed, by how (no round trip, one getblocktxn, fetched whole).",
+            "outcome",
+            CompactOutcome::ALL.iter().zip(&m.compact_outcomes).map(|(k, n)| (k.label(), *n)),
+        );
+        o.histogram(
+            "oni_compact_missing_txs",
+            "Transactions a compact block left us to ask for, per block rebuilt.",
+            &m.compact_missing_txs,
+        );
+        o.histogram(
+            "oni_compact_block_bytes",
+            "Bytes received for a block rebuilt from a compact block (cmpctblock and blocktxn).",
+            &m.compact_block_bytes,
         );
         o.histogram_ms("oni_tx_relay_seconds", "First announcement of a transaction to its arrival.", &m.tx_relay_ms);
         o.histogram_ms(

@@ -63,6 +63,7 @@ pub struct DownloadCtx<'w> {
     relay: ResMut<'w, BlockRelay>,
     compact: ResMut<'w, CompactRelay>,
     rng: ResMut<'w, Rng>,
+    params: Res<'w, crate::chain::ChainParams>,
 }
 
 /// One scheduler step.
@@ -102,7 +103,9 @@ pub fn block_download(
             for m in msgs {
                 match m {
                     Message::Block(b) => {
-                        let peer = BlockSender { conn: socket.conn, pc: &mut pc, pb: &mut pb, stats: &mut stats };
+                        let inbound = directions.get(entity).is_ok_and(|d| *d == Direction::Inbound);
+                        let peer =
+                            BlockSender { conn: socket.conn, inbound, pc: &mut pc, pb: &mut pb, stats: &mut stats };
                         on_block(&mut ctx, peer, &mut violations, &b)
                     }
                     other => received.0.push(other),
@@ -217,16 +220,35 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)>
 /// The peer a block came from, as on_block needs it.
 struct BlockSender<'a> {
     conn: ConnId,
+    /// It dialed us (a header it sends that we know to be invalid is not its fault).
+    inbound: bool,
     pc: &'a mut PeerChain,
     pb: &'a mut PeerBlocks,
     stats: &'a mut Stats,
 }
 
 fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violations, block: &crate::wire::Block) {
-    let BlockSender { conn, pc, pb, stats } = peer;
+    let BlockSender { conn, inbound, pc, pb, stats } = peer;
     let now = ctx.clock.now_ms;
     let hash = block.block_hash();
-    let idx = ctx.tree.get(&hash);
+    let mut idx = ctx.tree.get(&hash);
+    if idx.is_none() && !ctx.ibd.active {
+        // A new tip pushed whole, its header unannounced (an old-style miner; Core takes the
+        // header from the block): the header goes through the same checks as any header.
+        let tip = ctx.tree.entry(ctx.relay.served_tip(&ctx.tree)).hash;
+        if block.header_bytes()[4..36] == tip.as_byte_array()[..] {
+            match ctx.tree.accept(block.header_bytes(), hash, &ctx.params, ctx.clock.unix_s()) {
+                Ok((i, _)) => {
+                    ctx.queue.headers.push(*block.header_bytes());
+                    idx = Some(i);
+                }
+                Err(e) => {
+                    violations.0.push(crate::systems::headers_sync::misbehavior_of(e, inbound));
+                    return;
+                }
+            }
+        }
+    }
     if let Some(idx) = idx {
         // It has the block: never announce it back.
         pc.note_known(&ctx.tree, idx);
@@ -249,7 +271,7 @@ fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violation
     } else {
         let extends_tip = idx.is_some_and(|i| {
             let e = ctx.tree.entry(i);
-            e.parent == ctx.tree.validated_tip() && e.status & status::HAVE_DATA == 0
+            e.parent == ctx.relay.served_tip(&ctx.tree) && e.status & status::HAVE_DATA == 0
         });
         if !extends_tip || ctx.ibd.active {
             ctx.state.unrequested_blocks += 1;

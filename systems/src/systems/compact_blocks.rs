@@ -19,7 +19,7 @@
 use crate::chain::compact_relay::{CompactDownload, CompactRelay, PendingCompact};
 use crate::chain::reconstruct::{FillError, InitError, PartialBlock};
 use crate::chain::tree::status;
-use crate::chain::{ChainParams, HeaderTree, PeerBlocks, Requested, SyncConfig, SyncState};
+use crate::chain::{BlockRelay, ChainParams, HeaderTree, PeerBlocks, Requested, SyncConfig, SyncState};
 use crate::components::{ConnId, Disconnect, Negotiated, PeerState, Received, SendQueue, Socket, Violations};
 use crate::mempool::extra::ExtraTxns;
 use crate::mempool::orphanage::Orphanage;
@@ -54,6 +54,7 @@ pub struct CompactCtx<'w> {
     params: Res<'w, ChainParams>,
     sync: Res<'w, SyncConfig>,
     tree: Res<'w, HeaderTree>,
+    block_relay: Res<'w, BlockRelay>,
     state: ResMut<'w, SyncState>,
     pool: Res<'w, Mempool>,
     orphans: Res<'w, Orphanage>,
@@ -124,7 +125,7 @@ fn on_cmpctblock(ctx: &mut CompactCtx, peer: &mut Peer, cmpct: CmpctBlock) {
         peer.violations.0.push(Misbehavior::UnrequestedCompact);
         return;
     }
-    let tip = ctx.tree.entry(ctx.tree.validated_tip());
+    let tip = ctx.tree.entry(ctx.block_relay.served_tip(&ctx.tree));
     if e.chainwork <= tip.chainwork {
         if requested_here {
             fetch_whole(ctx, peer, hash);
@@ -255,7 +256,7 @@ fn drop_request(ctx: &mut CompactCtx, peer: &mut Peer, hash: BlockHash) {
 /// Core's CanDirectFetch: our validated tip is at most 20 block intervals old, so blocks near it
 /// are worth taking as they come.
 fn can_direct_fetch(ctx: &CompactCtx) -> bool {
-    let tip_time = i64::from(ctx.tree.entry(ctx.tree.validated_tip()).time);
+    let tip_time = i64::from(ctx.tree.entry(ctx.block_relay.served_tip(&ctx.tree)).time);
     tip_time > ctx.clock.unix_s() - 20 * ctx.params.target_spacing_s
 }
 

@@ -515,3 +515,23 @@ fn a_transaction_we_refused_earlier_completes_a_block_without_a_round_trip() {
     assert_eq!(validated_height(&node), h as u32);
     assert_eq!(outcomes(&node)[CompactOutcome::NoRoundTrip as usize], 1);
 }
+
+#[test]
+fn a_new_tip_pushed_whole_without_its_header_is_taken_and_its_sender_may_become_high_bandwidth() {
+    // What Core's tests (and old-style miners) do: a block on our tip, no header before it.
+    let h = busy_height();
+    let (mut node, _source) = node_at(h - 1);
+    let peer = compact_peer(&mut node, "10.0.0.2:1", 0, false);
+    node.receive(peer, &Message::Block(block_at(h)));
+    node.tick();
+    assert_eq!(validated_height(&node), h as u32);
+    assert_eq!(misbehaved(&node, Misbehavior::UnrequestedBlock), 0);
+    assert!(node.sent_to(peer).contains(&Message::SendCmpct { announce: 1, version: 2 }));
+    // One that does not build on our tip is still dropped unread (counted, not scored).
+    node.receive(peer, &Message::Block(block_at(h + 2)));
+    node.tick();
+    assert_eq!(misbehaved(&node, Misbehavior::UnrequestedBlock), 1);
+    assert!(node.world.resource::<HeaderTree>().get(&block_at(h + 2).block_hash()).is_none());
+    assert_eq!(validated_height(&node), h as u32);
+    assert!(node.closed_reason(peer).is_none());
+}

@@ -277,7 +277,7 @@ fn maybe_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, first: Option<BlockHa
 
 /// The violation an invalid header is counted as. A header we already know to be invalid is
 /// punished from peers we dialed only (Core's BLOCK_CACHED_INVALID rule).
-fn misbehavior_of(e: HeaderInvalid, inbound: bool) -> Misbehavior {
+pub(crate) fn misbehavior_of(e: HeaderInvalid, inbound: bool) -> Misbehavior {
     match e {
         HeaderInvalid::Unconnecting => Misbehavior::UnconnectingHeaders,
         HeaderInvalid::InvalidParent => Misbehavior::HeaderInvalidParent,

@@ -12,7 +12,7 @@ mod discipline;
 mod egress;
 pub mod eviction;
 mod handshake;
-mod headers_sync;
+pub(crate) mod headers_sync;
 mod ingest;
 pub mod inv_filter;
 mod ping;
