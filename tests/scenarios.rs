@@ -20,6 +20,9 @@ fn shipped() -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        // Network scenarios (many nodes) are the propagation report's, minutes long in release;
+        // tests/network_sim.rs runs small networks.
+        .filter(|p| Scenario::load(p).map_or(true, |s| s.network.is_none()))
         .collect();
     v.sort();
     v

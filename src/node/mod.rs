@@ -8,6 +8,7 @@ mod chain_io;
 pub mod faults;
 pub mod mempool_file;
 pub mod persist;
+pub mod submit;
 mod world_loop;
 
 use crate::bridge::{Bridge, BridgeConfig, EVENT_CHANNEL_CAP, INBOUND_SOCKET_HEADROOM};

@@ -10,6 +10,7 @@
 //! - [`live`]: the live runner (real node, real sockets, wall clock).
 //! - [`sim`]: the simulator (virtual clock, instances, the tick loop); [`link`]: one connection's
 //!   byte pipes; [`outcome`]: what a run produced.
+//! - [`network`]: many oni nodes in one simulation (a `network` section), block propagation.
 //! - [`bots`]: one behaviour per attack, plus the honest peer.
 //! - [`expect`]: expectations → measured rows; [`report`]: the table.
 //! - [`trace`]: per-connection records and the trace hash; [`dump`]: `--dump`.
@@ -23,6 +24,7 @@ pub mod fixture_chain;
 mod host;
 pub mod link;
 pub mod live;
+pub mod network;
 pub mod outcome;
 pub mod report;
 pub mod sim;
@@ -145,6 +147,7 @@ pub fn judge(scenario: &Scenario, out: &Outcome, mode: Mode, wall_ms: f64) -> Re
         connect_failures: out.live.map_or(0, |l| l.connect_failures),
         disconnects,
         rows,
+        propagation: None,
     }
 }
 
@@ -221,6 +224,14 @@ pub fn run_cli_with(
             origin: format!("{} with --duration-s {d}", path.display()),
             message,
         })?;
+    }
+    if scenario.network.is_some() {
+        if mode != Mode::Sim || dump.is_some() {
+            let message = "a network scenario runs in sim mode only, without --dump".into();
+            return Err(ScenarioError::Invalid { origin: path.display().to_string(), message });
+        }
+        let (report, _) = network::run(&scenario)?;
+        return if report.passed() { Ok(report) } else { Err(ScenarioError::Failed(Box::new(report))) };
     }
     let (report, mut out) = try_run(&scenario, mode)?;
     if let Some(d) = dump {

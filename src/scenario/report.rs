@@ -44,6 +44,8 @@ pub struct Report {
     pub disconnects: Vec<(&'static str, u64)>,
     /// The judged expectations (plus the implicit ones the runner always checks).
     pub rows: Vec<Row>,
+    /// Network scenarios: the block propagation table.
+    pub propagation: Option<Box<super::network::Propagation>>,
 }
 
 impl Report {
@@ -97,6 +99,12 @@ impl fmt::Display for Report {
         writeln!(f, "  {:<6}  {:<w$}  measured", "result", "expectation")?;
         for r in &self.rows {
             writeln!(f, "  {:<6}  {:<w$}  {}", if r.pass { "PASS" } else { "FAIL" }, r.expectation, r.measured)?;
+        }
+        if let Some(p) = &self.propagation {
+            if let Some(mb) = self.peak_rss_mb {
+                writeln!(f, "peak RSS {mb:.0} MB (the whole process)")?;
+            }
+            write!(f, "{p}")?;
         }
         Ok(())
     }

@@ -54,6 +54,10 @@ pub struct Scenario {
     /// How the simulated network behaves.
     #[serde(default)]
     pub net: NetModel,
+    /// Many oni nodes instead of one node and its peers (sim mode only): `peers` and `expect`
+    /// stay empty, the run is judged on block propagation (see [`super::network`]).
+    #[serde(default)]
+    pub network: Option<super::network::NetworkSpec>,
     /// Who connects to the node.
     pub peers: Vec<PeerSpec>,
     /// What must hold at the end.
@@ -919,6 +923,12 @@ impl Scenario {
         }
         if self.chain == ChainStart::Fixture {
             super::fixture_chain::check()?;
+        }
+        if let Some(n) = &self.network {
+            if !self.peers.is_empty() || !self.expect.is_empty() || self.chain != ChainStart::Genesis {
+                return Err("a network scenario has no peers, no expect entries and starts at genesis".into());
+            }
+            n.validate(self.duration_s)?;
         }
         let mut total = 0u64;
         for (i, p) in self.peers.iter().enumerate() {

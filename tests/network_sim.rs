@@ -1,0 +1,122 @@
+//! Small simulated networks of oni nodes (the `network` section of a scenario): every node connects
+//! every mined block, pools that held a block's transactions are emptied by it, a seed replays the
+//! run, the graph keeps the outbound count and the listening share, and a network whose nodes take
+//! no inbound connections fails its report.
+
+use bevy_ecs::prelude::*;
+use oni::scenario::network::{self, NetOutcome};
+use oni::scenario::{run_cli, Mode, Scenario};
+use oni_systems::components::{Direction, PeerState};
+use oni_systems::mempool::pool::Mempool;
+
+fn scenario(seed: u64, extra_node: &str, missing: &str) -> Scenario {
+    let text = format!(
+        r#"Scenario(
+            name: "network_small",
+            seed: {seed},
+            duration_s: 60,
+            node: ({extra_node}),
+            net: (tick_ms: 10, latency_ms: 30, node_write_bytes_per_s: 2000000, start_jitter_ms: 1000),
+            peers: [],
+            expect: [],
+            network: (
+                nodes: 14,
+                outbound: 4,
+                listen_fraction: 0.5,
+                txs_per_block: 40,
+                missing: ({missing}),
+                blocks: [(at_s: 5), (at_s: 10, node: Node(2)), (at_s: 15)],
+            ),
+        )"#
+    );
+    Scenario::parse(&text, "network_small").unwrap()
+}
+
+fn run(s: &Scenario) -> NetOutcome {
+    network::simulate(s).unwrap()
+}
+
+/// Ready peers of each direction a node holds at the end: (outbound full relay, inbound).
+fn peers_of(world: &mut World) -> (usize, usize) {
+    let mut q = world.query::<(&Direction, &PeerState)>();
+    let ready = q.iter(world).filter(|(_, s)| **s == PeerState::Ready);
+    ready.fold((0, 0), |(o, i), (d, _)| match d {
+        Direction::OutboundFullRelay => (o + 1, i),
+        Direction::Inbound => (o, i + 1),
+        _ => (o, i),
+    })
+}
+
+#[test]
+fn every_node_connects_every_block_and_pools_empty_behind_them() {
+    let s = scenario(1, "", "nodes_fraction: 0.5, txs_fraction: 0.25");
+    let (report, mut out) = network::run(&s).unwrap();
+    assert!(report.passed(), "{report}");
+    let p = &out.propagation;
+    assert_eq!(p.blocks.len(), 3);
+    for b in &p.blocks {
+        assert_eq!(b.reached(), 14, "block at height {} reached {} nodes", b.height, b.reached());
+        assert!(b.quantile_ms(1.0).is_some_and(|ms| ms > 0), "someone waited for the block");
+    }
+    assert_eq!(p.blocks.iter().map(|b| b.height).collect::<Vec<_>>(), [1, 2, 3], "one chain, no fork");
+    // 3 × 40 transactions to 14 pools, a quarter of each block's missing from 7 (6.5 rounded) of
+    // the 13 other nodes.
+    assert_eq!(out.pool_fills, (3 * (14 * 40 - 7 * 10), 0));
+    assert!(p.bytes_while_propagating[oni_systems::wire::Command::Block as usize] > 0);
+    for (i, node) in out.nodes.iter_mut().enumerate() {
+        assert_eq!(node.world.resource::<Mempool>().len(), 0, "node {i}: the blocks confirmed its pool");
+    }
+    assert!(report.to_string().contains("block propagation (14 nodes)"), "{report}");
+}
+
+#[test]
+fn a_seed_replays_the_run_and_another_seed_does_not() {
+    let a = run(&scenario(7, "", ""));
+    let b = run(&scenario(7, "", ""));
+    let c = run(&scenario(8, "", ""));
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.propagation, b.propagation);
+    assert_ne!(a.trace_hash, c.trace_hash);
+    assert_ne!(a.topology, c.topology);
+}
+
+#[test]
+fn the_graph_keeps_the_outbound_count_and_the_listening_share() {
+    let mut out = run(&scenario(3, "", ""));
+    let listening = out.topology.listening.clone();
+    assert_eq!(listening.iter().filter(|l| **l).count(), 7, "half of 14 listen");
+    for (i, node) in out.nodes.iter_mut().enumerate() {
+        let (outbound, inbound) = peers_of(&mut node.world);
+        assert_eq!(out.topology.outbound_of(i), 4, "node {i}: 4 planned (6 other listeners at least)");
+        assert_eq!(outbound, 4, "node {i} holds its outbound connections");
+        assert_eq!(inbound, out.topology.inbound_of(i), "node {i}");
+        if !listening[i] {
+            assert_eq!(inbound, 0, "node {i} does not listen");
+        }
+    }
+}
+
+#[test]
+fn nodes_that_refuse_inbound_leave_blocks_unpropagated_and_the_report_fails() {
+    let s = scenario(1, "max_inbound: 0", "");
+    let (report, out) = network::run(&s).unwrap();
+    assert!(!report.passed(), "{report}");
+    assert!(report.failures().any(|r| r.expectation.contains("every node connected every block")));
+    assert!(out.propagation.blocks.iter().all(|b| b.reached() == 1), "only the miners have their blocks");
+}
+
+#[test]
+fn the_cli_runs_a_network_file_and_refuses_live_mode_and_compact_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("n.ron");
+    let text = r#"Scenario(name: "n", seed: 2, duration_s: 20, peers: [], expect: [],
+        network: (nodes: 6, outbound: 2, blocks: [(at_s: 3)]))"#;
+    std::fs::write(&f, text).unwrap();
+    let report = run_cli(&f, Mode::Sim, None, None).unwrap();
+    assert_eq!(report.instances, 6);
+    assert!(report.propagation.as_ref().is_some_and(|p| p.all_reached()), "{report}");
+    assert!(run_cli(&f, Mode::Live, None, None).is_err(), "network scenarios are sim only");
+    let compact = text.replace("outbound: 2,", "outbound: 2, compact_blocks: true,");
+    let err = Scenario::parse(&compact, "compact").unwrap_err().to_string();
+    assert!(err.contains("compact blocks are not implemented yet"), "{err}");
+}
