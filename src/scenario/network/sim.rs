@@ -206,14 +206,17 @@ impl NetSim {
         })
     }
 
-    /// Runs until every block was mined and reached every node, or the scenario's end.
+    /// Runs until every block was mined and reached every node (plus one tick, so every world
+    /// takes its validator's last reports), or the scenario's end.
     pub fn run(mut self) -> NetOutcome {
         while self.now_ms <= self.end_ms {
             self.step();
-            if self.next_block == self.plan.len() && self.propagating == 0 {
+            let done = self.next_block == self.plan.len() && self.propagating == 0;
+            self.now_ms += self.net.tick_ms;
+            if done {
+                self.step();
                 break;
             }
-            self.now_ms += self.net.tick_ms;
         }
         NetOutcome {
             end_ms: self.now_ms.min(self.end_ms),

@@ -42,8 +42,8 @@ impl Topology {
             listening[l] = true;
         }
         let mut edges = Vec::with_capacity(nodes * outbound);
-        for dialer in 0..nodes {
-            let candidates = listeners.len() - usize::from(listening[dialer]);
+        for (dialer, &listens) in listening.iter().enumerate() {
+            let candidates = listeners.len() - usize::from(listens);
             let want = outbound.min(candidates);
             let mut picked: Vec<usize> = Vec::with_capacity(want);
             while picked.len() < want {
