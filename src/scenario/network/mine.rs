@@ -92,7 +92,11 @@ pub(crate) mod tests {
         assert!(block.header.validate_pow(block.header.target()).is_ok());
         assert!(block.check_merkle_root());
         assert!(block.check_witness_commitment());
-        assert_eq!(block.bip34_block_height().ok(), Some(1));
+        // Heights up to 16 are OP_1..OP_16, as Core writes them (rust-bitcoin reads pushes only).
+        assert_eq!(block.txdata[0].input[0].script_sig.as_bytes()[0], 0x51);
+        let tall = build_block(block.block_hash(), 300, 1_800_000_000, &[], 0, 1);
+        assert_eq!(tall.bip34_block_height().ok(), Some(300));
+        assert_eq!(tall.txdata[0].output[0].value.to_sat(), SUBSIDY_SAT / 4, "two halvings by 300");
         let again = block_spending(OutPoint::null());
         assert_eq!(again.block_hash(), block.block_hash(), "deterministic");
     }

@@ -142,6 +142,8 @@ impl NetSim {
             .map(|i| SimNode::new(i, scenario.seed, &scenario.node, spec.compact_blocks, ledger.clone()))
             .collect();
         let mut rng = Rng::seeded(scenario.seed ^ 0x0b10_c4ed_5eed);
+        // Gaps in the pools draw from their own generator: turning them on keeps the same miners.
+        let mut gaps = Rng::seeded(scenario.seed ^ 0x6a95_00ff_f00d);
         let jitter = scenario.net.start_jitter_ms;
         let conns: Vec<Conn> = topology
             .edges
@@ -171,10 +173,10 @@ impl NetSim {
                 let per = (spec.missing.txs_fraction * spec.txs_per_block as f64).round() as usize;
                 if lacking > 0 && per > 0 {
                     let mut others: Vec<usize> = (0..n).filter(|&i| i != miner).collect();
-                    partial_shuffle(&mut others, lacking, &mut rng);
+                    partial_shuffle(&mut others, lacking, &mut gaps);
                     for &node in &others[..lacking] {
                         let mut idx: Vec<usize> = (0..spec.txs_per_block).collect();
-                        partial_shuffle(&mut idx, per, &mut rng);
+                        partial_shuffle(&mut idx, per, &mut gaps);
                         idx.truncate(per);
                         idx.sort_unstable();
                         missing.insert(node, idx);
