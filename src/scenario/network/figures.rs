@@ -6,9 +6,8 @@
 use oni_systems::wire::Command;
 use std::fmt;
 
-/// Commands that carry block relay: announcements, headers, requests, blocks. BIP152's
-/// `cmpctblock`, `getblocktxn` and `blocktxn` belong here once the codec knows them.
-pub const BLOCK_RELAY: [Command; 8] = [
+/// Commands that carry block relay: announcements, headers, requests, blocks, and BIP152's.
+pub const BLOCK_RELAY: [Command; 11] = [
     Command::Inv,
     Command::GetHeaders,
     Command::Headers,
@@ -17,6 +16,9 @@ pub const BLOCK_RELAY: [Command; 8] = [
     Command::Block,
     Command::SendHeaders,
     Command::SendCmpct,
+    Command::CmpctBlock,
+    Command::GetBlockTxn,
+    Command::BlockTxn,
 ];
 
 /// One mined block's figures.

@@ -26,13 +26,17 @@ use std::sync::{Arc, Mutex, RwLock};
 pub const PORT: u16 = 18_444;
 
 /// Where the BIP152 switch of a network scenario reaches a node's configuration: the one place
-/// compact blocks are turned on for the simulator. `Config` has no such switch yet, so asking for
-/// compact blocks is refused rather than silently measuring full-block relay.
+/// compact blocks are turned on or off for the simulator. `Config` has no such switch yet (the
+/// core's BIP152 code runs in every node, and stays idle between oni nodes while none of them
+/// sends the first `sendcmpct`), so asking for compact blocks is refused rather than silently
+/// measuring full-block relay under that name.
 pub fn apply_compact_blocks(_config: &mut Config, on: bool) -> Result<(), String> {
-    // COMPACT BLOCKS: when the core grows its BIP152 switch, set it from `on` here (and drop the
-    // refusal); the scenario field, the file format and the report already carry it.
+    // COMPACT BLOCKS: when `Config` grows its BIP152 switch, set it from `on` here and drop the
+    // refusal; the scenario field, the file format and the report already carry it.
     if on {
-        return Err("network.compact_blocks: true, but compact blocks are not implemented yet".into());
+        return Err("network.compact_blocks: true, but the node's Config has no BIP152 switch yet \
+                    (see scenario::network::node::apply_compact_blocks)"
+            .into());
     }
     Ok(())
 }

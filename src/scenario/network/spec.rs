@@ -35,8 +35,8 @@ pub struct NetworkSpec {
     /// Which pools lack some of a block's transactions.
     #[serde(default)]
     pub missing: MissingSpec,
-    /// Relay blocks as BIP152 compact blocks. Not implemented yet: a file asking for it is refused
-    /// (see `network::node::apply_compact_blocks`, the one place it will be applied).
+    /// Relay blocks as BIP152 compact blocks. Refused while the node's `Config` has no switch for
+    /// it (see `network::node::apply_compact_blocks`, the one place it will be applied).
     #[serde(default)]
     pub compact_blocks: bool,
 }
