@@ -12,6 +12,7 @@ use bitcoin::BlockHash;
 use oni_systems::chain::tree::status;
 use oni_systems::chain::{BlockRelay, ChainParams, HeaderInvalid, HeaderTree, Ibd, ValidateBlock, ValidationQueue};
 use oni_systems::resources::Clock;
+use oni_systems::wire::headers::header_to_bytes;
 
 /// Why a submitted block was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub enum SubmitError {
 /// Queues `block` for validation as our own; returns its hash.
 pub fn submit_block(world: &mut World, block: &bitcoin::Block) -> Result<BlockHash, SubmitError> {
     let hash = block.block_hash();
-    let raw_header: [u8; 80] = serialize(&block.header).try_into().map_err(|_| SubmitError::Duplicate)?;
+    let raw_header = header_to_bytes(&block.header);
     let clock = *world.resource::<Clock>();
     let in_ibd = world.resource::<Ibd>().active;
     let params = world.resource::<ChainParams>().clone();
@@ -46,4 +47,28 @@ pub fn submit_block(world: &mut World, block: &bitcoin::Block) -> Result<BlockHa
     }
     queue.push(ValidateBlock { hash, height, bytes: serialize(block) });
     Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::network::mine::build_block;
+    use bitcoin::hashes::Hash;
+    use oni_systems::resources::Config;
+    use oni_systems::wire::Network;
+
+    #[test]
+    fn a_submitted_block_is_queued_once_and_an_orphan_is_refused() {
+        let mut world = oni_systems::schedule::build_world(Config::new(Network::Regtest), 1);
+        world.resource_mut::<Clock>().now_ms = 1_800_000_000_000;
+        let genesis = world.resource::<ChainParams>().genesis.block_hash();
+        let block = build_block(genesis, 1, 1_800_000_000, &[], 0, 1);
+        assert_eq!(submit_block(&mut world, &block), Ok(block.block_hash()));
+        let queue = world.resource::<ValidationQueue>();
+        assert_eq!((queue.to_validate.len(), queue.headers.len()), (1, 1));
+        assert_eq!(queue.to_validate[0].height, 1);
+        assert_eq!(submit_block(&mut world, &block), Err(SubmitError::Duplicate));
+        let orphan = build_block(BlockHash::all_zeros(), 1, 1_800_000_000, &[], 0, 2);
+        assert_eq!(submit_block(&mut world, &orphan), Err(SubmitError::Header(HeaderInvalid::Unconnecting)));
+    }
 }
