@@ -4,10 +4,12 @@
 //! no inbound connections fails its report.
 
 use bevy_ecs::prelude::*;
+use oni::scenario::network::figures::BLOCK_RELAY;
 use oni::scenario::network::{self, NetOutcome};
 use oni::scenario::{run_cli, Mode, Scenario};
 use oni_systems::components::{Direction, PeerState};
 use oni_systems::mempool::pool::Mempool;
+use oni_systems::wire::Command;
 
 fn scenario(seed: u64, extra_node: &str, missing: &str) -> Scenario {
     let text = format!(
@@ -62,7 +64,9 @@ fn every_node_connects_every_block_and_pools_empty_behind_them() {
     // 3 × 40 transactions to 14 pools, a quarter of each block's missing from 7 (6.5 rounded) of
     // the 13 other nodes.
     assert_eq!(out.pool_fills, (3 * (14 * 40 - 7 * 10), 0));
-    assert!(p.bytes_while_propagating[oni_systems::wire::Command::Block as usize] > 0);
+    // Half the pools lacked a quarter of each block: those nodes had to ask for the rest.
+    assert!(p.per_node_per_block(Some(&BLOCK_RELAY)) > 0.0);
+    assert!(p.bytes_while_propagating[Command::GetBlockTxn as usize] > 0, "missing transactions were fetched");
     for (i, node) in out.nodes.iter_mut().enumerate() {
         assert_eq!(node.world.resource::<Mempool>().len(), 0, "node {i}: the blocks confirmed its pool");
     }
@@ -106,7 +110,7 @@ fn nodes_that_refuse_inbound_leave_blocks_unpropagated_and_the_report_fails() {
 }
 
 #[test]
-fn the_cli_runs_a_network_file_and_refuses_live_mode_and_compact_blocks() {
+fn the_cli_runs_a_network_file_and_refuses_live_mode_and_whole_block_relay() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("n.ron");
     let text = r#"Scenario(name: "n", seed: 2, duration_s: 20, peers: [], expect: [],
@@ -116,7 +120,7 @@ fn the_cli_runs_a_network_file_and_refuses_live_mode_and_compact_blocks() {
     assert_eq!(report.instances, 6);
     assert!(report.propagation.as_ref().is_some_and(|p| p.all_reached()), "{report}");
     assert!(run_cli(&f, Mode::Live, None, None).is_err(), "network scenarios are sim only");
-    let compact = text.replace("outbound: 2,", "outbound: 2, compact_blocks: true,");
-    let err = Scenario::parse(&compact, "compact").unwrap_err().to_string();
+    let whole = text.replace("outbound: 2,", "outbound: 2, compact_blocks: false,");
+    let err = Scenario::parse(&whole, "whole blocks").unwrap_err().to_string();
     assert!(err.contains("no BIP152 switch yet"), "{err}");
 }

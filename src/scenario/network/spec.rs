@@ -35,9 +35,10 @@ pub struct NetworkSpec {
     /// Which pools lack some of a block's transactions.
     #[serde(default)]
     pub missing: MissingSpec,
-    /// Relay blocks as BIP152 compact blocks. Refused while the node's `Config` has no switch for
-    /// it (see `network::node::apply_compact_blocks`, the one place it will be applied).
-    #[serde(default)]
+    /// Relay blocks as BIP152 compact blocks (the node's default). `false` is refused while the
+    /// node's `Config` has no switch for it (see `network::node::apply_compact_blocks`, the one
+    /// place it will be applied).
+    #[serde(default = "default_compact_blocks")]
     pub compact_blocks: bool,
 }
 
@@ -78,6 +79,10 @@ fn default_outbound() -> usize {
 
 fn default_listen_fraction() -> f64 {
     0.5
+}
+
+fn default_compact_blocks() -> bool {
+    true
 }
 
 fn default_tx_lead_ms() -> u64 {
