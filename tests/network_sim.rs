@@ -12,7 +12,11 @@ use oni_systems::mempool::pool::Mempool;
 use oni_systems::wire::Command;
 
 fn scenario(seed: u64, extra_node: &str, missing: &str) -> Scenario {
-    let text = format!(
+    Scenario::parse(&scenario_text(seed, extra_node, missing), "network_small").unwrap()
+}
+
+fn scenario_text(seed: u64, extra_node: &str, missing: &str) -> String {
+    format!(
         r#"Scenario(
             name: "network_small",
             seed: {seed},
@@ -30,8 +34,7 @@ fn scenario(seed: u64, extra_node: &str, missing: &str) -> Scenario {
                 blocks: [(at_s: 2), (at_s: 4, node: Node(2)), (at_s: 6)],
             ),
         )"#
-    );
-    Scenario::parse(&text, "network_small").unwrap()
+    )
 }
 
 fn run(s: &Scenario) -> NetOutcome {
@@ -110,7 +113,7 @@ fn nodes_that_refuse_inbound_leave_blocks_unpropagated_and_the_report_fails() {
 }
 
 #[test]
-fn the_cli_runs_a_network_file_and_refuses_live_mode_and_whole_block_relay() {
+fn the_cli_runs_a_network_file_and_refuses_live_mode() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("n.ron");
     let text = r#"Scenario(name: "n", seed: 2, duration_s: 20, peers: [], expect: [],
@@ -120,7 +123,19 @@ fn the_cli_runs_a_network_file_and_refuses_live_mode_and_whole_block_relay() {
     assert_eq!(report.instances, 6);
     assert!(report.propagation.as_ref().is_some_and(|p| p.all_reached()), "{report}");
     assert!(run_cli(&f, Mode::Live, None, None).is_err(), "network scenarios are sim only");
-    let whole = text.replace("outbound: 2,", "outbound: 2, compact_blocks: false,");
-    let err = Scenario::parse(&whole, "whole blocks").unwrap_err().to_string();
-    assert!(err.contains("no BIP152 switch yet"), "{err}");
+}
+
+#[test]
+fn compact_blocks_off_moves_blocks_whole_and_costs_more_bytes_on_the_same_network() {
+    let on = run(&scenario(5, "", ""));
+    let text = scenario_text(5, "", "").replace("nodes: 14,", "nodes: 14, compact_blocks: false,");
+    let off = run(&Scenario::parse(&text, "whole").unwrap());
+    assert!(on.propagation.all_reached() && off.propagation.all_reached());
+    let sent = |o: &NetOutcome, c: Command| o.propagation.bytes_while_propagating[c as usize];
+    assert_eq!(sent(&off, Command::CmpctBlock), 0, "no compact block with the switch off");
+    assert_eq!(sent(&off, Command::SendCmpct), 0, "nor an offer of them");
+    assert!(sent(&on, Command::CmpctBlock) > 0);
+    let (b_on, b_off) =
+        (on.propagation.per_node_per_block(Some(&BLOCK_RELAY)), off.propagation.per_node_per_block(Some(&BLOCK_RELAY)));
+    assert!(b_on * 5.0 < b_off, "pools in sync: compact {b_on:.0} bytes per node per block, whole {b_off:.0}");
 }

@@ -26,18 +26,10 @@ use std::sync::{Arc, Mutex, RwLock};
 pub const PORT: u16 = 18_444;
 
 /// Where the BIP152 switch of a network scenario reaches a node's configuration: the one place
-/// compact blocks are turned on or off for the simulator. The node relays with BIP152 by default
-/// (it offers `sendcmpct` at the handshake) and `Config` has no switch to turn that off yet, so
-/// asking for whole-block relay is refused rather than silently measuring compact blocks under
-/// that name.
-pub fn apply_compact_blocks(_config: &mut Config, on: bool) -> Result<(), String> {
-    // COMPACT BLOCKS: when `Config` grows its BIP152 switch, set it from `on` here and drop the
-    // refusal; the scenario field, the file format and the report already carry it.
-    if !on {
-        return Err("network.compact_blocks: false, but the node's Config has no BIP152 switch yet \
-                    (see scenario::network::node::apply_compact_blocks)"
-            .into());
-    }
+/// compact blocks are turned on or off for the simulator (off: no `sendcmpct`, blocks move whole,
+/// the baseline compact blocks are measured against).
+pub fn apply_compact_blocks(config: &mut Config, on: bool) -> Result<(), String> {
+    config.compact_blocks = on;
     Ok(())
 }
 

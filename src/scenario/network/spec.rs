@@ -35,9 +35,8 @@ pub struct NetworkSpec {
     /// Which pools lack some of a block's transactions.
     #[serde(default)]
     pub missing: MissingSpec,
-    /// Relay blocks as BIP152 compact blocks (the node's default). `false` is refused while the
-    /// node's `Config` has no switch for it (see `network::node::apply_compact_blocks`, the one
-    /// place it will be applied).
+    /// Relay blocks as BIP152 compact blocks (the node's default); `false` moves them whole, the
+    /// baseline (applied in `network::node::apply_compact_blocks`).
     #[serde(default = "default_compact_blocks")]
     pub compact_blocks: bool,
 }

@@ -84,8 +84,16 @@ pub struct Config {
     pub user_agent: String,
     /// Whether we want tx announcements (false with `--blocksonly`).
     pub relay: bool,
+    /// BIP152 compact blocks: offered at the handshake, asked for and used (Core always does).
+    /// Off, blocks move whole: the simulator's baseline for what compact blocks save.
+    #[serde(default = "compact_blocks_on")]
+    pub compact_blocks: bool,
     /// The limits.
     pub limits: Limits,
+}
+
+fn compact_blocks_on() -> bool {
+    true
 }
 
 impl Config {
@@ -99,6 +107,7 @@ impl Config {
                 | crate::wire::services::NODE_P2P_V2,
             user_agent: concat!("/oni:", env!("CARGO_PKG_VERSION"), "/").to_string(),
             relay: true,
+            compact_blocks: true,
             limits: Limits::default(),
         }
     }

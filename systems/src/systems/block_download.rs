@@ -375,7 +375,11 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
             }
         }
         if !getdata.is_empty() {
-            if getdata.len() == 1 && ctx.state.in_flight.len() == 1 && neg.cmpct_version.is_some() {
+            if getdata.len() == 1
+                && ctx.state.in_flight.len() == 1
+                && neg.cmpct_version.is_some()
+                && ctx.config.compact_blocks
+            {
                 // One new block on our tip, nothing else being fetched: ask for it compact, so
                 // our pool supplies its transactions (Core's rule for low-bandwidth peers).
                 let parent = pb.in_flight.back().map(|r| ctx.tree.entry(r.idx).parent);

@@ -108,7 +108,7 @@ struct Peer<'a> {
 fn on_cmpctblock(ctx: &mut CompactCtx, peer: &mut Peer, cmpct: CmpctBlock) {
     let bytes = cmpct.len();
     // Core ignores compact blocks from a peer that never offered them, and in blocks-only mode.
-    if peer.neg.cmpct_version.is_none() || !ctx.config.relay {
+    if peer.neg.cmpct_version.is_none() || !ctx.config.relay || !ctx.config.compact_blocks {
         peer.violations.0.push(Misbehavior::UnrequestedCompact);
         return;
     }

@@ -535,3 +535,39 @@ fn a_new_tip_pushed_whole_without_its_header_is_taken_and_its_sender_may_become_
     assert_eq!(validated_height(&node), h as u32);
     assert!(node.closed_reason(peer).is_none());
 }
+
+#[test]
+fn with_compact_blocks_off_nothing_is_offered_asked_for_or_taken() {
+    let h = busy_height();
+    let (mut node, _source) = node_at(h - 1);
+    node.world.resource_mut::<crate::resources::Config>().compact_blocks = false;
+    let b = block_at(h);
+    pool_holds(&mut node, &b, 1..b.tx_count());
+    let peer = node.connect_inbound("10.0.0.2:1");
+    node.receive(peer, &TestNode::peer_version(1));
+    node.receive(peer, &Message::WtxidRelay);
+    node.receive(peer, &Message::Verack);
+    let sent = node.sent_to(peer);
+    assert!(sent.iter().any(|m| matches!(m, Message::SendHeaders)), "the handshake ran: {sent:?}");
+    assert!(!sent.iter().any(|m| matches!(m, Message::SendCmpct { .. })), "no offer: {sent:?}");
+    node.receive(peer, &Message::SendCmpct { announce: 1, version: 2 });
+    let mut l = HeaderList::default();
+    l.push_raw(*b.header_bytes());
+    node.receive(peer, &Message::Headers(l));
+    let kinds: Vec<InvType> = node
+        .sent_to(peer)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::GetData(l) => Some(l.iter().map(|e| e.kind).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(kinds, vec![InvType::WITNESS_BLOCK], "asked for whole");
+    node.receive(peer, &Message::CmpctBlock(CmpctBlock::from_block(&b, 2)));
+    assert_eq!(outcomes(&node).iter().sum::<u64>(), 0, "a compact block is not taken");
+    node.receive(peer, &Message::Block(b.clone()));
+    node.tick();
+    assert_eq!(validated_height(&node), h as u32);
+    assert!(node.world.resource::<CompactRelay>().hb_to.is_empty(), "no one asked for high-bandwidth mode");
+}

@@ -28,7 +28,7 @@ pub fn compact_hb(mut peers: HbPeers, index: Res<ConnIndex>, config: Res<Config>
         return;
     }
     let sources = std::mem::take(&mut compact.block_sources);
-    if !config.relay {
+    if !config.relay || !config.compact_blocks {
         return;
     }
     for conn in sources {

@@ -109,7 +109,7 @@ pub fn handshake(mut peers: Query<HandshakePeer, Without<Disconnect>>, mut ctx: 
                         let net = ctx.config.network;
                         // As Core: we serve version 2 compact blocks, and ask for none unasked
                         // yet (compact_hb asks the peers that deliver new blocks first).
-                        if neg.version >= SHORT_IDS_BLOCKS_VERSION {
+                        if neg.version >= SHORT_IDS_BLOCKS_VERSION && ctx.config.compact_blocks {
                             let m = Message::SendCmpct { announce: 0, version: CMPCTBLOCKS_VERSION };
                             sq.push(net, &m);
                         }

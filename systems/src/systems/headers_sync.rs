@@ -140,7 +140,9 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                 // A compact block's header is an announcement first (compact_blocks takes the
                 // rest), from a peer that offered compact blocks to a node that relays: Core
                 // ignores the whole message otherwise.
-                Message::CmpctBlock(c) if neg.cmpct_version.is_some() && ctx.config.relay => {
+                Message::CmpctBlock(c)
+                    if neg.cmpct_version.is_some() && ctx.config.relay && ctx.config.compact_blocks =>
+                {
                     let mut one = HeaderList::default();
                     one.push_raw(*c.header_bytes());
                     on_headers(&mut ctx, &mut peer, &one);
