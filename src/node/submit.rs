@@ -2,16 +2,21 @@
 //! way a peer's block does, minus the peer: its header is checked and accepted into the header tree
 //! (newly accepted headers go to the validator first, and the block counts as heard of now for the
 //! relay latency figures), the block is marked as had and queued for the validator. The validator's
-//! verdict then moves the tip, and block_announce tells the peers, as for any block.
+//! verdict then moves the tip, and block_announce tells the peers, as for any block. A block on our
+//! tip outside IBD is also kept with its compact form, so high-bandwidth peers get it before it is
+//! validated, as for a peer's block (Core's NewPoWValidBlock fires for submitted blocks too).
 //!
 //! The shell calls it between two ticks (the world is not running), as it feeds validator results.
 
 use bevy_ecs::world::World;
 use bitcoin::consensus::serialize;
 use bitcoin::BlockHash;
+use oni_systems::chain::compact_relay::RecentBlock;
 use oni_systems::chain::tree::status;
-use oni_systems::chain::{BlockRelay, ChainParams, HeaderInvalid, HeaderTree, Ibd, ValidateBlock, ValidationQueue};
-use oni_systems::resources::Clock;
+use oni_systems::chain::{
+    BlockRelay, ChainParams, CompactRelay, HeaderInvalid, HeaderTree, Ibd, ValidateBlock, ValidationQueue,
+};
+use oni_systems::resources::{Clock, Config, Rng};
 use oni_systems::wire::headers::header_to_bytes;
 
 /// Why a submitted block was not queued.
@@ -37,15 +42,25 @@ pub fn submit_block(world: &mut World, block: &bitcoin::Block) -> Result<BlockHa
         return Err(SubmitError::Duplicate);
     }
     let height = e.height;
+    let parent = e.parent;
     tree.set_have_data(idx);
     if new && !in_ibd {
         world.resource_mut::<BlockRelay>().heard(hash, clock.now_ms);
+    }
+    let on_tip = parent == world.resource::<BlockRelay>().served_tip(world.resource::<HeaderTree>());
+    let bytes = serialize(block);
+    if on_tip && !in_ibd {
+        if let Ok(b) = oni_systems::wire::Block::decode(&bytes) {
+            let nonce = world.resource_mut::<Rng>().next_u64();
+            let network = world.resource::<Config>().network;
+            world.resource_mut::<CompactRelay>().recent = Some(RecentBlock::new(b, idx, nonce, network));
+        }
     }
     let mut queue = world.resource_mut::<ValidationQueue>();
     if new {
         queue.headers.push(raw_header);
     }
-    queue.push(ValidateBlock { hash, height, bytes: serialize(block) });
+    queue.push(ValidateBlock { hash, height, bytes });
     Ok(hash)
 }
 
@@ -68,6 +83,14 @@ mod tests {
         assert_eq!((queue.to_validate.len(), queue.headers.len()), (1, 1));
         assert_eq!(queue.to_validate[0].height, 1);
         assert_eq!(submit_block(&mut world, &block), Err(SubmitError::Duplicate));
+        // Out of IBD, a block on our tip is kept with its compact form for high-bandwidth peers.
+        assert!(world.resource::<CompactRelay>().recent.is_none(), "not in IBD");
+        let mut world2 = oni_systems::schedule::build_world(Config::new(Network::Regtest), 1);
+        world2.resource_mut::<Clock>().now_ms = 1_800_000_000_000;
+        world2.resource_mut::<Ibd>().active = false;
+        assert_eq!(submit_block(&mut world2, &block), Ok(block.block_hash()));
+        let recent = world2.resource::<CompactRelay>().recent.as_ref().map(|r| (r.hash, r.push_pending));
+        assert_eq!(recent, Some((block.block_hash(), true)));
         let orphan = build_block(BlockHash::all_zeros(), 1, 1_800_000_000, &[], 0, 2);
         assert_eq!(submit_block(&mut world, &orphan), Err(SubmitError::Header(HeaderInvalid::Unconnecting)));
     }
