@@ -74,21 +74,30 @@ fn per_msg(peer: &Value, dir: &str, cmd: &str) -> u64 {
     peer[dir][cmd].as_u64().unwrap_or(0)
 }
 
+/// The fixture's mempool transactions, in its order (parents first).
+fn fixture_pool() -> Vec<bitcoin::Transaction> {
+    fixture("mempool.hex").iter().map(|h| bitcoin::consensus::encode::deserialize_hex(h).unwrap()).collect()
+}
+
+/// The first of `txs` whose inputs are all confirmed and that none of the others spends: one
+/// that can be mined alone, that nothing else in the pool needs.
+fn lone_tx(txs: &[bitcoin::Transaction]) -> usize {
+    let ids: BTreeSet<bitcoin::Txid> = txs.iter().map(|t| t.compute_txid()).collect();
+    let spent: BTreeSet<bitcoin::Txid> =
+        txs.iter().flat_map(|t| t.input.iter().map(|i| i.previous_output.txid)).collect();
+    txs.iter()
+        .position(|t| {
+            !spent.contains(&t.compute_txid()) && t.input.iter().all(|i| !ids.contains(&i.previous_output.txid))
+        })
+        .expect("the fixture mempool has a lone transaction")
+}
+
 #[test]
 fn blocks_cross_oni_between_cores_as_compact_blocks_with_and_without_a_round_trip() {
     let Some(exes) = CoreExes::find() else { return };
-    let txs: Vec<bitcoin::Transaction> =
-        fixture("mempool.hex").iter().map(|h| bitcoin::consensus::encode::deserialize_hex(h).unwrap()).collect();
+    let txs = fixture_pool();
     // Hold back one transaction whose inputs are all confirmed and that nothing spends.
-    let in_pool: BTreeSet<bitcoin::Txid> = txs.iter().map(|t| t.compute_txid()).collect();
-    let spent: BTreeSet<bitcoin::Txid> =
-        txs.iter().flat_map(|t| t.input.iter().map(|i| i.previous_output.txid)).collect();
-    let held = txs
-        .iter()
-        .position(|t| {
-            !spent.contains(&t.compute_txid()) && t.input.iter().all(|i| !in_pool.contains(&i.previous_output.txid))
-        })
-        .expect("the fixture mempool has a lone transaction");
+    let held = lone_tx(&txs);
     let a = core_with_chain(&exes);
     let a_addr: SocketAddr = format!("127.0.0.1:{}", a.p2p_port).parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -202,17 +211,7 @@ fn script_args() -> Vec<String> {
         b.block_hash().to_string()
     };
     let pool = fixture("mempool.hex");
-    let txs: Vec<bitcoin::Transaction> =
-        pool.iter().map(|h| bitcoin::consensus::encode::deserialize_hex(h).unwrap()).collect();
-    let ids: BTreeSet<bitcoin::Txid> = txs.iter().map(|t| t.compute_txid()).collect();
-    let spent: BTreeSet<bitcoin::Txid> =
-        txs.iter().flat_map(|t| t.input.iter().map(|i| i.previous_output.txid)).collect();
-    let lone = txs
-        .iter()
-        .position(|t| {
-            !spent.contains(&t.compute_txid()) && t.input.iter().all(|i| !ids.contains(&i.previous_output.txid))
-        })
-        .expect("a lone transaction");
+    let lone = lone_tx(&fixture_pool());
     let tip = chain.len();
     vec![
         "--tip-hash".into(),

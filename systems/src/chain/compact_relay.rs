@@ -84,4 +84,7 @@ pub struct PendingCompact {
 pub struct CompactDownload {
     /// The block waiting for this peer's `blocktxn`.
     pub pending: Option<PendingCompact>,
+    /// The last block this peer's compact block was rebuilt on the side for (another peer was
+    /// fetching it): tried once, not again for a repeat.
+    pub tried_aside: Option<bitcoin::BlockHash>,
 }

@@ -194,6 +194,9 @@ pub struct Metrics {
     pub compact_sent: u64,
     /// `getblocktxn` answered.
     pub blocktxn_served: u64,
+    /// Scans of the pool, orphanage and recent refusals to rebuild a compact block (each costs
+    /// the pool's size in short-id hashes).
+    pub compact_pool_scans: u64,
     /// Ticks run.
     pub ticks: u64,
 }
@@ -270,6 +273,7 @@ impl Default for Metrics {
             ]),
             compact_sent: 0,
             blocktxn_served: 0,
+            compact_pool_scans: 0,
             ticks: 0,
         }
     }

@@ -146,7 +146,13 @@ fn on_cmpctblock(ctx: &mut CompactCtx, peer: &mut Peer, cmpct: CmpctBlock) {
     }
     let ours = holder.is_none_or(|c| c == peer.conn);
     if !ours || (!requested_here && peer.pb.in_flight.len() >= ctx.sync.max_in_flight_per_peer) {
-        // Another peer is fetching it: rebuild it on the side if that takes no round trip.
+        // Another peer is fetching it: rebuild it on the side if that takes no round trip. Once
+        // per peer and block: each try scans the whole pool, and a peer repeating a compact
+        // block we cannot finish must not make us scan it again and again.
+        if peer.cd.tried_aside == Some(hash) {
+            return;
+        }
+        peer.cd.tried_aside = Some(hash);
         if let Ok(p) = rebuild(ctx, cmpct) {
             if p.missing().is_empty() {
                 if let Ok(block) = p.fill(None) {
@@ -229,8 +235,10 @@ fn finish(ctx: &mut CompactCtx, peer: &mut Peer, pending: PendingCompact, txn: O
     }
 }
 
-/// Starts rebuilding from the pool, the orphanage and the transactions we dropped lately.
-fn rebuild(ctx: &CompactCtx, cmpct: CmpctBlock) -> Result<PartialBlock, InitError> {
+/// Starts rebuilding from the pool, the orphanage and the transactions we dropped lately (a scan
+/// of all of them, counted).
+fn rebuild(ctx: &mut CompactCtx, cmpct: CmpctBlock) -> Result<PartialBlock, InitError> {
+    ctx.metrics.compact_pool_scans += 1;
     let pool = ctx.pool.iter().map(|e| (e.wtxid, &e.tx));
     PartialBlock::new(cmpct, pool.chain(ctx.orphans.txs()).chain(ctx.extra.iter()))
 }

@@ -571,3 +571,26 @@ fn with_compact_blocks_off_nothing_is_offered_asked_for_or_taken() {
     assert_eq!(validated_height(&node), h as u32);
     assert!(node.world.resource::<CompactRelay>().hb_to.is_empty(), "no one asked for high-bandwidth mode");
 }
+
+#[test]
+fn a_compact_block_repeated_for_a_block_fetched_elsewhere_costs_one_pool_scan() {
+    // An attacker in high-bandwidth mode repeats a compact block we cannot finish (a transaction
+    // missing) while another peer is fetching the block: each try would scan the whole pool.
+    let h = busy_height();
+    let (mut node, _source) = node_at(h - 1);
+    let b = block_at(h);
+    pool_holds(&mut node, &b, 2..b.tx_count());
+    let fetcher = compact_peer(&mut node, "10.0.0.3:1", 0, false);
+    let mut l = HeaderList::default();
+    l.push_raw(*b.header_bytes());
+    node.receive(fetcher, &Message::Headers(l));
+    assert!(node.sent_to(fetcher).iter().any(|m| matches!(m, Message::GetData(_))), "asked of the fetcher");
+    let hb = compact_peer(&mut node, "10.0.0.2:1", 1, true);
+    let scans = node.metrics().compact_pool_scans;
+    for _ in 0..20 {
+        node.receive(hb, &Message::CmpctBlock(CmpctBlock::from_block(&b, 5)));
+    }
+    assert_eq!(node.metrics().compact_pool_scans, scans + 1);
+    assert!(node.closed_reason(hb).is_none());
+    assert_eq!(validated_height(&node), h as u32 - 1);
+}
