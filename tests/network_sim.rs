@@ -139,3 +139,23 @@ fn compact_blocks_off_moves_blocks_whole_and_costs_more_bytes_on_the_same_networ
         (on.propagation.per_node_per_block(Some(&BLOCK_RELAY)), off.propagation.per_node_per_block(Some(&BLOCK_RELAY)));
     assert!(b_on * 5.0 < b_off, "pools in sync: compact {b_on:.0} bytes per node per block, whole {b_off:.0}");
 }
+
+#[test]
+fn a_shared_uplink_slows_whole_blocks_more_than_compact_ones() {
+    let with = |compact: bool, uplink: u64| {
+        let text = scenario_text(7, "", "")
+            .replace("nodes: 14,", &format!("nodes: 14, compact_blocks: {compact}, uplink_bytes_per_s: {uplink},"));
+        let out = run(&Scenario::parse(&text, "uplink").unwrap());
+        assert!(out.propagation.all_reached());
+        out.propagation.blocks.iter().map(|b| b.quantile_ms(1.0).unwrap_or(u64::MAX)).sum::<u64>()
+    };
+    // One link's bandwidth for the whole node: a node serving a block to several peers at once
+    // serves each of them slower.
+    let (whole_free, whole_shared) = (with(false, 0), with(false, 2_000_000));
+    let (compact_free, compact_shared) = (with(true, 0), with(true, 2_000_000));
+    assert!(whole_shared > whole_free, "whole blocks: {whole_free} ms free, {whole_shared} ms shared");
+    assert!(
+        compact_shared - compact_free < whole_shared - whole_free,
+        "compact {compact_free} → {compact_shared} ms, whole {whole_free} → {whole_shared} ms"
+    );
+}

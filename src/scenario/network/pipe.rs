@@ -68,6 +68,11 @@ impl Pipe {
         n
     }
 
+    /// Bytes the sender handed over that are not on the wire yet.
+    pub fn unsent(&self) -> usize {
+        self.writer.len()
+    }
+
     /// Whether nothing is held: writer and wire empty.
     pub fn is_empty(&self) -> bool {
         self.writer.is_empty() && self.wire.is_empty()

@@ -113,6 +113,8 @@ pub struct NetSim {
     /// Connections not yet opened, by open time then index (popped from the back).
     to_open: Vec<usize>,
     net: NetModel,
+    /// Each node's shared upload budget (bytes/s; 0: none).
+    uplink_bytes_per_s: u64,
     plan: Vec<Planned>,
     txs: TxPlan,
     ledger: Arc<RwLock<Ledger>>,
@@ -192,6 +194,7 @@ impl NetSim {
             conns,
             to_open,
             net: scenario.net.clone(),
+            uplink_bytes_per_s: spec.uplink_bytes_per_s,
             plan,
             txs,
             ledger,
@@ -399,13 +402,15 @@ impl NetSim {
     }
 
     fn drain_writers(&mut self, now: u64) {
-        let budget = match self.net.node_write_bytes_per_s {
+        let link = match self.net.node_write_bytes_per_s {
             0 => usize::MAX,
             bps => ((bps * self.net.tick_ms) / 1_000).max(1) as usize,
         };
+        let allowance = self.uplink_shares(link);
         let ready = now + self.net.latency_ms;
         for (ci, c) in self.conns.iter_mut().enumerate() {
             for s in 0..2 {
+                let budget = allowance.as_ref().map_or(link, |a| a[2 * ci + s]);
                 let n = c.pipes[s].drain(ready, budget);
                 if n > 0 {
                     let conn = ConnId(ci as u64 + 1);
@@ -413,6 +418,30 @@ impl NetSim {
                 }
             }
         }
+    }
+
+    /// With a shared uplink, what each pipe (index `2 × conn + side`) may put on the wire this
+    /// tick: the node's budget split evenly among its connections with bytes waiting, what one
+    /// cannot use going to the others (each still within `link`). `None`: no uplink limit.
+    fn uplink_shares(&self, link: usize) -> Option<Vec<usize>> {
+        if self.uplink_bytes_per_s == 0 {
+            return None;
+        }
+        let tick_budget = (self.uplink_bytes_per_s * self.net.tick_ms / 1_000).max(1) as usize;
+        let mut waiting: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.nodes.len()];
+        for (ci, c) in self.conns.iter().enumerate() {
+            for s in 0..2 {
+                let unsent = c.pipes[s].unsent();
+                if unsent > 0 {
+                    waiting[c.node(s)].push((unsent.min(link), 2 * ci + s));
+                }
+            }
+        }
+        let mut allowance = vec![0; 2 * self.conns.len()];
+        for pipes in waiting {
+            share_uplink(tick_budget, pipes, &mut allowance);
+        }
+        Some(allowance)
     }
 
     fn read_due(&mut self, now: u64) {
@@ -463,10 +492,45 @@ fn inbox(node: &mut SimNode) -> &mut Vec<NetEvent> {
     &mut node.world.resource_mut::<Inbox>().into_inner().0
 }
 
+/// Splits one node's `budget` among its pipes `(want, index)`: evenly, what a pipe wants less than
+/// its share of going to the others (max-min fairness); writes each pipe's part at its index.
+fn share_uplink(budget: usize, mut pipes: Vec<(usize, usize)>, allowance: &mut [usize]) {
+    // Smallest wants first, so what they leave is shared among the rest.
+    pipes.sort_unstable();
+    let mut left = budget;
+    let count = pipes.len();
+    for (k, (want, pipe)) in pipes.into_iter().enumerate() {
+        let give = want.min(left / (count - k));
+        allowance[pipe] = give;
+        left -= give;
+    }
+}
+
 /// Moves a seeded choice of `k` elements to the front of `v`.
 fn partial_shuffle<T>(v: &mut [T], k: usize, rng: &mut Rng) {
     for i in 0..k.min(v.len()) {
         let j = i + rng.below((v.len() - i) as u64) as usize;
         v.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_uplink;
+
+    #[test]
+    fn an_uplink_is_shared_evenly_and_what_one_leaves_goes_to_the_others() {
+        let mut a = vec![0; 4];
+        share_uplink(900, vec![(1_000, 0), (1_000, 1), (1_000, 2)], &mut a);
+        assert_eq!(a, [300, 300, 300, 0], "three equal shares");
+        let mut a = vec![0; 4];
+        share_uplink(900, vec![(1_000, 3), (100, 1), (1_000, 0)], &mut a);
+        assert_eq!(a, [400, 100, 0, 400], "the small want is met, the rest split");
+        let mut a = vec![0; 3];
+        share_uplink(1_000, vec![(10, 0), (20, 1), (30, 2)], &mut a);
+        assert_eq!(a, [10, 20, 30], "under the budget: every want met");
+        let mut a = vec![0; 3];
+        share_uplink(2, vec![(10, 0), (10, 1), (10, 2)], &mut a);
+        assert!(a.iter().sum::<usize>() <= 2, "never past the budget: {a:?}");
     }
 }

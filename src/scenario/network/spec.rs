@@ -39,6 +39,11 @@ pub struct NetworkSpec {
     /// baseline (applied in `network::node::apply_compact_blocks`).
     #[serde(default = "default_compact_blocks")]
     pub compact_blocks: bool,
+    /// Each node's upload capacity, shared by all its connections (bytes/s; 0: none beyond the
+    /// per-connection `net.node_write_bytes_per_s`). A real node has one uplink: serving a whole
+    /// block to 10 peers at once takes 10 times as long as to one.
+    #[serde(default)]
+    pub uplink_bytes_per_s: u64,
 }
 
 /// One block to mine.
