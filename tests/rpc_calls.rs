@@ -328,7 +328,11 @@ fn store_faults_show_in_warnings_while_they_last_and_nothing_is_lost_when_they_c
     let text = warnings.to_string();
     assert!(text.contains("coin store") && text.contains("block headers"), "{text}");
     assert_eq!(n.call("getnetworkinfo", json!([]))["warnings"], warnings, "the same list in both calls");
-    let (header_failures, coin_failures, pool_tip) = fault_figures(&n);
+    // The coin follower's count reaches the world's metrics on the tick after it raised the warning.
+    let (header_failures, coin_failures, pool_tip) = wait_for(10, "both failure counters", || {
+        let f = fault_figures(&n);
+        (f.0 >= 1 && f.1 >= 1).then_some(f)
+    });
     assert!(header_failures >= 1 && coin_failures >= 1, "{header_failures} {coin_failures}");
     // Exported for scraping as counters, with the figures of the same moment.
     let (m, text) = n
