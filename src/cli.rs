@@ -153,6 +153,20 @@ pub struct NodeArgs {
     /// before it is dropped (Core's -peertimeout; at least 1).
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub peertimeout: u64,
+    /// Milliseconds an outbound dial may take before it counts as failed (Core's -timeout; at
+    /// least 1).
+    #[arg(long, value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Seconds a ping of ours may go unanswered before the peer is dropped (Core: 20 minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1_200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_timeout: u64,
+    /// Seconds a ready peer may send nothing at all before it is dropped (Core: 20 minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1_200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub inactivity_timeout: u64,
+    /// Idle seconds before the kernel sends TCP keepalive probes on a P2P connection; 0 turns
+    /// them off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub keepalive: u64,
     /// BIP324 v2 encrypted transport (Core's -v2transport): advertise NODE_P2P_V2, answer v2
     /// dials, dial v2 to peers that advertise it (once more with v1 if one hangs up on it).
     #[arg(long, value_name = "BOOL", default_value = "1", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
@@ -201,6 +215,10 @@ impl NodeArgs {
             cfg.config.relay = false;
         }
         cfg.config.limits.handshake_timeout_ms = self.peertimeout * 1000;
+        cfg.config.limits.ping_timeout_ms = self.ping_timeout * 1000;
+        cfg.config.limits.inactivity_timeout_ms = self.inactivity_timeout * 1000;
+        cfg.connect_timeout_ms = self.timeout;
+        cfg.keepalive_idle_s = self.keepalive;
         if !self.v2transport {
             cfg.config.services &= !oni_systems::wire::services::NODE_P2P_V2;
         }
@@ -485,6 +503,31 @@ mod tests {
         let cli = Cli::try_parse_from(["oni", "node"]).unwrap();
         let Command::Node(args) = cli.command else { panic!("not node") };
         assert_eq!(args.node_config().minimum_chain_work, None, "the network's by default");
+    }
+
+    #[test]
+    fn timeouts_and_keepalive_have_cores_defaults_and_take_their_flags() {
+        let cfg = |args: &[&str]| match Cli::try_parse_from([&["oni", "node"], args].concat()) {
+            Ok(Cli { command: Command::Node(a), .. }) => Ok(a.node_config()),
+            Ok(_) => unreachable!(),
+            Err(e) => Err(e.to_string()),
+        };
+        let d = cfg(&[]).unwrap();
+        assert_eq!(d.connect_timeout_ms, 5_000, "Core's -timeout default");
+        assert_eq!(d.config.limits.ping_timeout_ms, 1_200_000, "Core's 20 minutes");
+        assert_eq!(d.config.limits.inactivity_timeout_ms, 1_200_000);
+        assert_eq!(d.keepalive_idle_s, 600);
+        let c = cfg(&["--timeout", "250", "--ping-timeout", "30", "--inactivity-timeout", "45", "--keepalive", "0"])
+            .unwrap();
+        assert_eq!(c.connect_timeout_ms, 250);
+        assert_eq!(c.config.limits.ping_timeout_ms, 30_000);
+        assert_eq!(c.config.limits.inactivity_timeout_ms, 45_000);
+        assert_eq!(c.keepalive_idle_s, 0);
+        for bad in
+            [&["--timeout", "0"][..], &["--ping-timeout", "0"], &["--inactivity-timeout", "x"], &["--keepalive", "-1"]]
+        {
+            assert!(cfg(bad).is_err(), "{bad:?} must be refused");
+        }
     }
 
     #[test]

@@ -42,6 +42,22 @@ pub struct BridgeConfig {
     pub inbound_recv_pool_bytes: usize,
     /// Answer BIP324 v2 on inbound connections (v1 peers are still detected and served).
     pub v2: bool,
+    /// Idle seconds before the kernel probes a silent connection (SO_KEEPALIVE); 0 leaves it off.
+    pub keepalive_idle_s: u64,
+}
+
+/// Socket options every P2P connection gets, dialed or accepted: TCP_NODELAY (small frames such as
+/// ping, inv and headers go out at once instead of waiting for Nagle's delayed ACK, as Core sets
+/// it) and, when `keepalive_idle_s` > 0, SO_KEEPALIVE probing after that much silence, so a peer
+/// whose host vanished is noticed by the kernel even when we have nothing to send it.
+pub fn tune_socket(stream: &TcpStream, keepalive_idle_s: u64) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let sock = socket2::SockRef::from(stream);
+    if keepalive_idle_s == 0 {
+        return sock.set_keepalive(false);
+    }
+    let idle = Duration::from_secs(keepalive_idle_s);
+    sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))
 }
 
 /// Inbound sockets the bridge keeps open beyond the world's inbound slots: newcomers the world
@@ -277,8 +293,9 @@ impl Inner {
         tasks: ConnTasks,
         start: Start,
     ) {
-        // Small frames (ping, inv) must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
+        if let Err(e) = tune_socket(&stream, self.config.keepalive_idle_s) {
+            tracing::debug!(peer = conn.0, %addr, error = %e, "socket options not set");
+        }
         let local = stream.local_addr().ok();
         if self.events.send_async(NetEvent::Connected { conn, addr, local, direction }).await.is_err() {
             self.end(conn, Ending::Quiet);
@@ -286,5 +303,35 @@ impl Inner {
         }
         let span = tracing::info_span!("peer", id = conn.0, %addr, direction = direction.label());
         conn::spawn(self, conn, stream, ctl, tasks, span, start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tune_socket;
+    use std::time::Duration;
+
+    /// A connected pair of real sockets on loopback: (dialed, accepted).
+    async fn pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (dialed, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        (dialed.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn p2p_sockets_get_nodelay_and_the_keepalive_idle_time_or_no_keepalive() {
+        let (dialed, accepted) = pair().await;
+        assert!(!dialed.nodelay().unwrap(), "the OS default is Nagle on");
+        for s in [&dialed, &accepted] {
+            tune_socket(s, 90).unwrap();
+            assert!(s.nodelay().unwrap());
+            let sock = socket2::SockRef::from(s);
+            assert!(sock.keepalive().unwrap());
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(90));
+        }
+        tune_socket(&dialed, 0).unwrap();
+        assert!(dialed.nodelay().unwrap());
+        assert!(!socket2::SockRef::from(&dialed).keepalive().unwrap(), "0 turns keepalive off");
     }
 }

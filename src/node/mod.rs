@@ -35,8 +35,10 @@ pub struct NodeConfig {
     /// Peers to keep connected (`--connect`, `--addnode`): dialed as manual at start, redialed
     /// after each disconnect.
     pub manual_peers: Vec<SocketAddr>,
-    /// Time an outbound dial may take.
+    /// Time an outbound dial may take (`--timeout`, Core's -timeout).
     pub connect_timeout_ms: u64,
+    /// Idle seconds before TCP keepalive probes a P2P connection (`--keepalive`; 0: off).
+    pub keepalive_idle_s: u64,
     /// Wait between a manual peer's disconnect and its redial.
     pub manual_redial_ms: u64,
     /// Longest time between two ticks when nothing happens (timeouts are checked on ticks).
@@ -79,6 +81,7 @@ impl NodeConfig {
             datadir: None,
             manual_peers: Vec::new(),
             connect_timeout_ms: 5_000,
+            keepalive_idle_s: 600,
             manual_redial_ms: 10_000,
             tick_interval_ms: 100,
             event_channel_cap: EVENT_CHANNEL_CAP,
@@ -197,6 +200,7 @@ impl Node {
             max_inbound_sockets: cfg.config.limits.max_inbound + INBOUND_SOCKET_HEADROOM,
             inbound_recv_pool_bytes: cfg.inbound_recv_pool_bytes,
             v2: cfg.config.v2(),
+            keepalive_idle_s: cfg.keepalive_idle_s,
         };
         let bridge = Bridge::new(bridge_cfg, runtime.handle().clone(), events_tx);
         if let Some(listener) = listener {
