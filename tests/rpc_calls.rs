@@ -74,6 +74,8 @@ fn getpeerinfo_agrees_exactly_with_what_the_peer_sent_and_got() {
     assert_eq!(info["score"], 0);
     assert_eq!(info["sendqueue_bytes"], 0);
     assert_eq!(info["addr_rate_limited"], 0);
+    assert_eq!(info["addr_processed"], 0);
+    assert_eq!((info["last_block"].as_u64(), info["last_transaction"].as_u64()), (Some(0), Some(0)), "none yet");
     assert!(info["handshake_ms"].is_u64());
     assert_eq!(info["addrlocal"], n.node.local_addr().unwrap().to_string());
     for f in ["id", "lastsend", "lastrecv", "conntime", "startingheight"] {

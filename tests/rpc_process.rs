@@ -134,6 +134,21 @@ fn bitcoin_cli_works_unchanged() {
     assert_eq!(peer["bytesrecv_per_msg"], json!({"version": p.sent["version"].1, "verack": 24, "ping": 32}));
     assert_eq!(peer["subver"], "/rawpeer:1.0/");
 
+    // Core's own dashboards: -netinfo (refused by Core's cli below server version 0.21) lists the
+    // peer with its version, and -getinfo counts it.
+    let (ok, out, err) = cli(&exe, &n, &["-netinfo", "4"]);
+    assert!(ok, "-netinfo: {err}");
+    assert!(out.contains("server 70016/oni:"), "{out}");
+    assert!(out.contains("70016/rawpeer:1.0/"), "the peer's version column: {out}");
+    // The counts table: the loopback peer in the not-publicly-routable column, and the total.
+    let inbound_row: Vec<&str> =
+        out.lines().rev().find(|l| l.starts_with("in ")).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(inbound_row, ["in", "0", "0", "1", "1"], "one inbound peer (ipv4 ipv6 npr total): {out}");
+    assert!(out.contains("127.0.0.1:"), "the address column: {out}");
+    let (ok, out, err) = cli(&exe, &n, &["-getinfo"]);
+    assert!(ok, "-getinfo: {err}");
+    assert!(out.contains("Network: in 1, out 0, total 1") && out.contains("Version: 310000"), "{out}");
+
     assert_eq!(cli_json(&exe, &n, &["setban", "10.11.12.0/24", "add", "600"]), Value::Null);
     let bans = cli_json(&exe, &n, &["listbanned"]);
     assert_eq!(bans[0]["address"], "10.11.12.0/24");

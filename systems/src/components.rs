@@ -309,6 +309,8 @@ pub struct AddrRelay {
     pub next_send_ms: u64,
     /// Addresses it sent that were dropped by the rate limit.
     pub rate_limited: u64,
+    /// Addresses it sent that the rate limit let through (Core's `addr_processed`).
+    pub processed: u64,
 }
 
 /// What we know of a peer's transaction inventory and what waits to be announced to it. Filters

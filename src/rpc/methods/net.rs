@@ -135,7 +135,11 @@ fn peer_json(row: PeerRow<'_>, tree: &HeaderTree, now_ms: u64) -> Value {
     o.insert("permissions".into(), json!(permissions));
     // The peer's feefilter in BTC/kvB (Core shows 0 until one arrives).
     o.insert("minfeefilter".into(), btc(neg.feefilter.unwrap_or(0).max(0) as u64));
+    // When it last gave us a new block / a transaction the pool took (0: never), as Core's.
+    o.insert("last_block".into(), json!(secs(stats.last_block_ms.unwrap_or(0))));
+    o.insert("last_transaction".into(), json!(secs(stats.last_tx_ms.unwrap_or(0))));
     if let Some(a) = addr_relay {
+        o.insert("addr_processed".into(), json!(a.processed));
         o.insert("addr_rate_limited".into(), json!(a.rate_limited));
     }
     o.insert("bytessent_per_msg".into(), per_msg(&stats.bytes_out_by_cmd));
@@ -221,12 +225,11 @@ pub async fn getconnectioncount(ctx: &Ctx) -> Result<Value, RpcError> {
     Ok(json!(i + o))
 }
 
-/// Core's numeric client version from ours: 10000 × major + 100 × minor + patch.
-fn numeric_version() -> u64 {
-    let mut parts = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    let (a, b, c) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    a * 10_000 + b * 100 + c
-}
+/// What `getnetworkinfo.version` says: the Bitcoin Core release whose RPC answers oni's follow
+/// (field names, types and error codes of the calls it has), in Core's numbering (10000 × major +
+/// 100 × minor). Tools such as `bitcoin-cli -netinfo` read this number to decide which fields they
+/// may expect; oni's own name and version are in `subversion` (`/oni:0.1.0/`).
+pub const RPC_COMPAT_VERSION: u64 = 310_000;
 
 /// `getnetworkinfo`; the fee fields are the pool's relay floor and increment, in BTC/kvB.
 pub async fn getnetworkinfo(ctx: &Ctx) -> Result<Value, RpcError> {
@@ -250,7 +253,7 @@ pub async fn getnetworkinfo(ctx: &Ctx) -> Result<Value, RpcError> {
             })
             .collect();
         json!({
-            "version": numeric_version(),
+            "version": RPC_COMPAT_VERSION,
             "subversion": cfg.user_agent,
             "protocolversion": cfg.protocol_version,
             "localservices": format!("{:016x}", cfg.services),

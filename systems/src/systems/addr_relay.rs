@@ -185,6 +185,7 @@ pub fn addr_relay(mut peers: Query<AddrPeer>, mut ctx: AddrCtx) {
                 }
                 ar.tokens -= 1.0;
             }
+            ar.processed += 1;
             if !worth_keeping(&addr) {
                 continue;
             }

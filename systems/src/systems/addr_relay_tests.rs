@@ -29,6 +29,7 @@ fn the_token_bucket_admits_one_then_a_tenth_per_second() {
     node.receive(conn, &addrs(50, 45));
     assert_eq!(node.world.resource::<AddrBook>().len(), 11, "100 s later: 10 more tokens");
     assert_eq!(node.get::<AddrRelay>(conn).unwrap().rate_limited, 999 + 40);
+    assert_eq!(node.get::<AddrRelay>(conn).unwrap().processed, 1 + 10, "what the bucket let through");
 }
 
 #[test]
