@@ -175,3 +175,37 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: &Value) -> Result<Value, 
         _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, "Method not found")),
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::METHODS;
+    use std::collections::BTreeSet;
+
+    /// The README's list of calls (from "Calls:" to the end of that paragraph, what is in
+    /// parentheses being about a call's fields) names exactly the methods of the table: a call
+    /// added or removed on one side only fails here.
+    #[test]
+    fn the_readmes_rpc_list_is_the_method_table() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("Calls: ").expect("README has a `Calls:` list");
+        let end = readme[start..].find("\n- ").map_or(readme.len(), |e| start + e);
+        let mut depth = 0i32;
+        let outside: String = readme[start..end]
+            .chars()
+            .filter(|&c| {
+                depth += i32::from(c == '(') - i32::from(c == ')');
+                depth == 0 && c != ')'
+            })
+            .collect();
+        let listed: BTreeSet<&str> = outside
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+            .collect();
+        let table: BTreeSet<&str> = METHODS.iter().map(|m| m.name).collect();
+        let missing: Vec<_> = table.difference(&listed).collect();
+        let unknown: Vec<_> = listed.difference(&table).collect();
+        assert!(missing.is_empty() && unknown.is_empty(), "not in README: {missing:?}; not a method: {unknown:?}");
+    }
+}
