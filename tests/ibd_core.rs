@@ -7,6 +7,7 @@ mod common;
 
 use common::bitcoind::{core_with_chain, fixture, meta, Bitcoind, CoreExes};
 use common::proc::wait_for;
+use oni::node::progress::Progress;
 use oni::node::{Node, NodeConfig, NodeHandle};
 use oni_systems::chain::HeaderTree;
 use oni_systems::components::Direction;
@@ -64,6 +65,12 @@ fn oni_syncs_the_fixture_from_core_restarts_serves_it_back_and_follows_the_fork(
     assert_eq!(work, chainwork, "chainwork as Core computes it");
     let transports = oni.with_world(|w| w.resource::<oni_systems::resources::Metrics>().transports).unwrap();
     assert_eq!(transports, [0, 1], "oni synced from Core over v2");
+    // The operator was told: one line when the node caught up (and one every 5 s while it synced).
+    let said =
+        |n: &NodeHandle| n.with_world(|w| w.resource::<Progress>().recent.iter().cloned().collect::<Vec<_>>()).unwrap();
+    let lines = said(&oni);
+    assert!(lines.iter().any(|l| l.starts_with("caught up: block 2100 of 2100 headers, 2100 blocks in")), "{lines:#?}");
+    assert!(lines.iter().filter(|l| l.starts_with("syncing: ")).all(|l| l.contains("blocks/s")), "{lines:#?}");
     oni.shutdown();
 
     // Restart: the validated tip comes back from disk, nothing to download again.
@@ -96,6 +103,8 @@ fn oni_syncs_the_fixture_from_core_restarts_serves_it_back_and_follows_the_fork(
     assert!(wait_tip(&oni, fork_tip), "oni did not follow the fork; at {:?}", validated_tip(&oni));
     let (height, _, work) = validated_tip(&oni);
     assert_eq!(height, 2101);
+    let lines = said(&oni);
+    assert_eq!(lines.last().map(String::as_str), Some("new tip: block 2101"), "{lines:#?}");
     assert_eq!(work, meta["fork"]["chainwork"].as_str().unwrap());
     oni.shutdown();
 }

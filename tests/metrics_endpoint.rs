@@ -149,6 +149,14 @@ fn pool_metrics_follow_the_pool_and_announcements_are_timed() {
     let m = MetricsServer::start(&n.node, "127.0.0.1:0".parse().unwrap()).unwrap();
     let before = scrape(&fetch(m.local_addr()));
     assert_eq!(value(&before, "oni_mempool_transactions", &[]), 0.0);
+    // The chain's figures, as getblockchaininfo gives them.
+    let chain = n.call("getblockchaininfo", json!([]));
+    assert_eq!(value(&before, "oni_chain_height", &[]), chain["blocks"].as_f64().unwrap());
+    assert_eq!(value(&before, "oni_chain_headers", &[]), chain["headers"].as_f64().unwrap());
+    assert_eq!(value(&before, "oni_chain_height", &[]), 2100.0);
+    assert_eq!(value(&before, "oni_chain_verification_progress", &[]), chain["verificationprogress"].as_f64().unwrap());
+    assert_eq!(value(&before, "oni_chain_verification_progress", &[]), 1.0);
+    assert_eq!(value(&before, "oni_peers_downloading_blocks", &[]), 0.0);
     assert_eq!(value(&before, "oni_mempool_min_feerate_sat_per_kvb", &[]), 100.0);
     assert_eq!(value(&before, "oni_mempool_max_bytes", &[]), 300e6);
     assert_eq!(value(&before, "oni_tx_relay_slowed", &[]), 0.0);

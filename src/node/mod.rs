@@ -8,6 +8,7 @@ mod chain_io;
 pub mod faults;
 pub mod mempool_file;
 pub mod persist;
+pub mod progress;
 pub mod submit;
 mod world_loop;
 

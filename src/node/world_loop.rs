@@ -67,6 +67,7 @@ pub(super) struct WorldLoop {
     backlog: QueryState<(&'static RecvBuffer, &'static SendQueue), Without<Disconnect>>,
     tick_interval: Duration,
     events_per_tick_max: usize,
+
     last_now_ms: u64,
     /// Where the pool is saved at a clean stop (with a datadir).
     mempool_path: Option<std::path::PathBuf>,
@@ -157,6 +158,7 @@ impl WorldLoop {
             next_addr_save: Instant::now() + ADDR_SAVE_INTERVAL,
             tick_interval: Duration::from_millis(cfg.tick_interval_ms.max(1)),
             events_per_tick_max: cfg.events_per_tick_max.max(1),
+
             last_now_ms: wall_ms(),
             mempool_path,
         })
@@ -306,6 +308,7 @@ impl WorldLoop {
         // after 424,000 connects and disconnects in the flood bench's churn row).
         self.world.clear_trackers();
         self.timer.publish(&mut self.world, started.elapsed());
+        super::progress::Progress::after_tick(&mut self.world, Instant::now());
         // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
         self.persist_bans();
         let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);

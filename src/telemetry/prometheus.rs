@@ -4,6 +4,7 @@
 //! Names start with `oni_`; times are in seconds, as Prometheus expects.
 
 use super::timings::SystemTimings;
+use crate::node::progress::ChainSnapshot;
 use bevy_ecs::prelude::*;
 use oni_systems::components::{Direction, PeerState, Score, SendQueue, Socket, Stats};
 use oni_systems::mempool::orphanage::Orphanage;
@@ -274,6 +275,8 @@ pub struct Snapshot {
     timings: Option<SystemTimings>,
     peers: Vec<PeerRow>,
     pool: PoolGauges,
+    /// Heights, sync share and downloading peers (none in a world without a header tree).
+    chain: Option<ChainSnapshot>,
 }
 
 /// One peer's series.
@@ -325,6 +328,7 @@ impl Snapshot {
             timings: world.get_resource::<SystemTimings>().cloned(),
             peers,
             pool: PoolGauges::capture(world),
+            chain: world.contains_resource::<oni_systems::chain::HeaderTree>().then(|| ChainSnapshot::of(world)),
         }
     }
 
@@ -450,6 +454,18 @@ impl Snapshot {
         o.single("oni_recv_pauses_total", "counter", "Socket reads paused for a full receive buffer.", m.recv_pauses);
         o.single("oni_ticks_total", "counter", "Schedule runs.", m.ticks);
         render_other_counters(m, &mut o);
+        if let Some(c) = &self.chain {
+            o.single("oni_chain_height", "gauge", "Height of the validated tip.", c.height);
+            o.single("oni_chain_headers", "gauge", "Height of the best header chain.", c.headers);
+            o.single(
+                "oni_chain_verification_progress",
+                "gauge",
+                "The validated tip's share of the best header chain's work (getblockchaininfo's verificationprogress).",
+                c.work_share,
+            );
+            o.single("oni_chain_ibd", "gauge", "1 in initial block download.", u8::from(c.ibd));
+            o.single("oni_peers_downloading_blocks", "gauge", "Peers with block requests in flight.", c.downloading);
+        }
         o.single("oni_bans", "gauge", "Subnets banned now.", self.bans);
         o.single("oni_discouraged", "gauge", "Addresses discouraged now.", self.discouraged);
         if let Some(t) = &self.timings {
@@ -504,6 +520,7 @@ mod tests {
             timings: None,
             peers: Vec::new(),
             pool: PoolGauges::default(),
+            chain: None,
         }
         .render();
         for (name, v) in fields {
@@ -546,6 +563,7 @@ mod tests {
             timings: None,
             peers: Vec::new(),
             pool: PoolGauges::default(),
+            chain: None,
         }
         .render();
         assert!(text.contains("oni_tx_rejected_total{reason=\"dust\",cause=\"dust_with_fee\"} 3\n"), "{text}");

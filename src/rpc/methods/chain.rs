@@ -153,7 +153,8 @@ pub async fn getblockchaininfo(ctx: &Ctx) -> Result<Value, RpcError> {
                 "difficulty": difficulty(tip.bits),
                 "time": tip.time,
                 "mediantime": median_time(tree, tip_idx),
-                "verificationprogress": if best.height == 0 { 1.0 } else { f64::from(tip.height) / f64::from(best.height) },
+                // The validated tip's share of the best header chain's work.
+                "verificationprogress": crate::node::progress::work_share(tip.chainwork, best.chainwork),
                 "initialblockdownload": w.resource::<Ibd>().active,
                 "chainwork": hex_be(&tip.chainwork.to_be_bytes()),
                 "pruned": false,
