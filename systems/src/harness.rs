@@ -246,6 +246,11 @@ impl TestNode {
         &self.dials
     }
 
+    /// Forgets the pending dials (the test answered them itself).
+    pub fn take_dials(&mut self) -> Vec<(SocketAddr, Direction)> {
+        std::mem::take(&mut self.dials)
+    }
+
     /// Answers every pending dial: each socket connects, and the peer completes the handshake
     /// offering `services`. Returns the new connections.
     pub fn complete_dials(&mut self, services: u64) -> Vec<(ConnId, SocketAddr, Direction)> {

@@ -97,6 +97,11 @@ impl PeerAddr {
     }
 }
 
+/// Wait before dialing an address again after one failed attempt (doubled per further failure).
+pub const RETRY_FIRST_S: i64 = 60;
+/// Longest wait between two attempts at one address.
+pub const RETRY_MAX_S: i64 = 4 * 3600;
+
 /// What the book knows of one address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddrInfo {
@@ -129,6 +134,16 @@ impl AddrInfo {
             || now_s - self.time_s > HORIZON_S
             || (self.last_success_s == 0 && self.attempts >= 3)
             || (now_s - self.last_success_s > 7 * 24 * 3600 && self.attempts >= 10)
+    }
+
+    /// When it may be dialed again: at once if it never failed since its last success, else
+    /// [`RETRY_FIRST_S`] after the last try, doubling with each failure up to [`RETRY_MAX_S`]. A node
+    /// without a network does not cycle through the same few addresses every few seconds.
+    pub fn retry_at_s(&self) -> i64 {
+        match self.attempts {
+            0 => 0,
+            n => self.last_try_s + (RETRY_FIRST_S << (n - 1).min(16)).min(RETRY_MAX_S),
+        }
     }
 
     /// Relative chance of being selected: recent failures make it less likely.

@@ -18,7 +18,7 @@ pub use clock::{Clock, Rng};
 pub use config::{Config, Limits};
 pub use io::{ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
 pub use metrics::{Histogram, Metrics};
-pub use policy::{PeerManagerState, PeerPolicy};
+pub use policy::{PeerManagerState, PeerPolicy, UNREACHED_MAX};
 pub use reasons::{AnnounceKind, DisconnectReason, Misbehavior, ScoreTable};
 
 use bevy_ecs::prelude::*;

@@ -70,4 +70,12 @@ pub struct PeerManagerState {
     pub pending: Vec<(SocketAddr, crate::components::Direction, u64)>,
     /// v2 dials the peer hung up on before answering: each is dialed once more with v1.
     pub v1_retries: Vec<(SocketAddr, crate::components::Direction)>,
+    /// Addresses dialed automatically since an outbound peer was last ready (at most
+    /// [`UNREACHED_MAX`]): how many the node tried when it says it can reach no one.
+    pub unreached: ahash::AHashSet<SocketAddr>,
+    /// The node said it can reach no one (once, until an outbound peer is ready again).
+    pub unreachable_said: bool,
 }
+
+/// Most addresses [`PeerManagerState::unreached`] counts.
+pub const UNREACHED_MAX: usize = 10_000;

@@ -1,9 +1,14 @@
 //! connections: the Peer Manager's outbound side. Keeps the configured mix of outbound peers (full
 //! relay, block-relay-only, a periodic feeler), never two automatic outbounds in one network group,
 //! redials manual peers, promotes addresses that answered to "tried", sweeps expired bans and
-//! terrible addresses, and enforces new bans on connected peers.
+//! terrible addresses, and enforces new bans on connected peers. An address that failed waits
+//! before it is dialed again, longer after each failure ([`AddrInfo::retry_at_s`]); when nothing is
+//! left to dial and no outbound peer is up, the node says so once.
 
 use crate::components::{Direction, Disconnect, Negotiated, PeerState, Permissions, Socket};
+#[cfg(doc)]
+use crate::resources::AddrInfo;
+use crate::resources::UNREACHED_MAX;
 use crate::resources::{
     AddrBook, BanList, Clock, Config, DisconnectReason, IoCommand, NetAddress, Outbox, PeerAddr, PeerManagerState,
     PeerPolicy, Rng,
@@ -69,6 +74,10 @@ pub fn connections(
             continue;
         }
         ctx.book.good(&PeerAddr::from_socket(socket.addr), now_s);
+        if *direction != Direction::Feeler {
+            ctx.state.unreached.clear();
+            ctx.state.unreachable_said = false;
+        }
         let automatic = *direction != Direction::Manual;
         if automatic && !has_required_services(neg.services, ctx.ibd.active) {
             commands.entity(entity).insert(Disconnect { reason: DisconnectReason::MissingServices });
@@ -149,7 +158,21 @@ pub fn connections(
     } else {
         return;
     };
-    if let Some((addr, services)) = pick_address(&mut ctx, &connected, &groups, direction == Direction::Feeler) {
+    let picked = pick_address(&mut ctx, &connected, &groups, direction == Direction::Feeler);
+    if picked.is_none() && full + block == 0 && !ctx.state.unreached.is_empty() && !ctx.state.unreachable_said {
+        ctx.state.unreachable_said = true;
+        let (tried, known) = (ctx.state.unreached.len(), ctx.book.len());
+        tracing::warn!(
+            tried,
+            known,
+            "no outbound peers: {tried} addresses tried, all failed — check the network connection (each is retried \
+             later, waiting longer after each failure)"
+        );
+    }
+    if let Some((addr, services)) = picked {
+        if ctx.state.unreached.len() < UNREACHED_MAX {
+            ctx.state.unreached.insert(addr);
+        }
         ctx.book.attempt(&PeerAddr::from_socket(addr), now_s);
         ctx.state.pending.push((addr, direction, now));
         ctx.state.next_dial_ms = now + ctx.policy.dial_interval_ms;
@@ -194,6 +217,7 @@ fn pick_address(
         let Some(addr) = info.addr.socket() else { continue };
         let known_lacking = info.services != 0 && !has_required_services(info.services, ctx.ibd.active);
         if connected.contains(&addr)
+            || now_s < info.retry_at_s()
             || groups.contains(&info.addr.addr.group())
             || known_lacking
             || ctx.bans.is_banned(addr.ip(), now_s)

@@ -302,3 +302,78 @@ fn a_burst_of_connects_from_one_group_in_one_tick_evicts_no_more_than_one_at_a_t
     let open_honest = honest.iter().filter(|&&c| node.closed_reason(c).is_none()).count();
     assert!(open_honest >= 31);
 }
+
+/// Fails every dial the node asked for (the connection is refused); returns the addresses.
+fn fail_dials(node: &mut TestNode, next_conn: &mut u64) -> Vec<SocketAddr> {
+    let dials: Vec<(SocketAddr, Direction)> = node.dials().to_vec();
+    let mut failed = Vec::new();
+    for (addr, direction) in dials {
+        let conn = crate::components::ConnId(*next_conn);
+        *next_conn += 1;
+        node.report(crate::resources::NetEvent::Dialing { conn, addr, direction });
+        node.report(crate::resources::NetEvent::Closed { conn, connect_failed: true });
+        failed.push(addr);
+    }
+    node.take_dials();
+    failed
+}
+
+#[test]
+fn failed_addresses_back_off_exponentially_and_the_node_says_once_that_it_reaches_no_one() {
+    use crate::resources::PeerManagerState;
+    let mut node = TestNode::regtest();
+    let now_s = node.world.resource::<crate::resources::Clock>().unix_s();
+    // Eight seeds in eight network groups, none answering (a node without a network).
+    let seeds: Vec<SocketAddr> = (0..8).map(|g| format!("{}.{g}.0.1:8333", 30 + g).parse().unwrap()).collect();
+    for a in &seeds {
+        node.resource_mut::<AddrBook>().add(PeerAddr::from_socket(*a), GOOD, now_s - 60, [2, 2, 2, 0, 0], now_s);
+    }
+    let mut next_conn = 5_000;
+    let mut dialed: Vec<(u64, SocketAddr)> = Vec::new();
+    let start = node.world.resource::<crate::resources::Clock>().now_ms;
+    let mut run_until = |node: &mut TestNode, dialed: &mut Vec<(u64, SocketAddr)>, ms: u64| {
+        while node.world.resource::<crate::resources::Clock>().now_ms - start < ms {
+            node.elapse(500);
+            let at = node.world.resource::<crate::resources::Clock>().now_ms - start;
+            dialed.extend(fail_dials(node, &mut next_conn).into_iter().map(|a| (at, a)));
+        }
+    };
+    run_until(&mut node, &mut dialed, 55_000);
+    let mut once: Vec<SocketAddr> = dialed.iter().map(|d| d.1).collect();
+    once.sort();
+    let mut want = seeds.clone();
+    want.sort();
+    assert_eq!(once, want, "each seed dialed once in the first minute, not cycled: {dialed:?}");
+    let state = node.world.resource::<PeerManagerState>();
+    assert!(state.unreachable_said, "the node said it reaches no one");
+    assert_eq!(state.unreached.len(), 8);
+    // A minute after its failure each is tried again, then it waits two minutes.
+    run_until(&mut node, &mut dialed, 175_000);
+    for a in &seeds {
+        let times: Vec<u64> = dialed.iter().filter(|d| d.1 == *a).map(|d| d.0).collect();
+        assert_eq!(times.len(), 2, "{a}: {times:?}");
+        assert!(times[1] - times[0] >= 59_000, "a minute, in whole seconds: {a}: {times:?}");
+    }
+    let book = node.world.resource::<AddrBook>();
+    let info = book.get(&PeerAddr::from_socket(seeds[0])).unwrap();
+    assert_eq!((info.attempts, info.retry_at_s() - info.last_try_s), (2, 120), "the wait doubled");
+    // One address answers: the node has a peer again, and would say it again next time.
+    node.resource_mut::<AddrBook>().add(
+        PeerAddr::from_socket("60.1.0.1:8333".parse().unwrap()),
+        GOOD,
+        now_s,
+        [2, 2, 2, 0, 0],
+        now_s,
+    );
+    let mut ready = Vec::new();
+    for _ in 0..20 {
+        node.elapse(500);
+        ready.extend(node.complete_dials(GOOD));
+        if !ready.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(ready.first().map(|r| r.1), Some("60.1.0.1:8333".parse().unwrap()), "the fresh address is dialed");
+    let state = node.world.resource::<PeerManagerState>();
+    assert!(!state.unreachable_said && state.unreached.is_empty());
+}
