@@ -89,94 +89,99 @@ impl std::str::FromStr for AddrArg {
     }
 }
 
-/// Flags of `oni node`.
+/// Flags of `oni node`, grouped in `--help` as Core's `-help` groups them.
 #[derive(clap::Args, Debug)]
+#[command(args_override_self = true)]
 pub struct NodeArgs {
+    /// Read settings from a Bitcoin Core style file (`key=value` lines, `[regtest]`-style
+    /// sections): the flags below by Core's or oni's name; the command line wins.
+    #[arg(long, help_heading = "General options", value_name = "FILE")]
+    pub conf: Option<PathBuf>,
     /// Which network.
-    #[arg(long, value_enum, default_value = "main")]
+    #[arg(long, help_heading = "Chain selection options", value_enum, default_value = "main")]
     pub network: NetworkArg,
     /// Where the node keeps its files [default: ~/.oni/<network>].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, help_heading = "General options", value_name = "DIR")]
     pub datadir: Option<PathBuf>,
     /// Address to accept peers on [default: 0.0.0.0:<network's P2P port>]; port 0 picks a free one.
-    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "nolisten")]
+    #[arg(long, help_heading = "Connection options", value_name = "ADDR:PORT", conflicts_with = "nolisten")]
     pub listen: Option<AddrArg>,
     /// Accept no inbound peers.
-    #[arg(long)]
+    #[arg(long, help_heading = "Connection options")]
     pub nolisten: bool,
     /// Connect only to this peer (repeatable): no automatic outbound connections, as in Core;
     /// redialed after disconnects.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, help_heading = "Connection options", value_name = "ADDR:PORT")]
     pub connect: Vec<AddrArg>,
     /// Keep a connection to this peer (repeatable) besides the automatic ones; redialed after
     /// disconnects.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, help_heading = "Connection options", value_name = "ADDR:PORT")]
     pub addnode: Vec<AddrArg>,
     /// Ask DNS seeds for addresses when the address book is empty (0 to never).
-    #[arg(long, value_name = "0|1", default_value = "1", value_parser = parse_flag)]
+    #[arg(long, help_heading = "Connection options", value_name = "0|1", default_value = "1", value_parser = parse_flag)]
     pub dnsseed: bool,
     /// Discourage misbehaving loopback peers too (by default they are only disconnected).
-    #[arg(long)]
+    #[arg(long, help_heading = "Connection options")]
     pub discourage_local: bool,
     /// Give peers from this subnet `noban` (repeatable): scored, never disconnected for it.
-    #[arg(long, value_name = "SUBNET")]
+    #[arg(long, help_heading = "Connection options", value_name = "SUBNET")]
     pub whitelist: Vec<Subnet>,
     /// Seconds an escalated ban lasts.
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    #[arg(long, help_heading = "Connection options", value_name = "SECONDS", default_value_t = 86_400)]
     pub bantime: i64,
     /// Move a damaged store aside (kept as store.corrupt-<time>) and start with an empty one.
-    #[arg(long)]
+    #[arg(long, help_heading = "General options")]
     pub reset_store: bool,
     /// In initial block download while the tip is older than this many seconds (Core's
     /// -maxtipage; default 86400).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, help_heading = "Chain selection options", value_name = "SECONDS")]
     pub max_tip_age: Option<i64>,
     /// Least total work a header chain must show to be stored at once, hex (Core's
     /// -minimumchainwork; default: the network's). A chain below it is synced in two passes
     /// (PRESYNC) that keep commitments, not headers; on regtest, whose own is zero, it makes a
     /// low-work header flood meet that defence.
-    #[arg(long, value_name = "HEX", value_parser = parse_chain_work)]
+    #[arg(long, help_heading = "Chain selection options", value_name = "HEX", value_parser = parse_chain_work)]
     pub minimumchainwork: Option<bitcoin::pow::Work>,
     /// Most inbound peers.
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = "Connection options", value_name = "N")]
     pub max_inbound: Option<usize>,
     /// Most outbound peers (manual ones not counted).
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = "Connection options", value_name = "N")]
     pub max_outbound: Option<usize>,
     /// Memory bound of the transaction pool, in MB (Core's -maxmempool; at least 5).
-    #[arg(long, value_name = "MB", default_value_t = 300, value_parser = parse_maxmempool)]
+    #[arg(long, help_heading = "Node relay options", value_name = "MB", default_value_t = 300, value_parser = parse_maxmempool)]
     pub maxmempool: u64,
     /// Relay no transactions: peers are told not to announce any (Core's -blocksonly).
-    #[arg(long)]
+    #[arg(long, help_heading = "Node relay options")]
     pub blocksonly: bool,
     /// Seconds a new connection has to finish its handshake (v2 key exchange, version and verack)
     /// before it is dropped (Core's -peertimeout; at least 1).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, help_heading = "Connection options", value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub peertimeout: u64,
     /// Milliseconds an outbound dial may take before it counts as failed (Core's -timeout; at
     /// least 1).
-    #[arg(long, value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, help_heading = "Connection options", value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Seconds a ping of ours may go unanswered before the peer is dropped (Core: 20 minutes).
-    #[arg(long, value_name = "SECONDS", default_value_t = 1_200, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, help_heading = "Connection options", value_name = "SECONDS", default_value_t = 1_200, value_parser = clap::value_parser!(u64).range(1..))]
     pub ping_timeout: u64,
     /// Seconds a ready peer may send nothing at all before it is dropped (Core: 20 minutes).
-    #[arg(long, value_name = "SECONDS", default_value_t = 1_200, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, help_heading = "Connection options", value_name = "SECONDS", default_value_t = 1_200, value_parser = clap::value_parser!(u64).range(1..))]
     pub inactivity_timeout: u64,
     /// Idle seconds before the kernel sends TCP keepalive probes on a P2P connection; 0 turns
     /// them off.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(long, help_heading = "Connection options", value_name = "SECONDS", default_value_t = 600)]
     pub keepalive: u64,
     /// BIP324 v2 encrypted transport (Core's -v2transport): advertise NODE_P2P_V2, answer v2
     /// dials, dial v2 to peers that advertise it (once more with v1 if one hangs up on it).
-    #[arg(long, value_name = "BOOL", default_value = "1", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, help_heading = "Connection options", value_name = "BOOL", default_value = "1", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub v2transport: bool,
     /// Lowest feerate the pool accepts and relays, in BTC/kvB (Core's -minrelaytxfee; default
     /// 0.000001).
-    #[arg(long, value_name = "BTC/kvB", value_parser = parse_minrelaytxfee)]
+    #[arg(long, help_heading = "Node relay options", value_name = "BTC/kvB", value_parser = parse_minrelaytxfee)]
     pub minrelaytxfee: Option<u64>,
     /// Log filter (e.g. `debug`, `oni=trace`); overrides RUST_LOG [default: RUST_LOG, else info].
-    #[arg(long, value_name = "FILTER")]
+    #[arg(long, help_heading = "General options", value_name = "FILTER")]
     pub log_level: Option<String>,
     /// JSON-RPC and metrics endpoints.
     #[command(flatten)]
@@ -503,6 +508,40 @@ mod tests {
         let cli = Cli::try_parse_from(["oni", "node"]).unwrap();
         let Command::Node(args) = cli.command else { panic!("not node") };
         assert_eq!(args.node_config().minimum_chain_work, None, "the network's by default");
+    }
+
+    #[test]
+    fn node_help_groups_flags_as_cores_help_does() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let help = cmd.find_subcommand_mut("node").unwrap().render_long_help().to_string();
+        let headings = [
+            "General options:",
+            "Chain selection options:",
+            "Connection options:",
+            "Node relay options:",
+            "RPC server options:",
+            "Metrics options:",
+        ];
+        let at: Vec<usize> = headings.iter().map(|h| help.find(h).unwrap_or_else(|| panic!("{h} missing"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "in Core's order: {at:?}");
+        // Every flag under its group.
+        for (flag, group) in [
+            ("--conf", 0),
+            ("--network", 1),
+            ("--connect", 2),
+            ("--keepalive", 2),
+            ("--maxmempool", 3),
+            ("--rpcport", 4),
+            ("--metrics", 5),
+        ] {
+            let pos = help.find(&format!("      {flag} ")).unwrap_or_else(|| panic!("{flag} missing"));
+            assert!(
+                pos > at[group] && at.get(group + 1).is_none_or(|&next| pos < next),
+                "{flag} not under {}",
+                headings[group]
+            );
+        }
     }
 
     #[test]

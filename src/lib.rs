@@ -16,6 +16,7 @@
 pub mod bridge;
 pub mod cli;
 pub mod coins;
+pub mod conf;
 pub mod dump;
 pub mod node;
 pub mod rpc;

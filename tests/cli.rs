@@ -114,3 +114,23 @@ fn bad_pool_flags_exit_2_with_a_clear_message() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn a_bitcoin_conf_starts_the_node_on_its_settings_and_a_bad_one_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = datadir(&tmp, "n");
+    let conf = tmp.path().join("bitcoin.conf");
+    std::fs::write(&conf, "# from Core\nregtest=1\ntxindex=1\n[regtest]\nbind=127.0.0.1:0\nserver=0\n").unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let mut p = OniProcess::spawn(&["node", "--conf", conf_s, "--datadir", &dir]);
+    let line = p.wait_for_line("listening on", 10 * SECOND);
+    assert!(line.as_deref().is_some_and(|l| l.contains("regtest") && l.contains("127.0.0.1:")), "{:?}", p.seen);
+    assert!(p.seen.iter().any(|l| l.contains("txindex are not oni settings")), "{:?}", p.seen);
+    assert!(p.wait_for_line("RPC listening", 2 * SECOND).is_none(), "server=0: no RPC: {:?}", p.seen);
+    drop(p);
+    std::fs::write(&conf, "regtest=1\nmaxmempool\n").unwrap();
+    let mut bad = OniProcess::spawn(&["node", "--conf", conf_s, "--datadir", &dir]);
+    assert_eq!(bad.wait_exit(5 * SECOND), Some(Some(2)));
+    let err = bad.drain(SECOND);
+    assert!(err.contains("line 2: expected key=value"), "{err}");
+}

@@ -13,31 +13,31 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OperatorArgs {
     /// Address for JSON-RPC [default: 127.0.0.1]; a port here overrides --rpcport.
-    #[arg(long, value_name = "ADDR[:PORT]")]
+    #[arg(long, help_heading = "RPC server options", value_name = "ADDR[:PORT]")]
     pub rpcbind: Option<AddrArg>,
     /// JSON-RPC port [default: Bitcoin Core's for the network: 8332, 48332, 38332, 18443]; 0 picks a
     /// free one (logged).
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, help_heading = "RPC server options", value_name = "PORT")]
     pub rpcport: Option<u16>,
     /// JSON-RPC user (with --rpcpassword); without them a cookie file is written where
     /// bitcoin-cli looks: <datadir>/.cookie on main, <datadir>/<network>/.cookie otherwise.
-    #[arg(long, value_name = "USER", requires = "rpcpassword")]
+    #[arg(long, help_heading = "RPC server options", value_name = "USER", requires = "rpcpassword")]
     pub rpcuser: Option<String>,
     /// JSON-RPC password.
-    #[arg(long, value_name = "PW", requires = "rpcuser")]
+    #[arg(long, help_heading = "RPC server options", value_name = "PW", requires = "rpcuser")]
     pub rpcpassword: Option<String>,
     /// Where to write the cookie instead.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, help_heading = "RPC server options", value_name = "FILE")]
     pub rpccookiefile: Option<PathBuf>,
     /// Allow JSON-RPC clients from this subnet besides loopback (repeatable; Core's
     /// -rpcallowip). Needed to bind --rpcbind to anything but a loopback address.
-    #[arg(long, value_name = "SUBNET")]
+    #[arg(long, help_heading = "RPC server options", value_name = "SUBNET")]
     pub rpcallowip: Vec<oni_systems::resources::Subnet>,
     /// Run no JSON-RPC server.
-    #[arg(long)]
+    #[arg(long, help_heading = "RPC server options")]
     pub norpc: bool,
     /// Serve Prometheus metrics over HTTP at this address (e.g. 127.0.0.1:9332).
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, help_heading = "Metrics options", value_name = "ADDR:PORT")]
     pub metrics: Option<SocketAddr>,
 }
 
