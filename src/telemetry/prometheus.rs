@@ -133,6 +133,7 @@ const RENDERED: &[&str] = &[
     "block_download_ms",
     "block_announcements",
     "block_relay_ms",
+    "block_arrival_ms",
     "compact_outcomes",
     "compact_missing_txs",
     "compact_block_bytes",
@@ -424,6 +425,11 @@ impl Snapshot {
             "oni_block_relay_seconds",
             "Time from a block's header first heard of to its first announcement onward.",
             &m.block_relay_ms,
+        );
+        o.histogram_ms(
+            "oni_block_arrival_seconds",
+            "Time from a new block's header first heard of to the block connected to our chain.",
+            &m.block_arrival_ms,
         );
         o.labelled(
             "oni_compact_blocks_total",

@@ -195,6 +195,9 @@ pub struct BlockRelay {
     /// Blocks first heard of outside IBD (their header accepted) and not yet announced onward,
     /// oldest first; at most [`BlockRelay::HEARD_MAX`], the oldest forgotten first.
     pub heard: VecDeque<(BlockHash, u64)>,
+    /// The same first-heard times, kept until the block is connected (for the arrival
+    /// histogram); at most [`BlockRelay::HEARD_MAX`].
+    pub arriving: VecDeque<(BlockHash, u64)>,
 }
 
 impl BlockRelay {
@@ -213,6 +216,16 @@ impl BlockRelay {
             self.heard.pop_front();
         }
         self.heard.push_back((hash, now_ms));
+        if self.arriving.len() == Self::HEARD_MAX {
+            self.arriving.pop_front();
+        }
+        self.arriving.push_back((hash, now_ms));
+    }
+
+    /// When `hash` was first heard of, once: its connection takes it.
+    pub fn take_arriving(&mut self, hash: &BlockHash) -> Option<u64> {
+        let pos = self.arriving.iter().position(|(h, _)| h == hash)?;
+        self.arriving.remove(pos).map(|(_, ms)| ms)
     }
 
     /// When `hash` was first heard of, once: the first announcement onward takes it.

@@ -105,6 +105,9 @@ pub struct Metrics {
     pub block_announcements: Vec<u64>,
     /// Block relay latency: header first heard of → first announced onward.
     pub block_relay_ms: Histogram,
+    /// Per new block: its header first heard of (outside IBD) → connected to our chain, however it
+    /// came (whole, compact, rebuilt after a round trip).
+    pub block_arrival_ms: Histogram,
     /// Addresses received in addr/addrv2.
     pub addr_received: u64,
     /// Addresses dropped by the per-peer rate limit.
@@ -227,6 +230,7 @@ impl Default for Metrics {
             block_download_ms: Histogram::latency_ms(),
             block_announcements: vec![0; crate::resources::reasons::AnnounceKind::COUNT],
             block_relay_ms: Histogram::latency_ms(),
+            block_arrival_ms: Histogram::latency_ms(),
             addr_received: 0,
             addr_rate_limited: 0,
             addr_added: 0,

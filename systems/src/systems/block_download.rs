@@ -167,6 +167,9 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)>
             }
             ValidationEvent::Connected { hash, height } => {
                 ctx.queue.done(&hash);
+                if let Some(heard) = ctx.relay.take_arriving(&hash) {
+                    ctx.metrics.block_arrival_ms.record(ctx.clock.now_ms.saturating_sub(heard));
+                }
                 ctx.compact.via_compact.remove(&hash);
                 // A peer whose block became our tip while nothing else was being fetched is a
                 // candidate for high-bandwidth compact blocks (Core's BlockChecked).

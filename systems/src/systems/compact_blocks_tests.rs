@@ -94,6 +94,7 @@ fn a_compact_block_whose_transactions_we_hold_connects_without_a_round_trip() {
     assert!(b.tx_count() >= 4);
     pool_holds(&mut node, &b, 1..b.tx_count());
     let peer = compact_peer(&mut node, "10.0.0.2:1", 1, true);
+    let arrivals_before = node.metrics().block_arrival_ms.count;
     let cmpct = CmpctBlock::from_block(&b, 77);
     assert!(cmpct.len() < b.raw().len() / 2, "the compact form is small: {} of {}", cmpct.len(), b.raw().len());
     node.receive(peer, &Message::CmpctBlock(cmpct));
@@ -103,6 +104,7 @@ fn a_compact_block_whose_transactions_we_hold_connects_without_a_round_trip() {
     assert!(!asked.iter().any(|m| matches!(m, Message::GetBlockTxn(_) | Message::GetData(_))), "{asked:?}");
     assert_eq!(outcomes(&node)[CompactOutcome::NoRoundTrip as usize], 1);
     assert_eq!(node.metrics().compact_missing_txs.count, 1);
+    assert_eq!(node.metrics().block_arrival_ms.count, arrivals_before + 1, "one sample for the new block");
     assert!(node.closed_reason(peer).is_none());
 }
 
@@ -114,6 +116,7 @@ fn missing_transactions_are_asked_for_and_the_block_completes() {
     // The pool lacks positions 1 and 3.
     pool_holds(&mut node, &b, (1..b.tx_count()).filter(|&i| i != 1 && i != 3));
     let peer = compact_peer(&mut node, "10.0.0.2:1", 1, true);
+    let (count_before, sum_before) = (node.metrics().block_arrival_ms.count, node.metrics().block_arrival_ms.sum);
     node.receive(peer, &Message::CmpctBlock(CmpctBlock::from_block(&b, 1)));
     let req = node.sent_to(peer).into_iter().find_map(|m| match m {
         Message::GetBlockTxn(r) => Some(r),
@@ -122,11 +125,16 @@ fn missing_transactions_are_asked_for_and_the_block_completes() {
     let req = req.expect("the missing transactions are asked for");
     assert_eq!(req, BlockTxnRequest { block_hash: b.block_hash(), indexes: vec![1, 3] });
     assert_eq!(validated_height(&node), h as u32 - 1);
+    // The round trip takes 300 ms.
+    node.elapse(300);
     let txn = BlockTxn::from_txs(b.block_hash(), [b.tx_bytes(1).unwrap(), b.tx_bytes(3).unwrap()].into_iter());
     node.receive(peer, &Message::BlockTxn(txn.unwrap()));
     node.tick();
     assert_eq!(validated_height(&node), h as u32);
     assert_eq!(outcomes(&node)[CompactOutcome::RoundTrip as usize], 1);
+    let arrival = &node.metrics().block_arrival_ms;
+    assert_eq!(arrival.count, count_before + 1, "one sample for the new block, header heard → connected");
+    assert!(arrival.sum - sum_before >= 300, "it spans the round trip: {} ms", arrival.sum - sum_before);
     assert!(node.closed_reason(peer).is_none());
 }
 
