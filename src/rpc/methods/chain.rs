@@ -29,22 +29,6 @@ fn hex_be(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Median time of the 11 blocks ending at `idx`.
-fn median_time(tree: &HeaderTree, idx: BlockIdx) -> u32 {
-    let mut times = Vec::with_capacity(11);
-    let mut cur = Some(idx);
-    while let Some(i) = cur {
-        let e = tree.entry(i);
-        times.push(e.time);
-        if times.len() == 11 || e.height == 0 {
-            break;
-        }
-        cur = Some(e.parent);
-    }
-    times.sort_unstable();
-    times[times.len() / 2]
-}
-
 /// The validated-chain block at `height`, if the chain is that long.
 fn validated_at(tree: &HeaderTree, height: u32) -> Option<BlockIdx> {
     tree.ancestor(tree.validated_tip(), height)
@@ -118,7 +102,7 @@ fn header_json(w: &World, hash: &BlockHash, verbose: bool) -> Option<Value> {
         "versionHex": format!("{:08x}", e.version),
         "merkleroot": BlockHash::from_byte_array(e.merkle_root).to_string(),
         "time": e.time,
-        "mediantime": median_time(tree, idx),
+        "mediantime": tree.median_time_past(idx),
         "nonce": e.nonce,
         "bits": format!("{:08x}", e.bits),
         "difficulty": difficulty(e.bits),
@@ -152,7 +136,7 @@ pub async fn getblockchaininfo(ctx: &Ctx) -> Result<Value, RpcError> {
                 "bits": format!("{:08x}", tip.bits),
                 "difficulty": difficulty(tip.bits),
                 "time": tip.time,
-                "mediantime": median_time(tree, tip_idx),
+                "mediantime": tree.median_time_past(tip_idx),
                 // The validated tip's share of the best header chain's work.
                 "verificationprogress": crate::node::progress::work_share(tip.chainwork, best.chainwork),
                 "initialblockdownload": w.resource::<Ibd>().active,

@@ -13,7 +13,6 @@ use oni_systems::mempool::policy::PolicyConfig;
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::mempool::{ChainCoins, Coin, CoinView, MemoryCoins, Scripts};
 use oni_systems::resources::Clock;
-use oni_systems::systems::mtp_at;
 use std::sync::Arc;
 
 /// Core's bound on a package's total weight.
@@ -85,7 +84,7 @@ pub fn test_package(world: &mut World, txs: &[Transaction]) -> PackageOutcome {
     let outcomes = world.resource_scope(|world, mut pool: Mut<Mempool>| {
         let tree = world.resource::<HeaderTree>();
         let tip_height = tree.entry(tree.validated_tip()).height;
-        let mtp_of = |h: u32| mtp_at(tree, h);
+        let mtp_of = |h: u32| tree.active_median_time_past(h);
         let chain = &*world.resource::<ChainCoins>().0;
         let mut out: Vec<Option<Result<Accepted, AcceptError>>> = Vec::with_capacity(txs.len());
         for (i, tx) in txs.iter().enumerate() {
@@ -95,7 +94,7 @@ pub fn test_package(world: &mut World, txs: &[Transaction]) -> PackageOutcome {
                 scripts: &*world.resource::<Scripts>().0,
                 policy: world.resource::<PolicyConfig>(),
                 tip_height,
-                tip_mtp: mtp_at(tree, tip_height),
+                tip_mtp: tree.active_median_time_past(tip_height),
                 mtp_at: &mtp_of,
                 now_ms,
             };

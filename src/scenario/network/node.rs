@@ -17,7 +17,6 @@ use oni_systems::mempool::pool::Mempool;
 use oni_systems::mempool::{ChainCoins, Scripts};
 use oni_systems::resources::{Clock, Config, Limits, PeerPolicy};
 use oni_systems::schedule::{build_schedule, build_world};
-use oni_systems::systems::mtp_at;
 use oni_systems::wire::Network;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
@@ -134,7 +133,7 @@ impl SimNode {
     pub fn tip(&self) -> (BlockHash, u32, i64) {
         let tree = self.world.resource::<HeaderTree>();
         let e = tree.entry(tree.validated_tip());
-        (e.hash, e.height, mtp_at(tree, e.height))
+        (e.hash, e.height, tree.active_median_time_past(e.height))
     }
 
     /// Puts `txs` straight into its pool, through every pool check, as if they had been relayed to
@@ -145,14 +144,14 @@ impl SimNode {
         let w = &self.world;
         let tree = w.resource::<HeaderTree>();
         let height = tree.entry(tree.validated_tip()).height;
-        let mtp_of = |h: u32| mtp_at(tree, h);
+        let mtp_of = |h: u32| tree.active_median_time_past(h);
         let policy: &PolicyConfig = w.resource::<PolicyConfig>();
         let inputs = AcceptInputs {
             coins: &*w.resource::<ChainCoins>().0,
             scripts: &*w.resource::<Scripts>().0,
             policy,
             tip_height: height,
-            tip_mtp: mtp_at(tree, height),
+            tip_mtp: tree.active_median_time_past(height),
             mtp_at: &mtp_of,
             now_ms: w.resource::<Clock>().now_ms,
         };

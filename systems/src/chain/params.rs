@@ -16,6 +16,24 @@ pub const MAX_TIMEWARP_S: i64 = 600;
 /// Blocks in the median-time-past window.
 pub const MEDIAN_TIME_SPAN: usize = 11;
 
+/// The median of the first [`MEDIAN_TIME_SPAN`] block times `times` gives, newest first (Core's
+/// GetMedianTimePast over however many there are; 0 for none): the one median-time-past rule
+/// the header tree, the proof-of-work checks and the pool all use.
+pub fn median_time(times: impl IntoIterator<Item = u32>) -> i64 {
+    let mut t = [0u32; MEDIAN_TIME_SPAN];
+    let mut n = 0;
+    for time in times.into_iter().take(MEDIAN_TIME_SPAN) {
+        t[n] = time;
+        n += 1;
+    }
+    if n == 0 {
+        return 0;
+    }
+    let t = &mut t[..n];
+    t.sort_unstable();
+    i64::from(t[n / 2])
+}
+
 /// Consensus and sync parameters of one network.
 #[derive(Resource, Clone, Debug)]
 pub struct ChainParams {

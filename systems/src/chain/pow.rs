@@ -3,7 +3,7 @@
 //! min-difficulty exception, BIP94's retarget from the period's first block, regtest's none).
 //! Pure functions over an [`Ancestry`]: the header tree implements it, tests use plain vectors.
 
-use super::params::{ChainParams, MEDIAN_TIME_SPAN};
+use super::params::{median_time, ChainParams, MEDIAN_TIME_SPAN};
 use super::u256::{CompactError, U256};
 
 /// What the checks need to know about the chain a new header extends: the `bits` and time of the
@@ -17,15 +17,7 @@ pub trait Ancestry {
     /// Median of the last 11 block times ending at the parent (Core's GetMedianTimePast).
     fn median_time_past(&self) -> i64 {
         let top = self.tip_height();
-        let mut times = [0u32; MEDIAN_TIME_SPAN];
-        let mut n = 0;
-        for h in (top.saturating_sub(MEDIAN_TIME_SPAN as u32 - 1)..=top).rev() {
-            times[n] = self.at(h).1;
-            n += 1;
-        }
-        let t = &mut times[..n];
-        t.sort_unstable();
-        t[n / 2] as i64
+        median_time((top.saturating_sub(MEDIAN_TIME_SPAN as u32 - 1)..=top).rev().map(|h| self.at(h).1))
     }
 }
 

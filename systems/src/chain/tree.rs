@@ -5,7 +5,7 @@
 //! descendants with it. Headers are stored without their prev hash (the parent index replaces it),
 //! 128 bytes per entry.
 
-use super::params::{ChainParams, MAX_FUTURE_BLOCK_TIME_S, MAX_TIMEWARP_S, MEDIAN_TIME_SPAN};
+use super::params::{median_time, ChainParams, MAX_FUTURE_BLOCK_TIME_S, MAX_TIMEWARP_S};
 use super::pow::{check_pow, next_work_required, Ancestry, PowError};
 use super::u256::U256;
 use crate::wire::headers::{header_to_bytes, HEADER_BYTES};
@@ -173,18 +173,7 @@ impl Ancestry for ChainView<'_> {
     }
 
     fn median_time_past(&self) -> i64 {
-        let mut times = [0u32; MEDIAN_TIME_SPAN];
-        let mut n = 0;
-        let mut cur = self.tip;
-        while n < MEDIAN_TIME_SPAN && cur != NO_PARENT {
-            let e = &self.tree.entries[cur as usize];
-            times[n] = e.time;
-            n += 1;
-            cur = e.parent;
-        }
-        let t = &mut times[..n];
-        t.sort_unstable();
-        t[n / 2] as i64
+        self.tree.median_time_past(self.tip)
     }
 }
 
@@ -271,6 +260,21 @@ impl HeaderTree {
     /// The last block the validator connected.
     pub fn validated_tip(&self) -> BlockIdx {
         self.validated_tip
+    }
+
+    /// Median time past of the block at `idx`: the median of its own and its ten ancestors'
+    /// times (fewer near genesis), the bound a child's timestamp must exceed.
+    pub fn median_time_past(&self, idx: BlockIdx) -> i64 {
+        // Genesis's parent is NO_PARENT, which no entry has: the walk ends there.
+        let times = std::iter::successors(self.entries.get(idx as usize), |e| self.entries.get(e.parent as usize))
+            .map(|e| e.time);
+        median_time(times)
+    }
+
+    /// [`HeaderTree::median_time_past`] of the active chain's block at `height` (0 past the tip):
+    /// what the pool's time locks compare against.
+    pub fn active_median_time_past(&self, height: u32) -> i64 {
+        self.active_at(height).map_or(0, |idx| self.median_time_past(idx))
     }
 
     /// The block at `height` on the best header chain.

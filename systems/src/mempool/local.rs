@@ -12,7 +12,7 @@ use crate::mempool::policy::PolicyConfig;
 use crate::mempool::pool::Mempool;
 use crate::mempool::{ChainCoins, Scripts};
 use crate::resources::Clock;
-use crate::systems::{mtp_at, TxRelayState};
+use crate::systems::TxRelayState;
 use ahash::AHashSet;
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;
@@ -38,13 +38,13 @@ pub fn submit_local(world: &mut World, tx: Transaction, test_only: bool) -> Resu
         let tree = world.resource::<HeaderTree>();
         let validated = tree.entry(tree.validated_tip()).height;
         let tip_height = world.resource::<crate::mempool::CoinsTip>().0.unwrap_or(validated).min(validated);
-        let mtp_of = |h: u32| mtp_at(tree, h);
+        let mtp_of = |h: u32| tree.active_median_time_past(h);
         let inputs = AcceptInputs {
             coins: &*world.resource::<ChainCoins>().0,
             scripts: &*world.resource::<Scripts>().0,
             policy: world.resource::<PolicyConfig>(),
             tip_height,
-            tip_mtp: mtp_at(tree, tip_height),
+            tip_mtp: tree.active_median_time_past(tip_height),
             mtp_at: &mtp_of,
             now_ms: now,
         };

@@ -45,7 +45,7 @@ pub use serve_blocks::{block_request_allowed, serve_blocks, strip_witness, STALE
 pub use serve_txs::{serve_txs, GETDATA_QUEUE_MAX};
 pub use teardown::teardown;
 pub use telemetry::telemetry;
-pub use tx_accept::{mtp_at, tx_accept};
+pub use tx_accept::tx_accept;
 pub use tx_announce::*;
 pub use tx_request::tx_request;
 

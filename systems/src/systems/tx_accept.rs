@@ -20,22 +20,6 @@ use bitcoin::hashes::Hash;
 use bitcoin::Transaction;
 use std::sync::Arc;
 
-/// Median time past of the active chain's block at `height` (its 11 ancestors' median time).
-pub fn mtp_at(tree: &HeaderTree, height: u32) -> i64 {
-    let Some(mut idx) = tree.active_at(height) else { return 0 };
-    let mut times: Vec<u32> = Vec::with_capacity(11);
-    for _ in 0..11 {
-        let e = tree.entry(idx);
-        times.push(e.time);
-        if e.height == 0 {
-            break;
-        }
-        idx = e.parent;
-    }
-    times.sort_unstable();
-    times[times.len() / 2] as i64
-}
-
 /// The pool and what surrounds it.
 #[derive(bevy_ecs::system::SystemParam)]
 pub struct PoolCtx<'w> {
@@ -88,13 +72,13 @@ pub fn tx_accept(
         return;
     }
     let tree = &*ctx.tree;
-    let mtp_of = |h: u32| mtp_at(tree, h);
+    let mtp_of = |h: u32| tree.active_median_time_past(h);
     let inputs = AcceptInputs {
         coins: &*ctx.coins.0,
         scripts: &*ctx.scripts.0,
         policy: &ctx.policy,
         tip_height,
-        tip_mtp: mtp_at(tree, tip_height),
+        tip_mtp: tree.active_median_time_past(tip_height),
         mtp_at: &mtp_of,
         now_ms: now,
     };
