@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use oni_systems::resources::rolling_filter::RollingFilter;
 use oni_systems::resources::tx_requests::TxRequests;
 use oni_systems::resources::Rng;
-use oni_systems::systems::TxRelayState;
+use oni_systems::resources::TxRelayState;
 use std::hint::black_box;
 
 fn hashes(n: usize, seed: u64) -> Vec<[u8; 32]> {

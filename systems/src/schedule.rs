@@ -51,11 +51,11 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(Clock::default());
     let mut rng = Rng::seeded(seed);
     world.insert_resource(AddrBook::random(&mut rng));
-    world.insert_resource(crate::systems::TxRelayState::new(&mut rng));
+    world.insert_resource(crate::resources::TxRelayState::new(&mut rng));
     world.insert_resource(crate::resources::tx_requests::TxRequests::new(rng.next_u64()));
     world.insert_resource(rng);
     world.insert_resource(BanList::default());
-    world.insert_resource(crate::systems::AddrResponseCache::default());
+    world.insert_resource(crate::resources::AddrResponseCache::default());
     world.insert_resource(PeerPolicy::default());
     world.insert_resource(PeerManagerState::default());
     world.insert_resource(Metrics::default());
@@ -71,7 +71,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(crate::mempool::CoinsTip::default());
     world.insert_resource(crate::mempool::Scripts::default());
     world.insert_resource(crate::mempool::policy::PolicyConfig::default());
-    world.insert_resource(crate::systems::TxAnnounceState::default());
+    world.insert_resource(crate::resources::TxAnnounceState::default());
     world.insert_resource(Inbox::default());
     world.insert_resource(Outbox::default());
     world.insert_resource(ConnIndex::default());

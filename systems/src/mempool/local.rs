@@ -12,7 +12,7 @@ use crate::mempool::policy::PolicyConfig;
 use crate::mempool::pool::Mempool;
 use crate::mempool::{ChainCoins, Scripts};
 use crate::resources::Clock;
-use crate::systems::TxRelayState;
+use crate::resources::TxRelayState;
 use ahash::AHashSet;
 use bevy_ecs::prelude::*;
 use bitcoin::hashes::Hash;

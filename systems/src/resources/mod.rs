@@ -1,6 +1,7 @@
 //! Node-wide state shared by the systems: configuration and limits, the clock and rng the shell
 //! sets, metrics, the score table, and the IO boundary.
 
+pub mod addr_cache;
 pub mod addrman;
 pub mod banlist;
 mod clock;
@@ -10,8 +11,10 @@ mod metrics;
 mod policy;
 pub mod reasons;
 pub mod rolling_filter;
+pub mod tx_relay;
 pub mod tx_requests;
 
+pub use addr_cache::AddrResponseCache;
 pub use addrman::{AddrBook, AddrInfo, NetAddress, PeerAddr};
 pub use banlist::{BanChange, BanEntry, BanList, BanReason, Subnet};
 pub use clock::{Clock, Rng};
@@ -20,6 +23,7 @@ pub use io::{ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
 pub use metrics::{Histogram, Metrics};
 pub use policy::{PeerManagerState, PeerPolicy, UNREACHED_MAX};
 pub use reasons::{AnnounceKind, DisconnectReason, Misbehavior, ScoreTable};
+pub use tx_relay::{TxAnnounceState, TxRelayState, RECENT_TXS};
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 //! outbound full-relay peers for addresses once.
 
 use crate::components::{AddrRelay, Direction, Negotiated, PeerState, Permissions, Received, SendQueue, Socket};
-use crate::resources::{AddrBook, AddrInfo, Clock, Config, Metrics, NetAddress, PeerAddr, Rng};
+use crate::resources::{AddrBook, AddrInfo, AddrResponseCache, Clock, Config, Metrics, NetAddress, PeerAddr, Rng};
 use crate::systems::is_routable;
 use crate::wire::{AddrEntry, AddrV2Addr, AddrV2Entry, AddrV2List, Message, NetAddr, MAX_ADDR_ENTRIES};
 use bevy_ecs::prelude::*;
@@ -23,15 +23,6 @@ pub const GETADDR_CACHE_MS: u64 = 24 * 3600 * 1000;
 const TIME_PENALTY_S: i64 = 2 * 3600;
 /// Average time between address trickles to one peer.
 const TRICKLE_MS: u64 = 30_000;
-
-/// The shared getaddr answer.
-#[derive(Resource, Debug, Default)]
-pub struct AddrResponseCache {
-    /// The addresses every getaddr gets until it expires.
-    pub entries: Vec<AddrInfo>,
-    /// When it must be rebuilt (clock ms).
-    pub expires_ms: u64,
-}
 
 fn from_v2(a: &AddrV2Addr) -> NetAddress {
     match *a {

@@ -7,61 +7,14 @@
 //! announcements are ignored (nothing could be checked yet).
 
 use crate::components::{Direction, Disconnect, Negotiated, PeerState, Received, TxInventory};
-use crate::mempool::policy::TxReject;
 use crate::resources::rolling_filter::RollingFilter;
 use crate::resources::tx_requests::{AnnounceOutcome, TxRequests, NONPREF_DELAY_MS, TXID_DELAY_MS};
-use crate::resources::{Clock, Config, DisconnectReason, Metrics, Rng};
+use crate::resources::{Clock, Config, DisconnectReason, Metrics, Rng, TxAnnounceState, TxRelayState};
 use crate::wire::{InvType, Message};
 use bevy_ecs::prelude::*;
 
 /// Entries a peer's known-inventory filter remembers (Core: 50,000 at 1e-6).
 pub const KNOWN_INVENTORY: usize = 50_000;
-/// Entries of the node-wide recently seen / rejected filters (Core: 120,000).
-pub const RECENT_TXS: usize = 120_000;
-
-/// Node-wide memory of transactions, so a replayed or rejected one is never requested twice.
-#[derive(Resource, Debug)]
-pub struct TxRelayState {
-    /// Transactions we received lately.
-    pub seen: RollingFilter,
-    /// Transactions we rejected lately (reset on a new tip, as Core does).
-    pub rejected: RollingFilter,
-    /// Transactions confirmed lately.
-    pub confirmed: RollingFilter,
-}
-
-impl TxRelayState {
-    /// Filters keyed from the node's rng. All three share size and keys, so a lookup hashes once.
-    pub fn new(rng: &mut Rng) -> Self {
-        let keys = [rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()];
-        TxRelayState {
-            seen: RollingFilter::new(RECENT_TXS, 1e-6, keys),
-            rejected: RollingFilter::new(RECENT_TXS, 1e-6, keys),
-            confirmed: RollingFilter::new(RECENT_TXS, 1e-6, keys),
-        }
-    }
-
-    /// Whether `hash` needs no request.
-    #[inline]
-    pub fn already_have(&self, hash: &[u8; 32]) -> bool {
-        let at = self.seen.locate(hash);
-        self.seen.contains_at(at) || self.rejected.contains_at(at) || self.confirmed.contains_at(at)
-    }
-
-    /// Remembers a rejection: the wtxid always, the txid too unless the witness may be what failed
-    /// (then a copy with another witness may still be good). A witness-stripped copy says nothing
-    /// about the real transaction and is not remembered (as Core).
-    pub fn remember_rejected(&mut self, txid: &[u8; 32], wtxid: &[u8; 32], reason: TxReject) {
-        if reason == TxReject::WitnessStripped {
-            return;
-        }
-        self.rejected.insert(wtxid);
-        if !reason.may_be_witness_specific() {
-            self.rejected.insert(txid);
-        }
-    }
-}
-
 fn in_pool(pool: &crate::mempool::pool::Mempool, hash: &[u8; 32], is_wtxid: bool) -> bool {
     use bitcoin::hashes::Hash;
     if pool.is_empty() {
@@ -85,7 +38,7 @@ pub struct InvCtx<'w> {
     metrics: ResMut<'w, Metrics>,
     ibd: Res<'w, crate::chain::Ibd>,
     pool: Res<'w, crate::mempool::pool::Mempool>,
-    pace: Res<'w, crate::systems::TxAnnounceState>,
+    pace: Res<'w, TxAnnounceState>,
 }
 
 /// Under backpressure, a peer with this many announcements outstanding is the noisy kind: its new

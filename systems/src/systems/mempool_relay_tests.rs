@@ -314,12 +314,12 @@ fn a_long_intake_slows_relay_and_it_recovers() {
     }
     // The announcer runs after the checker, which works through a bounded share per tick.
     node.tick();
-    assert!(node.world.resource::<crate::systems::TxAnnounceState>().slowed);
+    assert!(node.world.resource::<crate::resources::TxAnnounceState>().slowed);
     assert_eq!(node.world.resource::<TxRequests>().in_flight_cap, 25);
     for _ in 0..50 {
         node.tick();
     }
-    assert!(!node.world.resource::<crate::systems::TxAnnounceState>().slowed);
+    assert!(!node.world.resource::<crate::resources::TxAnnounceState>().slowed);
     assert_eq!(node.world.resource::<TxRequests>().in_flight_cap, 100);
 }
 
@@ -376,7 +376,7 @@ fn under_backpressure_the_noisiest_peers_announcements_are_shed_first() {
     };
     node.receive(noisy, &inv(0, NOISY_PEER_ANNOUNCEMENTS as u32 + 500, 1));
     assert_eq!(node.metrics().tx_announcements_shed, 0, "nothing is shed while relay keeps up");
-    node.world.resource_mut::<crate::systems::TxAnnounceState>().slowed = true;
+    node.world.resource_mut::<crate::resources::TxAnnounceState>().slowed = true;
     {
         // Keep the checker lagging so the announcer does not lift the slowdown this tick.
         let tx = Arc::new(fixture_mempool()[0].clone());

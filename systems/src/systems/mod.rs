@@ -25,7 +25,7 @@ mod tx_accept;
 mod tx_announce;
 mod tx_request;
 
-pub use addr_relay::{addr_relay, AddrResponseCache};
+pub use addr_relay::addr_relay;
 pub use admission::admission;
 pub use block_announce::{block_announce, MAX_BLOCKS_TO_ANNOUNCE};
 pub use block_download::block_download;
@@ -38,7 +38,7 @@ pub use egress::egress;
 pub use handshake::{handshake, is_routable};
 pub use headers_sync::headers_sync;
 pub use ingest::ingest;
-pub use inv_filter::{inv_filter, TxRelayState};
+pub use inv_filter::inv_filter;
 pub use ping::ping;
 pub use scoring::scoring;
 pub use serve_blocks::{block_request_allowed, serve_blocks, strip_witness, STALE_RELAY_AGE_LIMIT_S};

@@ -14,7 +14,7 @@ use crate::mempool::local::Unbroadcast;
 use crate::mempool::pool::Mempool;
 use crate::resources::rolling_filter::RollingFilter;
 use crate::resources::tx_requests::{TxRequests, MAX_PEER_IN_FLIGHT};
-use crate::resources::{Clock, Config, Metrics, Rng};
+use crate::resources::{Clock, Config, Metrics, Rng, TxAnnounceState};
 use crate::systems::inv_filter::KNOWN_INVENTORY;
 use crate::wire::{InvList, InvType, Message};
 use bevy_ecs::prelude::*;
@@ -47,23 +47,6 @@ pub const FEEFILTER_IBD: i64 = 21_000_000 * 100_000_000;
 pub const UNBROADCAST_MIN_MS: u64 = 10 * 60 * 1000;
 /// ...plus up to this at random (Core: 10–15 min).
 pub const UNBROADCAST_SPREAD_MS: u64 = 5 * 60 * 1000;
-
-/// Node-wide announcer state.
-#[derive(Resource, Debug, Default)]
-pub struct TxAnnounceState {
-    /// The shared inbound trickle (clock ms).
-    pub next_inbound_ms: u64,
-    /// Whether relay is slowed now (exported as a gauge).
-    pub slowed: bool,
-    /// Ticks that ran slowed (a counter for operators).
-    pub slowed_ticks: u64,
-    /// Earliest per-peer trickle or feefilter time found by the last scan: until then (and with
-    /// nothing new to announce, no new peer, no inbound trickle, no big floor move) a tick skips
-    /// the scan over peers.
-    pub earliest_due_ms: u64,
-    /// The floor the last scan saw.
-    pub scanned_floor: i64,
-}
 
 /// An exponential delay with the given mean, from the world's rng.
 fn exp_delay(rng: &mut Rng, mean_ms: u64) -> u64 {
