@@ -395,7 +395,8 @@ fn reject_reasons_blame_the_sender_as_core_punishes_blocks() {
     let blamed: Vec<_> = all.iter().filter(|r| r.blames_sender()).copied().collect();
     // Bytes that do not make a block are dropped unpunished, as Core drops a message it cannot read.
     assert_eq!(blamed, vec![Consensus, CachedInvalid, InvalidHeader, Mutated, InvalidPrev, HashMismatch]);
-    let names: std::collections::HashSet<_> = all.iter().map(|r| r.as_str()).collect();
+    let names: std::collections::HashSet<_> = all.iter().map(|r| r.label()).collect();
+    assert_eq!(all.as_slice(), RejectReason::ALL, "every reason, in order");
     assert_eq!(names.len(), all.len(), "metric labels are distinct");
 }
 

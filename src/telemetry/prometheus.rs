@@ -20,17 +20,6 @@ use std::net::SocketAddr;
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-const HEADER_ERRORS: [HeaderError; 3] = [HeaderError::BadMagic, HeaderError::BadCommand, HeaderError::Oversized];
-const DECODE_ERRORS: [DecodeError; 7] = [
-    DecodeError::BadChecksum,
-    DecodeError::Truncated,
-    DecodeError::TrailingBytes,
-    DecodeError::NonCanonicalCompactSize,
-    DecodeError::TooManyEntries,
-    DecodeError::FieldTooLong,
-    DecodeError::InvalidValue,
-];
-
 /// Builds the text; one family at a time.
 struct Out {
     s: String,
@@ -356,7 +345,7 @@ impl Snapshot {
             "oni_header_errors_total",
             "Frames refused from their header, by reason.",
             "reason",
-            HEADER_ERRORS.iter().zip(&m.header_errors).map(|(e, n)| (e.label(), *n)),
+            HeaderError::ALL.iter().zip(&m.header_errors).map(|(e, n)| (e.label(), *n)),
         );
         o.labelled(
             "oni_transport_connections_total",
@@ -374,7 +363,7 @@ impl Snapshot {
             "oni_decode_errors_total",
             "Payloads refused, by reason.",
             "reason",
-            DECODE_ERRORS.iter().zip(&m.decode_errors).map(|(e, n)| (e.label(), *n)),
+            DecodeError::ALL.iter().zip(&m.decode_errors).map(|(e, n)| (e.label(), *n)),
         );
         o.labelled(
             "oni_disconnects_total",

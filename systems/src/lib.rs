@@ -17,6 +17,28 @@
 // A system names every resource it touches as a parameter; that list is its contract, not a smell.
 #![allow(clippy::too_many_arguments)]
 
+/// A closed set of reasons with a stable label each (metrics, logs, RPC): the enum with its
+/// derives, `ALL` (in order: a variant's index is `as usize`), `COUNT` (counter arrays) and
+/// `label()`. Defined before the modules so every one of them can use it.
+macro_rules! labelled {
+    ($(#[$m:meta])* $name:ident { $( $(#[$d:meta])* $v:ident = $label:literal, )* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $( $(#[$d])* $v, )* }
+
+        impl $name {
+            /// Every variant; the index of each is `as usize`.
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            /// Number of variants: the length of counter arrays.
+            pub const COUNT: usize = [$($label,)*].len();
+            /// Stable label for metrics, logs and RPC.
+            pub const fn label(self) -> &'static str {
+                match self { $($name::$v => $label,)* }
+            }
+        }
+    };
+}
+
 pub mod chain;
 pub mod components;
 pub mod harness;

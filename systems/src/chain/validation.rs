@@ -71,53 +71,38 @@ impl ValidationQueue {
     }
 }
 
-/// Why a block was refused. A closed set (no strings) so the scheduler can match on it and
-/// metrics can be labelled with it. Same shape as the shell's validation worker's (kernel branch),
-/// so the worker's events map one to one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectReason {
-    /// Broke a consensus rule while being checked or connected (bad script, bad amount, ...).
-    Consensus,
-    /// Already known to be invalid.
-    CachedInvalid,
-    /// Proof of work, timestamp or version invalid.
-    InvalidHeader,
-    /// The transactions do not match the header's commitments: not the block the header describes.
-    Mutated,
-    /// Its parent is unknown to the validator: it arrived out of order, no one is to blame.
-    MissingPrev,
-    /// It builds on a block known to be invalid.
-    InvalidPrev,
-    /// Its timestamp is more than 2 h ahead of the validator's clock.
-    TimeFuture,
-    /// It is on a header chain with too little work to be considered.
-    HeaderLowWork,
-    /// The bytes do not decode as a block.
-    Undecodable,
-    /// The bytes hash to something other than the block that was asked for.
-    HashMismatch,
-    /// The validator's side failed (disk, database); the block may well be valid.
-    Internal,
+labelled! {
+    /// Why a block was refused. A closed set (no strings) so the scheduler can match on it and
+    /// metrics can be labelled with it. Same shape as the shell's validation worker's (kernel
+    /// branch), so the worker's events map one to one.
+    RejectReason {
+        /// Broke a consensus rule while being checked or connected (bad script, bad amount, ...).
+        Consensus = "consensus",
+        /// Already known to be invalid.
+        CachedInvalid = "cached_invalid",
+        /// Proof of work, timestamp or version invalid.
+        InvalidHeader = "invalid_header",
+        /// The transactions do not match the header's commitments: not the block the header
+        /// describes.
+        Mutated = "mutated",
+        /// Its parent is unknown to the validator: it arrived out of order, no one is to blame.
+        MissingPrev = "missing_prev",
+        /// It builds on a block known to be invalid.
+        InvalidPrev = "invalid_prev",
+        /// Its timestamp is more than 2 h ahead of the validator's clock.
+        TimeFuture = "time_future",
+        /// It is on a header chain with too little work to be considered.
+        HeaderLowWork = "header_low_work",
+        /// The bytes do not decode as a block.
+        Undecodable = "undecodable",
+        /// The bytes hash to something other than the block that was asked for.
+        HashMismatch = "hash_mismatch",
+        /// The validator's side failed (disk, database); the block may well be valid.
+        Internal = "internal",
+    }
 }
 
 impl RejectReason {
-    /// Stable snake_case name for logs, metrics labels and RPC.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::Consensus => "consensus",
-            RejectReason::CachedInvalid => "cached_invalid",
-            RejectReason::InvalidHeader => "invalid_header",
-            RejectReason::Mutated => "mutated",
-            RejectReason::MissingPrev => "missing_prev",
-            RejectReason::InvalidPrev => "invalid_prev",
-            RejectReason::TimeFuture => "time_future",
-            RejectReason::HeaderLowWork => "header_low_work",
-            RejectReason::Undecodable => "undecodable",
-            RejectReason::HashMismatch => "hash_mismatch",
-            RejectReason::Internal => "internal",
-        }
-    }
-
     /// Whether the peer that sent the block is at fault (then it is scored `InvalidBlock`, or
     /// `KnownInvalid` for `CachedInvalid`). Not for bytes that do not decode: Core's read fails and
     /// it drops the message unpunished.

@@ -5,26 +5,6 @@ use crate::wire::{DecodeError, HeaderError};
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
-macro_rules! labelled {
-    ($(#[$m:meta])* $name:ident { $( $(#[$d:meta])* $v:ident = $label:literal, )* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-        pub enum $name { $( $(#[$d])* $v, )* }
-
-        impl $name {
-            /// Every variant; the index of each is `as usize`.
-            pub const ALL: &'static [$name] = &[$($name::$v,)*];
-            /// Number of variants: the length of counter arrays.
-            pub const COUNT: usize = [$($label,)*].len();
-            /// Stable label for metrics, logs and RPC.
-            pub const fn label(self) -> &'static str {
-                match self { $($name::$v => $label,)* }
-            }
-        }
-    };
-}
-pub(crate) use labelled;
-
 labelled! {
     /// How a new block was announced to a peer.
     AnnounceKind {

@@ -191,7 +191,7 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)>
             }
             ValidationEvent::Rejected { hash, reason } => {
                 ctx.queue.done(&hash);
-                tracing::info!(%hash, reason = reason.as_str(), "block rejected by the validator");
+                tracing::info!(%hash, reason = reason.label(), "block rejected by the validator");
                 if let Some(idx) = ctx.tree.get(&hash) {
                     if reason.invalidates_header() {
                         ctx.tree.invalidate(idx);

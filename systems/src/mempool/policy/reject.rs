@@ -3,8 +3,6 @@
 //! so tests can tell causes apart while operators see Core's wording), and to whether Core classes
 //! it as invalid by consensus (its `TX_CONSENSUS` result).
 
-use crate::resources::reasons::labelled;
-
 labelled! {
     /// A rejection reason. Checks return these without building strings; [`TxReject::label`] gives
     /// Core's reason for logs, metrics labels and RPC.
