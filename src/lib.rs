@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`bridge`]: tokio listener and dialer, one reader and one writer task per connection.
 //! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it.
-//! - [`cli`]: the `oni` command line.
+//! - [`cli`]: the `oni` command line; [`conf`]: Core-style configuration files (`--conf`).
 //! - [`store`]: LMDB (heed): bans, the address book.
 //! - [`coins`]: the chain's coins for the mempool (LMDB, kept in step with the kernel) and Core's
 //!   script engine as the pool's verifier.
@@ -12,6 +12,9 @@
 //! - [`scenario`]: RON attack scenarios, the deterministic simulator, bots, expectations, report.
 //! - [`rpc`]: Core-shaped JSON-RPC over HTTP; [`dump`]: the component dump; [`telemetry`]:
 //!   Prometheus text and tick timings.
+
+// Every public item says why it exists, as in the core.
+#![warn(missing_docs)]
 
 pub mod bridge;
 pub mod cli;
