@@ -1,6 +1,7 @@
-//! The node's durable state in LMDB (heed): bans, the address book and its secret key. Every ban
-//! change is committed (fsync'd) before the caller reports it done, so a kill -9 after that loses
-//! nothing. A damaged store is a clear error with a way out, never a panic: LMDB would fault on a
+//! The node's durable state in LMDB (heed), four databases: `bans`, `addrs` (the address book),
+//! `meta` (the book's secret bucketing key) and `headers` (every accepted header, from which the
+//! header tree is rebuilt at start). Every ban change is committed (fsync'd) before the caller
+//! reports it done, so a kill -9 after that loses nothing. A damaged store is a clear error with a way out, never a panic: LMDB would fault on a
 //! truncated file, so its meta pages are checked against the file's size before it is mapped.
 
 use heed::types::{Bytes, Str};

@@ -1,5 +1,8 @@
-//! A node with no IO, driven by domain verbs: `connect`, `receive`, `elapse`, `sent_to`. Unit tests,
-//! benches and the simulator use it; the writer is modelled as instant unless a peer is stalled.
+//! A node with no IO, driven by domain verbs: `connect`, `receive`, `elapse`, `sent_to`. The
+//! core's unit tests, the benches and the world fuzz target use it (the scenario simulators build
+//! their worlds with [`crate::schedule::build_world`] and carry the IO themselves); the writer is
+//! modelled as instant unless a peer is stalled, and blocks are judged by an
+//! [`InstantValidator`].
 
 use crate::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidator, ValidationInbox, ValidationQueue};
 use crate::components::{ConnId, Direction, PeerState};

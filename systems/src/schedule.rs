@@ -1,5 +1,9 @@
-//! The one ordered chain of systems, and the world every node and simulation starts from. Later
-//! systems (inv filter, request scheduler, address manager, ...) slot into this chain.
+//! The one ordered chain of systems, and the world every node and simulation starts from. A tick
+//! runs, in this order: intake (ingest, admission, decode, handshake), gossip and transactions
+//! (addr_relay, inv_filter, tx_request, tx_accept, ping), blocks (headers_sync, compact_blocks,
+//! block_download, compact_hb, block_announce, serve_blocks), then the way out (serve_txs,
+//! tx_announce, scoring, discipline, connections, egress, teardown, telemetry). A new system goes
+//! into this one chain, nowhere else.
 
 use crate::chain::{
     BlockReadInbox, BlockReads, BlockRelay, ChainParams, HeaderTree, Ibd, SyncConfig, SyncState, ValidationInbox,
