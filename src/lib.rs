@@ -3,14 +3,15 @@
 //!
 //! # Layout
 //! - [`bridge`]: tokio listener and dialer, one reader and one writer task per connection.
-//! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it.
+//! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it;
+//!   [`node::seeds`]: DNS and fixed seeds, for an empty address book.
 //! - [`cli`]: the `oni` command line; [`conf`]: Core-style configuration files (`--conf`).
 //! - [`store`]: LMDB (heed): bans, the address book.
 //! - [`coins`]: the chain's coins for the mempool (LMDB, kept in step with the kernel) and Core's
 //!   script engine as the pool's verifier.
-//! - [`seeds`]: DNS and fixed seeds, for an empty address book.
 //! - [`scenario`]: RON attack scenarios, the deterministic simulator, bots, expectations, report.
-//! - [`rpc`]: Core-shaped JSON-RPC over HTTP; [`dump`]: the component dump; [`telemetry`]:
+//! - [`http`]: the bounded HTTP/1.1 server both operator endpoints use; [`rpc`]: Core-shaped
+//!   JSON-RPC over it; [`dump`]: the component dump; [`telemetry`]:
 //!   Prometheus text and tick timings.
 
 // Every public item says why it exists, as in the core.
@@ -21,10 +22,10 @@ pub mod cli;
 pub mod coins;
 pub mod conf;
 pub mod dump;
+pub mod http;
 pub mod node;
 pub mod rpc;
 pub mod scenario;
-pub mod seeds;
 pub mod store;
 pub mod telemetry;
 pub mod validation;

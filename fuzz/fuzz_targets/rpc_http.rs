@@ -1,4 +1,4 @@
-//! Target: bytes a client sends to the RPC/metrics HTTP server → `rpc::http::read_request`, again
+//! Target: bytes a client sends to the RPC/metrics HTTP server → `http::read_request`, again
 //! and again on one stream as keep-alive pipelining reads them, with small fuzzer-chosen limits and
 //! reads cut into fuzzer-chosen sizes. No panic; a request that passes kept to its budgets (request
 //! line and headers within `header_bytes_max`, body within `body_bytes_max` and exactly its
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oni::rpc::http::{read_request, HttpLimits, ReadError, HEADERS_MAX};
+use oni::http::{read_request, HttpLimits, ReadError, HEADERS_MAX};
 use oni_fuzz::peak_heap_of;
 use std::pin::Pin;
 use std::sync::OnceLock;

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod mempool_file;
 pub mod persist;
 pub mod progress;
+pub mod seeds;
 pub mod submit;
 mod world_loop;
 
@@ -234,7 +235,7 @@ impl Node {
             thread: Arc::new(Mutex::new(Some(thread))),
         };
         if seeds_wanted {
-            crate::seeds::query_dns_seeds(&handle, cfg.config.network);
+            seeds::query_dns_seeds(&handle, cfg.config.network);
         }
         Ok(handle)
     }

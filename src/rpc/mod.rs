@@ -2,7 +2,6 @@
 //! unchanged. The server runs on the node's IO runtime and reads the world only through
 //! [`NodeHandle::with_world_async`].
 //!
-//! - [`http`]: minimal bounded HTTP/1.1 (also serves the metrics endpoint).
 //! - [`auth`]: cookie file / fixed user and password, Basic auth.
 //! - [`jsonrpc`]: 1.0 and 2.0 envelopes, batches, Core's error codes and HTTP statuses.
 //! - [`params`]: positional and named parameters.
@@ -13,14 +12,13 @@
 pub mod auth;
 pub mod client;
 pub mod flags;
-pub mod http;
 pub mod jsonrpc;
 pub mod methods;
 pub mod params;
 
+use crate::http::{self, HttpLimits, Request, Response};
 use crate::node::NodeHandle;
 use auth::Credentials;
-use http::{HttpLimits, Request, Response};
 use jsonrpc::{codes, parse_call, reply, RpcError, Version};
 use oni_systems::resources::Subnet;
 use oni_systems::wire::Network;

@@ -7,8 +7,8 @@
 pub mod prometheus;
 pub mod timings;
 
+use crate::http::{self, HttpLimits, Request, Response};
 use crate::node::NodeHandle;
-use crate::rpc::http::{self, HttpLimits, Request, Response};
 use std::net::SocketAddr;
 
 /// A running metrics endpoint; it stops with the node's runtime.
