@@ -5,7 +5,7 @@
 //! - [`bridge`]: tokio listener and dialer, one reader and one writer task per connection.
 //! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it;
 //!   [`node::seeds`]: DNS and fixed seeds, for an empty address book.
-//! - [`cli`]: the `oni` command line; [`conf`]: Core-style configuration files (`--conf`).
+//! - [`cli`]: the `oni` command line (`node`, `dump`, `scenario`; `--conf` files).
 //! - [`store`]: LMDB (heed): bans, the address book.
 //! - [`coins`]: the chain's coins for the mempool (LMDB, kept in step with the kernel) and Core's
 //!   script engine as the pool's verifier.
@@ -20,7 +20,6 @@
 pub mod bridge;
 pub mod cli;
 pub mod coins;
-pub mod conf;
 pub mod dump;
 pub mod http;
 pub mod node;

@@ -191,7 +191,8 @@ fn parameters_positional_named_and_wrong() {
 
 #[test]
 fn a_taken_default_port_disables_rpc_but_a_chosen_one_is_an_error() {
-    use oni::rpc::flags::{start_endpoints, OperatorArgs};
+    use oni::cli::operator::OperatorArgs;
+    use oni::rpc::endpoints::start_endpoints;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
@@ -199,12 +200,16 @@ fn a_taken_default_port_disables_rpc_but_a_chosen_one_is_an_error() {
     cfg.listen = None;
     let node = oni::node::Node::start(cfg).unwrap();
     let explicit = OperatorArgs { rpcport: Some(port), ..Default::default() };
-    let err = start_endpoints(&node, oni_systems::wire::Network::Regtest, Some(dir.path()), &explicit).err();
+    let start = |o: &OperatorArgs| {
+        let net = oni_systems::wire::Network::Regtest;
+        start_endpoints(&node, net, o.rpc_config(net, Some(dir.path())), o.rpc_explicit(), o.metrics)
+    };
+    let err = start(&explicit).err();
     assert!(err.expect("a chosen port in use is an error").contains("cannot listen for RPC"));
     // Core's regtest port, held here (or by whoever already holds it): taken either way.
     let _held = std::net::TcpListener::bind("127.0.0.1:18443");
     let defaults = OperatorArgs::default();
-    let e = start_endpoints(&node, oni_systems::wire::Network::Regtest, Some(dir.path()), &defaults).unwrap();
+    let e = start(&defaults).unwrap();
     assert!(e.rpc.is_none(), "the node runs on without RPC");
     node.shutdown();
 }

@@ -7,11 +7,11 @@
 //! - [`params`]: positional and named parameters.
 //! - [`methods`]: the calls.
 //! - [`client`]: a small client (`oni dump` talks to a running node with it).
-//! - [`flags`]: `oni node`'s RPC and metrics flags, and starting those endpoints.
+//! - [`endpoints`]: starting RPC and metrics beside a node (their flags are `crate::cli::operator`).
 
 pub mod auth;
 pub mod client;
-pub mod flags;
+pub mod endpoints;
 pub mod jsonrpc;
 pub mod methods;
 pub mod params;

@@ -14,10 +14,8 @@
 //! - [`bots`]: one behaviour per attack, plus the honest peer.
 //! - [`expect`]: expectations → measured rows; [`report`]: the table.
 //! - [`trace`]: per-connection records and the trace hash; [`dump`]: `--dump`.
-//! - [`cli`]: the clap arguments the shell mounts as `oni scenario run`.
 
 pub mod bots;
-pub mod cli;
 pub mod dump;
 pub mod expect;
 pub mod fixture_chain;

@@ -1,93 +1,12 @@
-//! The `oni` command line: `oni node` runs a node until Ctrl-C. Operator mistakes (bad flags,
-//! unparsable addresses, a port in use, an unwritable datadir) end with a one-line message and exit
-//! code 2, never a panic.
+//! `oni node`: its flags (grouped in `--help` as Core's `-help`), the configuration they make, and
+//! running the node until a signal or an RPC `stop`.
 
+use super::{default_datadir, init_logging, AddrArg, NetworkArg, EXIT_USAGE};
 use crate::node::{Node, NodeConfig};
-use clap::{Parser, Subcommand, ValueEnum};
 use oni_systems::resources::Subnet;
 use oni_systems::wire::Network;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-
-/// Exit code for operator errors (clap uses the same for bad flags).
-pub const EXIT_USAGE: i32 = 2;
-
-/// oni: a Bitcoin P2P node built as an ECS.
-#[derive(Parser, Debug)]
-#[command(name = "oni", version, about)]
-pub struct Cli {
-    /// What to run.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Subcommand, Debug)]
-// Parsed once at start-up: the size of the node's flags does not matter.
-#[allow(clippy::large_enum_variant)]
-pub enum Command {
-    /// Run a node until Ctrl-C.
-    Node(NodeArgs),
-    /// Print a running node's peers with all their components and its resources (RPC
-    /// `dumpcomponents`), as RON or JSON.
-    Dump(crate::dump::DumpArgs),
-    /// Attack and workload scenarios (RON files).
-    #[command(subcommand)]
-    Scenario(crate::scenario::cli::ScenarioCommand),
-}
-
-/// A network name on the command line.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetworkArg {
-    /// The real network.
-    Main,
-    /// testnet4.
-    Testnet4,
-    /// The default signet.
-    Signet,
-    /// Local regression testing.
-    Regtest,
-}
-
-impl From<NetworkArg> for Network {
-    fn from(n: NetworkArg) -> Network {
-        match n {
-            NetworkArg::Main => Network::Main,
-            NetworkArg::Testnet4 => Network::Testnet4,
-            NetworkArg::Signet => Network::Signet,
-            NetworkArg::Regtest => Network::Regtest,
-        }
-    }
-}
-
-/// An address from the command line; without a port it takes the network's default port, as in
-/// Bitcoin Core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddrArg {
-    ip: IpAddr,
-    port: Option<u16>,
-}
-
-impl AddrArg {
-    /// The socket address, with `default_port` filled in when none was given.
-    pub fn resolve(self, default_port: u16) -> SocketAddr {
-        SocketAddr::new(self.ip, self.port.unwrap_or(default_port))
-    }
-}
-
-impl std::str::FromStr for AddrArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<AddrArg, String> {
-        if let Ok(a) = s.parse::<SocketAddr>() {
-            return Ok(AddrArg { ip: a.ip(), port: Some(a.port()) });
-        }
-        if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            return Ok(AddrArg { ip, port: None });
-        }
-        Err(format!("'{s}' is not an IP address with an optional port (e.g. 127.0.0.1:18444 or [::1]:18444)"))
-    }
-}
 
 /// Flags of `oni node`, grouped in `--help` as Core's `-help` groups them.
 #[derive(clap::Args, Debug)]
@@ -185,7 +104,7 @@ pub struct NodeArgs {
     pub log_level: Option<String>,
     /// JSON-RPC and metrics endpoints.
     #[command(flatten)]
-    pub operator: crate::rpc::flags::OperatorArgs,
+    pub operator: super::operator::OperatorArgs,
 }
 
 impl NodeArgs {
@@ -283,35 +202,6 @@ fn parse_minrelaytxfee(s: &str) -> Result<u64, String> {
     Ok(rate)
 }
 
-/// `~/.oni/<network>` (or `./.oni/<network>` when there is no home).
-pub fn default_datadir(network: Network) -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".oni").join(network.name())
-}
-
-/// Sets up logging to stderr: `--log-level`, else RUST_LOG, else info.
-pub fn init_logging(level: Option<&str>) -> Result<(), String> {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("invalid --log-level '{l}': {e}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    // bevy's per-system spans (feature `trace`, used for tick timings) would otherwise be built and
-    // logged every tick; they are opt-in by naming bevy_ecs in the filter.
-    let named = level.map(str::to_string).or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_default();
-    let filter = match "bevy_ecs=warn".parse() {
-        Ok(d) if !named.contains("bevy_ecs") => filter.add_directive(d),
-        _ => filter,
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|e| format!("cannot set up logging: {e}"))
-}
-
 /// Runs `oni node` until Ctrl-C or SIGTERM; returns the process exit code.
 pub fn run_node(args: &NodeArgs) -> i32 {
     if let Err(e) = init_logging(args.log_level.as_deref()) {
@@ -342,7 +232,9 @@ pub fn run_node(args: &NodeArgs) -> i32 {
         }
     };
     // RPC and metrics (held until exit: dropping them removes the RPC cookie).
-    let endpoints = match crate::rpc::flags::start_endpoints(&handle, network, datadir.as_deref(), &args.operator) {
+    let op = &args.operator;
+    let rpc = op.rpc_config(network, datadir.as_deref());
+    let endpoints = match crate::rpc::endpoints::start_endpoints(&handle, network, rpc, op.rpc_explicit(), op.metrics) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!("{e}");
@@ -421,6 +313,8 @@ impl StopSignals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
 
     #[test]
     fn addresses_parse_with_and_without_port() {

@@ -1,10 +1,8 @@
-//! The operator endpoints' flags of `oni node` (RPC and metrics), with Core's names, and starting
-//! those endpoints beside a running node.
+//! `oni node`'s operator endpoint flags (RPC and metrics), with Core's names, and the RPC
+//! configuration they ask for.
 
-use super::{RpcConfig, RpcServer};
-use crate::cli::AddrArg;
-use crate::node::NodeHandle;
-use crate::telemetry::MetricsServer;
+use super::AddrArg;
+use crate::rpc::RpcConfig;
 use oni_systems::wire::Network;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,47 +65,6 @@ impl OperatorArgs {
         cfg.allow = self.rpcallowip.clone();
         Some(cfg)
     }
-}
-
-/// The endpoints running beside a node; dropping them removes the cookie.
-#[derive(Default)]
-pub struct Endpoints {
-    /// The RPC server, if running.
-    pub rpc: Option<RpcServer>,
-    /// The metrics server, if running.
-    pub metrics: Option<MetricsServer>,
-}
-
-impl Endpoints {
-    /// Whether a client asked the node to stop over RPC.
-    pub fn stop_requested(&self) -> bool {
-        self.rpc.as_ref().is_some_and(RpcServer::stop_requested)
-    }
-}
-
-/// Starts what `args` asks for. An address the operator gave that cannot be used is an error; the
-/// default RPC port being taken (another node, a test running beside) only disables RPC, loudly.
-pub fn start_endpoints(
-    node: &NodeHandle,
-    network: Network,
-    datadir: Option<&Path>,
-    args: &OperatorArgs,
-) -> Result<Endpoints, String> {
-    let mut out = Endpoints::default();
-    if let Some(cfg) = args.rpc_config(network, datadir) {
-        match RpcServer::start(node, network, cfg) {
-            Ok(s) => out.rpc = Some(s),
-            Err(e @ super::RpcStartError::Bind(..)) if !args.rpc_explicit() => {
-                tracing::error!("{e}; running without RPC (choose another with --rpcport)");
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    if let Some(addr) = args.metrics {
-        out.metrics =
-            Some(MetricsServer::start(node, addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

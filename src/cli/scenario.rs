@@ -2,7 +2,7 @@
 //! [--mode sim|live] [--seed N] [--duration-s S] [--dump out.ron]`. Prints one report per file; the exit code is 0 when
 //! every scenario passed, 1 when an expectation failed, 2 when a file could not be run.
 
-use super::{run_cli_with, Mode, Overrides, ScenarioError};
+use crate::scenario::{run_cli_with, Mode, Overrides, ScenarioError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -7,7 +7,7 @@
 //! there makes the file's lines for it ignored. The file becomes flags in front of the command
 //! line's, so clap checks every value as if it had been typed.
 
-use crate::cli::{Cli, NodeArgs};
+use super::{Cli, NodeArgs};
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 
@@ -32,7 +32,7 @@ pub struct ConfArgs {
 /// Parses the command line, reading `--conf FILE` when given.
 pub fn parse_cli(argv: Vec<OsString>) -> Result<(Cli, Vec<String>), ArgsError> {
     let cli = Cli::try_parse_from(&argv).map_err(ArgsError::Clap)?;
-    let crate::cli::Command::Node(node) = &cli.command else { return Ok((cli, Vec::new())) };
+    let super::Command::Node(node) = &cli.command else { return Ok((cli, Vec::new())) };
     let Some(path) = &node.conf else { return Ok((cli, Vec::new())) };
     let text = std::fs::read_to_string(path)
         .map_err(|e| ArgsError::Conf(format!("cannot read the configuration file {}: {e}", path.display())))?;
