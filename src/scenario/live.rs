@@ -29,9 +29,9 @@
 
 use super::bots::BotIo;
 use super::dump::{self, WorldDump};
-use super::host::BotHost;
+use super::host::{BotHost, Instance};
 use super::outcome::{ChainFigures, EndState, Outcome, TxFigures};
-use super::sim::{spawn_instances, Instance};
+use super::sim::spawn_instances;
 use super::spec::{BotKind, ChainStart, Scenario};
 use super::trace::{Closed, ConnRecord};
 use crate::node::{Node, NodeConfig, NodeHandle};

@@ -9,9 +9,9 @@
 //! `Written`), sample the peaks.
 
 use super::bots::{self, Behaviour, BotIo, Honest};
-use super::host::BotHost;
+use super::host::{BotHost, Instance};
 use super::link::{BotV2, Delivery, Link};
-use super::outcome::{ChainFigures, EndState, InstanceInfo, Outcome, TxFigures};
+use super::outcome::{ChainFigures, EndState, Outcome, TxFigures};
 use super::spec::{instance_addr, BotKind, ChainStart, NetModel, PeerSpec, Scenario};
 use super::trace::{tag, Closed, ConnRecord, TraceHash};
 use bevy_ecs::prelude::*;
@@ -31,34 +31,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 pub const EPOCH_MS: u64 = 1_800_000_000_000;
 /// The label honest instances carry.
 pub const HONEST: &str = "Honest";
-
-/// One peer instance: its behaviour, its own rng, its connection as it sees it. Live mode drives
-/// the same instances over real sockets.
-pub(crate) struct Instance {
-    pub(crate) label: &'static str,
-    pub(crate) addr: SocketAddr,
-    pub(crate) start_ms: u64,
-    pub(crate) behaviour: Box<dyn Behaviour>,
-    pub(crate) rng: oni_systems::resources::Rng,
-    pub(crate) conn: Option<u64>,
-    /// It connects with BIP324 v2.
-    pub(crate) v2: bool,
-    pub(crate) max_per_tick: [u32; Command::COUNT],
-    pub(crate) recv_total: [u64; Command::COUNT],
-}
-
-impl Instance {
-    /// What the judge sees of it.
-    pub(crate) fn info(&self) -> InstanceInfo {
-        InstanceInfo {
-            label: self.label,
-            max_per_tick: self.max_per_tick,
-            recv_total: self.recv_total,
-            ping_log: self.behaviour.ping_log().cloned(),
-            tx_log: self.behaviour.tx_log().cloned(),
-        }
-    }
-}
 
 /// The simulator.
 pub struct Sim {
