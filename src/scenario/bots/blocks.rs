@@ -24,6 +24,17 @@ pub struct ChainPeer {
 }
 
 impl ChainPeer {
+    /// The scenario file's parameters (`kind` names it): 1 to 2,000 of the fixture chain's blocks,
+    /// which must load.
+    pub(crate) fn check(kind: &str, blocks: u32) -> Result<(), String> {
+        if blocks == 0 || blocks > 2_000 {
+            return Err(format!("{kind}: blocks must be in 1..=2000, got {blocks}"));
+        }
+        super::fixture_chain().map(|_| ())
+    }
+}
+
+impl ChainPeer {
     /// A peer with the first `blocks` fixture blocks. The fixture was checked by the scenario's
     /// validation; if it is missing anyway the peer holds no blocks and announces nothing.
     pub fn new(blocks: u32, serve: bool) -> Self {

@@ -21,6 +21,17 @@ pub struct OversizedFrame {
 }
 
 impl OversizedFrame {
+    /// The scenario file's parameters: a command of 1–12 printable ASCII bytes.
+    pub(crate) fn check(command: &str) -> Result<(), String> {
+        let ok = !command.is_empty() && command.len() <= 12 && command.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !ok {
+            return Err(format!("OversizedFrame: command {command:?} is not 1-12 printable ASCII bytes"));
+        }
+        Ok(())
+    }
+}
+
+impl OversizedFrame {
     /// `command` (1–12 printable bytes, checked by the loader) claiming `len` payload bytes.
     pub fn new(command: &str, len: u32, handshake: bool) -> Self {
         let mut name = [0u8; 12];
@@ -131,6 +142,16 @@ pub struct UnknownCommand {
     len: u32,
     life: Paced,
     frame: Option<Vec<u8>>,
+}
+
+impl UnknownCommand {
+    /// The scenario file's parameters: a payload of 1 byte to 4 MB.
+    pub(crate) fn check(len: u32) -> Result<(), String> {
+        if !(1..=4_000_000).contains(&len) {
+            return Err(format!("UnknownCommand: len must be in 1..=4000000, got {len}"));
+        }
+        Ok(())
+    }
 }
 
 impl UnknownCommand {

@@ -15,6 +15,16 @@ pub struct GetdataAmplification {
 }
 
 impl GetdataAmplification {
+    /// The scenario file's parameters: 1 to 50,000 entries a `getdata` may carry.
+    pub(crate) fn check(entries_per_msg: u32) -> Result<(), String> {
+        if entries_per_msg == 0 || entries_per_msg > 50_000 {
+            return Err(format!("GetdataAmplification: entries_per_msg must be in 1..=50000, got {entries_per_msg}"));
+        }
+        Ok(())
+    }
+}
+
+impl GetdataAmplification {
     /// `msgs_per_s` getdata messages of `entries_per_msg` witness-block entries each.
     pub fn new(entries_per_msg: u32, msgs_per_s: f64) -> Self {
         GetdataAmplification { per_msg: entries_per_msg, life: Paced::new(msgs_per_s, true) }
@@ -52,6 +62,17 @@ impl Behaviour for GetdataAmplification {
 pub struct BlockRequester {
     life: Paced,
     frame: Vec<u8>,
+}
+
+impl BlockRequester {
+    /// The scenario file's parameters: 1 to 2,100 of the fixture chain's blocks, which must load.
+    pub(crate) fn check(blocks: u32) -> Result<(), String> {
+        if !(1..=2_100).contains(&blocks) {
+            return Err(format!("BlockRequester: blocks must be in 1..=2100, got {blocks}"));
+        }
+        super::fixture_chain()?;
+        Ok(())
+    }
 }
 
 impl BlockRequester {

@@ -16,6 +16,16 @@ pub struct InvStorm {
 }
 
 impl InvStorm {
+    /// The scenario file's parameters: 1 to 50,000 entries an `inv` may carry.
+    pub(crate) fn check(invs_per_msg: u32) -> Result<(), String> {
+        if invs_per_msg == 0 || invs_per_msg > 50_000 {
+            return Err(format!("InvStorm: invs_per_msg must be in 1..=50000, got {invs_per_msg}"));
+        }
+        Ok(())
+    }
+}
+
+impl InvStorm {
     /// `msgs_per_s` inv messages of `invs_per_msg` entries each.
     pub fn new(invs_per_msg: u32, msgs_per_s: f64) -> Self {
         InvStorm { per_msg: invs_per_msg, life: Paced::new(msgs_per_s, true) }
@@ -50,6 +60,16 @@ impl Behaviour for InvStorm {
 pub struct AddrSpam {
     per_msg: u32,
     life: Paced,
+}
+
+impl AddrSpam {
+    /// The scenario file's parameters: 1 to 1,000 addresses an `addr` may carry.
+    pub(crate) fn check(addrs_per_msg: u32) -> Result<(), String> {
+        if addrs_per_msg == 0 || addrs_per_msg > 1_000 {
+            return Err(format!("AddrSpam: addrs_per_msg must be in 1..=1000, got {addrs_per_msg}"));
+        }
+        Ok(())
+    }
 }
 
 impl AddrSpam {

@@ -57,6 +57,16 @@ pub struct HeaderAttack {
 }
 
 impl HeaderAttack {
+    /// The scenario file's parameters for the unconnecting kind: 1 to 2,000 headers a message.
+    pub(crate) fn check_unconnecting(headers_per_msg: u32) -> Result<(), String> {
+        if headers_per_msg == 0 || headers_per_msg > 2_000 {
+            return Err(format!("UnconnectingHeaders: headers_per_msg must be in 1..=2000, got {headers_per_msg}"));
+        }
+        Ok(())
+    }
+}
+
+impl HeaderAttack {
     /// `msgs_per_s` messages of `headers_per_msg` chained headers whose first parent is unknown.
     pub fn unconnecting(headers_per_msg: u32, msgs_per_s: f64) -> Self {
         Self::new(Flavour::Unconnecting, headers_per_msg, msgs_per_s)

@@ -48,6 +48,17 @@ pub struct LargeTx {
 }
 
 impl LargeTx {
+    /// The scenario file's parameters: a transaction over 100 kB (non-standard by size) that still
+    /// fits a block.
+    pub(crate) fn check(tx_bytes: u32) -> Result<(), String> {
+        if !(100_001..=3_999_000).contains(&tx_bytes) {
+            return Err(format!("LargeTx: tx_bytes must be in 100001..=3999000, got {tx_bytes}"));
+        }
+        Ok(())
+    }
+}
+
+impl LargeTx {
     /// `txs_per_s` copies a second of one `tx_bytes`-byte transaction.
     pub fn new(tx_bytes: u32, txs_per_s: f64) -> Self {
         LargeTx { life: Paced::new(txs_per_s, true), tx_bytes, frame: None }

@@ -2,7 +2,8 @@
 //! messages the node sent it. Bots speak bytes through the real codec ([`BotIo::send`] encodes a
 //! frame; [`BotIo::write_raw`] writes anything), so framing is attacked too.
 //!
-//! Adding an attack: a variant in [`super::spec::BotKind`], a file here, an arm in [`spawn`].
+//! Adding an attack: a variant in [`BotKind`] (`kind.rs`, with its parameter checks), a file here,
+//! an arm in [`spawn`].
 
 mod blocks;
 mod eclipse;
@@ -16,13 +17,14 @@ mod handshake_abuse;
 mod headers;
 mod honest;
 mod invalid_txs;
+mod kind;
 mod txs;
 mod v2;
 
 pub use honest::{Honest, PingLog, PingRecord};
+pub use kind::BotKind;
 pub use txs::{random_orphan, TxLog};
 
-use super::spec::BotKind;
 use oni_systems::resources::Rng;
 use oni_systems::wire::{services, Message, NetAddr, Network, Version};
 

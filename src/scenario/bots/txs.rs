@@ -60,6 +60,34 @@ pub struct OrphanFlood {
 }
 
 impl OrphanFlood {
+    /// The scenario file's parameters: 1 to 10 million orphans of 1 to 500 inputs, padded to at most
+    /// 90 kB, each within the weight the orphanage keeps.
+    pub(crate) fn check(orphans: u64, inputs_per_tx: u32, pad_bytes: u32) -> Result<(), String> {
+        if orphans == 0 || orphans > 10_000_000 {
+            return Err(format!("OrphanFlood: orphans must be in 1..=10000000, got {orphans}"));
+        }
+        if inputs_per_tx == 0 || inputs_per_tx > 500 {
+            return Err(format!("OrphanFlood: inputs_per_tx must be in 1..=500, got {inputs_per_tx}"));
+        }
+        if pad_bytes > 90_000 {
+            return Err(format!("OrphanFlood: pad_bytes must be at most 90000, got {pad_bytes}"));
+        }
+        // Sizes do not depend on the random parts: one sample gives every orphan's weight.
+        let weight =
+            random_orphan(&mut oni_systems::resources::Rng::seeded(0), inputs_per_tx, pad_bytes).weight().to_wu();
+        // Heavier ones are refused as non-standard instead of stored: another scenario.
+        let max = oni_systems::mempool::orphanage::MAX_ORPHAN_WEIGHT;
+        if weight > max {
+            return Err(format!(
+                "OrphanFlood: {inputs_per_tx} inputs and {pad_bytes} pad bytes weigh {weight} WU, over the {max} a \
+                 standard transaction may"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl OrphanFlood {
     /// `orphans` transactions in all, `per_s` a second, each with `inputs` inputs and `pad_bytes`.
     pub fn new(per_s: f64, orphans: u64, inputs: u32, pad_bytes: u32) -> Self {
         OrphanFlood { life: Paced::new(per_s, true), left: orphans, inputs, pad_bytes }
@@ -121,6 +149,17 @@ pub struct TxRelayer {
     delayed: VecDeque<(u64, Message)>,
     backlog: VecDeque<Message>,
     log: TxLog,
+}
+
+impl TxRelayer {
+    /// The scenario file's parameters: answers within 10 minutes; the fixture pool must load.
+    pub(crate) fn check(answer_delay_ms: u64) -> Result<(), String> {
+        if answer_delay_ms > 600_000 {
+            return Err(format!("TxRelayer: answer_delay_ms must be at most 600000, got {answer_delay_ms}"));
+        }
+        super::fixture_mempool()?;
+        Ok(())
+    }
 }
 
 impl TxRelayer {

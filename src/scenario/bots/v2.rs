@@ -50,6 +50,16 @@ pub struct V2Garbage {
 }
 
 impl V2Garbage {
+    /// The scenario file's parameters: at most 1 MB of garbage.
+    pub(crate) fn check(garbage: u32) -> Result<(), String> {
+        if garbage > 1_000_000 {
+            return Err(format!("V2Garbage: garbage must be at most 1000000, got {garbage}"));
+        }
+        Ok(())
+    }
+}
+
+impl V2Garbage {
     /// `garbage` bytes after the key.
     pub fn new(garbage: u32) -> Self {
         V2Garbage { garbage, out: Outgoing::default(), started: false }
@@ -89,6 +99,16 @@ fn v1_prefix(io: &BotIo) -> [u8; 16] {
 pub struct V2Prefix {
     bytes: u8,
     started: bool,
+}
+
+impl V2Prefix {
+    /// The scenario file's parameters: 1 to 15 bytes of the v1 prefix.
+    pub(crate) fn check(bytes: u8) -> Result<(), String> {
+        if !(1..=15).contains(&bytes) {
+            return Err(format!("V2Prefix: bytes must be in 1..=15, got {bytes}"));
+        }
+        Ok(())
+    }
 }
 
 impl V2Prefix {
