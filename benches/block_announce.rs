@@ -34,7 +34,7 @@ fn mine(prev: &bitcoin::BlockHash, time: u32) -> [u8; 80] {
 /// A world out of IBD whose validated tip is block `CHAIN - 1`, with `peers` ready peers at
 /// `CHAIN - 2`; returns the blocks at `CHAIN - 1` and `CHAIN` to move the tip between.
 fn world(peers: u64) -> (World, Schedule, [bitcoin::BlockHash; 2]) {
-    let mut world = build_world(Config::new(Network::Regtest), 1);
+    let mut world = build_world(oni_systems::schedule::WorldSettings::new(Config::new(Network::Regtest), 1));
     world.resource_mut::<Clock>().now_ms = 1_800_000_000_000;
     world.resource_mut::<Ibd>().active = false;
     let params = world.resource::<ChainParams>().clone();

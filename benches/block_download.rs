@@ -40,7 +40,7 @@ fn mine_chain(params: &ChainParams) -> Vec<[u8; 80]> {
 
 fn world() -> (World, Schedule) {
     let config = Config::new(Network::Regtest);
-    let mut world = build_world(config, 1);
+    let mut world = build_world(oni_systems::schedule::WorldSettings::new(config, 1));
     world.resource_mut::<Clock>().now_ms = 1_800_000_000_000;
     let params = world.resource::<ChainParams>().clone();
     let mut tree = HeaderTree::new(&params);

@@ -15,7 +15,7 @@ use std::hint::black_box;
 const NOW_S: i64 = 1_700_000_000;
 
 fn world_with_peers(n: u64) -> World {
-    let mut world = build_world(Config::new(Network::Regtest), 1);
+    let mut world = build_world(oni_systems::schedule::WorldSettings::new(Config::new(Network::Regtest), 1));
     for i in 0..n {
         let addr = format!("10.{}.{}.1:8333", (i >> 8) & 255, i & 255).parse().unwrap();
         let socket = Socket { conn: ConnId(i), addr, local: None, connected_ms: i };

@@ -49,7 +49,7 @@ fn bench_sim(c: &mut Criterion) {
 fn idle_ready_world(n: u64) -> (World, Schedule) {
     let mut config = Config::new(Network::Regtest);
     config.limits.max_inbound = n as usize + 1;
-    let mut world = build_world(config, 7);
+    let mut world = build_world(oni_systems::schedule::WorldSettings::new(config, 7));
     world.resource_mut::<Clock>().now_ms = 1_700_000_000_000;
     let mut schedule = build_schedule();
     let mut handshake = Vec::new();

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 /// A world with `n` peers, a mix of directions and states, with traffic in their counters.
 fn world_with_peers(n: usize) -> World {
-    let mut world = build_world(Config::new(Network::Regtest), 1);
+    let mut world = build_world(oni_systems::schedule::WorldSettings::new(Config::new(Network::Regtest), 1));
     world.resource_mut::<Clock>().now_ms = 1_700_000_000_000;
     for i in 0..n {
         let addr = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 8333));

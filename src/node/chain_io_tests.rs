@@ -33,7 +33,8 @@ fn failed_header_saves_are_kept_counted_warned_and_retried_until_the_store_has_t
     let dir = tempfile::tempdir().unwrap();
     let fixture = Fixture::load(&Fixture::default_dir(Path::new(env!("CARGO_MANIFEST_DIR")))).unwrap();
     let raws: Vec<[u8; 80]> = fixture.chain[..20].iter().map(|b| b.raw[..80].try_into().unwrap()).collect();
-    let mut world = oni_systems::schedule::build_world(Config::new(Network::Regtest), 1);
+    let mut world =
+        oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(Config::new(Network::Regtest), 1));
     let warnings = NodeWarnings::default();
     let mut io = ChainIo::open(Network::Regtest, Some(&dir.path().join("data")), warnings.clone()).unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();

@@ -106,10 +106,10 @@ mod tests {
     use super::*;
 
     fn world_with(txs: &[Transaction], unbroadcast: &[usize]) -> World {
-        let mut world = oni_systems::schedule::build_world(
+        let mut world = oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(
             oni_systems::resources::Config::new(oni_systems::wire::Network::Regtest),
             1,
-        );
+        ));
         let mut pool = Mempool::default();
         for (i, tx) in txs.iter().enumerate() {
             pool.insert(Arc::new(tx.clone()), 1_000, 100, i as u64, 1);

@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn seed_answers_enter_the_book() {
-        let mut world = oni_systems::schedule::build_world(oni_systems::resources::Config::new(Network::Main), 1);
+        let mut world = oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(
+            oni_systems::resources::Config::new(Network::Main),
+            1,
+        ));
         world.resource_mut::<Clock>().now_ms = 1_700_000_000_000;
         let addrs: Vec<SocketAddr> = fixed_seeds(Network::Main).iter().map(|s| s.parse().unwrap()).collect();
         assert_eq!(add_to_book(&mut world, &addrs, group_of(addrs[0])), addrs.len());

@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn a_submitted_block_is_queued_once_and_an_orphan_is_refused() {
-        let mut world = oni_systems::schedule::build_world(Config::new(Network::Regtest), 1);
+        let mut world = oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(
+            Config::new(Network::Regtest),
+            1,
+        ));
         world.resource_mut::<Clock>().now_ms = 1_800_000_000_000;
         let genesis = world.resource::<ChainParams>().genesis.block_hash();
         let block = build_block(genesis, 1, 1_800_000_000, &[], 0, 1);
@@ -85,7 +88,10 @@ mod tests {
         assert_eq!(submit_block(&mut world, &block), Err(SubmitError::Duplicate));
         // Out of IBD, a block on our tip is kept with its compact form for high-bandwidth peers.
         assert!(world.resource::<CompactRelay>().recent.is_none(), "not in IBD");
-        let mut world2 = oni_systems::schedule::build_world(Config::new(Network::Regtest), 1);
+        let mut world2 = oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(
+            Config::new(Network::Regtest),
+            1,
+        ));
         world2.resource_mut::<Clock>().now_ms = 1_800_000_000_000;
         world2.resource_mut::<Ibd>().active = false;
         assert_eq!(submit_block(&mut world2, &block), Ok(block.block_hash()));

@@ -11,7 +11,7 @@ use crate::store::Store;
 use bevy_ecs::prelude::*;
 use oni_systems::components::{ConnId, Direction, Disconnect, RecvBuffer, SendQueue};
 use oni_systems::resources::{AddrBook, BanList, Clock, Config, Inbox, NetEvent, Outbox};
-use oni_systems::schedule::{build_schedule, build_world};
+use oni_systems::schedule::{build_schedule, build_world, WorldSettings};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -82,21 +82,28 @@ impl WorldLoop {
         store: Option<Store>,
     ) -> Result<WorldLoop, StartError> {
         let seed = cfg.seed.unwrap_or_else(os_seed);
-        let mut world = build_world(cfg.config.clone(), seed);
-        let store = store.map(std::sync::Arc::new);
-        let timer = crate::telemetry::timings::SpanTimer::default();
-        let mut policy = cfg.policy.clone();
+        let mut settings = WorldSettings::new(cfg.config.clone(), seed);
+        settings.policy = cfg.policy.clone();
         for addr in &cfg.manual_peers {
-            if !policy.manual.contains(addr) {
-                policy.manual.push(*addr);
+            if !settings.policy.manual.contains(addr) {
+                settings.policy.manual.push(*addr);
             }
         }
-        policy.manual_retry_ms = cfg.manual_redial_ms;
-        world.insert_resource::<oni_systems::resources::PeerPolicy>(policy);
-        world.insert_resource(oni_systems::mempool::pool::Mempool::new(cfg.mempool.clone()));
-        world.insert_resource(cfg.tx_policy.clone());
+        settings.policy.manual_retry_ms = cfg.manual_redial_ms;
+        settings.pool = cfg.mempool.clone();
+        settings.tx_policy = cfg.tx_policy.clone();
         // Callers may read or change the world before its first tick: give them the real time.
-        world.resource_mut::<Clock>().now_ms = wall_ms();
+        settings.start_ms = wall_ms();
+        if let Some(age) = cfg.max_tip_age_s {
+            settings.sync.max_tip_age_s = age;
+        }
+        // Blocks wait for their durable verdict while validated: let the whole window be in the
+        // validator's hands (the worker's own bound is above this).
+        settings.sync.validation_pending_blocks_max = settings.sync.window_blocks as usize;
+        settings.minimum_chain_work = cfg.minimum_chain_work;
+        let mut world = build_world(settings);
+        let store = store.map(std::sync::Arc::new);
+        let timer = crate::telemetry::timings::SpanTimer::default();
         if let Some(store) = &store {
             let bans = store.load_bans().map_err(StartError::Store)?;
             if !bans.is_empty() {
@@ -112,18 +119,6 @@ impl WorldLoop {
                 tracing::info!(addresses = book.len(), "address book loaded");
                 world.insert_resource(book);
             }
-        }
-        {
-            let mut sync = world.resource_mut::<oni_systems::chain::SyncConfig>();
-            if let Some(age) = cfg.max_tip_age_s {
-                sync.max_tip_age_s = age;
-            }
-            // Blocks wait for their durable verdict while validated: let the whole window be in
-            // the validator's hands (the worker's own bound is above this).
-            sync.validation_pending_blocks_max = sync.window_blocks as usize;
-        }
-        if let Some(work) = cfg.minimum_chain_work {
-            world.resource_mut::<oni_systems::chain::ChainParams>().minimum_chain_work = work;
         }
         let warnings = super::faults::NodeWarnings::default();
         world.insert_resource(warnings.clone());

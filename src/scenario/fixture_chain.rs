@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn a_world_starts_at_the_fixture_tip_with_its_coins() {
-        let mut world = oni_systems::schedule::build_world(Config::new(Network::Regtest), 1);
+        let mut world = oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(
+            Config::new(Network::Regtest),
+            1,
+        ));
         load(&mut world, 1_800_000_000).unwrap();
         let tree = world.resource::<HeaderTree>();
         assert_eq!(tree.entry(tree.validated_tip()).height, 2_100);
@@ -87,7 +90,10 @@ mod tests {
 
     #[test]
     fn headers_from_the_future_are_refused() {
-        let mut world = oni_systems::schedule::build_world(Config::new(Network::Regtest), 1);
+        let mut world = oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(
+            Config::new(Network::Regtest),
+            1,
+        ));
         // Before the fixture was made: its headers are more than two hours in the future.
         assert!(load(&mut world, 1_700_000_000).is_err());
     }

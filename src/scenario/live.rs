@@ -520,7 +520,7 @@ fn decode_into(link: &mut LiveLink, mut rest: &[u8], msgs: &mut Vec<Message>) ->
 /// (the address book only as counts: its entries stay with the node) and its peers.
 fn world_from(snapshot: WorldDump) -> World {
     let r = snapshot.resources;
-    let mut w = oni_systems::schedule::build_world(r.config.clone(), 0);
+    let mut w = oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(r.config.clone(), 0));
     w.insert_resource(r.metrics);
     w.insert_resource(r.score_table);
     w.insert_resource(r.peer_policy);

@@ -19,8 +19,8 @@ use oni_systems::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidat
 use oni_systems::components::{ConnId, Direction, RecvBuffer, SendQueue};
 use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::pool::Mempool;
-use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, NetEvent, Outbox, ScoreTable};
-use oni_systems::schedule::{build_schedule, build_world};
+use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
+use oni_systems::schedule::{build_schedule, build_world, WorldSettings};
 use oni_systems::wire::v2::transport::V2Session;
 use oni_systems::wire::{Command, Network};
 use std::collections::BTreeMap;
@@ -77,23 +77,17 @@ impl Sim {
         if !scenario.v2transport {
             config.services &= !oni_systems::wire::services::NODE_P2P_V2;
         }
-        let mut world = build_world(config, scenario.seed);
-        if let Some(t) = scenario.score_threshold {
-            world.resource_mut::<ScoreTable>().threshold = t;
-        }
-        if let Some(n) = scenario.min_chain_work_blocks {
-            world.resource_mut::<ChainParams>().minimum_chain_work = regtest_work(n);
-        }
+        let mut settings = WorldSettings::new(config, scenario.seed);
+        settings.score_threshold = scenario.score_threshold;
+        settings.minimum_chain_work = scenario.min_chain_work_blocks.map(regtest_work);
         if let Some(ms) = scenario.stalling_timeout_ms {
-            world.resource_mut::<oni_systems::chain::SyncConfig>().stalling_timeout_min_ms = ms;
-            world.resource_mut::<oni_systems::chain::SyncState>().stalling_timeout_ms = ms;
+            settings.sync.stalling_timeout_min_ms = ms;
         }
         // A node that relays transactions is at the tip: out of initial block download.
-        if scenario.relay {
-            world.resource_mut::<oni_systems::chain::Ibd>().active = false;
-        }
-        world.resource_mut::<Clock>().now_ms = EPOCH_MS;
-        world.insert_resource(Orphanage::new(scenario.orphanage.limits()));
+        settings.out_of_ibd = scenario.relay;
+        settings.start_ms = EPOCH_MS;
+        settings.orphans = scenario.orphanage.limits();
+        let mut world = build_world(settings);
         if scenario.chain == ChainStart::Fixture {
             // Checked by the scenario's validation; a failure here leaves the node at genesis, which
             // every transaction expectation then shows.

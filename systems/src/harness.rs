@@ -7,7 +7,7 @@
 use crate::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidator, ValidationInbox, ValidationQueue};
 use crate::components::{ConnId, Direction, PeerState};
 use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCommand, Metrics, NetEvent, Outbox};
-use crate::schedule::{build_schedule, build_world};
+use crate::schedule::{build_schedule, build_world, WorldSettings};
 use crate::wire::{FrameSplitter, Message, NetAddr, Version, HEADER_LEN};
 use ahash::{AHashMap, AHashSet};
 use bevy_ecs::prelude::*;
@@ -33,8 +33,7 @@ pub struct TestNode {
 impl TestNode {
     /// A node with `config`, its clock at `start_ms`, rng from `seed`.
     pub fn new(config: Config, seed: u64) -> Self {
-        let mut world = build_world(config, seed);
-        world.resource_mut::<Clock>().now_ms = 1_700_000_000_000;
+        let world = build_world(WorldSettings { start_ms: 1_700_000_000_000, ..WorldSettings::new(config, seed) });
         let genesis = world.resource::<ChainParams>().genesis.block_hash();
         TestNode {
             world,

@@ -36,23 +36,88 @@ pub fn build_schedule() -> Schedule {
     schedule
 }
 
-/// A world with every resource the schedule needs.
-pub fn build_world(config: Config, seed: u64) -> World {
+/// Every knob a world starts with. The node's world loop, the scenario simulator, the network
+/// simulator and the test harness each fill this one struct (from the command line, a scenario
+/// file, a test) instead of patching resources after [`build_world`].
+#[derive(Clone, Debug)]
+pub struct WorldSettings {
+    /// Network, protocol identity and limits.
+    pub config: Config,
+    /// Seed of the world's rng: filter and address-book keys, every random choice.
+    pub seed: u64,
+    /// Where the clock starts (unix ms); the host moves it on.
+    pub start_ms: u64,
+    /// The Peer Manager's policy (outbound mix, manual peers, bans, whitelist).
+    pub policy: PeerPolicy,
+    /// The pool's bounds (`--maxmempool`, `--minrelaytxfee`).
+    pub pool: crate::mempool::pool::PoolLimits,
+    /// Standardness and relay-fee policy.
+    pub tx_policy: crate::mempool::policy::PolicyConfig,
+    /// The orphanage's bounds.
+    pub orphans: crate::mempool::orphanage::OrphanLimits,
+    /// Block download: window, stalling timeouts, tip age, validation backlog.
+    pub sync: SyncConfig,
+    /// Overrides the network's minimum chain work (Core's -minimumchainwork).
+    pub minimum_chain_work: Option<bitcoin::pow::Work>,
+    /// Misbehavior points at which a peer is discouraged (`None`: Core's 100).
+    pub score_threshold: Option<u32>,
+    /// Start out of initial block download (a simulated node at the tip).
+    pub out_of_ibd: bool,
+}
+
+impl WorldSettings {
+    /// Defaults for `config` and `seed`: Core's bounds, the clock at 0.
+    pub fn new(config: Config, seed: u64) -> WorldSettings {
+        WorldSettings {
+            config,
+            seed,
+            start_ms: 0,
+            policy: PeerPolicy::default(),
+            pool: Default::default(),
+            tx_policy: Default::default(),
+            orphans: Default::default(),
+            sync: SyncConfig::default(),
+            minimum_chain_work: None,
+            score_threshold: None,
+            out_of_ibd: false,
+        }
+    }
+}
+
+/// A world with every resource the schedule needs, set as `settings` say.
+pub fn build_world(settings: WorldSettings) -> World {
+    let WorldSettings {
+        config,
+        seed,
+        start_ms,
+        policy,
+        pool,
+        tx_policy,
+        orphans,
+        sync,
+        minimum_chain_work,
+        score_threshold,
+        out_of_ibd,
+    } = settings;
     let mut world = World::new();
-    let params = ChainParams::for_network(config.network);
+    let mut params = ChainParams::for_network(config.network);
     world.insert_resource(HeaderTree::new(&params));
+    if let Some(work) = minimum_chain_work {
+        params.minimum_chain_work = work;
+    }
     world.insert_resource(params);
-    world.insert_resource(SyncConfig::default());
-    world.insert_resource(SyncState::default());
+    let state = SyncState { stalling_timeout_ms: sync.stalling_timeout_min_ms, ..SyncState::default() };
+    world.insert_resource(sync);
+    world.insert_resource(state);
     world.insert_resource(BlockRelay::default());
     world.insert_resource(crate::chain::CompactRelay::default());
-    world.insert_resource(Ibd::default());
+    world.insert_resource(Ibd { active: !out_of_ibd });
     world.insert_resource(ValidationQueue::default());
     world.insert_resource(ValidationInbox::default());
     world.insert_resource(BlockReads::default());
     world.insert_resource(BlockReadInbox::default());
     world.insert_resource(config);
-    world.insert_resource(Clock::default());
+    world.insert_resource(Clock { now_ms: start_ms });
     let mut rng = Rng::seeded(seed);
     world.insert_resource(AddrBook::random(&mut rng));
     world.insert_resource(crate::resources::TxRelayState::new(&mut rng));
@@ -60,13 +125,17 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(rng);
     world.insert_resource(BanList::default());
     world.insert_resource(crate::resources::AddrResponseCache::default());
-    world.insert_resource(PeerPolicy::default());
+    world.insert_resource(policy);
     world.insert_resource(PeerManagerState::default());
     world.insert_resource(Metrics::default());
-    world.insert_resource(ScoreTable::default());
+    let mut scores = ScoreTable::default();
+    if let Some(t) = score_threshold {
+        scores.threshold = t;
+    }
+    world.insert_resource(scores);
     world.insert_resource(ChainTip::default());
-    world.insert_resource(crate::mempool::pool::Mempool::default());
-    world.insert_resource(crate::mempool::orphanage::Orphanage::default());
+    world.insert_resource(crate::mempool::pool::Mempool::new(pool));
+    world.insert_resource(crate::mempool::orphanage::Orphanage::new(orphans));
     world.insert_resource(crate::mempool::extra::ExtraTxns::default());
     world.insert_resource(crate::mempool::intake::TxIntake::default());
     world.insert_resource(crate::mempool::local::Unbroadcast::default());
@@ -74,7 +143,7 @@ pub fn build_world(config: Config, seed: u64) -> World {
     world.insert_resource(crate::mempool::ChainCoins::default());
     world.insert_resource(crate::mempool::CoinsTip::default());
     world.insert_resource(crate::mempool::Scripts::default());
-    world.insert_resource(crate::mempool::policy::PolicyConfig::default());
+    world.insert_resource(tx_policy);
     world.insert_resource(crate::resources::TxAnnounceState::default());
     world.insert_resource(Inbox::default());
     world.insert_resource(Outbox::default());

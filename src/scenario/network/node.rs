@@ -8,15 +8,15 @@ use crate::scenario::sim::EPOCH_MS;
 use bevy_ecs::prelude::*;
 use bitcoin::{BlockHash, Transaction};
 use oni_systems::chain::{
-    BlockData, BlockReadInbox, BlockReads, ChainParams, HeaderTree, Ibd, InstantValidator, ValidationEvent,
-    ValidationInbox, ValidationQueue,
+    BlockData, BlockReadInbox, BlockReads, ChainParams, HeaderTree, InstantValidator, ValidationEvent, ValidationInbox,
+    ValidationQueue,
 };
 use oni_systems::mempool::accept::{accept, AcceptInputs};
 use oni_systems::mempool::policy::PolicyConfig;
 use oni_systems::mempool::pool::Mempool;
 use oni_systems::mempool::{ChainCoins, Scripts};
-use oni_systems::resources::{Clock, Config, Limits, PeerPolicy};
-use oni_systems::schedule::{build_schedule, build_world};
+use oni_systems::resources::{Clock, Config, Limits};
+use oni_systems::schedule::{build_schedule, build_world, WorldSettings};
 use oni_systems::wire::Network;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
@@ -74,10 +74,11 @@ impl SimNode {
         config.services &= !oni_systems::wire::services::NODE_P2P_V2;
         // Checked by the scenario's validation; here it can only be off.
         let _ = apply_compact_blocks(&mut config, compact_blocks);
-        let mut world = build_world(config, seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        world.resource_mut::<PeerPolicy>().auto_outbound = false;
-        world.resource_mut::<Ibd>().active = false;
-        world.resource_mut::<Clock>().now_ms = EPOCH_MS;
+        let mut settings = WorldSettings::new(config, seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        settings.policy.auto_outbound = false;
+        settings.out_of_ibd = true;
+        settings.start_ms = EPOCH_MS;
+        let mut world = build_world(settings);
         let (coins, chain) = NodeCoins::new(ledger);
         world.insert_resource(ChainCoins(Box::new(coins)));
         let genesis = ChainParams::for_network(network).genesis.block_hash();
