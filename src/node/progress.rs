@@ -53,9 +53,11 @@ impl ChainSnapshot {
         }
     }
 
-    /// Whether the node is still fetching blocks of its best header chain.
+    /// Whether the node is still fetching blocks of its best header chain. Not the IBD flag: a
+    /// node whose newest block is old (regtest, a quiet test chain) stays in IBD with nothing to
+    /// fetch, and must not report "syncing" every 5 s.
     pub fn behind(&self) -> bool {
-        self.ibd || self.height < self.headers
+        self.height < self.headers
     }
 }
 
@@ -206,6 +208,14 @@ mod tests {
         assert!(stuck.contains("0.0 blocks/s") && stuck.contains("unknown left"), "{stuck}");
         let done = Progress::line(&snap(1_500, 2_000, 0), &snap(2_000, 2_000, 0), Duration::from_secs(5));
         assert!(done.contains("done left"), "{done}");
+    }
+
+    #[test]
+    fn a_node_at_its_best_header_is_not_behind_even_in_ibd() {
+        let at_tip =
+            ChainSnapshot { height: 2_100, headers: 2_100, work_share: 1.0, block_bytes: 0, downloading: 0, ibd: true };
+        assert!(!at_tip.behind(), "an old tip with nothing to fetch is not syncing");
+        assert!(ChainSnapshot { height: 2_099, ..at_tip }.behind());
     }
 
     #[test]
