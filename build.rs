@@ -1,7 +1,9 @@
 //! Checks the machine can build Bitcoin Core's validation code (the kernel's build script needs
 //! cmake, a C++ compiler and Boost headers) and names what is missing with the line that installs
-//! it. Runs once per checkout (it reruns only when these files or the skip switch change), and has
-//! no build dependencies, so it runs before the kernel's build script has its own compiled.
+//! it. Runs once per checkout (it reruns only when these files or the skip switch change). Cargo
+//! may run the kernel's build script first (its chain of dependents is deeper): without cmake at
+//! all, that script's own "failed to spawn cmake configure" comes first; a missing compiler or
+//! Boost is named here while the kernel's configure is still running.
 
 #[path = "src/build_prereq.rs"]
 mod build_prereq;

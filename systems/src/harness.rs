@@ -89,7 +89,8 @@ impl TestNode {
     }
 
     /// The peer sends a frame of `command` carrying `payload` as given (right checksum), for
-    /// payloads no [`Message`] encodes: malformed, short, or with bytes after the message.
+    /// payloads no [`Message`](enum@Message) encodes: malformed, short, or with bytes after the
+    /// message.
     pub fn receive_payload(&mut self, conn: ConnId, command: crate::wire::Command, payload: &[u8]) {
         let network = self.world.resource::<Config>().network;
         let mut bytes = Vec::new();
