@@ -5,6 +5,7 @@
 //! - [`bridge`]: tokio listener and dialer, one reader and one writer task per connection.
 //! - [`node`]: the world loop on its own thread, and [`node::NodeHandle`] to dial, query and stop it;
 //!   [`node::seeds`]: DNS and fixed seeds, for an empty address book.
+//! - [`chaingen`]: a heavy regtest chain made on the spot, for IBD measurements.
 //! - [`cli`]: the `oni` command line (`node`, `dump`, `scenario`; `--conf` files).
 //! - [`store`]: LMDB (heed): bans, the address book.
 //! - [`coins`]: the chain's coins for the mempool (LMDB, kept in step with the kernel) and Core's
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod bridge;
+pub mod chaingen;
 pub mod cli;
 pub mod coins;
 pub mod dump;

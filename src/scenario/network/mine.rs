@@ -27,6 +27,20 @@ pub fn build_block(
     fees_sat: u64,
     tag: u64,
 ) -> Block {
+    let payout = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x51; 20]));
+    build_block_paying(prev, height, time_s, txs, fees_sat, tag, payout)
+}
+
+/// [`build_block`] with the coinbase paying `payout` (a key the caller can spend with).
+pub fn build_block_paying(
+    prev: BlockHash,
+    height: u32,
+    time_s: u32,
+    txs: &[Arc<Transaction>],
+    fees_sat: u64,
+    tag: u64,
+    payout: ScriptBuf,
+) -> Block {
     let subsidy = SUBSIDY_SAT >> (height / 150).min(63);
     let coinbase = Transaction {
         version: Version::TWO,
@@ -37,10 +51,7 @@ pub fn build_block(
             sequence: Sequence::MAX,
             witness: Witness::from_slice(&[[0u8; 32]]),
         }],
-        output: vec![TxOut {
-            value: Amount::from_sat(subsidy + fees_sat),
-            script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x51; 20])),
-        }],
+        output: vec![TxOut { value: Amount::from_sat(subsidy + fees_sat), script_pubkey: payout }],
     };
     let mut txdata = Vec::with_capacity(txs.len() + 1);
     txdata.push(coinbase);
