@@ -2,9 +2,10 @@
 //! block download: blocks full of signed transactions of several kinds, so validation (ECDSA and
 //! Schnorr signatures), block transfer and the coin store all work. Deterministic by seed.
 //!
-//! Kinds, drawn per transaction: P2WPKH payments (one input, two outputs), taproot key-path
-//! spends, consolidations (up to 20 inputs into one output) and batches (one input into 20
-//! outputs); outputs go to P2WPKH or P2TR keys of a small key ring. Coinbases pay the ring and
+//! Shapes, drawn per transaction: payments (one input, a share paid and the change), consolidations
+//! (up to 20 inputs into one output) and batches (one input into 20 payments and the change);
+//! outputs go to P2WPKH, P2TR (spent by key path) or P2SH 2-of-3 multisig scripts over a small
+//! key ring, so ECDSA segwit, Schnorr and legacy multisig signatures are all checked. Coinbases pay the ring and
 //! are spent once mature (100 blocks). Blocks are built by the network simulator's
 //! [`build_block_paying`] (BIP34 height, witness commitment, regtest proof of work).
 
@@ -36,6 +37,8 @@ const KEYS: usize = 16;
 enum Kind {
     P2wpkh,
     P2tr,
+    /// Legacy P2SH 2-of-3 multisig over keys `key`, `key + 1`, `key + 2` of the ring.
+    P2shMulti,
 }
 
 /// A coin the generator can spend.
@@ -116,12 +119,28 @@ impl ChainGen {
         match kind {
             Kind::P2wpkh => ScriptBuf::new_p2wpkh(&CompressedPublicKey(self.keys[key].public_key()).wpubkey_hash()),
             Kind::P2tr => ScriptBuf::new_p2tr_tweaked(self.tweaked[key].into()),
+            Kind::P2shMulti => ScriptBuf::new_p2sh(&self.multisig(key).script_hash()),
         }
+    }
+
+    /// The 2-of-3 redeem script over keys `key`, `key + 1`, `key + 2` (mod the ring).
+    fn multisig(&self, key: usize) -> ScriptBuf {
+        let mut b = bitcoin::script::Builder::new().push_opcode(bitcoin::opcodes::all::OP_PUSHNUM_2);
+        for k in 0..3 {
+            b = b.push_key(&bitcoin::PublicKey::new(self.keys[(key + k) % KEYS].public_key()));
+        }
+        b.push_opcode(bitcoin::opcodes::all::OP_PUSHNUM_3)
+            .push_opcode(bitcoin::opcodes::all::OP_CHECKMULTISIG)
+            .into_script()
     }
 
     fn draw_owner(&mut self) -> (usize, Kind) {
         let key = self.rng.below(KEYS as u64) as usize;
-        let kind = if self.rng.below(2) == 0 { Kind::P2wpkh } else { Kind::P2tr };
+        let kind = match self.rng.below(5) {
+            0 | 1 => Kind::P2wpkh,
+            2 | 3 => Kind::P2tr,
+            _ => Kind::P2shMulti,
+        };
         (key, kind)
     }
 
@@ -231,6 +250,7 @@ impl ChainGen {
             .map(|c| TxOut { value: Amount::from_sat(c.value), script_pubkey: self.script(c.key, c.kind) })
             .collect();
         let mut witnesses = Vec::with_capacity(inputs.len());
+        let mut script_sigs = vec![ScriptBuf::new(); inputs.len()];
         {
             let mut cache = SighashCache::new(&*tx);
             for (i, c) in inputs.iter().enumerate() {
@@ -258,12 +278,36 @@ impl ChainGen {
                         let sig = bitcoin::taproot::Signature { signature: sig, sighash_type: TapSighashType::Default };
                         Witness::p2tr_key_spend(&sig)
                     }
+                    Kind::P2shMulti => {
+                        let redeem = self.multisig(c.key);
+                        let hash = cache
+                            .legacy_signature_hash(i, &redeem, EcdsaSighashType::All.to_u32())
+                            .expect("an input of this transaction");
+                        let msg = Message::from_digest(hash.to_byte_array());
+                        // OP_0 (CHECKMULTISIG's extra pop), two signatures in key order, the script.
+                        let mut b = bitcoin::script::Builder::new().push_opcode(bitcoin::opcodes::OP_0);
+                        for k in 0..2 {
+                            let sk = self.keys[(c.key + k) % KEYS].secret_key();
+                            let sig = bitcoin::ecdsa::Signature {
+                                signature: self.secp.sign_ecdsa(&msg, &sk),
+                                sighash_type: EcdsaSighashType::All,
+                            };
+                            b = b.push_slice(
+                                bitcoin::script::PushBytesBuf::try_from(sig.to_vec()).expect("a signature fits a push"),
+                            );
+                        }
+                        let redeem_push =
+                            bitcoin::script::PushBytesBuf::try_from(redeem.to_bytes()).expect("105 bytes fit a push");
+                        script_sigs[i] = b.push_slice(redeem_push).into_script();
+                        Witness::new()
+                    }
                 };
                 witnesses.push(w);
             }
         }
-        for (input, w) in tx.input.iter_mut().zip(witnesses) {
+        for ((input, w), s) in tx.input.iter_mut().zip(witnesses).zip(script_sigs) {
             input.witness = w;
+            input.script_sig = s;
         }
     }
 }

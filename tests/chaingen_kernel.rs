@@ -1,6 +1,6 @@
 //! The heavy chain generator's blocks are valid to Bitcoin Core's own engine (libbitcoinkernel):
-//! every block connects, signatures of every kind included — and a block whose signature is
-//! broken is refused, so the scripts really are checked.
+//! every block connects, signatures of every kind included (P2WPKH, taproot key path, P2SH 2-of-3
+//! multisig) — and a block whose signature is broken is refused, so the scripts really are checked.
 
 use bitcoin::consensus::serialize;
 use oni::chaingen::ChainGen;
@@ -13,7 +13,7 @@ fn the_kernel_connects_every_generated_block_and_refuses_a_broken_signature() {
     let mut kernel = KernelValidator::open(KernelConfig::new(Network::Regtest, dir.path())).unwrap();
     let mut gen = ChainGen::new(11);
     let mut events = Vec::new();
-    let (mut segwit_v0, mut taproot) = (0usize, 0usize);
+    let (mut segwit_v0, mut taproot, mut multisig) = (0usize, 0usize, 0usize);
     for height in 1..=140u32 {
         let block = gen.next_block(30_000);
         for tx in block.txdata.iter().skip(1) {
@@ -21,6 +21,7 @@ fn the_kernel_connects_every_generated_block_and_refuses_a_broken_signature() {
                 match input.witness.len() {
                     2 => segwit_v0 += 1,
                     1 => taproot += 1,
+                    0 if input.script_sig.len() > 200 => multisig += 1,
                     n => panic!("unexpected witness of {n} items"),
                 }
             }
@@ -38,15 +39,21 @@ fn the_kernel_connects_every_generated_block_and_refuses_a_broken_signature() {
     assert_eq!(kernel.tip().height, 140);
     let stats = gen.stats();
     assert!(stats.txs > 500, "{stats:?}");
-    assert!(segwit_v0 > 100 && taproot > 100, "both kinds of spends: {segwit_v0} P2WPKH, {taproot} P2TR");
+    assert!(
+        segwit_v0 > 100 && taproot > 100 && multisig > 50,
+        "every kind of spend: {segwit_v0} P2WPKH, {taproot} P2TR, {multisig} P2SH 2-of-3"
+    );
 
     // The next block with one signature byte flipped: refused, and the tip stays.
     let mut bad = gen.next_block(30_000);
     assert!(bad.txdata.len() > 1);
-    let tx = &mut bad.txdata[1];
-    let mut items: Vec<Vec<u8>> = tx.input[0].witness.iter().map(|w| w.to_vec()).collect();
+    let (t, i) = (1..bad.txdata.len())
+        .find_map(|t| bad.txdata[t].input.iter().position(|i| !i.witness.is_empty()).map(|i| (t, i)))
+        .expect("a witness spend in the block");
+    let input = &mut bad.txdata[t].input[i];
+    let mut items: Vec<Vec<u8>> = input.witness.iter().map(|w| w.to_vec()).collect();
     items[0][10] ^= 1;
-    tx.input[0].witness = bitcoin::Witness::from_slice(&items);
+    input.witness = bitcoin::Witness::from_slice(&items);
     if let Some(root) = bad.witness_root() {
         // Keep the commitment right, so only the signature is wrong.
         let commitment = bitcoin::Block::compute_witness_commitment(&root, &[0u8; 32]);
