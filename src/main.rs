@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Node(args) => ExitCode::from(u8::try_from(run_node(&args)).unwrap_or(1)),
         Command::Dump(args) => ExitCode::from(u8::try_from(oni::cli::dump::run_dump(&args)).unwrap_or(1)),
+        Command::Chaingen(args) => ExitCode::from(u8::try_from(oni::cli::chaingen::run_chaingen(&args)).unwrap_or(1)),
         Command::Scenario(cmd) => {
             // Scenario reports go to stdout; the simulated node's own log lines stay quiet.
             let _ = oni::cli::init_logging(Some("warn"));

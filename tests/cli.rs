@@ -134,3 +134,29 @@ fn a_bitcoin_conf_starts_the_node_on_its_settings_and_a_bad_one_exits_2() {
     let err = bad.drain(SECOND);
     assert!(err.contains("line 2: expected key=value"), "{err}");
 }
+
+#[test]
+fn chaingen_writes_the_blocks_it_counts_and_refuses_a_path_it_cannot_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("heavy.hex");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_oni"))
+        .args(["chaingen", "--blocks", "120", "--block-bytes", "5000", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let said = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(said.starts_with("120 blocks, "), "{said}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let blocks: Vec<bitcoin::Block> =
+        text.lines().map(|l| bitcoin::consensus::encode::deserialize_hex(l).unwrap()).collect();
+    assert_eq!(blocks.len(), 120);
+    assert!(blocks.windows(2).all(|w| w[1].header.prev_blockhash == w[0].block_hash()), "one chain, in order");
+    let bytes: usize = blocks.iter().map(|b| bitcoin::consensus::serialize(b).len()).sum();
+    assert!(said.contains(&format!(" {bytes} bytes")), "the size it states is the file's: {said}");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_oni"))
+        .args(["chaingen", "--blocks", "1", "--out", tmp.path().join("no/such/dir/x.hex").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot create"));
+}

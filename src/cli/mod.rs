@@ -7,9 +7,10 @@
 //! - [`args`]: what several commands share (network, addresses, datadir).
 //! - [`node`]: `oni node`'s flags and running it; [`conf`]: `--conf` files; [`operator`]: its RPC
 //!   and metrics flags.
-//! - [`dump`]: `oni dump`; [`scenario`]: `oni scenario`.
+//! - [`dump`]: `oni dump`; [`scenario`]: `oni scenario`; [`chaingen`]: `oni chaingen`.
 
 pub mod args;
+pub mod chaingen;
 pub mod conf;
 pub mod dump;
 pub mod node;
@@ -46,6 +47,8 @@ pub enum Command {
     /// Attack and workload scenarios (RON files).
     #[command(subcommand)]
     Scenario(scenario::ScenarioCommand),
+    /// Write a heavy regtest chain (signed transactions of several kinds) for IBD measurements.
+    Chaingen(chaingen::ChainGenArgs),
 }
 
 /// Sets up logging to stderr: `--log-level`, else RUST_LOG, else info.
