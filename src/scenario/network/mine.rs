@@ -65,9 +65,20 @@ pub fn build_block_paying(
         nonce: 0,
     };
     let mut block = Block { header, txdata };
+    seal(&mut block);
+    block
+}
+
+/// The witness commitment's output script prefix: OP_RETURN, a 36-byte push, BIP141's magic.
+const COMMITMENT_PREFIX: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+
+/// Makes `block` commit to its transactions again after they changed: the coinbase's witness
+/// commitment output (replaced, or added), the merkle root, then a nonce meeting regtest's target.
+pub fn seal(block: &mut Block) {
+    block.txdata[0].output.retain(|o| !o.script_pubkey.as_bytes().starts_with(&COMMITMENT_PREFIX));
     if let Some(root) = block.witness_root() {
         let commitment = Block::compute_witness_commitment(&root, &[0u8; 32]);
-        let mut script = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+        let mut script = COMMITMENT_PREFIX.to_vec();
         script.extend_from_slice(commitment.as_byte_array());
         block.txdata[0].output.push(TxOut { value: Amount::ZERO, script_pubkey: ScriptBuf::from_bytes(script) });
     }
@@ -75,7 +86,6 @@ pub fn build_block_paying(
     while block.header.validate_pow(block.header.target()).is_err() {
         block.header.nonce = block.header.nonce.wrapping_add(1);
     }
-    block
 }
 
 #[cfg(test)]
