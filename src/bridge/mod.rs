@@ -1,6 +1,6 @@
 //! The tokio IO bridge: owns every socket. It accepts inbound connections, dials outbound ones, runs
 //! one reader task and one writer task per connection, reports [`NetEvent`]s to the world through a
-//! bounded flume channel, and carries out the world's [`IoCommand`]s. It makes no decisions: which
+//! bounded flume channel, and carries out the world's IO commands ([`BridgeCarrier`]). It makes no decisions: which
 //! peer to close, pause or dial is the systems' call.
 //!
 //! Connection ids come from one counter here, for inbound and outbound alike, and are never reused.
@@ -12,7 +12,7 @@ mod conn;
 pub use conn::INBOUND_RECV_POOL_BYTES;
 use conn::{ConnCtl, ConnTasks, Start};
 use oni_systems::components::{ConnId, Direction};
-use oni_systems::resources::{IoCommand, NetEvent};
+use oni_systems::resources::{DisconnectReason, IoCarrier, NetEvent};
 use oni_systems::wire::Network;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -126,43 +126,10 @@ impl Bridge {
         self.inner.runtime.spawn(async move { inner.accept_loop(listener).await });
     }
 
-    /// Carries out one command from the world. Never blocks: events that must reach the world
-    /// before any task's (`Dialing`) are pushed to `immediate` for the caller to put in the inbox.
-    pub fn execute(&self, cmd: IoCommand, immediate: &mut Vec<NetEvent>) {
-        match cmd {
-            IoCommand::Send { conn, bytes } => {
-                if let Some(ctl) = self.inner.get(conn) {
-                    ctl.send(bytes);
-                }
-            }
-            IoCommand::Close { conn, reason } => {
-                tracing::debug!(peer = conn.0, reason = reason.label(), "closing socket");
-                self.inner.end(conn, Ending::Quiet);
-            }
-            IoCommand::PauseRead { conn } => {
-                if let Some(ctl) = self.inner.get(conn) {
-                    ctl.set_paused(true);
-                }
-            }
-            IoCommand::ResumeRead { conn } => {
-                if let Some(ctl) = self.inner.get(conn) {
-                    ctl.set_paused(false);
-                }
-            }
-            IoCommand::Consumed { conn, bytes } => {
-                if let Some(ctl) = self.inner.get(conn) {
-                    ctl.consumed(bytes);
-                }
-            }
-            IoCommand::RecvLimit { conn, bytes } => {
-                if let Some(ctl) = self.inner.get(conn) {
-                    ctl.set_recv_limit(bytes);
-                }
-            }
-            IoCommand::Connect { addr, direction, v2 } => {
-                self.dial(addr, direction, v2, immediate);
-            }
-        }
+    /// The carrier for one tick's commands. Never blocks: events that must reach the world before
+    /// any task's (`Dialing`) are pushed to `immediate` for the caller to put in the inbox.
+    pub fn carrier<'a>(&'a self, immediate: &'a mut Vec<NetEvent>) -> BridgeCarrier<'a> {
+        BridgeCarrier { bridge: self, immediate }
     }
 
     /// Dials `addr` (with BIP324 v2 first when `v2`); returns the new connection's id. `Dialing`
@@ -185,6 +152,54 @@ impl Bridge {
         for conn in conns {
             self.inner.end(conn, Ending::Quiet);
         }
+    }
+}
+
+/// The bridge carrying out the world's commands: each one reaches the connection's tasks through
+/// its control block; a command for a connection already gone is dropped.
+pub struct BridgeCarrier<'a> {
+    bridge: &'a Bridge,
+    immediate: &'a mut Vec<NetEvent>,
+}
+
+impl BridgeCarrier<'_> {
+    fn ctl(&self, conn: ConnId) -> Option<Arc<ConnCtl>> {
+        self.bridge.inner.get(conn)
+    }
+}
+
+impl IoCarrier for BridgeCarrier<'_> {
+    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        if let Some(ctl) = self.ctl(conn) {
+            ctl.send(bytes);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, reason: DisconnectReason) {
+        tracing::debug!(peer = conn.0, reason = reason.label(), "closing socket");
+        self.bridge.inner.end(conn, Ending::Quiet);
+    }
+
+    fn set_paused(&mut self, conn: ConnId, paused: bool) {
+        if let Some(ctl) = self.ctl(conn) {
+            ctl.set_paused(paused);
+        }
+    }
+
+    fn consumed(&mut self, conn: ConnId, bytes: usize) {
+        if let Some(ctl) = self.ctl(conn) {
+            ctl.consumed(bytes);
+        }
+    }
+
+    fn recv_limit(&mut self, conn: ConnId, bytes: usize) {
+        if let Some(ctl) = self.ctl(conn) {
+            ctl.set_recv_limit(bytes);
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr, direction: Direction, v2: bool) {
+        self.bridge.dial(addr, direction, v2, self.immediate);
     }
 }
 

@@ -306,10 +306,7 @@ impl WorldLoop {
         super::progress::Progress::after_tick(&mut self.world, Instant::now());
         // Bans are durable before any socket is closed for them: whoever sees the close can rely on it.
         self.persist_bans();
-        let commands = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
-        for cmd in commands {
-            self.bridge.execute(cmd, &mut self.pending);
-        }
+        Outbox::carry_out(&mut self.world, &mut self.bridge.carrier(&mut self.pending));
         // Then the chain's IO, whose header writes sync the store (milliseconds): frames of this
         // tick (a getdata for a new block, an announcement) must not wait behind them.
         if let Some(chain) = self.chain.as_mut() {

@@ -19,7 +19,7 @@ use oni_systems::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidat
 use oni_systems::components::{ConnId, Direction, RecvBuffer, SendQueue};
 use oni_systems::mempool::orphanage::Orphanage;
 use oni_systems::mempool::pool::Mempool;
-use oni_systems::resources::{Clock, Config, ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
+use oni_systems::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCarrier, NetEvent, Outbox};
 use oni_systems::schedule::{build_schedule, build_world, WorldSettings};
 use oni_systems::wire::v2::transport::V2Session;
 use oni_systems::wire::{Command, Network};
@@ -191,45 +191,14 @@ impl Sim {
     }
 
     fn carry_out_commands(&mut self, now: u64) {
-        let cmds = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
-        for cmd in cmds {
-            match cmd {
-                IoCommand::Send { conn, bytes } => {
-                    if let Some(link) = self.links.get_mut(&conn.0) {
-                        link.node_writes(&bytes);
-                    }
-                }
-                IoCommand::Close { conn, reason } => {
-                    let Some(link) = self.links.get_mut(&conn.0) else { continue };
-                    if !link.node_closes() {
-                        continue;
-                    }
-                    let rec = &mut self.conns[conn.0 as usize - 1];
-                    if rec.closed.is_none() {
-                        rec.closed = Some(Closed::ByNode {
-                            at_ms: now,
-                            reason,
-                            frames_sent: rec.frames_sent,
-                            bytes_sent: rec.bytes_sent,
-                        });
-                    }
-                    self.hash.event(tag::NODE_CLOSE, &[now, conn.0, reason as u64]);
-                }
-                IoCommand::PauseRead { conn } => {
-                    if let Some(link) = self.links.get_mut(&conn.0) {
-                        link.paused = true;
-                    }
-                }
-                IoCommand::ResumeRead { conn } => {
-                    if let Some(link) = self.links.get_mut(&conn.0) {
-                        link.paused = false;
-                    }
-                }
-                // Frames here are handed over whole and at once: no reader to give credit to.
-                IoCommand::Consumed { .. } | IoCommand::RecvLimit { .. } => {}
-                IoCommand::Connect { .. } => self.dials += 1,
-            }
-        }
+        let mut carrier = SimCarrier {
+            links: &mut self.links,
+            conns: &mut self.conns,
+            hash: &mut self.hash,
+            dials: &mut self.dials,
+            now,
+        };
+        Outbox::carry_out(&mut self.world, &mut carrier);
     }
 
     /// The validator's turn, as the shell's worker would take it: blocks queued this tick are
@@ -452,5 +421,55 @@ impl super::host::BotHost for Sim {
             let a = self.call(i, now, |b, io| b.on_connected(io));
             self.apply(i, now, a);
         }
+    }
+}
+
+/// The node's commands carried out on the simulated links, recorded in the trace.
+struct SimCarrier<'a> {
+    links: &'a mut BTreeMap<u64, Link>,
+    conns: &'a mut Vec<ConnRecord>,
+    hash: &'a mut TraceHash,
+    dials: &'a mut u64,
+    now: u64,
+}
+
+impl IoCarrier for SimCarrier<'_> {
+    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        if let Some(link) = self.links.get_mut(&conn.0) {
+            link.node_writes(&bytes);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, reason: DisconnectReason) {
+        let Some(link) = self.links.get_mut(&conn.0) else { return };
+        if !link.node_closes() {
+            return;
+        }
+        let rec = &mut self.conns[conn.0 as usize - 1];
+        if rec.closed.is_none() {
+            rec.closed = Some(Closed::ByNode {
+                at_ms: self.now,
+                reason,
+                frames_sent: rec.frames_sent,
+                bytes_sent: rec.bytes_sent,
+            });
+        }
+        self.hash.event(tag::NODE_CLOSE, &[self.now, conn.0, reason as u64]);
+    }
+
+    fn set_paused(&mut self, conn: ConnId, paused: bool) {
+        if let Some(link) = self.links.get_mut(&conn.0) {
+            link.paused = paused;
+        }
+    }
+
+    // Frames here are handed over whole and at once: no reader to give credit to.
+    fn consumed(&mut self, _: ConnId, _: usize) {}
+
+    fn recv_limit(&mut self, _: ConnId, _: usize) {}
+
+    // The simulated node dials nobody (its peers are the scenario's); dials are only counted.
+    fn connect(&mut self, _: SocketAddr, _: Direction, _: bool) {
+        *self.dials += 1;
     }
 }

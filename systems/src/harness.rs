@@ -6,12 +6,62 @@
 
 use crate::chain::{BlockReadInbox, BlockReads, ChainParams, InstantValidator, ValidationInbox, ValidationQueue};
 use crate::components::{ConnId, Direction, PeerState};
-use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCommand, Metrics, NetEvent, Outbox};
+use crate::resources::{Clock, Config, ConnIndex, DisconnectReason, Inbox, IoCarrier, Metrics, NetEvent, Outbox};
 use crate::schedule::{build_schedule, build_world, WorldSettings};
 use crate::wire::{FrameSplitter, Message, NetAddr, Version, HEADER_LEN};
 use ahash::{AHashMap, AHashSet};
 use bevy_ecs::prelude::*;
 use std::net::SocketAddr;
+
+/// The shell a test node has: every frame written at once (unless the test stalled the
+/// connection), everything the world asked for kept for the test to read.
+#[derive(Default)]
+struct InstantShell {
+    sent: AHashMap<ConnId, Vec<u8>>,
+    closed: AHashMap<ConnId, DisconnectReason>,
+    stalled: AHashSet<ConnId>,
+    unwritten: AHashMap<ConnId, usize>,
+    paused: AHashSet<ConnId>,
+    dials: Vec<(SocketAddr, Direction)>,
+    v2_dials: Vec<SocketAddr>,
+    /// `Written` events for the next tick.
+    written: Vec<NetEvent>,
+}
+
+impl IoCarrier for InstantShell {
+    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        if !self.stalled.contains(&conn) {
+            self.written.push(NetEvent::Written { conn, bytes: bytes.len() });
+        } else {
+            *self.unwritten.entry(conn).or_default() += bytes.len();
+        }
+        self.sent.entry(conn).or_default().extend_from_slice(&bytes);
+    }
+
+    fn close(&mut self, conn: ConnId, reason: DisconnectReason) {
+        self.closed.insert(conn, reason);
+    }
+
+    fn set_paused(&mut self, conn: ConnId, paused: bool) {
+        if paused {
+            self.paused.insert(conn);
+        } else {
+            self.paused.remove(&conn);
+        }
+    }
+
+    // Frames here are handed over whole and at once: no reader to give credit to.
+    fn consumed(&mut self, _: ConnId, _: usize) {}
+
+    fn recv_limit(&mut self, _: ConnId, _: usize) {}
+
+    fn connect(&mut self, addr: SocketAddr, direction: Direction, v2: bool) {
+        self.dials.push((addr, direction));
+        if v2 {
+            self.v2_dials.push(addr);
+        }
+    }
+}
 
 /// A world, its schedule, and what it sent to each connection.
 pub struct TestNode {
@@ -19,13 +69,7 @@ pub struct TestNode {
     pub world: World,
     schedule: Schedule,
     next_conn: u64,
-    sent: AHashMap<ConnId, Vec<u8>>,
-    closed: AHashMap<ConnId, DisconnectReason>,
-    stalled: AHashSet<ConnId>,
-    unwritten: ahash::AHashMap<ConnId, usize>,
-    paused: AHashSet<ConnId>,
-    dials: Vec<(SocketAddr, Direction)>,
-    v2_dials: Vec<SocketAddr>,
+    shell: InstantShell,
     /// The validator and block store the shell would run: instant, in chain order.
     pub validator: InstantValidator,
 }
@@ -39,13 +83,7 @@ impl TestNode {
             world,
             schedule: build_schedule(),
             next_conn: 1,
-            sent: AHashMap::new(),
-            closed: AHashMap::new(),
-            stalled: AHashSet::new(),
-            unwritten: ahash::AHashMap::new(),
-            paused: AHashSet::new(),
-            dials: Vec::new(),
-            v2_dials: Vec::new(),
+            shell: InstantShell::default(),
             validator: InstantValidator::new(genesis),
         }
     }
@@ -131,13 +169,13 @@ impl TestNode {
 
     /// The peer stops reading: frames handed to its writer are never reported written.
     pub fn stall_reader(&mut self, conn: ConnId) {
-        self.stalled.insert(conn);
+        self.shell.stalled.insert(conn);
     }
 
     /// The stalled peer reads again: everything handed to its writer is written, and it ticks.
     pub fn resume_reader(&mut self, conn: ConnId) {
-        self.stalled.remove(&conn);
-        if let Some(bytes) = self.unwritten.remove(&conn) {
+        self.shell.stalled.remove(&conn);
+        if let Some(bytes) = self.shell.unwritten.remove(&conn) {
             self.event(NetEvent::Written { conn, bytes });
         }
         self.tick();
@@ -154,37 +192,8 @@ impl TestNode {
         self.schedule.run(&mut self.world);
         // As the node's world loop: removal messages live two ticks, not for good.
         self.world.clear_trackers();
-        let cmds = std::mem::take(&mut self.world.resource_mut::<Outbox>().0);
-        let mut written = Vec::new();
-        for c in cmds {
-            match c {
-                IoCommand::Send { conn, bytes } => {
-                    if !self.stalled.contains(&conn) {
-                        written.push(NetEvent::Written { conn, bytes: bytes.len() });
-                    } else {
-                        *self.unwritten.entry(conn).or_default() += bytes.len();
-                    }
-                    self.sent.entry(conn).or_default().extend_from_slice(&bytes);
-                }
-                IoCommand::Close { conn, reason } => {
-                    self.closed.insert(conn, reason);
-                }
-                IoCommand::PauseRead { conn } => {
-                    self.paused.insert(conn);
-                }
-                IoCommand::ResumeRead { conn } => {
-                    self.paused.remove(&conn);
-                }
-                // Frames here are handed over whole and at once: no reader to give credit to.
-                IoCommand::Consumed { .. } | IoCommand::RecvLimit { .. } => {}
-                IoCommand::Connect { addr, direction, v2 } => {
-                    self.dials.push((addr, direction));
-                    if v2 {
-                        self.v2_dials.push(addr);
-                    }
-                }
-            }
-        }
+        Outbox::carry_out(&mut self.world, &mut self.shell);
+        let written = std::mem::take(&mut self.shell.written);
         self.world.resource_mut::<Inbox>().0.extend(written);
         self.world.resource_scope(|world, mut queue: Mut<ValidationQueue>| {
             let mut inbox = world.resource_mut::<ValidationInbox>();
@@ -204,7 +213,7 @@ impl TestNode {
     /// Messages the node sent to `conn` since the last call, decoded.
     pub fn sent_to(&mut self, conn: ConnId) -> Vec<Message> {
         let network = self.world.resource::<Config>().network;
-        let bytes = self.sent.remove(&conn).unwrap_or_default();
+        let bytes = self.shell.sent.remove(&conn).unwrap_or_default();
         let mut out = Vec::new();
         let mut splitter = FrameSplitter::new(network);
         let mut rest = &bytes[..];
@@ -226,38 +235,38 @@ impl TestNode {
 
     /// Raw bytes sent to `conn` and not yet read by `sent_to`.
     pub fn sent_bytes(&self, conn: ConnId) -> usize {
-        self.sent.get(&conn).map_or(0, Vec::len)
+        self.shell.sent.get(&conn).map_or(0, Vec::len)
     }
 
     /// Why `conn` was closed, if it was.
     pub fn closed_reason(&self, conn: ConnId) -> Option<DisconnectReason> {
-        self.closed.get(&conn).copied()
+        self.shell.closed.get(&conn).copied()
     }
 
     /// Whether the node asked to stop reading `conn`.
     pub fn is_read_paused(&self, conn: ConnId) -> bool {
-        self.paused.contains(&conn)
+        self.shell.paused.contains(&conn)
     }
 
     /// Every address the node asked to dial with BIP324 v2 first.
     pub fn v2_dials(&self) -> &[SocketAddr] {
-        &self.v2_dials
+        &self.shell.v2_dials
     }
 
     /// Outbound dials the node asked for and nobody answered yet.
     pub fn dials(&self) -> &[(SocketAddr, Direction)] {
-        &self.dials
+        &self.shell.dials
     }
 
     /// Forgets the pending dials (the test answered them itself).
     pub fn take_dials(&mut self) -> Vec<(SocketAddr, Direction)> {
-        std::mem::take(&mut self.dials)
+        std::mem::take(&mut self.shell.dials)
     }
 
     /// Answers every pending dial: each socket connects, and the peer completes the handshake
     /// offering `services`. Returns the new connections.
     pub fn complete_dials(&mut self, services: u64) -> Vec<(ConnId, SocketAddr, Direction)> {
-        let dials = std::mem::take(&mut self.dials);
+        let dials = std::mem::take(&mut self.shell.dials);
         let mut out = Vec::new();
         for (addr, direction) in dials {
             let conn = ConnId(self.next_conn);

@@ -25,7 +25,7 @@ use ahash::AHashMap;
 use bitcoin::{BlockHash, Transaction};
 use oni_systems::components::{ConnId, Direction};
 use oni_systems::mempool::{BlockTxEvent, BlockTxInbox};
-use oni_systems::resources::{Inbox, IoCommand, NetEvent, Outbox, Rng};
+use oni_systems::resources::{DisconnectReason, Inbox, IoCarrier, NetEvent, Outbox, Rng};
 use oni_systems::wire::Network;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -103,6 +103,57 @@ pub struct NetOutcome {
     pub trace_hash: u64,
     /// Transactions put into pools, and those the pools refused (should be 0).
     pub pool_fills: (u64, u64),
+}
+
+/// One node's commands carried out on its connections' pipes, closes recorded in the trace.
+struct PipeCarrier<'a> {
+    conns: &'a mut [Conn],
+    hash: &'a mut TraceHash,
+    node: usize,
+    now: u64,
+}
+
+impl PipeCarrier<'_> {
+    /// The connection and this node's side of it.
+    fn conn(&mut self, conn: ConnId) -> Option<(&mut Conn, usize)> {
+        let c = self.conns.get_mut((conn.0 as usize).checked_sub(1)?)?;
+        let side = c.side(self.node);
+        Some((c, side))
+    }
+}
+
+impl IoCarrier for PipeCarrier<'_> {
+    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let Some((c, s)) = self.conn(conn) else { return };
+        if !c.closed[s] && !c.closed[1 - s] {
+            c.pipes[s].write(&bytes);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, reason: DisconnectReason) {
+        let Some((c, s)) = self.conn(conn) else { return };
+        if c.closed[s] {
+            return;
+        }
+        c.closed[s] = true;
+        // What was coming to the closer is lost; what it sent still arrives, then the close.
+        c.pipes[1 - s].drop_all();
+        self.hash.event(tag::CLOSE, &[self.now, conn.0, self.node as u64, reason as u64]);
+    }
+
+    fn set_paused(&mut self, conn: ConnId, paused: bool) {
+        if let Some((c, s)) = self.conn(conn) {
+            c.pipes[1 - s].paused = paused;
+        }
+    }
+
+    // Frames are handed over whole here: there is no reader to give credit to.
+    fn consumed(&mut self, _: ConnId, _: usize) {}
+
+    fn recv_limit(&mut self, _: ConnId, _: usize) {}
+
+    // Nodes dial nobody by themselves: the topology is the simulator's.
+    fn connect(&mut self, _: SocketAddr, _: Direction, _: bool) {}
 }
 
 /// The simulator.
@@ -335,45 +386,8 @@ impl NetSim {
     }
 
     fn carry_out_commands(&mut self, i: usize, now: u64) {
-        let cmds = std::mem::take(&mut self.nodes[i].world.resource_mut::<Outbox>().0);
-        for cmd in cmds {
-            let (conn, what) = match cmd {
-                IoCommand::Send { conn, bytes } => {
-                    let Some(c) = self.conn_of(conn) else { continue };
-                    let s = c.side(i);
-                    if !c.closed[s] && !c.closed[1 - s] {
-                        c.pipes[s].write(&bytes);
-                    }
-                    continue;
-                }
-                IoCommand::Close { conn, reason } => (conn, Some(reason)),
-                IoCommand::PauseRead { conn } | IoCommand::ResumeRead { conn } => {
-                    let pause = matches!(cmd, IoCommand::PauseRead { .. });
-                    if let Some(c) = self.conn_of(conn) {
-                        let s = c.side(i);
-                        c.pipes[1 - s].paused = pause;
-                    }
-                    continue;
-                }
-                // Frames are handed over whole here: there is no reader to give credit to; and
-                // nodes dial nobody by themselves (the topology is ours).
-                IoCommand::Consumed { .. } | IoCommand::RecvLimit { .. } | IoCommand::Connect { .. } => continue,
-            };
-            let Some(c) = self.conn_of(conn) else { continue };
-            let s = c.side(i);
-            if c.closed[s] {
-                continue;
-            }
-            c.closed[s] = true;
-            // What was coming to the closer is lost; what it sent still arrives, then the close.
-            c.pipes[1 - s].drop_all();
-            let reason = what.map_or(0, |r| r as u64);
-            self.hash.event(tag::CLOSE, &[now, conn.0, i as u64, reason]);
-        }
-    }
-
-    fn conn_of(&mut self, conn: ConnId) -> Option<&mut Conn> {
-        self.conns.get_mut((conn.0 as usize).checked_sub(1)?)
+        let mut carrier = PipeCarrier { conns: &mut self.conns, hash: &mut self.hash, node: i, now };
+        Outbox::carry_out(&mut self.nodes[i].world, &mut carrier);
     }
 
     fn chain_moved(&mut self, i: usize, now: u64, moves: Vec<ChainMove>) {

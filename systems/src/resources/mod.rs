@@ -19,7 +19,7 @@ pub use addrman::{AddrBook, AddrInfo, NetAddress, PeerAddr};
 pub use banlist::{BanChange, BanEntry, BanList, BanReason, Subnet};
 pub use clock::{Clock, Rng};
 pub use config::{Config, Limits};
-pub use io::{ConnIndex, Inbox, IoCommand, NetEvent, Outbox};
+pub use io::{carry_out, ConnIndex, Inbox, IoCarrier, IoCommand, NetEvent, Outbox};
 pub use metrics::{Histogram, Metrics};
 pub use policy::{PeerManagerState, PeerPolicy, UNREACHED_MAX};
 pub use reasons::{AnnounceKind, DisconnectReason, Misbehavior, ScoreTable};
