@@ -344,13 +344,53 @@ fn kernel_kill9_loses_nothing_reported_connected() {
     assert!(!status.success(), "the child was killed, it did not finish");
     assert!(reported.len() >= KILL_AFTER_REPORTED, "the child reported only {}", reported.len());
 
-    let kernel = KernelValidator::open(kernel_config(dir.path())).unwrap();
     let highest = reported.iter().map(|(h, _)| *h).max().unwrap();
+    // The kernel by itself (journal not read) never flushed in the child: the journal is what
+    // keeps the promise.
+    let alone = KernelValidator::open(KernelConfig { journal_bytes_max: 0, ..kernel_config(dir.path()) }).unwrap();
+    let alone_height = alone.tip().height;
+    drop(alone);
+    assert!(
+        alone_height < highest,
+        "the kernel alone is at {alone_height}, reported {highest}: the journal went unused"
+    );
+    let kernel = KernelValidator::open(kernel_config(dir.path())).unwrap();
+    eprintln!("kernel alone at {alone_height}; after the journal's replay at {}", kernel.tip().height);
+    assert_eq!(kernel.journal_bytes(), Some(0), "the replay ends with a flush that empties the journal");
     assert!(kernel.tip().height >= highest, "tip {} < reported {highest}", kernel.tip().height);
     for (height, hash) in &reported {
         assert_eq!(kernel.block_hash_at(*height), Some(*hash), "block {height} survived");
         assert_eq!(f.chain[*height as usize - 1].hash, *hash);
     }
+}
+
+#[test]
+fn a_journal_over_its_budget_is_flushed_into_the_kernel_and_emptied() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 20_000;
+    let config = KernelConfig { journal_bytes_max: budget, ..kernel_config(dir.path()) };
+    let mut kernel = KernelValidator::open(config.clone()).unwrap();
+    let mut events = Vec::new();
+    let (mut flushes, mut peak) = (0, 0);
+    for b in f.chain.iter().take(120) {
+        kernel.submit(b.hash, &b.raw, &mut events);
+        let before = kernel.journal_bytes().unwrap();
+        peak = peak.max(before);
+        let tip = kernel.checkpoint().unwrap();
+        assert_eq!(tip.hash, b.hash, "every checkpoint reports the tip");
+        let after = kernel.journal_bytes().unwrap();
+        if before > budget {
+            assert_eq!(after, 0, "over budget ({before} bytes): flushed and emptied");
+            flushes += 1;
+        } else {
+            assert_eq!(after, before, "within budget: committed, kept");
+        }
+    }
+    assert!(flushes >= 2, "{flushes} flushes (peak {peak} bytes)");
+    drop(kernel);
+    let reopened = KernelValidator::open(config).unwrap();
+    assert_eq!(reopened.tip().hash, f.chain[119].hash);
 }
 
 #[test]

@@ -72,13 +72,14 @@ impl ChainIo {
         let config = WorkerConfig {
             queue_blocks_max: 1_024,
             queue_bytes_max: 512 << 20,
-            // Everything reported connected survives a kill -9 (the kernel has no flush call).
+            // Everything reported connected survives a kill -9 (the kernel has no flush call; its
+            // journal does it).
             hold_until_durable: true,
             // Verdicts wait for the checkpoint that makes them durable, and the download window
-            // waits for verdicts: checkpoint often enough that the window keeps moving
-            // (a checkpoint costs ~90 ms at the fixture's size).
+            // waits for verdicts: a checkpoint is one journal commit (an fsync), so it can come
+            // often and keep the window moving.
             checkpoint_blocks: 1_000,
-            checkpoint_interval_ms: 500,
+            checkpoint_interval_ms: 100,
         };
         let (worker, coins) = match datadir {
             Some(dir) => {
@@ -225,6 +226,7 @@ impl ChainIo {
         }
         let answers = self.read_answers.1.try_iter();
         world.resource_mut::<BlockReadInbox>().0.extend(answers);
+        world.insert_resource(super::progress::ValidatorLoad(self.worker.load()));
     }
 
     /// After a tick: new headers to the store (first, so the tree can always be rebuilt up to what

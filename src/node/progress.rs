@@ -4,6 +4,7 @@
 //! figures come from world snapshots taken after ticks, so the loop's clock paces the lines and
 //! the arithmetic ([`Progress::line`]) is a pure function of two snapshots.
 
+use crate::validation::WorkerLoad;
 use bevy_ecs::prelude::*;
 use bitcoin::pow::Work;
 use oni_systems::chain::{HeaderTree, Ibd, PeerBlocks};
@@ -29,7 +30,13 @@ pub struct ChainSnapshot {
     pub downloading: usize,
     /// Initial block download.
     pub ibd: bool,
+    /// The validation worker's busy time so far.
+    pub validator: WorkerLoad,
 }
+
+/// The validation worker's load as of the last tick (the chain IO copies it in), for the lines.
+#[derive(Resource, Clone, Copy, Debug, Default)]
+pub struct ValidatorLoad(pub WorkerLoad);
 
 impl ChainSnapshot {
     /// Takes the figures from `world`.
@@ -50,6 +57,7 @@ impl ChainSnapshot {
             block_bytes,
             downloading,
             ibd: world.resource::<Ibd>().active,
+            validator: world.get_resource::<ValidatorLoad>().map(|l| l.0).unwrap_or_default(),
         }
     }
 
@@ -121,12 +129,17 @@ impl Progress {
             Some(_) if !snap.behind() && self.sync_started.is_some_and(|(_, from)| snap.height > from + 1) => {
                 let (since, from) = self.sync_started.take().unwrap_or((now, snap.height));
                 let secs = now.duration_since(since).as_secs_f64();
+                let v = snap.validator;
                 Some(format!(
-                    "caught up: block {} of {} headers, {} blocks in {:.1} s",
+                    "caught up: block {} of {} headers, {} blocks in {:.1} s; validator busy {:.1} s, \
+                     of it {:.1} s in {} checkpoints",
                     snap.height,
                     snap.headers,
                     snap.height.saturating_sub(from),
-                    secs
+                    secs,
+                    (v.validating + v.checkpointing).as_secs_f64(),
+                    v.checkpointing.as_secs_f64(),
+                    v.checkpoints
                 ))
             }
             Some((_, prev)) if snap.height != prev.height => {
@@ -164,16 +177,19 @@ impl Progress {
         } else {
             "unknown".to_string()
         };
+        let busy = |l: &WorkerLoad| l.validating + l.checkpointing;
+        let busy_pct = busy(&now.validator).saturating_sub(busy(&prev.validator)).as_secs_f64() / secs * 100.0;
         format!(
             "syncing: block {} of {} headers ({:.2}% of the chain's work), {:.1} blocks/s, {:.2} MB/s, \
-             {} left, {} peers downloading",
+             {} left, {} peers downloading, validator busy {:.0}%",
             now.height,
             now.headers,
             now.work_share * 100.0,
             rate,
             mb_s,
             eta,
-            now.downloading
+            now.downloading,
+            busy_pct.min(100.0)
         )
     }
 }
@@ -193,7 +209,8 @@ mod tests {
     use super::*;
 
     fn snap(height: u32, headers: u32, block_bytes: u64) -> ChainSnapshot {
-        ChainSnapshot { height, headers, work_share: 0.25, block_bytes, downloading: 3, ibd: true }
+        let validator = WorkerLoad { validating: Duration::from_millis(u64::from(height)), ..WorkerLoad::default() };
+        ChainSnapshot { height, headers, work_share: 0.25, block_bytes, downloading: 3, ibd: true, validator }
     }
 
     #[test]
@@ -202,7 +219,7 @@ mod tests {
         assert_eq!(
             line,
             "syncing: block 1500 of 20000 headers (25.00% of the chain's work), 100.0 blocks/s, 10.00 MB/s, \
-             3m 05s left, 3 peers downloading"
+             3m 05s left, 3 peers downloading, validator busy 10%"
         );
         let stuck = Progress::line(&snap(1_500, 20_000, 0), &snap(1_500, 20_000, 0), Duration::from_secs(5));
         assert!(stuck.contains("0.0 blocks/s") && stuck.contains("unknown left"), "{stuck}");
@@ -212,8 +229,15 @@ mod tests {
 
     #[test]
     fn a_node_at_its_best_header_is_not_behind_even_in_ibd() {
-        let at_tip =
-            ChainSnapshot { height: 2_100, headers: 2_100, work_share: 1.0, block_bytes: 0, downloading: 0, ibd: true };
+        let at_tip = ChainSnapshot {
+            height: 2_100,
+            headers: 2_100,
+            work_share: 1.0,
+            block_bytes: 0,
+            downloading: 0,
+            ibd: true,
+            validator: WorkerLoad::default(),
+        };
         assert!(!at_tip.behind(), "an old tip with nothing to fetch is not syncing");
         assert!(ChainSnapshot { height: 2_099, ..at_tip }.behind());
     }

@@ -14,11 +14,14 @@
 //! # Durability (what survives kill -9)
 //! The kernel API has no flush call. Core writes the block index and the coins cache to disk only
 //! in `FlushStateToDisk`: every 50–70 min, when the coins cache is nearly full, and when the
-//! chainstate manager is destroyed. A process killed in between restarts at the last flush and the
-//! blocks after it must be downloaded again. [`KernelValidator::checkpoint`] forces a flush the only
-//! way the API allows — it destroys the chainstate manager and opens it again — and returns the
-//! durable tip. It costs a reload of the block index and an empty coins cache, so the worker does it
-//! on a budget (blocks or time since the last one, see `worker`) and reports
+//! chainstate manager is destroyed. A process killed in between restarts at the last flush. So every
+//! header and block the kernel accepts is also appended to a write-ahead journal
+//! (`<dir>/journal`, see [`super::journal`]), and [`KernelValidator::checkpoint`] commits it — one
+//! LMDB fsync — and returns the tip, now durable: after a kill -9, opening replays the journal
+//! through the kernel and reaches that tip again. Only when the journal outgrows
+//! [`KernelConfig::journal_bytes_max`] does a checkpoint flush the kernel the one way the API allows
+//! — destroy the chainstate manager and open it again, a block-index reload and an empty coins
+//! cache — and empty the journal. The worker checkpoints on a budget (see `worker`) and reports
 //! [`ValidationEvent::Durable`]; everything at or below that tip survives a kill -9.
 //!
 //! # Logs
@@ -30,6 +33,7 @@
 //! The API does not expose a block's chainwork; it is summed from the headers' bits along the
 //! active chain when opened and kept up to date from the connect/disconnect callbacks.
 
+use super::journal::{Journal, Record};
 use super::{BlockValidator, HeaderInfo, RejectReason, ValidatedTip, ValidationEvent, ValidatorError};
 use bitcoin::block::Header;
 use bitcoin::hashes::Hash;
@@ -57,6 +61,10 @@ pub struct KernelConfig {
     /// for benches and throwaway tests only — nothing survives a restart, and checkpoints are
     /// no-ops (their `Durable` promises nothing).
     pub in_memory: bool,
+    /// Journal budget in bytes: a checkpoint commits the journal (`journal`) while it holds less,
+    /// and flushes the kernel (then empties it) once it holds more. 0: no journal, every
+    /// checkpoint flushes the kernel.
+    pub journal_bytes_max: u64,
 }
 
 impl KernelConfig {
@@ -68,9 +76,14 @@ impl KernelConfig {
             dir: datadir.join("kernel"),
             script_threads: (cores.saturating_sub(1)).min(15) as i32,
             in_memory: false,
+            journal_bytes_max: JOURNAL_BYTES_MAX,
         }
     }
 }
+
+/// The node's journal budget: 256 MiB of blocks between kernel flushes (Core's own IBD flushes when
+/// its 450 MiB coins cache fills; a replay after a crash re-validates at most this much).
+pub const JOURNAL_BYTES_MAX: u64 = 256 << 20;
 
 /// One spent output from a block's undo data (what a mempool's UTXO view and an auditor need).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +116,15 @@ pub struct KernelValidator {
     config: KernelConfig,
     notes: Notes,
     tip: ValidatedTip,
+    journal: Option<Journal>,
+}
+
+/// The journal's LMDB map: twice its budget plus room for one batch of full blocks beyond it
+/// (a map is address space, not disk: the file grows with what is written).
+fn journal_map_bytes(budget: u64) -> usize {
+    // LMDB wants a multiple of the page size: round up to whole MiB.
+    let bytes = budget.saturating_mul(2).saturating_add(1 << 30).div_ceil(1 << 20).saturating_mul(1 << 20);
+    usize::try_from(bytes).unwrap_or(usize::MAX & !((1 << 20) - 1))
 }
 
 fn chain_type(network: Network) -> ChainType {
@@ -247,9 +269,80 @@ impl KernelValidator {
         let notes: Notes = Arc::default();
         let context = build_context(config.network, &notes)?;
         let chainman = open_chainman(&context, &config)?;
+        let journal = match config.journal_bytes_max {
+            0 => None,
+            _ if config.in_memory => None,
+            max => Some(Journal::open(&config.dir.join("journal"), journal_map_bytes(max))?),
+        };
         let tip = scan_tip(&chainman);
         notes.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        Ok(KernelValidator { chainman: Some(chainman), context, config, notes, tip })
+        let mut kernel = KernelValidator { chainman: Some(chainman), context, config, notes, tip, journal };
+        kernel.replay_journal()?;
+        Ok(kernel)
+    }
+
+    /// After a crash: the journal's headers and blocks through the kernel in their first order,
+    /// so it reaches every tip it reported; then a full flush, and the journal is emptied only if
+    /// the reopened kernel shows the same tip.
+    fn replay_journal(&mut self) -> Result<(), ValidatorError> {
+        let Some(journal) = self.journal.as_ref().filter(|j| !j.is_empty()) else { return Ok(()) };
+        let Some(chainman) = self.chainman.as_ref() else { return Ok(()) };
+        let started = std::time::Instant::now();
+        let before = self.tip.height;
+        let count = journal.replay(|record| match record {
+            Record::Header(raw) => {
+                if let Ok(header) = bitcoinkernel::BlockHeader::new(raw) {
+                    let _ = chainman.process_block_header(&header);
+                }
+            }
+            Record::Block(raw) => {
+                if let Ok(block) = Block::new(raw) {
+                    let _ = chainman.process_block(&block);
+                }
+            }
+        })?;
+        self.notes.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.tip = scan_tip(chainman);
+        tracing::info!(
+            headers = count.headers,
+            blocks = count.blocks,
+            skipped = count.skipped,
+            from = before,
+            to = self.tip.height,
+            ms = started.elapsed().as_millis() as u64,
+            "replayed the validation journal"
+        );
+        self.flush()
+    }
+
+    /// The kernel's only forced flush (block files, block index, coins): destroy the chainstate
+    /// manager and open it again on the same directories. The journal is emptied when the reopened
+    /// kernel holds the same tip, and kept (to be replayed again) when it does not.
+    fn flush(&mut self) -> Result<(), ValidatorError> {
+        drop(self.chainman.take());
+        let chainman = open_chainman(&self.context, &self.config)?;
+        self.notes.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        let tip = chainman.active_chain().tip();
+        let same = to_hash(tip.block_hash().to_bytes()) == self.tip.hash;
+        if !same {
+            // Should not happen; rescan rather than trust the running chainwork.
+            let reopened = scan_tip(&chainman);
+            tracing::warn!(before = %self.tip.hash, after = %reopened.hash, "tip moved across a kernel flush");
+            self.tip = reopened;
+        }
+        self.chainman = Some(chainman);
+        if let Some(journal) = self.journal.as_mut().filter(|_| same) {
+            if let Err(e) = journal.clear() {
+                // Harmless: its records replay as duplicates after the next crash.
+                tracing::warn!(error = %e, "could not empty the validation journal after a flush");
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes in the journal (committed and pending), or `None` without one.
+    pub fn journal_bytes(&self) -> Option<u64> {
+        self.journal.as_ref().map(Journal::bytes)
     }
 
     /// The chainstate manager; absent only after a checkpoint failed to reopen it, and then every
@@ -322,7 +415,12 @@ impl BlockValidator for KernelValidator {
     fn submit_header(&mut self, raw: &[u8; 80]) -> bool {
         let Some(chainman) = self.chainman() else { return false };
         let Ok(header) = bitcoinkernel::BlockHeader::new(raw) else { return false };
-        matches!(chainman.process_block_header(&header), Ok(bitcoinkernel::ProcessBlockHeaderResult::Valid))
+        let valid =
+            matches!(chainman.process_block_header(&header), Ok(bitcoinkernel::ProcessBlockHeaderResult::Valid));
+        if let Some(journal) = self.journal.as_mut().filter(|_| valid) {
+            journal.header(raw);
+        }
+        valid
     }
 
     fn submit(&mut self, hash: BlockHash, raw: &[u8], events: &mut Vec<ValidationEvent>) {
@@ -343,6 +441,9 @@ impl BlockValidator for KernelValidator {
             let tip = chainman.active_chain().tip();
             (tip.height().max(0) as u32, to_hash(tip.block_hash().to_bytes()))
         };
+        if let (ProcessBlockResult::NewBlock, Some(journal)) = (&result, self.journal.as_mut()) {
+            journal.block(raw);
+        }
         let had_verdict = self.drain_notes(hash, events);
         self.tip.height = height;
         self.tip.hash = tip_hash;
@@ -385,19 +486,14 @@ impl BlockValidator for KernelValidator {
             // Reopening would discard in-memory databases; nothing is durable in this mode.
             return Ok(self.tip);
         }
-        // Destroying the manager is the kernel's only forced flush (block files, block index,
-        // coins); then reopen on the same directories.
-        drop(self.chainman.take());
-        let chainman = open_chainman(&self.context, &self.config)?;
-        self.notes.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        let tip = chainman.active_chain().tip();
-        if to_hash(tip.block_hash().to_bytes()) != self.tip.hash {
-            // Should not happen; rescan rather than trust the running chainwork.
-            let reopened = scan_tip(&chainman);
-            tracing::warn!(before = %self.tip.hash, after = %reopened.hash, "tip moved across a kernel flush");
-            self.tip = reopened;
+        let budget = self.config.journal_bytes_max;
+        if let Some(journal) = self.journal.as_mut().filter(|j| j.bytes() <= budget) {
+            match journal.commit() {
+                Ok(()) => return Ok(self.tip),
+                Err(e) => tracing::warn!(error = %e, "validation journal commit failed; flushing the kernel instead"),
+            }
         }
-        self.chainman = Some(chainman);
+        self.flush()?;
         Ok(self.tip)
     }
 }

@@ -13,19 +13,21 @@
 //! - [`event`]: the plain-data events the world receives (no kernel types; can move to systems/).
 //! - [`checker`]: the structure-only validator.
 //! - [`kernel`]: the libbitcoinkernel validator and its durability model.
+//! - [`journal`]: the kernel's write-ahead journal, what makes a checkpoint cheap.
 //! - [`worker`]: the thread, its bounded queue (backpressure) and its control channel.
 //! - [`fixture`]: loader for the regtest fixture chain used by tests and benches.
 
 pub mod checker;
 pub mod event;
 pub mod fixture;
+pub mod journal;
 pub mod kernel;
 pub mod worker;
 
 pub use checker::StructureChecker;
 pub use event::{RejectReason, ValidationEvent};
 pub use kernel::{KernelConfig, KernelValidator};
-pub use worker::{ChainReader, SubmitError, ValidationWorker, WorkerConfig};
+pub use worker::{ChainReader, SubmitError, ValidationWorker, WorkerConfig, WorkerLoad};
 
 use bitcoin::block::Header;
 use bitcoin::pow::Work;

@@ -19,7 +19,7 @@
 
 use super::{BlockValidator, HeaderInfo, ValidatedTip, ValidationEvent, ValidatorError};
 use bitcoin::BlockHash;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -52,6 +52,17 @@ impl Default for WorkerConfig {
             hold_until_durable: false,
         }
     }
+}
+
+/// The worker thread's busy time, cumulative since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerLoad {
+    /// In the validator's `submit` (the kernel's `process_block`, journal appends).
+    pub validating: Duration,
+    /// In checkpoints (journal commits, and the kernel flushes when the journal is over budget).
+    pub checkpointing: Duration,
+    /// Checkpoints taken.
+    pub checkpoints: u64,
 }
 
 /// Why a block was not queued; the block is handed back so it need not be downloaded again.
@@ -96,6 +107,9 @@ fn to_channel(tx: flume::Sender<Option<Vec<u8>>>) -> ReadReply {
 struct Shared {
     queued_blocks: AtomicUsize,
     queued_bytes: AtomicUsize,
+    validate_us: AtomicU64,
+    checkpoint_us: AtomicU64,
+    checkpoints: AtomicU64,
     tip: Mutex<ValidatedTip>,
     durable: Mutex<ValidatedTip>,
 }
@@ -145,6 +159,9 @@ impl<V: BlockValidator> ValidationWorker<V> {
                 let shared = Arc::new(Shared {
                     queued_blocks: AtomicUsize::new(0),
                     queued_bytes: AtomicUsize::new(0),
+                    validate_us: AtomicU64::new(0),
+                    checkpoint_us: AtomicU64::new(0),
+                    checkpoints: AtomicU64::new(0),
                     tip: Mutex::new(tip),
                     durable: Mutex::new(tip),
                 });
@@ -219,6 +236,17 @@ impl<V: BlockValidator> ValidationWorker<V> {
     /// they are held until durable).
     pub fn tip(&self) -> ValidatedTip {
         lock(&self.shared.tip)
+    }
+
+    /// Where the thread's time went so far: what tells a validation-bound sync from a
+    /// network-bound one.
+    pub fn load(&self) -> WorkerLoad {
+        let us = |a: &AtomicU64| Duration::from_micros(a.load(Ordering::Relaxed));
+        WorkerLoad {
+            validating: us(&self.shared.validate_us),
+            checkpointing: us(&self.shared.checkpoint_us),
+            checkpoints: self.shared.checkpoints.load(Ordering::Relaxed),
+        }
     }
 
     /// The tip as of the last checkpoint: what a crash now would resume from.
@@ -401,11 +429,13 @@ impl<V: BlockValidator> Loop<V> {
     }
 
     fn validate(&mut self, job: Job) {
+        let started = Instant::now();
         self.scratch.clear();
         let before = lock(&self.shared.tip).hash;
         self.validator.submit(job.hash, &job.raw, &mut self.scratch);
         let tip = self.validator.tip();
         store(&self.shared.tip, tip);
+        self.shared.validate_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.shared.queued_bytes.fetch_sub(job.raw.len(), Ordering::SeqCst);
         self.shared.queued_blocks.fetch_sub(1, Ordering::SeqCst);
         for event in self.scratch.drain(..) {
@@ -437,7 +467,11 @@ impl<V: BlockValidator> Loop<V> {
     }
 
     fn checkpoint(&mut self) -> Result<ValidatedTip, ValidatorError> {
-        match self.validator.checkpoint() {
+        let started = Instant::now();
+        let result = self.validator.checkpoint();
+        self.shared.checkpoint_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+        match result {
             Ok(tip) => {
                 store(&self.shared.durable, tip);
                 for event in self.held.drain(..) {
