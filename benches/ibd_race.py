@@ -183,6 +183,7 @@ def main():
     p.add_argument("--bitcoind", default=os.environ.get("BITCOIND_EXE", "bitcoind"))
     p.add_argument("--only", choices=["oni", "core"], help="run one of the two")
     p.add_argument("--oni-args", default="", help="extra flags for oni, space separated")
+    p.add_argument("--core-args", default="", help="extra flags for the syncing bitcoind, space separated")
     args = p.parse_args()
     os.makedirs(args.work, exist_ok=True)
     first = os.path.join(args.work, "source0")
@@ -228,6 +229,7 @@ def main():
                    "-dnsseed=0", "-fixedseeds=0", "-discover=0", "-natpmp=0"]
             cmd += [f"-connect=127.0.0.1:{port}" for port in peer_ports]
             cmd += ["-v2transport=0"] if v1 else []
+            cmd += args.core_args.split()
             with open(os.path.join(args.work, "core.log"), "w") as log:
                 proc, results["core"] = race("bitcoind", cmd, 29811, target, chain_bytes, log)
                 stop(proc, 29811)

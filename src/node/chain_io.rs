@@ -233,9 +233,9 @@ impl ChainIo {
     /// the validator holds; while saves fail they are held and retried, see `unsaved_headers`) and
     /// to the validator, blocks to validate, block reads to start.
     pub(super) fn after_tick(&mut self, world: &mut World, store: Option<&Store>) {
-        let (headers, blocks) = {
+        let (headers, ahead, blocks) = {
             let mut q = world.resource_mut::<ValidationQueue>();
-            (std::mem::take(&mut q.headers), std::mem::take(&mut q.to_validate))
+            (std::mem::take(&mut q.headers), std::mem::take(&mut q.ahead), std::mem::take(&mut q.to_validate))
         };
         if let Some(store) = store {
             if !headers.is_empty() {
@@ -247,9 +247,9 @@ impl ChainIo {
                 self.save_headers(world, store);
             }
         }
-        // The validator gets them whether or not they could be saved: a failing disk must not
-        // stop the chain, and the store gets them once it works again.
-        for raw in headers {
+        // Headers a block needs go to the validator before it, whether or not they could be
+        // saved: a failing disk must not stop the chain, and the store gets them once it works.
+        for raw in ahead {
             self.worker.submit_header(raw);
         }
         self.held.extend(blocks);

@@ -1,5 +1,5 @@
 //! The header save path of the chain IO against a real store and Core's engine: a save that fails
-//! keeps the headers (the validator gets them at once all the same), counts and warns, and is
+//! keeps the headers (the validator gets those a block needs at once all the same), counts and warns, and is
 //! retried after its backoff until the store holds every header the validator holds.
 
 use super::ChainIo;
@@ -14,13 +14,15 @@ use oni_systems::wire::Network;
 use std::path::Path;
 use std::time::Duration;
 
-/// Accepts `raws` into the world's tree and queues them as headers_sync does.
+/// Accepts `raws` into the world's tree and queues them as headers_sync does, and as headers a
+/// block needs ahead of it (block_download, when a later block arrived first).
 fn accept(world: &mut World, raws: &[[u8; 80]]) {
     let params = ChainParams::for_network(Network::Regtest);
     for raw in raws {
         let hash = bitcoin::BlockHash::from_byte_array(oni_systems::wire::sha256d(raw));
         world.resource_mut::<HeaderTree>().accept(raw, hash, &params, 2_000_000_000).unwrap();
         world.resource_mut::<ValidationQueue>().headers.push(*raw);
+        world.resource_mut::<ValidationQueue>().ahead.push(*raw);
     }
 }
 

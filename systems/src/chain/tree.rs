@@ -33,6 +33,8 @@ pub mod status {
     pub const FAILED_PARENT: u8 = 8;
     /// Either failure bit.
     pub const FAILED_ANY: u8 = FAILED | FAILED_PARENT;
+    /// Its header went to the validator ahead of its block (a descendant's block came first).
+    pub const HEADER_SENT: u8 = 16;
 }
 
 /// One accepted header.
@@ -419,6 +421,29 @@ impl HeaderTree {
             }
         }
         out
+    }
+
+    /// The headers the validator must learn before the block at `idx`: its ancestors whose blocks
+    /// it has not had and whose headers it was not sent, parents first; marked sent. Empty when
+    /// blocks come in order (the parent's block went first). The validator learns a header only
+    /// when a block needs it, so its own block index stays near the blocks in flight instead of
+    /// holding every header of a long header chain (Core's regtest consistency check walks that
+    /// index after every block and every header: most of a regtest sync's time).
+    pub fn headers_ahead_of(&mut self, idx: BlockIdx) -> Vec<[u8; HEADER_BYTES]> {
+        let mut missing = Vec::new();
+        let mut cur = self.entry(idx).parent;
+        while cur != NO_PARENT && self.entry(cur).status & (status::HAVE_DATA | status::HEADER_SENT) == 0 {
+            missing.push(cur);
+            cur = self.entry(cur).parent;
+        }
+        missing
+            .iter()
+            .rev()
+            .map(|&i| {
+                self.entries[i as usize].status |= status::HEADER_SENT;
+                self.raw_header(i)
+            })
+            .collect()
     }
 
     /// Marks the block's data as received (handed to the validator).

@@ -137,3 +137,29 @@ fn equal_work_keeps_the_first_seen_and_more_work_reorgs() {
     assert_eq!(t.active_at(1), t.get(&block_hash(&b[0])));
     t.check_invariants();
 }
+
+#[test]
+fn the_validator_is_sent_only_the_headers_a_block_needs_once_parents_first() {
+    let (p, mut t) = regtest();
+    load_chain(&mut t, &p);
+    let raw = |h: usize| header_of(&chain_blocks()[h - 1]);
+    // Blocks in order: block 1's parent is genesis (the validator has it), then each block's
+    // parent went before it: nothing ahead.
+    for h in 1..=3u32 {
+        let idx = t.active_at(h).unwrap();
+        assert!(t.headers_ahead_of(idx).is_empty(), "block {h}");
+        t.set_have_data(idx);
+    }
+    // Block 8 arrives before 4..=7: their headers go first, parents first, then never again.
+    let eight = t.active_at(8).unwrap();
+    assert_eq!(t.headers_ahead_of(eight), [raw(4), raw(5), raw(6), raw(7)]);
+    t.set_have_data(eight);
+    assert!(t.headers_ahead_of(t.active_at(9).unwrap()).is_empty(), "8's block went");
+    assert!(t.headers_ahead_of(t.active_at(6).unwrap()).is_empty(), "5 was sent");
+    // A block given back (the validator refused it out of order) has its header sent again for
+    // a later block that needs it.
+    let ten = t.active_at(10).unwrap();
+    t.clear_have_data(eight);
+    assert_eq!(t.headers_ahead_of(ten), [raw(8), raw(9)]);
+    assert_eq!(t.len(), 2101, "nothing added");
+}

@@ -36,11 +36,13 @@ pub struct ValidateBlock {
 /// Blocks handed to the validator and not yet processed, with the bound the scheduler respects.
 #[derive(Resource, Debug, Default)]
 pub struct ValidationQueue {
-    /// Headers accepted into the header tree this tick, parents first. The shell hands them to
-    /// the validator (the kernel's `process_block_header`) before this tick's blocks, so blocks
-    /// arriving out of order find their parent header and are stored, not refused. Cleared at
-    /// the start of the next tick (bounded whether or not a shell takes them).
+    /// Headers accepted into the header tree this tick, parents first, for the shell's header
+    /// store. Cleared at the start of the next tick (bounded whether or not a shell takes them).
     pub headers: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
+    /// Headers the validator must learn before this tick's blocks, parents first: ancestors of
+    /// a block that arrived before theirs (several peers deliver in parallel), so it finds its
+    /// parent header and is stored, not refused. Cleared with `headers`.
+    pub ahead: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
     /// New blocks for the shell to take this tick.
     pub to_validate: Vec<ValidateBlock>,
     /// Blocks handed over and not yet processed: hash → bytes.
@@ -298,6 +300,7 @@ impl InstantValidator {
     pub fn run(&mut self, queue: &mut ValidationQueue, inbox: &mut ValidationInbox) {
         self.headers_seen += queue.headers.len();
         queue.headers.clear();
+        queue.ahead.clear();
         self.backlog.append(&mut queue.to_validate);
         if self.paused {
             return;

@@ -294,6 +294,8 @@ fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violation
         let nonce = ctx.rng.next_u64();
         ctx.compact.recent = Some(RecentBlock::new(block.clone(), idx, nonce, ctx.config.network));
     }
+    let ahead = ctx.tree.headers_ahead_of(idx);
+    ctx.queue.ahead.extend(ahead);
     ctx.tree.set_have_data(idx);
     stats.last_block_ms = Some(now);
     ctx.state.block_from.insert(hash, conn);
