@@ -137,15 +137,17 @@ def proxy(listen_port, target_port, delay):
 
 
 def proc_figures(pid):
-    """Peak RSS in MB and CPU seconds of a running process."""
-    rss = 0
+    """Peak RSS in MB, CPU seconds, and the RSS now split into anonymous and file-backed MB."""
+    rss, split = 0, {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 rss = int(line.split()[1]) / 1024
+            if line.startswith(("RssAnon:", "RssFile:")):
+                split[line.split(":")[0]] = int(line.split()[1]) / 1024
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return rss, cpu
+    return rss, cpu, split
 
 
 def race(name, cmd, rpcport, target, chain_bytes, log, cookie=None):
@@ -166,9 +168,10 @@ def race(name, cmd, rpcport, target, chain_bytes, log, cookie=None):
             print(f"  {name}: {height} of {target} after {time.time() - started:.0f} s", flush=True)
         time.sleep(0.1)
     wall = time.time() - started
-    rss, cpu = proc_figures(proc.pid)
+    rss, cpu, split = proc_figures(proc.pid)
     print(f"{name}: {target} blocks in {wall:.1f} s, {target / wall:.0f} blocks/s, "
-          f"{chain_bytes / wall / 1e6:.2f} MB/s, peak RSS {rss:.0f} MB, CPU {cpu:.1f} s", flush=True)
+          f"{chain_bytes / wall / 1e6:.2f} MB/s, peak RSS {rss:.0f} MB (at the tip: anonymous "
+          f"{split.get('RssAnon', 0):.0f} MB, file-backed {split.get('RssFile', 0):.0f} MB), CPU {cpu:.1f} s", flush=True)
     return proc, dict(wall=wall, rss=rss, cpu=cpu)
 
 

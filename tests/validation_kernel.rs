@@ -247,6 +247,41 @@ fn kernel_reorgs_to_the_heavier_fork() {
 }
 
 #[test]
+fn blocks_out_of_order_are_stored_with_the_headers_they_bring_and_connect_when_the_gap_fills() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = spawn(dir.path(), WorkerConfig::default());
+    let header = |i: usize| -> [u8; 80] { f.chain[i].raw[..80].try_into().unwrap() };
+    let wait = |hash: BlockHash| loop {
+        let e = worker.events().recv_timeout(Duration::from_secs(60)).unwrap();
+        if is_verdict_for(&e, hash) {
+            return e;
+        }
+    };
+    // Blocks 2 and 6 (heights 3 and 7) arrive before the rest: each brings the headers between
+    // the last block the kernel had and itself; block 6's stop at block 2, queued before it.
+    let mut ahead = vec![header(0), header(1)];
+    worker.try_submit_after(&mut ahead, f.chain[2].hash, f.chain[2].raw.clone()).unwrap();
+    assert!(ahead.is_empty(), "taken with the block");
+    let mut ahead = vec![header(3), header(4), header(5)];
+    worker.try_submit_after(&mut ahead, f.chain[6].hash, f.chain[6].raw.clone()).unwrap();
+    assert_eq!(wait(f.chain[2].hash), ValidationEvent::Stored { hash: f.chain[2].hash });
+    assert_eq!(wait(f.chain[6].hash), ValidationEvent::Stored { hash: f.chain[6].hash }, "not refused for its parent");
+    // Without the headers a block with an unknown parent is refused.
+    worker.try_submit(f.chain[9].hash, f.chain[9].raw.clone()).unwrap();
+    assert!(matches!(wait(f.chain[9].hash), ValidationEvent::Rejected { .. }));
+    for i in [0, 1, 3, 4, 5] {
+        worker.try_submit(f.chain[i].hash, f.chain[i].raw.clone()).unwrap();
+    }
+    assert_eq!(wait(f.chain[5].hash), ValidationEvent::Connected { hash: f.chain[5].hash, height: 6 });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while worker.tip().height < 7 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(worker.tip().hash, f.chain[6].hash, "block 7, stored early, connected once the gap filled");
+}
+
+#[test]
 fn kernel_restart_resumes_from_the_last_connected_block() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();

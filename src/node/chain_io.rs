@@ -233,9 +233,9 @@ impl ChainIo {
     /// the validator holds; while saves fail they are held and retried, see `unsaved_headers`) and
     /// to the validator, blocks to validate, block reads to start.
     pub(super) fn after_tick(&mut self, world: &mut World, store: Option<&Store>) {
-        let (headers, ahead, blocks) = {
+        let (headers, blocks) = {
             let mut q = world.resource_mut::<ValidationQueue>();
-            (std::mem::take(&mut q.headers), std::mem::take(&mut q.ahead), std::mem::take(&mut q.to_validate))
+            (std::mem::take(&mut q.headers), std::mem::take(&mut q.to_validate))
         };
         if let Some(store) = store {
             if !headers.is_empty() {
@@ -247,17 +247,15 @@ impl ChainIo {
                 self.save_headers(world, store);
             }
         }
-        // Headers a block needs go to the validator before it, whether or not they could be
-        // saved: a failing disk must not stop the chain, and the store gets them once it works.
-        for raw in ahead {
-            self.worker.submit_header(raw);
-        }
+        // Blocks go to the validator with the headers they need (`ahead`), whether or not those
+        // could be saved: a failing disk must not stop the chain, and the store gets them once
+        // it works again.
         self.held.extend(blocks);
-        while let Some(b) = self.held.pop_front() {
-            match self.worker.try_submit(b.hash, b.bytes) {
+        while let Some(mut b) = self.held.pop_front() {
+            match self.worker.try_submit_after(&mut b.ahead, b.hash, b.bytes) {
                 Ok(()) => {}
                 Err(crate::validation::SubmitError::Full { raw }) => {
-                    self.held.push_front(ValidateBlock { hash: b.hash, height: b.height, bytes: raw });
+                    self.held.push_front(ValidateBlock { bytes: raw, ..b });
                     break;
                 }
                 Err(crate::validation::SubmitError::Closed { .. }) => {

@@ -43,6 +43,7 @@ pub fn submit_block(world: &mut World, block: &bitcoin::Block) -> Result<BlockHa
     }
     let height = e.height;
     let parent = e.parent;
+    let ahead = tree.headers_ahead_of(idx);
     tree.set_have_data(idx);
     if new && !in_ibd {
         world.resource_mut::<BlockRelay>().heard(hash, clock.now_ms);
@@ -60,7 +61,7 @@ pub fn submit_block(world: &mut World, block: &bitcoin::Block) -> Result<BlockHa
     if new {
         queue.headers.push(raw_header);
     }
-    queue.push(ValidateBlock { hash, height, bytes });
+    queue.push(ValidateBlock { hash, height, bytes, ahead });
     Ok(hash)
 }
 

@@ -83,6 +83,8 @@ pub enum SubmitError {
 struct Job {
     hash: BlockHash,
     raw: Vec<u8>,
+    /// Headers to hand the validator first.
+    ahead: Vec<[u8; 80]>,
 }
 
 enum Control {
@@ -190,21 +192,35 @@ impl<V: BlockValidator> ValidationWorker<V> {
     /// Queue a block for validation, or hand it back if the queue is over a bound or the worker
     /// has stopped. Never blocks.
     pub fn try_submit(&self, hash: BlockHash, raw: Vec<u8>) -> Result<(), SubmitError> {
+        self.try_submit_after(&mut Vec::new(), hash, raw)
+    }
+
+    /// [`ValidationWorker::try_submit`], the validator first learning the headers in `ahead`
+    /// (parents first) in the same ordered queue: a header whose parent's block is still queued
+    /// reaches the validator after that block. Taken from `ahead` only when the block is queued.
+    pub fn try_submit_after(
+        &self,
+        ahead: &mut Vec<[u8; 80]>,
+        hash: BlockHash,
+        raw: Vec<u8>,
+    ) -> Result<(), SubmitError> {
         if !self.has_room(raw.len()) {
             return Err(SubmitError::Full { raw });
         }
         let len = raw.len();
         self.shared.queued_blocks.fetch_add(1, Ordering::SeqCst);
         self.shared.queued_bytes.fetch_add(len, Ordering::SeqCst);
-        match self.jobs.try_send(Job { hash, raw }) {
+        match self.jobs.try_send(Job { hash, raw, ahead: std::mem::take(ahead) }) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.shared.queued_blocks.fetch_sub(1, Ordering::SeqCst);
                 self.shared.queued_bytes.fetch_sub(len, Ordering::SeqCst);
-                Err(match e {
-                    flume::TrySendError::Full(job) => SubmitError::Full { raw: job.raw },
-                    flume::TrySendError::Disconnected(job) => SubmitError::Closed { raw: job.raw },
-                })
+                let (job, err): (Job, fn(Vec<u8>) -> SubmitError) = match e {
+                    flume::TrySendError::Full(job) => (job, |raw| SubmitError::Full { raw }),
+                    flume::TrySendError::Disconnected(job) => (job, |raw| SubmitError::Closed { raw }),
+                };
+                *ahead = job.ahead;
+                Err(err(job.raw))
             }
         }
     }
@@ -430,6 +446,11 @@ impl<V: BlockValidator> Loop<V> {
 
     fn validate(&mut self, job: Job) {
         let started = Instant::now();
+        for raw in &job.ahead {
+            if !self.validator.submit_header(raw) {
+                tracing::debug!("validator refused a header a block needs");
+            }
+        }
         self.scratch.clear();
         let before = lock(&self.shared.tip).hash;
         self.validator.submit(job.hash, &job.raw, &mut self.scratch);

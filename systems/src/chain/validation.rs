@@ -31,6 +31,11 @@ pub struct ValidateBlock {
     pub height: u32,
     /// Raw block, witness serialization.
     pub bytes: Vec<u8>,
+    /// Headers the validator must learn first, parents first: ancestors whose blocks it has not
+    /// had (this block arrived before theirs; see `HeaderTree::headers_ahead_of`). They travel
+    /// with the block, in the same ordered queue, so a header whose parent's block is still
+    /// queued is not learned before that block.
+    pub ahead: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
 }
 
 /// Blocks handed to the validator and not yet processed, with the bound the scheduler respects.
@@ -39,10 +44,6 @@ pub struct ValidationQueue {
     /// Headers accepted into the header tree this tick, parents first, for the shell's header
     /// store. Cleared at the start of the next tick (bounded whether or not a shell takes them).
     pub headers: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
-    /// Headers the validator must learn before this tick's blocks, parents first: ancestors of
-    /// a block that arrived before theirs (several peers deliver in parallel), so it finds its
-    /// parent header and is stored, not refused. Cleared with `headers`.
-    pub ahead: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
     /// New blocks for the shell to take this tick.
     pub to_validate: Vec<ValidateBlock>,
     /// Blocks handed over and not yet processed: hash → bytes.
@@ -300,7 +301,6 @@ impl InstantValidator {
     pub fn run(&mut self, queue: &mut ValidationQueue, inbox: &mut ValidationInbox) {
         self.headers_seen += queue.headers.len();
         queue.headers.clear();
-        queue.ahead.clear();
         self.backlog.append(&mut queue.to_validate);
         if self.paused {
             return;

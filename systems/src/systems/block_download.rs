@@ -295,11 +295,10 @@ fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violation
         ctx.compact.recent = Some(RecentBlock::new(block.clone(), idx, nonce, ctx.config.network));
     }
     let ahead = ctx.tree.headers_ahead_of(idx);
-    ctx.queue.ahead.extend(ahead);
     ctx.tree.set_have_data(idx);
     stats.last_block_ms = Some(now);
     ctx.state.block_from.insert(hash, conn);
-    ctx.queue.push(ValidateBlock { hash, height, bytes: block.raw().to_vec() });
+    ctx.queue.push(ValidateBlock { hash, height, bytes: block.raw().to_vec(), ahead });
 }
 
 fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut DownloadCtx, live: &mut [ConnId]) {

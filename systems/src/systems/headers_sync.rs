@@ -87,7 +87,6 @@ fn can_serve(neg: &Negotiated) -> bool {
 pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: SyncCtx, mut commands: Commands) {
     // Last tick's headers were the shell's to take; a shell without a validator leaves them.
     ctx.queue.headers.clear();
-    ctx.queue.ahead.clear();
     update_ibd(&mut ctx);
     let mut sync_peers = 0usize;
     let mut preferred_count = 0usize;
