@@ -147,6 +147,17 @@ def proc_figures(pid):
                 split[line.split(":")[0]] = int(line.split()[1]) / 1024
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if os.environ.get("RACE_SMAPS"):
+        # Where the resident pages are, by mapped file (or [anon]), largest first.
+        by_file, name = {}, "[anon]"
+        for line in open(f"/proc/{pid}/smaps"):
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5:
+                name = parts[5] if len(parts) > 5 else "[anon]"
+            elif parts[0] == "Rss:":
+                by_file[name] = by_file.get(name, 0) + int(parts[1]) / 1024
+        for name, mb in sorted(by_file.items(), key=lambda kv: -kv[1])[:8]:
+            print(f"    {mb:7.1f} MB  {name}")
     return rss, cpu, split
 
 

@@ -97,9 +97,9 @@ impl WorldLoop {
         if let Some(age) = cfg.max_tip_age_s {
             settings.sync.max_tip_age_s = age;
         }
-        // Blocks wait for their durable verdict while validated: let the whole window be in the
-        // validator's hands (the worker's own bound is above this).
-        settings.sync.validation_pending_blocks_max = settings.sync.window_blocks as usize;
+        // Blocks wait in memory for their verdict, which waits for a checkpoint (100 ms): 256
+        // blocks keep the validator fed at ~2,500 blocks/s, and hold a quarter of the window's bytes.
+        settings.sync.validation_pending_blocks_max = 256;
         settings.minimum_chain_work = cfg.minimum_chain_work;
         let mut world = build_world(settings);
         let store = store.map(std::sync::Arc::new);
