@@ -196,6 +196,7 @@ def main():
     p.add_argument("--oni", default=os.path.join(HERE, "..", "target", "release", "oni"))
     p.add_argument("--bitcoind", default=os.environ.get("BITCOIND_EXE", "bitcoind"))
     p.add_argument("--only", choices=["oni", "core"], help="run one of the two")
+    p.add_argument("--v1", action="store_true", help="v1 transport even with no slow source (a baseline for --slow)")
     p.add_argument("--oni-args", default="", help="extra flags for oni, space separated")
     p.add_argument("--core-args", default="", help="extra flags for the syncing bitcoind, space separated")
     args = p.parse_args()
@@ -218,7 +219,7 @@ def main():
     for proc, rpcport in sources:
         if wait_rpc(rpcport, proc, "source") != target:
             sys.exit("a source does not hold the whole chain")
-    v1 = args.slow > 0
+    v1 = args.slow > 0 or args.v1
     print(f"chain: {target} blocks, {chain_bytes / 1e6:.1f} MB; {args.sources} sources, {args.slow} slow", flush=True)
     results = {}
     try:
