@@ -97,6 +97,39 @@ pub struct SyncState {
     pub block_from: AHashMap<BlockHash, ConnId>,
     /// Peers one of whose requests another peer fulfilled (their lists are pruned when next seen).
     pub taken_from: ahash::AHashSet<ConnId>,
+    /// Addresses dropped for stalling, until when they are asked for blocks only if no other peer
+    /// can serve: a manual peer is redialed within seconds, and each time it took the lowest
+    /// heights and held the window again (4 sources, one delaying each block 2 s: 113 s instead of
+    /// 70). By address and port: a peer we dial comes back on both (an inbound one would come
+    /// from a new port, but it is its own choice to come back, and its IP may be shared).
+    /// At most [`SIDELINED_MAX`] entries.
+    pub sidelined: AHashMap<std::net::SocketAddr, u64>,
+}
+
+/// How long an address dropped for stalling is asked for blocks only as a last resort.
+pub const SIDELINE_MS: u64 = 10 * 60 * 1000;
+/// Most addresses remembered as stallers (a full map forgets the one whose time ends first).
+pub const SIDELINED_MAX: usize = 1_024;
+
+impl SyncState {
+    /// Remembers `addr` as a staller until `now_ms + SIDELINE_MS`; bounded.
+    pub fn sideline(&mut self, addr: std::net::SocketAddr, now_ms: u64) {
+        if self.sidelined.len() >= SIDELINED_MAX && !self.sidelined.contains_key(&addr) {
+            self.sidelined.retain(|_, until| *until > now_ms);
+            if self.sidelined.len() >= SIDELINED_MAX {
+                let first = self.sidelined.iter().min_by_key(|(_, until)| **until).map(|(a, _)| *a);
+                if let Some(first) = first {
+                    self.sidelined.remove(&first);
+                }
+            }
+        }
+        self.sidelined.insert(addr, now_ms + SIDELINE_MS);
+    }
+
+    /// Whether `addr` was dropped for stalling less than [`SIDELINE_MS`] ago.
+    pub fn is_sidelined(&self, addr: std::net::SocketAddr, now_ms: u64) -> bool {
+        self.sidelined.get(&addr).is_some_and(|until| *until > now_ms)
+    }
 }
 
 impl Default for SyncState {
@@ -108,6 +141,7 @@ impl Default for SyncState {
             in_flight: AHashMap::new(),
             block_from: AHashMap::new(),
             taken_from: ahash::AHashSet::new(),
+            sidelined: AHashMap::new(),
         }
     }
 }
@@ -127,6 +161,12 @@ pub struct PeerChain {
     pub presync: Option<Box<HeadersPresync>>,
     /// When we last sent it getheaders (clock ms).
     pub last_getheaders_ms: u64,
+    /// When we last probed it: asked it, idle and not known to hold our best header chain, for
+    /// headers from our best header's parent (clock ms; 0: never).
+    pub probed_ms: u64,
+    /// Our outstanding getheaders is a probe: its answer tells what it holds and is not continued
+    /// (a probed peer does not become a second headers sync).
+    pub probing: bool,
     /// The last header we sent it, in a `headers` answer or announcement (Core's
     /// pindexBestHeaderSent): it has this header and every ancestor.
     pub best_sent: Option<BlockIdx>,

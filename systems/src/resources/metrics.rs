@@ -166,6 +166,8 @@ pub struct Metrics {
     pub send_total_overflows: u64,
     /// getheaders held until the asker's send queue drained (a newer one replaces a held one).
     pub getheaders_deferred: u64,
+    /// getheaders sent to idle peers not known to hold our best header chain (headers_sync).
+    pub headers_probes: u64,
     /// Announcements dropped from a peer's queue over its bound (the lowest feerates go first).
     pub tx_announce_dropped: u64,
     /// Rejections by reason (indexed by `TxReject`).
@@ -258,6 +260,7 @@ impl Default for Metrics {
             tx_getdata_dropped: 0,
             tx_announce_dropped: 0,
             getheaders_deferred: 0,
+            headers_probes: 0,
             send_total_overflows: 0,
             inbound_recv_pool_bytes: 0,
             inbound_recv_pool_peak_bytes: 0,

@@ -124,6 +124,7 @@ pub fn block_download(
                     "peer is stalling block download"
                 );
                 commands.entity(entity).insert(Disconnect { reason: DisconnectReason::BlockStalling });
+                ctx.state.sideline(socket.addr, now);
                 ctx.state.stalling_timeout_ms =
                     (ctx.state.stalling_timeout_ms * 2).min(ctx.sync.stalling_timeout_max_ms);
                 continue;
@@ -148,13 +149,28 @@ pub fn block_download(
         let SyncState { taken_from, .. } = &mut *ctx.state;
         taken_from.retain(|c| live.contains(c));
     }
-    if ctx.queue.pending_count() >= ctx.sync.validation_pending_blocks_max
+    let staller = if ctx.queue.pending_count() >= ctx.sync.validation_pending_blocks_max
         || ctx.queue.pending_bytes >= ctx.sync.validation_pending_bytes_max
     {
         ctx.state.backpressure_ticks += 1;
-        return;
+        None
+    } else {
+        schedule(&mut peers, &mut ctx, &mut live)
+    };
+    // A peer stalls while it holds up the window without a break, whatever else it delivers.
+    // Core clears the mark on every block the peer delivers, so a peer that trickles — one block
+    // every 2 s, always the window's first — is never dropped there; here the mark stays while the
+    // window waits on it tick after tick, and goes the first tick it does not.
+    for (_, socket, .., mut pb, _) in &mut peers {
+        if staller == Some(socket.conn) {
+            if pb.stalling_since_ms.is_none() {
+                tracing::debug!(peer = socket.conn.0, "stalling block download");
+                pb.stalling_since_ms = Some(now);
+            }
+        } else if pb.stalling_since_ms.is_some() {
+            pb.stalling_since_ms = None;
+        }
     }
-    schedule(&mut peers, &mut ctx, &mut live);
 }
 
 fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)> {
@@ -266,7 +282,6 @@ fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violation
         if pos == 0 {
             pb.downloading_since_ms = pb.downloading_since_ms.max(now);
         }
-        pb.stalling_since_ms = None;
         ctx.state.in_flight.remove(&hash);
     } else if let Some(holder) = ctx.state.in_flight.remove(&hash) {
         // Asked of another peer; take it from whoever delivers first.
@@ -301,14 +316,19 @@ fn on_block(ctx: &mut DownloadCtx, peer: BlockSender, violations: &mut Violation
     ctx.queue.push(ValidateBlock { hash, height, bytes: block.raw().to_vec(), ahead });
 }
 
-fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut DownloadCtx, live: &mut [ConnId]) {
+/// Requests blocks; returns the peer holding up the window while another could fetch beyond it.
+fn schedule(
+    peers: &mut Query<DownloadPeer, Without<Disconnect>>,
+    ctx: &mut DownloadCtx,
+    live: &mut [ConnId],
+) -> Option<ConnId> {
     let now = ctx.clock.now_ms;
     let tree = &ctx.tree;
     let base = tree.fork_point_with_active(tree.validated_tip());
     let base_h = tree.entry(base).height;
     let best_h = tree.best_entry().height;
     if best_h <= base_h {
-        return;
+        return None;
     }
     live.sort_unstable();
     let window_end = base_h + ctx.sync.window_blocks;
@@ -342,6 +362,11 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
         .map(|p| (p.1.conn, p.0))
         .collect();
     order.sort_unstable();
+    // A recent staller is asked only when no one else can serve.
+    let sidelined = |e: Entity| peers.get(e).is_ok_and(|p| ctx.state.is_sidelined(p.1.addr, now));
+    if order.iter().any(|&(_, e)| !sidelined(e) && peers.get(e).is_ok_and(|p| p.7.best_known.is_some())) {
+        order.retain(|&(_, e)| !sidelined(e));
+    }
     for (conn, entity) in order {
         let Ok((_, _, _, _, mut sq, _, _, mut pc, mut pb, neg)) = peers.get_mut(entity) else { continue };
         let free = ctx.sync.max_in_flight_per_peer.saturating_sub(pb.in_flight.len());
@@ -398,16 +423,7 @@ fn schedule(peers: &mut Query<DownloadPeer, Without<Disconnect>>, ctx: &mut Down
             staller = waiting_for;
         }
     }
-    if let Some(conn) = staller {
-        if let Some(&e) = ctx.index.0.get(&conn) {
-            if let Ok((.., mut pb, _)) = peers.get_mut(e) {
-                if pb.stalling_since_ms.is_none() {
-                    tracing::debug!(peer = conn.0, "stalling block download");
-                    pb.stalling_since_ms = Some(now);
-                }
-            }
-        }
-    }
+    staller
 }
 
 #[cfg(test)]

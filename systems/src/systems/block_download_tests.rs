@@ -147,6 +147,63 @@ fn a_peer_that_never_answers_is_found_stalling_and_replaced() {
 }
 
 #[test]
+fn a_peer_that_trickles_the_windows_first_block_is_a_staller_though_it_delivers() {
+    let mut node = fixture_node();
+    {
+        let mut c = node.world.resource_mut::<SyncConfig>();
+        c.window_blocks = 8;
+        c.max_in_flight_per_peer = 4;
+    }
+    let mut slow = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    slow.answer_getdata = false;
+    headers_from(&mut node, &mut slow);
+    slow.pump(&mut node, 10);
+    let held: Vec<Block> =
+        getdata_entries(&slow.seen).iter().map(|h| Block::decode(&slow.blocks[h]).unwrap()).collect();
+    assert_eq!(held.len(), 4);
+    let mut fast = ChainPeer::fixture(&mut node, "10.0.0.2:18444");
+    announce_tip(&mut node, fast.conn);
+    fast.pump(&mut node, 50);
+    // One block every 1.5 s, each the window's first: under the 2 s timeout every time (Core
+    // clears its mark on each delivery and would wait for it forever), yet the window has waited
+    // on it without a break since the first.
+    node.elapse(1_500);
+    assert_eq!(node.closed_reason(slow.conn), None);
+    node.receive(slow.conn, &Message::Block(held[0].clone()));
+    fast.pump(&mut node, 50);
+    assert_eq!(tree(&node).entry(tree(&node).validated_tip()).height, 1, "what it delivered counted");
+    let since = node.get::<PeerBlocks>(slow.conn).unwrap().stalling_since_ms;
+    let now = node.world.resource::<crate::resources::Clock>().now_ms;
+    assert!(since.is_some_and(|s| now - s >= 1_500), "its mark stayed: {since:?}");
+    node.elapse(1_500);
+    assert_eq!(node.closed_reason(slow.conn), Some(DisconnectReason::BlockStalling), "3 s on the window");
+    // It comes straight back (a manual peer is redialed): no blocks for it while another serves.
+    let mut back = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    back.answer_getdata = false;
+    announce_tip(&mut node, back.conn);
+    fast.pump(&mut node, 20_000);
+    back.pump(&mut node, 5);
+    assert_eq!(node.world.resource::<ChainTip>().height, 2100);
+    assert!(getdata_entries(&back.seen).is_empty(), "the sidelined address was asked for blocks");
+}
+
+#[test]
+fn stallers_are_remembered_ten_minutes_in_a_bounded_map() {
+    use crate::chain::sync::{SIDELINED_MAX, SIDELINE_MS};
+    let mut state = SyncState::default();
+    let addr = |i: usize| std::net::SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 8333));
+    state.sideline(addr(0), 0);
+    assert!(state.is_sidelined(addr(0), SIDELINE_MS - 1));
+    assert!(!state.is_sidelined(addr(0), SIDELINE_MS), "for ten minutes");
+    for i in 1..SIDELINED_MAX + 100 {
+        state.sideline(addr(i), i as u64);
+    }
+    assert_eq!(state.sidelined.len(), SIDELINED_MAX);
+    assert!(state.is_sidelined(addr(SIDELINED_MAX + 99), SIDELINED_MAX as u64 + 99), "the newest kept");
+    assert!(!state.sidelined.contains_key(&addr(0)), "the one ending first goes first");
+}
+
+#[test]
 fn a_peer_slower_than_the_download_timeout_is_dropped() {
     let mut node = fixture_node();
     let mut silent = ChainPeer::fixture(&mut node, "10.0.0.1:18444");

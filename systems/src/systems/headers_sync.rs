@@ -51,7 +51,16 @@ type SyncPeer<'a> = (
     &'a mut SendQueue,
     &'a mut Violations,
     Option<&'a mut PeerChain>,
+    Option<&'a PeerBlocks>,
 );
+
+/// How often an idle peer not known to hold our best header chain may be probed. During IBD only
+/// the headers sync peer is asked for headers (as Core, while headers are older than a day), and
+/// blocks are only asked of peers known to hold them: without probes every other peer sits idle,
+/// and a slow sync peer holds the whole download (20,000 blocks from four bitcoinds, the one we
+/// synced headers from delaying each block 2 s: 0.4 blocks/s, no stall timeout firing since no
+/// one else could serve). A probe's answer (≤ 2,000 headers, never continued) tells what it holds.
+pub const PROBE_INTERVAL_MS: u64 = 2_000;
 
 /// Node-wide inputs of headers sync.
 #[derive(bevy_ecs::system::SystemParam)]
@@ -90,16 +99,28 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
     update_ibd(&mut ctx);
     let mut sync_peers = 0usize;
     let mut preferred_count = 0usize;
-    for (_, _, dir, state, neg, perms, .., chain) in &peers {
+    for (_, _, dir, state, neg, perms, .., chain, _) in &peers {
         sync_peers += chain.is_some_and(PeerChain::syncing) as usize;
         preferred_count += (*state == PeerState::Ready && can_serve(neg) && preferred(*dir, perms)) as usize;
     }
     let preferred_exists = preferred_count > 0;
     let may_start = sync_peers == 0 || ctx.tree.best_entry().time as i64 > ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
-    for (entity, socket, dir, state, neg, perms, mut received, mut sq, mut violations, chain) in &mut peers {
+    let best_h = ctx.tree.best_entry().height;
+    let behind = best_h > ctx.tree.entry(ctx.tree.validated_tip()).height;
+    for (entity, socket, dir, state, neg, perms, mut received, mut sq, mut violations, chain, blocks) in &mut peers {
         if *state != PeerState::Ready {
             continue;
         }
+        let probe = behind
+            && can_serve(neg)
+            && *dir != Direction::Feeler
+            && blocks.is_some_and(|b| b.in_flight.is_empty())
+            && chain.as_ref().is_some_and(|c| {
+                !c.sync_started
+                    && c.presync.is_none()
+                    && c.best_known.is_none_or(|k| ctx.tree.entry(k).height < best_h)
+                    && ctx.clock.now_ms.saturating_sub(c.probed_ms) >= PROBE_INTERVAL_MS
+            });
         // An idle peer with its sync settled needs nothing this tick: look before taking anything.
         // (A peer that has not started can only start when no one syncs or headers are near today.)
         let settled = chain.as_ref().is_some_and(|c| {
@@ -107,7 +128,7 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                 && c.deferred_getheaders.is_none()
                 && (c.sync_started || !can_serve(neg) || *dir == Direction::Feeler || !may_start)
         });
-        if settled && received.0.is_empty() {
+        if settled && received.0.is_empty() && !probe {
             continue;
         }
         let mut fresh = None;
@@ -212,13 +233,20 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
                     ctx.clock.now_ms + HEADERS_SYNC_TIMEOUT_BASE_MS + HEADERS_SYNC_TIMEOUT_PER_HEADER_MS * expected,
                 );
                 // From the best header's parent, so the answer is never empty.
-                let best = ctx.tree.best();
-                let from = match ctx.tree.entry(best).parent {
-                    crate::chain::tree::NO_PARENT => best,
-                    p => p,
-                };
+                let from = best_parent(&ctx.tree);
                 tracing::debug!(peer = socket.conn.0, height = ctx.tree.entry(from).height, "headers sync started");
                 maybe_getheaders(&mut ctx, &mut peer, None, from, true);
+            }
+        }
+        if probe && !peer.pc.sync_started {
+            peer.pc.probed_ms = ctx.clock.now_ms.max(1);
+            let sent = peer.pc.last_getheaders_ms;
+            let from = best_parent(&ctx.tree);
+            maybe_getheaders(&mut ctx, &mut peer, None, from, false);
+            if peer.pc.last_getheaders_ms != sent {
+                peer.pc.probing = true;
+                ctx.metrics.headers_probes += 1;
+                tracing::debug!(peer = socket.conn.0, height = best_h, "probing an idle peer for its chain");
             }
         }
         if let Some(pc) = fresh {
@@ -251,6 +279,15 @@ fn update_ibd(ctx: &mut SyncCtx) {
     {
         ctx.ibd.active = false;
         tracing::info!(height = tip.height, "leaving initial block download");
+    }
+}
+
+/// The best header's parent (the best header itself at genesis): a getheaders from there is never
+/// answered empty by a peer that has our best header, so the answer always says what it holds.
+fn best_parent(tree: &HeaderTree) -> BlockIdx {
+    match tree.entry(tree.best()).parent {
+        crate::chain::tree::NO_PARENT => tree.best(),
+        p => p,
     }
 }
 
@@ -351,6 +388,8 @@ fn on_headers(ctx: &mut SyncCtx, peer: &mut PeerCtx, list: &HeaderList) {
         }
     }
     let full = hashes.len() == MAX_HEADERS;
+    // The answer to a probe says what the peer holds; it is not continued (only a sync peer is).
+    let probe_answer = std::mem::take(&mut peer.pc.probing) && !peer.pc.sync_started;
     if peer.pc.presync.as_ref().is_some_and(|p| p.phase() != Phase::Done) {
         peer.pc.last_getheaders_ms = 0;
         continue_presync(ctx, peer, &hashes, full);
@@ -398,7 +437,7 @@ fn on_headers(ctx: &mut SyncCtx, peer: &mut PeerCtx, list: &HeaderList) {
         }
     }
     let Some(last) = accept_all(ctx, peer, &hashes) else { return };
-    if full && last == ctx.tree.get(&last_hash).unwrap_or(BlockIdx::MAX) {
+    if full && !probe_answer && last == ctx.tree.get(&last_hash).unwrap_or(BlockIdx::MAX) {
         maybe_getheaders(ctx, peer, None, last, true);
     }
 }

@@ -428,3 +428,47 @@ fn a_sync_peer_with_nothing_to_give_hands_the_sync_to_a_peer_that_came_later() {
     assert_eq!(count(&node.sent_to(empty), |m| matches!(m, Message::GetHeaders(_))), 0);
     assert_eq!(node.closed_reason(empty), None);
 }
+
+#[test]
+fn an_idle_peer_is_probed_for_its_chain_and_then_serves_the_blocks_a_silent_sync_peer_holds_up() {
+    let mut node = fixture_node();
+    // The sync peer gives headers, never blocks.
+    let mut silent = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    silent.answer_getdata = false;
+    let loc = Locator { version: 70016, hashes: vec![silent.genesis], stop: BlockHash::all_zeros() };
+    node.receive(silent.conn, &Message::Headers(silent.answer(&loc)));
+    assert_eq!(tree(&node).best_entry().height, 2000);
+    // Another peer holds the chain but was never asked: one sync peer in IBD.
+    let mut other = ChainPeer::fixture(&mut node, "10.0.0.2:18444");
+    node.tick();
+    let sent = node.sent_to(other.conn);
+    let probes: Vec<&Locator> = sent
+        .iter()
+        .filter_map(|m| match m {
+            Message::GetHeaders(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probes.len(), 1, "{sent:?}");
+    let parent = tree(&node).entry(tree(&node).best_entry().parent).hash;
+    assert_eq!(probes[0].hashes[0], parent, "from the best header's parent: never answered empty");
+    assert_eq!(node.world.resource::<crate::resources::Metrics>().headers_probes, 1);
+    // Its answer says it holds the whole chain; blocks are then asked of it.
+    node.receive(other.conn, &Message::Headers(other.answer(probes[0])));
+    let known = node.get::<PeerChain>(other.conn).unwrap().synced_headers(tree(&node));
+    assert_eq!(known, 2100);
+    assert!(other.pump(&mut node, 200) > 0, "no getdata for the probed peer");
+    assert!(
+        tree(&node).entry(tree(&node).validated_tip()).height == 0,
+        "the silent peer still holds block 1: the window waits for it"
+    );
+    // Not probed again while it is busy or knows our best header.
+    assert_eq!(node.world.resource::<crate::resources::Metrics>().headers_probes, 1);
+    // The stall timeout moves the silent peer's blocks to the probed one, and the chain syncs.
+    for _ in 0..40 {
+        node.elapse(1_000);
+        other.pump(&mut node, 50);
+    }
+    assert_eq!(tree(&node).entry(tree(&node).validated_tip()).height, 2100);
+    assert_eq!(node.closed_reason(silent.conn), Some(DisconnectReason::BlockStalling));
+}
