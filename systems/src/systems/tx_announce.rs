@@ -107,7 +107,9 @@ pub fn tx_announce(
         || ctx.queue.pending_count() > ctx.sync.validation_pending_blocks_max
         || ctx.queue.pending_bytes > ctx.sync.validation_pending_bytes_max;
     if slowed != ctx.state.slowed {
-        tracing::info!(slowed, intake = ctx.intake.len(), "tx relay pace changed");
+        // Debug, not info: in IBD the validation queue sits at its bound and this flips every
+        // few ticks (ten lines a second); `oni_tx_relay_slowed_ticks_total` keeps the count.
+        tracing::debug!(slowed, intake = ctx.intake.len(), "tx relay pace changed");
     }
     ctx.state.slowed = slowed;
     ctx.state.slowed_ticks += slowed as u64;
