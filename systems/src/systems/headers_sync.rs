@@ -106,7 +106,11 @@ pub fn headers_sync(mut peers: Query<SyncPeer, Without<Disconnect>>, mut ctx: Sy
     let preferred_exists = preferred_count > 0;
     let may_start = sync_peers == 0 || ctx.tree.best_entry().time as i64 > ctx.clock.unix_s() - NEAR_SYNC_AGE_S;
     let best_h = ctx.tree.best_entry().height;
-    let behind = best_h > ctx.tree.entry(ctx.tree.validated_tip()).height;
+    // Probes are for a download, not for a new tip: a block or two behind, the peers that have
+    // not announced it yet will within seconds, and a getheaders to each would be traffic Core
+    // does not send (and a tell).
+    let behind =
+        best_h as usize > ctx.tree.entry(ctx.tree.validated_tip()).height as usize + ctx.sync.max_in_flight_per_peer;
     for (entity, socket, dir, state, neg, perms, mut received, mut sq, mut violations, chain, blocks) in &mut peers {
         if *state != PeerState::Ready {
             continue;

@@ -472,3 +472,24 @@ fn an_idle_peer_is_probed_for_its_chain_and_then_serves_the_blocks_a_silent_sync
     assert_eq!(tree(&node).entry(tree(&node).validated_tip()).height, 2100);
     assert_eq!(node.closed_reason(silent.conn), Some(DisconnectReason::BlockStalling));
 }
+
+#[test]
+fn idle_peers_are_not_probed_for_a_new_tip_only_for_a_download() {
+    let (mut node, tip_time) = synced_node();
+    // An old tip (a quiet chain): one headers sync peer, the others idle and never asked.
+    node.set_time_s(tip_time as i64 + 3 * 24 * 3600);
+    let source = node.ready_inbound("10.0.0.8:18444");
+    node.tick();
+    let other = node.ready_inbound("10.0.0.9:18444");
+    node.tick();
+    let _ = node.sent_to(other);
+    // A new header a block ahead of the validated tip: the peers that have not announced it will.
+    let tip = tree(&node).best_entry().hash;
+    let mut l = HeaderList::default();
+    l.push_raw(mine(&tip, tip_time + 600, 0x2000_0000, 1));
+    node.receive(source, &Message::Headers(l));
+    assert_eq!(tree(&node).best_entry().height, 2101, "the new header is our best");
+    node.elapse(5_000);
+    assert!(node.sent_to(other).iter().all(|m| !matches!(m, Message::GetHeaders(_))));
+    assert_eq!(node.world.resource::<crate::resources::Metrics>().headers_probes, 0);
+}
