@@ -230,8 +230,8 @@ impl ChainIo {
     }
 
     /// After a tick: new headers to the store (first, so the tree can always be rebuilt up to what
-    /// the validator holds; while saves fail they are held and retried, see `unsaved_headers`) and
-    /// to the validator, blocks to validate, block reads to start.
+    /// the validator holds; while saves fail they are held and retried, see `unsaved_headers`),
+    /// blocks to validate with the headers they need ahead of them, block reads to start.
     pub(super) fn after_tick(&mut self, world: &mut World, store: Option<&Store>) {
         let (headers, blocks) = {
             let mut q = world.resource_mut::<ValidationQueue>();
