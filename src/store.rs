@@ -77,7 +77,9 @@ pub struct Store {
 pub(crate) fn precheck(dir: &Path) -> Result<(), StoreError> {
     let file = dir.join("data.mdb");
     let corrupt = |detail: String| StoreError::Corrupt { path: dir.to_path_buf(), detail };
-    let bytes = match std::fs::read(&file) {
+    // Only the two meta pages are read (the first at 0, the second one page size — at most
+    // 64 KiB — further), not the file: a coin store or a full journal is hundreds of MB.
+    let (bytes, len) = match read_head(&file, 2 * 65_536 + 16 + 136) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(StoreError::Io(file, e)),
@@ -91,7 +93,7 @@ pub(crate) fn precheck(dir: &Path) -> Result<(), StoreError> {
         (u32_at(0) == 0xBEEF_C0DE).then(|| (u32_at(24), u64_at(120), u64_at(128)))
     };
     let Some((psize, last0, txn0)) = read_meta(0) else {
-        return Err(corrupt(format!("{} has no valid LMDB meta page ({} bytes)", file.display(), bytes.len())));
+        return Err(corrupt(format!("{} has no valid LMDB meta page ({len} bytes)", file.display())));
     };
     if !(512..=65536).contains(&psize) || !psize.is_power_of_two() {
         return Err(corrupt(format!("implausible page size {psize}")));
@@ -102,10 +104,20 @@ pub(crate) fn precheck(dir: &Path) -> Result<(), StoreError> {
         None => return Err(corrupt("second meta page missing or invalid".into())),
     };
     let need = (last + 1).saturating_mul(psize as u64);
-    if (bytes.len() as u64) < need {
-        return Err(corrupt(format!("data file is {} bytes, its meta pages need {need}", bytes.len())));
+    if len < need {
+        return Err(corrupt(format!("data file is {len} bytes, its meta pages need {need}")));
     }
     Ok(())
+}
+
+/// The first `max` bytes of `file` (fewer if it is shorter) and its length.
+fn read_head(file: &Path, max: u64) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let f = std::fs::File::open(file)?;
+    let len = f.metadata()?.len();
+    let mut head = Vec::with_capacity(max.min(len) as usize);
+    f.take(max).read_to_end(&mut head)?;
+    Ok((head, len))
 }
 
 impl Store {
