@@ -6,7 +6,7 @@ use crate::components::{ConnId, Score};
 use crate::harness::TestNode;
 use crate::resources::{ChainTip, DisconnectReason, Misbehavior};
 use crate::wire::headers::{block_hash, HeaderList};
-use crate::wire::{Block, InvType, Locator, Message};
+use crate::wire::{Block, InvType, Message};
 use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 
@@ -19,8 +19,14 @@ fn tree(node: &TestNode) -> &HeaderTree {
 
 /// Gives the node the fixture's headers through `peer` (as its sync would).
 fn headers_from(node: &mut TestNode, peer: &mut ChainPeer) {
-    let loc = Locator { version: 70016, hashes: vec![peer.genesis], stop: BlockHash::all_zeros() };
-    node.receive(peer.conn, &Message::Headers(peer.answer(&loc)));
+    peer.give_headers(node);
+}
+
+/// A window of `blocks` and 4 requests per peer, so a few peers fill it.
+fn small_window(node: &mut TestNode, blocks: u32) {
+    let mut c = node.world.resource_mut::<SyncConfig>();
+    c.window_blocks = blocks;
+    c.max_in_flight_per_peer = 4;
 }
 
 /// `conn` tells the node its best header is the fixture tip.
@@ -81,11 +87,7 @@ fn the_fixture_chain_downloads_validates_and_reorgs_to_the_heavier_fork() {
 #[test]
 fn requests_stay_inside_the_window_and_the_per_peer_limit() {
     let mut node = fixture_node();
-    {
-        let mut c = node.world.resource_mut::<SyncConfig>();
-        c.window_blocks = 20;
-        c.max_in_flight_per_peer = 4;
-    }
+    small_window(&mut node, 20);
     let mut first = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
     first.answer_getdata = false;
     headers_from(&mut node, &mut first);
@@ -113,11 +115,7 @@ fn requests_stay_inside_the_window_and_the_per_peer_limit() {
 #[test]
 fn a_peer_that_never_answers_is_found_stalling_and_replaced() {
     let mut node = fixture_node();
-    {
-        let mut c = node.world.resource_mut::<SyncConfig>();
-        c.window_blocks = 8;
-        c.max_in_flight_per_peer = 4;
-    }
+    small_window(&mut node, 8);
     let mut silent = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
     silent.answer_getdata = false;
     headers_from(&mut node, &mut silent);
@@ -149,11 +147,7 @@ fn a_peer_that_never_answers_is_found_stalling_and_replaced() {
 #[test]
 fn a_peer_that_trickles_the_windows_first_block_is_a_staller_though_it_delivers() {
     let mut node = fixture_node();
-    {
-        let mut c = node.world.resource_mut::<SyncConfig>();
-        c.window_blocks = 8;
-        c.max_in_flight_per_peer = 4;
-    }
+    small_window(&mut node, 8);
     let mut slow = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
     slow.answer_getdata = false;
     headers_from(&mut node, &mut slow);

@@ -435,8 +435,7 @@ fn an_idle_peer_is_probed_for_its_chain_and_then_serves_the_blocks_a_silent_sync
     // The sync peer gives headers, never blocks.
     let mut silent = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
     silent.answer_getdata = false;
-    let loc = Locator { version: 70016, hashes: vec![silent.genesis], stop: BlockHash::all_zeros() };
-    node.receive(silent.conn, &Message::Headers(silent.answer(&loc)));
+    silent.give_headers(&mut node);
     assert_eq!(tree(&node).best_entry().height, 2000);
     // Another peer holds the chain but was never asked: one sync peer in IBD.
     let mut other = ChainPeer::fixture(&mut node, "10.0.0.2:18444");

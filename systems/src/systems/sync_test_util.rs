@@ -51,6 +51,13 @@ impl ChainPeer {
         l
     }
 
+    /// Gives the node its headers from genesis, as the node's first getheaders would ask (the
+    /// first batch of 2,000).
+    pub fn give_headers(&self, node: &mut TestNode) {
+        let loc = Locator { version: 70016, hashes: vec![self.genesis], stop: BlockHash::all_zeros() };
+        node.receive(self.conn, &Message::Headers(self.answer(&loc)));
+    }
+
     /// Answers what the node sent until it asks nothing more (at most `rounds` exchanges).
     /// Returns the number of getdata messages seen.
     pub fn pump(&mut self, node: &mut TestNode, rounds: usize) -> usize {
