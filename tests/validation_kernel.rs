@@ -441,3 +441,16 @@ fn kernel_opens_every_network_at_its_own_genesis() {
         assert_eq!(served, genesis, "{network:?}");
     }
 }
+
+#[test]
+fn an_lmdb_journal_from_an_earlier_build_stops_the_open_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = kernel_config(dir.path());
+    std::fs::create_dir_all(config.dir.join("journal")).unwrap();
+    let Err(err) = KernelValidator::open(config.clone()) else { panic!("refused") };
+    let text = err.to_string();
+    assert!(text.contains("earlier build") && text.contains("remove the directory"), "{text}");
+    std::fs::remove_dir(config.dir.join("journal")).unwrap();
+    assert!(KernelValidator::open(config.clone()).is_ok());
+    assert!(config.dir.join("journal.log").is_file(), "the journal is a plain file now");
+}

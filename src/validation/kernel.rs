@@ -16,8 +16,8 @@
 //! in `FlushStateToDisk`: every 50–70 min, when the coins cache is nearly full, and when the
 //! chainstate manager is destroyed. A process killed in between restarts at the last flush. So every
 //! header and block the kernel accepts is also appended to a write-ahead journal
-//! (`<dir>/journal`, see [`super::journal`]), and [`KernelValidator::checkpoint`] commits it — one
-//! LMDB fsync — and returns the tip, now durable: after a kill -9, opening replays the journal
+//! (`<dir>/journal.log`, see [`super::journal`]), and [`KernelValidator::checkpoint`] commits it —
+//! one write and one `fdatasync` — and returns the tip, now durable: after a kill -9, opening replays the journal
 //! through the kernel and reaches that tip again. Only when the journal outgrows
 //! [`KernelConfig::journal_bytes_max`] does a checkpoint flush the kernel the one way the API allows
 //! — destroy the chainstate manager and open it again, a block-index reload and an empty coins
@@ -119,12 +119,19 @@ pub struct KernelValidator {
     journal: Option<Journal>,
 }
 
-/// The journal's LMDB map: twice its budget plus room for one batch of full blocks beyond it
-/// (a map is address space, not disk: the file grows with what is written).
-fn journal_map_bytes(budget: u64) -> usize {
-    // LMDB wants a multiple of the page size: round up to whole MiB.
-    let bytes = budget.saturating_mul(2).saturating_add(1 << 30).div_ceil(1 << 20).saturating_mul(1 << 20);
-    usize::try_from(bytes).unwrap_or(usize::MAX & !((1 << 20) - 1))
+/// Opens the journal file, refusing the LMDB journal directory an earlier build kept beside it: its
+/// records would be ignored, and it may hold blocks reported connected that the kernel has not
+/// flushed.
+fn open_journal(dir: &Path) -> Result<Journal, ValidatorError> {
+    let earlier = dir.join("journal");
+    if earlier.is_dir() {
+        return Err(ValidatorError::Kernel(format!(
+            "{}: a validation journal in an earlier build's format (LMDB); start that build once so it \
+             replays and empties it, or remove the directory to re-download what it held",
+            earlier.display()
+        )));
+    }
+    Journal::open(&dir.join("journal.log"))
 }
 
 fn chain_type(network: Network) -> ChainType {
@@ -272,7 +279,7 @@ impl KernelValidator {
         let journal = match config.journal_bytes_max {
             0 => None,
             _ if config.in_memory => None,
-            max => Some(Journal::open(&config.dir.join("journal"), journal_map_bytes(max))?),
+            _ => Some(open_journal(&config.dir)?),
         };
         let tip = scan_tip(&chainman);
         notes.lock().unwrap_or_else(PoisonError::into_inner).clear();
