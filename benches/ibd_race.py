@@ -136,6 +136,30 @@ def proxy(listen_port, target_port, delay):
         threading.Thread(target=pump, args=(upstream, client, True), daemon=True).start()
 
 
+def resident_by_mapping(pid):
+    """Resident MB by mapped file (or [anon])."""
+    by_file, name = {}, "[anon]"
+    for line in open(f"/proc/{pid}/smaps"):
+        parts = line.split()
+        if "-" in parts[0] and len(parts) >= 5:
+            name = parts[5] if len(parts) > 5 else "[anon]"
+        elif parts[0] == "Rss:":
+            by_file[name] = by_file.get(name, 0) + int(parts[1]) / 1024
+    return by_file
+
+
+def print_mappings(by_file):
+    for name, mb in sorted(by_file.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"    {mb:7.1f} MB  {name}")
+
+
+def rss_now(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0
+
+
 def proc_figures(pid):
     """Peak RSS in MB, CPU seconds, and the RSS now split into anonymous and file-backed MB."""
     rss, split = 0, {}
@@ -148,23 +172,14 @@ def proc_figures(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     if os.environ.get("RACE_SMAPS"):
-        # Where the resident pages are, by mapped file (or [anon]), largest first.
-        by_file, name = {}, "[anon]"
-        for line in open(f"/proc/{pid}/smaps"):
-            parts = line.split()
-            if "-" in parts[0] and len(parts) >= 5:
-                name = parts[5] if len(parts) > 5 else "[anon]"
-            elif parts[0] == "Rss:":
-                by_file[name] = by_file.get(name, 0) + int(parts[1]) / 1024
-        for name, mb in sorted(by_file.items(), key=lambda kv: -kv[1])[:8]:
-            print(f"    {mb:7.1f} MB  {name}")
+        print_mappings(resident_by_mapping(pid))
     return rss, cpu, split
 
 
 def race(name, cmd, rpcport, target, chain_bytes, log, cookie=None):
     started = time.time()
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    height, last = 0, 0
+    height, last, sampled, peak = 0, 0, 0, (0, None)
     while True:
         if proc.poll() is not None:
             sys.exit(f"{name} exited with {proc.returncode} (log: {log.name})")
@@ -174,11 +189,24 @@ def race(name, cmd, rpcport, target, chain_bytes, log, cookie=None):
             pass
         if height >= target:
             break
+        if os.environ.get("RACE_SMAPS") and time.time() - sampled > 1:
+            # Where the memory is when it is highest: the split at the largest RSS seen.
+            sampled = time.time()
+            try:
+                now = rss_now(proc.pid)
+                if now > peak[0]:
+                    peak = (now, resident_by_mapping(proc.pid))
+            except OSError:
+                pass
         if time.time() - last > 30:
             last = time.time()
             print(f"  {name}: {height} of {target} after {time.time() - started:.0f} s", flush=True)
         time.sleep(0.1)
     wall = time.time() - started
+    if peak[1]:
+        print(f"  {name}: largest RSS sampled {peak[0]:.0f} MB, by mapping:")
+        print_mappings(peak[1])
+        print(f"  {name}: at the tip, by mapping:")
     rss, cpu, split = proc_figures(proc.pid)
     print(f"{name}: {target} blocks in {wall:.1f} s, {target / wall:.0f} blocks/s, "
           f"{chain_bytes / wall / 1e6:.2f} MB/s, peak RSS {rss:.0f} MB (at the tip: anonymous "
