@@ -17,8 +17,8 @@
 //! chainstate manager is destroyed. A process killed in between restarts at the last flush. So every
 //! header and block the kernel accepts is also appended to a write-ahead journal
 //! (`<dir>/journal.log`, see [`super::journal`]), and [`KernelValidator::checkpoint`] commits it —
-//! one write and one `fdatasync` — and returns the tip, now durable: after a kill -9, opening replays the journal
-//! through the kernel and reaches that tip again. Only when the journal outgrows
+//! one write and one `fdatasync` — and returns the tip, now durable: after a kill -9, opening
+//! replays the journal through the kernel and reaches that tip again. Only when the journal outgrows
 //! [`KernelConfig::journal_bytes_max`] does a checkpoint flush the kernel the one way the API allows
 //! — destroy the chainstate manager and open it again, a block-index reload and an empty coins
 //! cache — and empty the journal. The worker checkpoints on a budget (see `worker`) and reports
