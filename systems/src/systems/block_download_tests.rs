@@ -22,6 +22,16 @@ fn headers_from(node: &mut TestNode, peer: &mut ChainPeer) {
     peer.give_headers(node);
 }
 
+/// The node's first peer, at `addr`: it sends the fixture's headers, is asked for the first
+/// blocks, and holds them (never answers getdata).
+fn holding_peer(node: &mut TestNode, addr: &str) -> ChainPeer {
+    let mut peer = ChainPeer::fixture(node, addr);
+    peer.answer_getdata = false;
+    headers_from(node, &mut peer);
+    peer.pump(node, 10);
+    peer
+}
+
 /// A window of `blocks` and 4 requests per peer, so a few peers fill it.
 fn small_window(node: &mut TestNode, blocks: u32) {
     let mut c = node.world.resource_mut::<SyncConfig>();
@@ -88,10 +98,7 @@ fn the_fixture_chain_downloads_validates_and_reorgs_to_the_heavier_fork() {
 fn requests_stay_inside_the_window_and_the_per_peer_limit() {
     let mut node = fixture_node();
     small_window(&mut node, 20);
-    let mut first = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
-    first.answer_getdata = false;
-    headers_from(&mut node, &mut first);
-    first.pump(&mut node, 10);
+    let first = holding_peer(&mut node, "10.0.0.1:18444");
     let mut conns = vec![first.conn];
     for i in 2..=8 {
         let c = node.ready_inbound(&format!("10.0.0.{i}:18444"));
@@ -116,10 +123,7 @@ fn requests_stay_inside_the_window_and_the_per_peer_limit() {
 fn a_peer_that_never_answers_is_found_stalling_and_replaced() {
     let mut node = fixture_node();
     small_window(&mut node, 8);
-    let mut silent = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
-    silent.answer_getdata = false;
-    headers_from(&mut node, &mut silent);
-    silent.pump(&mut node, 10);
+    let silent = holding_peer(&mut node, "10.0.0.1:18444");
     let held: Vec<u32> = getdata_entries(&silent.seen).iter().map(|h| height_of(&node, h)).collect();
     assert_eq!(held, vec![1, 2, 3, 4]);
     let mut fast = ChainPeer::fixture(&mut node, "10.0.0.2:18444");
@@ -148,10 +152,7 @@ fn a_peer_that_never_answers_is_found_stalling_and_replaced() {
 fn a_peer_that_trickles_the_windows_first_block_is_a_staller_though_it_delivers() {
     let mut node = fixture_node();
     small_window(&mut node, 8);
-    let mut slow = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
-    slow.answer_getdata = false;
-    headers_from(&mut node, &mut slow);
-    slow.pump(&mut node, 10);
+    let slow = holding_peer(&mut node, "10.0.0.1:18444");
     let held: Vec<Block> =
         getdata_entries(&slow.seen).iter().map(|h| Block::decode(&slow.blocks[h]).unwrap()).collect();
     assert_eq!(held.len(), 4);
@@ -200,10 +201,7 @@ fn stallers_are_remembered_ten_minutes_in_a_bounded_map() {
 #[test]
 fn a_peer_slower_than_the_download_timeout_is_dropped() {
     let mut node = fixture_node();
-    let mut silent = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
-    silent.answer_getdata = false;
-    headers_from(&mut node, &mut silent);
-    silent.pump(&mut node, 10);
+    let silent = holding_peer(&mut node, "10.0.0.1:18444");
     assert_eq!(node.get::<PeerBlocks>(silent.conn).unwrap().in_flight.len(), 16);
     // keep it alive on pings meanwhile: the timeout is about blocks, not silence
     for _ in 0..10 {
