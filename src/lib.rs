@@ -7,7 +7,8 @@
 //!   [`node::seeds`]: DNS and fixed seeds, for an empty address book.
 //! - [`chaingen`]: a heavy regtest chain made on the spot, for IBD measurements.
 //! - [`cli`]: the `oni` command line (`node`, `dump`, `scenario`; `--conf` files).
-//! - [`store`]: LMDB (heed): bans, the address book.
+//! - [`store`]: LMDB (heed): bans, the address book; [`lmdb_pages`]: LMDB's mapped pages out of
+//!   the RSS after a commit.
 //! - [`coins`]: the chain's coins for the mempool (LMDB, kept in step with the kernel) and Core's
 //!   script engine as the pool's verifier.
 //! - [`scenario`]: RON attack scenarios, the deterministic simulator, bots, expectations, report.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod coins;
 pub mod dump;
 pub mod http;
+pub mod lmdb_pages;
 pub mod node;
 pub mod rpc;
 pub mod scenario;

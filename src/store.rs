@@ -4,6 +4,7 @@
 //! reports it done, so a kill -9 after that loses nothing. A damaged store is a clear error with a way out, never a panic: LMDB would fault on a
 //! truncated file, so its meta pages are checked against the file's size before it is mapped.
 
+use crate::lmdb_pages::MappedPages;
 use heed::types::{Bytes, Str};
 use heed::{Database, Env, EnvOpenOptions};
 use oni_systems::resources::{AddrInfo, BanChange, BanEntry, Subnet};
@@ -70,6 +71,9 @@ pub struct Store {
     ban_faults: std::sync::atomic::AtomicUsize,
     /// Header saves still to fail on purpose (fault injection for tests of the retry path).
     header_faults: std::sync::atomic::AtomicUsize,
+    /// The environment's map, released after each commit and each full read (loading mainnet's
+    /// headers maps ~110 MB that nothing reads again).
+    pages: Option<MappedPages>,
 }
 
 /// Checks LMDB's two meta pages against the data file's length, so a truncated file is reported
@@ -140,7 +144,17 @@ impl Store {
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         let headers = env.create_database(&mut wtxn, Some("headers"))?;
         wtxn.commit()?;
-        Ok(Store { env, bans, addrs, meta, headers, ban_faults: Default::default(), header_faults: Default::default() })
+        let pages = MappedPages::find(&dir.join("data.mdb"));
+        Ok(Store {
+            env,
+            bans,
+            addrs,
+            meta,
+            headers,
+            ban_faults: Default::default(),
+            header_faults: Default::default(),
+            pages,
+        })
     }
 
     /// Moves a damaged store aside (kept as `<dir>.corrupt-<unix_s>`) so a fresh one can start.
@@ -196,6 +210,7 @@ impl Store {
             }
         }
         wtxn.commit()?;
+        self.release_pages();
         Ok(())
     }
 
@@ -216,6 +231,7 @@ impl Store {
         }
         self.meta.put(&mut wtxn, META_ADDR_KEY, &key)?;
         wtxn.commit()?;
+        self.release_pages();
         Ok(n)
     }
 
@@ -245,6 +261,7 @@ impl Store {
             self.headers.put(&mut wtxn, &key, raw)?;
         }
         wtxn.commit()?;
+        self.release_pages();
         Ok(())
     }
 
@@ -256,6 +273,8 @@ impl Store {
             let (_, v) = item?;
             out.push(v.try_into().map_err(|_| StoreError::Record("a stored header is not 80 bytes".into()))?);
         }
+        drop(rtxn);
+        self.release_pages();
         Ok(out)
     }
 
@@ -270,7 +289,21 @@ impl Store {
             let (_, v) = item?;
             out.push(serde_json::from_slice(v).map_err(|e| StoreError::Record(format!("address: {e}")))?);
         }
+        drop(rtxn);
+        self.release_pages();
         Ok(Some((key, out)))
+    }
+
+    /// Takes the map's pages out of the RSS (they stay in the page cache; see `lmdb_pages`).
+    fn release_pages(&self) {
+        if let Some(pages) = &self.pages {
+            pages.release();
+        }
+    }
+
+    /// Bytes of the store's map resident in this process (`None` where the map is not tracked).
+    pub fn mapped_resident_bytes(&self) -> Option<u64> {
+        self.pages.as_ref()?.resident_bytes()
     }
 }
 

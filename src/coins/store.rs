@@ -13,6 +13,7 @@
 //! special-cased: their second copy overwrites the first, as both are unspendable in Core anyway.
 
 use super::codec::{self, Undo, KEY_BYTES};
+use crate::lmdb_pages::MappedPages;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, OutPoint};
 use heed::types::{Bytes, Str};
@@ -133,6 +134,9 @@ pub struct CoinStore {
     /// Fault injection for tests of the retry path, shared by clones as the environment is:
     /// writes to let through, then writes to fail.
     write_faults: Arc<(AtomicUsize, AtomicUsize)>,
+    /// The environment's map, released after each commit: every block touches pages all over the
+    /// file (outpoints are random keys), which would otherwise all stay in the RSS.
+    pages: Option<Arc<MappedPages>>,
 }
 
 fn unspendable(script: &bitcoin::Script) -> bool {
@@ -179,8 +183,13 @@ impl CoinStore {
             None => meta.put(&mut wtxn, META_GENESIS, genesis.as_byte_array())?,
         }
         wtxn.commit()?;
+        let pages = MappedPages::find(&dir.join("data.mdb")).map(Arc::new);
+        if pages.is_none() {
+            tracing::debug!(dir = %dir.display(), "coin store map not found; its pages stay mapped");
+        }
         Ok(CoinStore {
             env,
+            pages,
             coins,
             undo,
             meta,
@@ -355,6 +364,7 @@ impl CoinStore {
         let point = ChainPoint { hash, height };
         self.set_best(&mut wtxn, point)?;
         wtxn.commit()?;
+        self.release_pages();
         Ok(point)
     }
 
@@ -384,6 +394,7 @@ impl CoinStore {
         self.undo.delete(&mut wtxn, &key)?;
         self.set_best(&mut wtxn, ChainPoint { hash: undo.prev, height: best.height - 1 })?;
         wtxn.commit()?;
+        self.release_pages();
         Ok(undo)
     }
 
@@ -394,7 +405,21 @@ impl CoinStore {
         self.undo.clear(&mut wtxn)?;
         self.meta.delete(&mut wtxn, META_BEST)?;
         wtxn.commit()?;
+        self.release_pages();
         Ok(())
+    }
+
+    /// Takes the map's pages out of the RSS (they stay in the page cache; see `lmdb_pages`).
+    fn release_pages(&self) {
+        if let Some(pages) = &self.pages {
+            pages.release();
+        }
+    }
+
+    /// Bytes of the store's map resident in this process (`None` where the map is not tracked):
+    /// what releasing after each commit keeps small.
+    pub fn mapped_resident_bytes(&self) -> Option<u64> {
+        self.pages.as_ref()?.resident_bytes()
     }
 
     fn set_best(&self, wtxn: &mut RwTxn, point: ChainPoint) -> Result<(), CoinsError> {

@@ -82,6 +82,24 @@ fn the_fixture_chain_leaves_cores_unspent_output_set() {
     assert_same(&store, &memory(2100, false));
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn the_stores_pages_leave_the_rss_after_each_block_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let file_bytes = || std::fs::metadata(dir.path().join("data.mdb")).unwrap().len();
+    connect_range(&store, 1, 2100);
+    // Every block rewrote pages all over the file; none of them stays mapped after its commit.
+    assert_eq!(store.mapped_resident_bytes(), Some(0), "file {} bytes", file_bytes());
+    assert!(file_bytes() > 256 << 10, "a store worth releasing: {} bytes", file_bytes());
+    // Reads map what they touch again, from the page cache, and see every coin.
+    assert_same(&store, &memory(2100, false));
+    let touched = store.mapped_resident_bytes().unwrap();
+    assert!(touched > 0, "the reads mapped pages again");
+    store.disconnect_tip().unwrap();
+    assert_eq!(store.mapped_resident_bytes(), Some(0), "a disconnect releases them too");
+}
+
 #[test]
 fn disconnecting_back_and_forth_matches_memory_coins_and_the_fork_reorg_too() {
     let dir = tempfile::tempdir().unwrap();
