@@ -266,14 +266,20 @@ fn held_reports_arrive_only_with_the_checkpoint_that_covers_them() {
     for b in &f.chain[..25] {
         worker.try_submit(b.hash, b.raw.clone()).unwrap();
     }
-    // The tip goes out at once, each ahead of its held connect; the reports wait for checkpoints.
+    // The tip and each block's Taken go out at once, each ahead of its held connect; the reports
+    // wait for checkpoints.
     let mut seen = Vec::new();
     let mut tips = Vec::new();
-    while seen.len() < 22 || tips.len() < 25 {
+    let mut taken = Vec::new();
+    while seen.len() < 22 || tips.len() < 25 || taken.len() < 25 {
         match worker.events().recv_timeout(WAIT).unwrap() {
             ValidationEvent::Tip { height, hash } => {
                 assert_eq!(hash, f.chain[height as usize - 1].hash);
                 tips.push(height);
+            }
+            ValidationEvent::Taken { hash } => {
+                assert!(!seen.iter().any(|e: &ValidationEvent| e.hash() == Some(hash)), "taken after its connect");
+                taken.push(hash);
             }
             e => {
                 if let ValidationEvent::Connected { height, .. } = e {
@@ -284,6 +290,7 @@ fn held_reports_arrive_only_with_the_checkpoint_that_covers_them() {
         }
     }
     assert_eq!(tips, (1..=25).collect::<Vec<u32>>());
+    assert_eq!(taken, f.chain[..25].iter().map(|b| b.hash).collect::<Vec<_>>(), "every block, in order");
     assert_eq!(seen.len(), 22);
     // Two batches of ten, each followed by its Durable; the last five are held.
     for (batch, chunk) in seen.chunks(11).enumerate() {

@@ -15,7 +15,9 @@
 //!   idle), the worker checkpoints the validator and emits [`ValidationEvent::Durable`]. With
 //!   [`WorkerConfig::hold_until_durable`] it also holds `Connected`/`Disconnected` back until the
 //!   checkpoint that covers them, so every block reported connected survives a kill -9; the new
-//!   tip itself goes out at once as [`ValidationEvent::Tip`], for block announcements.
+//!   tip itself goes out at once as [`ValidationEvent::Tip`], for block announcements, and each
+//!   block as [`ValidationEvent::Taken`] once processed, so the world's bound on blocks waiting
+//!   in memory does not also count verdicts waiting for a checkpoint.
 
 use super::{BlockValidator, HeaderInfo, ValidatedTip, ValidationEvent, ValidatorError};
 use bitcoin::BlockHash;
@@ -459,6 +461,9 @@ impl<V: BlockValidator> Loop<V> {
         self.shared.validate_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.shared.queued_bytes.fetch_sub(job.raw.len(), Ordering::SeqCst);
         self.shared.queued_blocks.fetch_sub(1, Ordering::SeqCst);
+        if self.config.hold_until_durable {
+            let _ = self.events.send(ValidationEvent::Taken { hash: job.hash });
+        }
         for event in self.scratch.drain(..) {
             let chain_change =
                 matches!(event, ValidationEvent::Connected { .. } | ValidationEvent::Disconnected { .. });

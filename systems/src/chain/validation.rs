@@ -185,6 +185,13 @@ pub enum ValidationEvent {
         /// Its height.
         height: u32,
     },
+    /// The validator has processed the block and dropped its bytes; its verdict may come later,
+    /// held until durable. Frees its queue place at once, so the blocks waiting for validation
+    /// (the memory the queue bounds) are counted apart from verdicts waiting for a checkpoint.
+    Taken {
+        /// The block.
+        hash: BlockHash,
+    },
     /// Everything connected up to this block is on disk (for the shell; the world ignores it).
     Durable {
         /// The durable tip.
@@ -209,6 +216,7 @@ impl ValidationEvent {
             | ValidationEvent::AlreadyKnown { hash }
             | ValidationEvent::Rejected { hash, .. }
             | ValidationEvent::Tip { hash, .. }
+            | ValidationEvent::Taken { hash }
             | ValidationEvent::Durable { hash, .. } => Some(hash),
             ValidationEvent::Fatal { .. } => None,
         }

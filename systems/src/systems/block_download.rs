@@ -177,6 +177,7 @@ fn apply_validation_events(ctx: &mut DownloadCtx) -> Vec<(ConnId, RejectReason)>
     let mut blamed = Vec::new();
     for ev in std::mem::take(&mut ctx.inbox.0) {
         match ev {
+            ValidationEvent::Taken { hash } => ctx.queue.done(&hash),
             ValidationEvent::Stored { hash } | ValidationEvent::AlreadyKnown { hash } => {
                 ctx.queue.done(&hash);
                 ctx.compact.via_compact.remove(&hash);

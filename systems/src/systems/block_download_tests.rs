@@ -1,7 +1,7 @@
 use super::super::sync_test_util::{fixture_node, ChainPeer};
 use crate::chain::test_vectors::{chain_blocks, fork_blocks, header_of};
 use crate::chain::tree::status;
-use crate::chain::{HeaderTree, PeerBlocks, SyncConfig, SyncState, ValidationQueue};
+use crate::chain::{HeaderTree, PeerBlocks, SyncConfig, SyncState, ValidationEvent, ValidationInbox, ValidationQueue};
 use crate::components::{ConnId, Score};
 use crate::harness::TestNode;
 use crate::resources::{ChainTip, DisconnectReason, Misbehavior};
@@ -232,6 +232,29 @@ fn a_full_validation_queue_stops_requests_until_it_drains() {
     node.tick();
     peer.pump(&mut node, 10_000);
     assert_eq!(node.world.resource::<ChainTip>().height, 2100);
+}
+
+#[test]
+fn a_block_the_validator_took_frees_its_place_before_its_verdict() {
+    let mut node = fixture_node();
+    node.world.resource_mut::<SyncConfig>().validation_pending_blocks_max = 5;
+    node.validator.paused = true;
+    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
+    headers_from(&mut node, &mut peer);
+    peer.pump(&mut node, 100);
+    let asked = getdata_entries(&peer.seen).len();
+    assert_eq!(asked, 20, "requests stopped at the bound");
+    // The validator has processed them; their verdicts wait for a checkpoint (held until durable).
+    let pending: Vec<BlockHash> = node.world.resource::<ValidationQueue>().pending.keys().copied().collect();
+    node.world
+        .resource_mut::<ValidationInbox>()
+        .0
+        .extend(pending.into_iter().map(|hash| ValidationEvent::Taken { hash }));
+    node.tick();
+    assert_eq!(node.world.resource::<ValidationQueue>().pending_count(), 0, "every place is free");
+    assert_eq!(node.world.resource::<ChainTip>().height, 0, "no block is connected for it");
+    peer.pump(&mut node, 100);
+    assert!(getdata_entries(&peer.seen).len() > asked, "and requests resume");
 }
 
 #[test]
