@@ -27,6 +27,11 @@ use std::sync::Arc;
 /// Core's `MAX_SCRIPT_SIZE`: longer scripts can never be spent.
 const MAX_SCRIPT_BYTES: usize = 10_000;
 const META_BEST: &str = "best";
+/// Key operations between two releases of the map inside one transaction. Each read that faults
+/// maps up to 64 KiB around it (the kernel's fault-around), and outpoints are random keys, so a
+/// mainnet block's ~7,000 spends and creations would map some 450 MB before its commit; every 64
+/// operations it stays under 4 MiB, for one `madvise` per 64 B-tree walks.
+const RELEASE_EVERY_OPS: usize = 64;
 const META_GENESIS: &str = "genesis";
 
 /// How the store is opened.
@@ -134,9 +139,13 @@ pub struct CoinStore {
     /// Fault injection for tests of the retry path, shared by clones as the environment is:
     /// writes to let through, then writes to fail.
     write_faults: Arc<(AtomicUsize, AtomicUsize)>,
-    /// The environment's map, released after each commit: every block touches pages all over the
-    /// file (outpoints are random keys), which would otherwise all stay in the RSS.
+    /// The environment's map, released after each commit and every [`RELEASE_EVERY_OPS`] key
+    /// operations inside one: every block touches pages all over the file (outpoints are random
+    /// keys), which would otherwise all stay in the RSS.
     pages: Option<Arc<MappedPages>>,
+    /// Largest map residency seen just before a release inside a transaction (tests).
+    #[cfg(test)]
+    pub(crate) resident_before_release_max: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn unspendable(script: &bitcoin::Script) -> bool {
@@ -196,6 +205,8 @@ impl CoinStore {
             genesis,
             undo_keep_blocks: options.undo_keep_blocks.max(1),
             write_faults: Arc::default(),
+            #[cfg(test)]
+            resident_before_release_max: Arc::default(),
         })
     }
 
@@ -336,6 +347,7 @@ impl CoinStore {
         }
         let hash = block.block_hash();
         let mut undo = Undo { hash, prev, height, created: Vec::new(), spent: Vec::new() };
+        let mut ops = 0usize;
         for (i, tx) in block.txdata.iter().enumerate() {
             if i > 0 {
                 for input in &tx.input {
@@ -344,6 +356,7 @@ impl CoinStore {
                     let Some(spent) = spent else { return Err(CoinsError::MissingCoin(input.previous_output)) };
                     self.coins.delete(&mut wtxn, &k)?;
                     undo.spent.push((k, spent));
+                    self.op_done(&mut ops);
                 }
             }
             let txid = tx.compute_txid();
@@ -355,6 +368,7 @@ impl CoinStore {
                 let coin = Coin { output: output.clone(), height, coinbase: i == 0 };
                 self.coins.put(&mut wtxn, &k, &codec::encode_coin(&coin))?;
                 undo.created.push(k);
+                self.op_done(&mut ops);
             }
         }
         self.undo.put(&mut wtxn, &height.to_be_bytes(), &codec::encode_undo(&undo))?;
@@ -385,11 +399,14 @@ impl CoinStore {
         }
         // Spent coins back first, then the created ones out: a coin created and spent inside this
         // block is in both lists and must end up absent.
+        let mut ops = 0usize;
         for (k, coin) in &undo.spent {
             self.coins.put(&mut wtxn, k, coin)?;
+            self.op_done(&mut ops);
         }
         for k in &undo.created {
             self.coins.delete(&mut wtxn, k)?;
+            self.op_done(&mut ops);
         }
         self.undo.delete(&mut wtxn, &key)?;
         self.set_best(&mut wtxn, ChainPoint { hash: undo.prev, height: best.height - 1 })?;
@@ -407,6 +424,20 @@ impl CoinStore {
         wtxn.commit()?;
         self.release_pages();
         Ok(())
+    }
+
+    /// Counts one key operation of a write transaction and releases the map every
+    /// [`RELEASE_EVERY_OPS`]. Safe mid-transaction: nothing outlives an operation but copies, and
+    /// the file under the map does not change until the commit writes it.
+    fn op_done(&self, ops: &mut usize) {
+        *ops += 1;
+        if ops.is_multiple_of(RELEASE_EVERY_OPS) {
+            #[cfg(test)]
+            if let Some(now) = self.mapped_resident_bytes() {
+                self.resident_before_release_max.fetch_max(now, Ordering::Relaxed);
+            }
+            self.release_pages();
+        }
     }
 
     /// Takes the map's pages out of the RSS (they stay in the page cache; see `lmdb_pages`).

@@ -223,3 +223,68 @@ fn a_damaged_store_is_refused_and_open_or_reset_starts_it_afresh() {
     assert!(matches!(CoinStore::open(dir.path(), genesis()), Err(CoinsError::Corrupt(_))));
     assert_eq!(CoinStore::open_or_reset(dir.path(), genesis()).unwrap().len().unwrap(), 0);
 }
+
+/// A block on top of `prev` whose coinbase creates `outputs` coins and whose one other
+/// transaction, if `spend` is not empty, spends them into one (the coin store checks the chain
+/// link, not the proof of work, the merkle root or the amounts).
+fn synthetic_block(prev: BlockHash, nonce: u32, spend: &[bitcoin::OutPoint], outputs: usize) -> Block {
+    use bitcoin::{absolute, transaction, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
+    let input = |previous_output| TxIn {
+        previous_output,
+        script_sig: ScriptBuf::new(),
+        sequence: Sequence::MAX,
+        witness: Witness::new(),
+    };
+    let out = TxOut { value: Amount::from_sat(50_000), script_pubkey: ScriptBuf::from_bytes(vec![0x51; 22]) };
+    let tx = |input: Vec<TxIn>, outputs: usize| Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::from_consensus(nonce),
+        input,
+        output: vec![out.clone(); outputs],
+    };
+    let mut txdata = vec![tx(vec![input(OutPoint::null())], outputs)];
+    if !spend.is_empty() {
+        txdata.push(tx(spend.iter().copied().map(input).collect(), 1));
+    }
+    let mut block = chain().chain[0].clone();
+    block.header.prev_blockhash = prev;
+    block.header.nonce = nonce;
+    block.txdata = txdata;
+    block
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_block_that_spends_all_over_the_store_keeps_little_of_it_mapped_before_its_commit() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // 160,000 coins under random keys (txids), some 13 MB of LMDB pages.
+    for h in 1..=160u32 {
+        let best = store.best().unwrap();
+        store.connect(&synthetic_block(best.hash, h, &[], 1000), h).unwrap();
+    }
+    let file_bytes = std::fs::metadata(dir.path().join("data.mdb")).unwrap().len();
+    assert!(file_bytes > 12 << 20, "a store much larger than the bound: {file_bytes} bytes");
+    // One block spends every 40th coin: 4,000 reads and deletes that land all over the file.
+    let spend: Vec<bitcoin::OutPoint> = store.all().unwrap().into_iter().step_by(40).map(|(op, _)| op).collect();
+    assert_eq!(spend.len(), 4000);
+    // Reading them all mapped the whole file; a block's commit releases it.
+    let best = store.best().unwrap();
+    store.connect(&synthetic_block(best.hash, 161, &[], 1), 161).unwrap();
+    store.resident_before_release_max.store(0, Ordering::Relaxed);
+    let best = store.best().unwrap();
+    store.connect(&synthetic_block(best.hash, 162, &spend, 0), 162).unwrap();
+    let peak = store.resident_before_release_max.load(Ordering::Relaxed);
+    assert!(peak > 0, "the map was released inside the transaction");
+    assert!(peak <= 5 << 20, "at most 64 walks' worth mapped at once: {peak} of {file_bytes} bytes");
+    eprintln!("spending 4,000 coins: at most {peak} bytes of {file_bytes} mapped before a release");
+    assert_eq!(store.mapped_resident_bytes(), Some(0), "nothing mapped after the commit");
+    assert_eq!(store.len().unwrap(), 160_001 - 4000 + 1, "every spend and creation committed");
+    // The same block's undo puts them all back, released along the way too.
+    store.resident_before_release_max.store(0, Ordering::Relaxed);
+    store.disconnect_tip().unwrap();
+    assert_eq!(store.len().unwrap(), 160_001);
+    let peak = store.resident_before_release_max.load(Ordering::Relaxed);
+    assert!(peak > 0 && peak <= 5 << 20, "disconnect: {peak} bytes");
+}
