@@ -23,7 +23,7 @@ pub use io::{carry_out, ConnIndex, Inbox, IoCarrier, IoCommand, NetEvent, Outbox
 pub use metrics::{Histogram, Metrics};
 pub use policy::{PeerManagerState, PeerPolicy, UNREACHED_MAX};
 pub use reasons::{AnnounceKind, DisconnectReason, Misbehavior, ScoreTable};
-pub use tx_relay::{TxAnnounceState, TxRelayState, RECENT_TXS};
+pub use tx_relay::{TxAnnounceState, TxRelayState, RECENT_CONFIRMED_TXS, RECENT_TXS};
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -210,8 +210,12 @@ fn apply_chain_changes(ctx: &mut PoolCtx, recent: &mut TxRelayState, now: u64) {
                 ctx.pool.remove_for_block(&txs, now);
                 ctx.orphans.remove_for_block(&txs);
                 for tx in txs.iter() {
-                    recent.confirmed.insert(tx.compute_txid().as_byte_array());
-                    recent.confirmed.insert(tx.compute_wtxid().as_byte_array());
+                    let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
+                    recent.confirmed.insert(txid.as_byte_array());
+                    // As Core: the wtxid too when it differs (one slot per legacy transaction).
+                    if wtxid.as_byte_array() != txid.as_byte_array() {
+                        recent.confirmed.insert(wtxid.as_byte_array());
+                    }
                 }
                 // As Core: a new tip may make rejected transactions valid again.
                 recent.rejected.clear();
