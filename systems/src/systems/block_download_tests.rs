@@ -213,14 +213,21 @@ fn a_peer_slower_than_the_download_timeout_is_dropped() {
     assert_eq!(node.closed_reason(silent.conn), Some(DisconnectReason::BlockDownloadTimeout));
 }
 
-#[test]
-fn a_full_validation_queue_stops_requests_until_it_drains() {
+/// A node whose validator is paused, allowing 5 blocks pending, and a peer that served it the
+/// fixture's headers and every block asked for until requests stopped.
+fn validator_paused_with_five_pending_allowed() -> (TestNode, ChainPeer) {
     let mut node = fixture_node();
     node.world.resource_mut::<SyncConfig>().validation_pending_blocks_max = 5;
     node.validator.paused = true;
     let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
     headers_from(&mut node, &mut peer);
     peer.pump(&mut node, 100);
+    (node, peer)
+}
+
+#[test]
+fn a_full_validation_queue_stops_requests_until_it_drains() {
+    let (mut node, mut peer) = validator_paused_with_five_pending_allowed();
     // 16 at once; each of the first 4 arrivals (queue below 5) frees a slot that is refilled; at 5
     // pending, requests stop
     assert_eq!(getdata_entries(&peer.seen).len(), 16 + 4, "requests stop once the queue is at its bound");
@@ -236,12 +243,7 @@ fn a_full_validation_queue_stops_requests_until_it_drains() {
 
 #[test]
 fn a_block_the_validator_took_frees_its_place_before_its_verdict() {
-    let mut node = fixture_node();
-    node.world.resource_mut::<SyncConfig>().validation_pending_blocks_max = 5;
-    node.validator.paused = true;
-    let mut peer = ChainPeer::fixture(&mut node, "10.0.0.1:18444");
-    headers_from(&mut node, &mut peer);
-    peer.pump(&mut node, 100);
+    let (mut node, mut peer) = validator_paused_with_five_pending_allowed();
     let asked = getdata_entries(&peer.seen).len();
     assert_eq!(asked, 20, "requests stopped at the bound");
     // The validator has processed them; their verdicts wait for a checkpoint (held until durable).
