@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 /// Largest the store may grow (address book + bans are far smaller; LMDB maps this lazily).
 const MAP_SIZE_BYTES: usize = 1 << 30;
 const META_ADDR_KEY: &str = "addrman_key";
+/// Headers read between two releases of the map during a full scan: some 120 KB of leaf pages.
+const RELEASE_EVERY_HEADERS: usize = 1024;
 
 /// Why the store could not be used.
 #[derive(Debug)]
@@ -265,17 +267,35 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored header, lowest height first.
+    /// Every stored header, lowest height first (tests and tools; the node streams them with
+    /// [`Store::for_each_header`]).
     pub fn load_headers(&self) -> Result<Vec<[u8; 80]>, StoreError> {
-        let rtxn = self.env.read_txn()?;
         let mut out = Vec::new();
+        self.for_each_header(|raw| out.push(*raw))?;
+        Ok(out)
+    }
+
+    /// Hands every stored header to `each`, lowest height first, and returns how many: mainnet's
+    /// 930,000 would be 74 MB as one `Vec` at start-up, and as many bytes of the file mapped, so
+    /// none are collected and the pages read are released every [`RELEASE_EVERY_HEADERS`].
+    pub fn for_each_header(&self, mut each: impl FnMut(&[u8; 80])) -> Result<usize, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut count = 0usize;
         for item in self.headers.iter(&rtxn)? {
             let (_, v) = item?;
-            out.push(v.try_into().map_err(|_| StoreError::Record("a stored header is not 80 bytes".into()))?);
+            let raw: &[u8; 80] =
+                v.try_into().map_err(|_| StoreError::Record("a stored header is not 80 bytes".into()))?;
+            each(raw);
+            count += 1;
+            if count.is_multiple_of(RELEASE_EVERY_HEADERS) {
+                // The cursor's pages stay valid: a read transaction's snapshot is never
+                // overwritten, and released pages map again from the page cache.
+                self.release_pages();
+            }
         }
         drop(rtxn);
         self.release_pages();
-        Ok(out)
+        Ok(count)
     }
 
     /// The stored address book and its key, if one was saved.

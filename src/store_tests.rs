@@ -113,3 +113,36 @@ fn loading_and_saving_headers_leaves_none_of_the_store_mapped() {
     // 20,000 records of 116 bytes were read through the map; none of it stays resident.
     assert_eq!(s.mapped_resident_bytes(), Some(0), "after the full read");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn streaming_the_stored_headers_keeps_little_of_the_store_mapped_at_any_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let headers: Vec<_> = (0u32..60_000)
+        .map(|height| {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&height.to_le_bytes());
+            let mut raw = [0u8; 80];
+            raw[..4].copy_from_slice(&height.to_le_bytes());
+            (height, hash, raw)
+        })
+        .collect();
+    s.save_headers(&headers).unwrap();
+    let file_bytes = std::fs::metadata(dir.path().join("data.mdb")).unwrap().len();
+    assert!(file_bytes > 6 << 20, "a store much larger than the bound: {file_bytes} bytes");
+    let (mut seen, mut most_mapped) = (0u32, 0u64);
+    let count = s
+        .for_each_header(|raw| {
+            assert_eq!(raw[..4], seen.to_le_bytes(), "lowest height first");
+            seen += 1;
+            if seen.is_multiple_of(1000) {
+                most_mapped = most_mapped.max(s.mapped_resident_bytes().unwrap());
+            }
+        })
+        .unwrap();
+    assert_eq!((count, seen), (60_000, 60_000));
+    assert!(most_mapped > 0, "the scan reads through the map");
+    assert!(most_mapped < 1 << 20, "at most {most_mapped} of {file_bytes} bytes mapped during the scan");
+    assert_eq!(s.mapped_resident_bytes(), Some(0), "and none after it");
+}

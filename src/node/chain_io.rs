@@ -158,17 +158,15 @@ impl ChainIo {
         let params = world.resource::<ChainParams>().clone();
         let mut loaded = 0usize;
         if let Some(store) = store {
-            match store.load_headers() {
-                Ok(headers) => {
-                    let mut tree = world.resource_mut::<HeaderTree>();
-                    for raw in &headers {
-                        let hash = BlockHash::from_byte_array(sha256d(raw));
-                        if tree.accept(raw, hash, &params, now_s).is_ok() {
-                            loaded += 1;
-                        }
-                    }
+            let mut tree = world.resource_mut::<HeaderTree>();
+            let streamed = store.for_each_header(|raw| {
+                let hash = BlockHash::from_byte_array(sha256d(raw));
+                if tree.accept(raw, hash, &params, now_s).is_ok() {
+                    loaded += 1;
                 }
-                Err(e) => tracing::error!("cannot load stored headers: {e}"),
+            });
+            if let Err(e) = streamed {
+                tracing::error!(loaded, "cannot load stored headers: {e}");
             }
         }
         let tip = self.worker.tip();
