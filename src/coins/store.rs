@@ -29,10 +29,11 @@ const MAX_SCRIPT_BYTES: usize = 10_000;
 const META_BEST: &str = "best";
 /// Key operations between two releases of the map inside one transaction. Each read that faults
 /// maps up to 64 KiB around it (the kernel's fault-around), and outpoints are random keys, so a
-/// mainnet block's ~7,000 spends and creations would map some 450 MB before its commit; every 16
-/// operations, about 1 MiB at most, for one `madvise` (≈ 3 µs) per 16 B-tree walks. (Every 64
-/// left 3–3.5 MB mapped through the heavy-chain race; the peak RSS counts each release's high.)
-const RELEASE_EVERY_OPS: usize = 16;
+/// mainnet block's ~7,000 spends and creations would map some 450 MB before its commit; every 4
+/// operations, a few hundred KB at most, for one `madvise` (≈ 3 µs) per 4 B-tree walks. Heavy-chain
+/// race, peak RSS: 3–3.5 MB of map between releases every 64, under 1 MB every 16 (68 MB peak),
+/// 67 MB every 4 at the same wall and CPU time (the peak counts each release's high).
+const RELEASE_EVERY_OPS: usize = 4;
 const META_GENESIS: &str = "genesis";
 
 /// How the store is opened.

@@ -277,7 +277,7 @@ fn a_block_that_spends_all_over_the_store_keeps_little_of_it_mapped_before_its_c
     store.connect(&synthetic_block(best.hash, 162, &spend, 0), 162).unwrap();
     let peak = store.resident_before_release_max.load(Ordering::Relaxed);
     assert!(peak > 0, "the map was released inside the transaction");
-    assert!(peak <= 2 << 20, "at most 16 walks' worth mapped at once: {peak} of {file_bytes} bytes");
+    assert!(peak <= 1 << 20, "at most 4 walks' worth mapped at once: {peak} of {file_bytes} bytes");
     eprintln!("spending 4,000 coins: at most {peak} bytes of {file_bytes} mapped before a release");
     assert_eq!(store.mapped_resident_bytes(), Some(0), "nothing mapped after the commit");
     assert_eq!(store.len().unwrap(), 160_001 - 4000 + 1, "every spend and creation committed");
@@ -286,5 +286,5 @@ fn a_block_that_spends_all_over_the_store_keeps_little_of_it_mapped_before_its_c
     store.disconnect_tip().unwrap();
     assert_eq!(store.len().unwrap(), 160_001);
     let peak = store.resident_before_release_max.load(Ordering::Relaxed);
-    assert!(peak > 0 && peak <= 2 << 20, "disconnect: {peak} bytes");
+    assert!(peak > 0 && peak <= 1 << 20, "disconnect: {peak} bytes");
 }
