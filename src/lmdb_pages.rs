@@ -9,8 +9,9 @@
 
 use std::path::Path;
 
-/// The address range of one LMDB environment's data map, found in `/proc/self/maps`.
-#[derive(Debug)]
+/// The address range of one LMDB environment's data map, found in `/proc/self/maps`; empty
+/// where it was not found, and then every call is a no-op.
+#[derive(Clone, Copy, Debug)]
 pub struct MappedPages {
     start: usize,
     len: usize,
@@ -34,9 +35,18 @@ impl MappedPages {
         found.next().is_none().then_some(one)
     }
 
+    /// [`MappedPages::find`], or an empty range whose release does nothing (the stores hold one
+    /// either way and release without asking which).
+    pub fn of(data_file: &Path) -> MappedPages {
+        Self::find(data_file).unwrap_or(MappedPages { start: 0, len: 0 })
+    }
+
     /// Drops the map's page-table entries (not the pages: they stay cached and are mapped again on
     /// the next read). Safe beside concurrent readers on other threads, which fault them back in.
     pub fn release(&self) {
+        if self.is_empty() {
+            return;
+        }
         #[cfg(target_os = "linux")]
         // SAFETY: `find` only returns a read-only shared file mapping, which the owner keeps alive
         // (it holds the environment). MADV_DONTNEED on such a mapping discards page-table entries
@@ -49,6 +59,9 @@ impl MappedPages {
     /// Bytes of the map resident in this process now (its `Rss:` in `/proc/self/smaps`), for
     /// tests and measurements; `None` when smaps cannot be read.
     pub fn resident_bytes(&self) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
         let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
         let head = format!("{:08x}-", self.start);
         let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
@@ -62,7 +75,7 @@ impl MappedPages {
         self.len
     }
 
-    /// Never true for a found map (clippy's pairing for `len`).
+    /// Whether no map was found (never true for one [`MappedPages::find`] returns).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -100,6 +113,14 @@ mod tests {
         assert!(parse_line(&line.replace("data.mdb", "data.mdb (deleted)"), file).is_none());
         assert!(parse_line("7f00-7e00 r--s 00000000 fd:01 1234 /data/coins/data.mdb", file).is_none());
         assert!(parse_line("garbage", file).is_none());
+    }
+
+    #[test]
+    fn a_file_that_is_not_mapped_gives_an_empty_range_that_does_nothing() {
+        let pages = MappedPages::of(Path::new("/nonexistent/data.mdb"));
+        assert!(pages.is_empty());
+        assert_eq!(pages.resident_bytes(), None);
+        pages.release();
     }
 
     #[cfg(target_os = "linux")]

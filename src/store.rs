@@ -75,7 +75,7 @@ pub struct Store {
     header_faults: std::sync::atomic::AtomicUsize,
     /// The environment's map, released after each commit and each full read (loading mainnet's
     /// headers maps ~110 MB that nothing reads again).
-    pages: Option<MappedPages>,
+    pages: MappedPages,
 }
 
 /// Checks LMDB's two meta pages against the data file's length, so a truncated file is reported
@@ -146,7 +146,7 @@ impl Store {
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         let headers = env.create_database(&mut wtxn, Some("headers"))?;
         wtxn.commit()?;
-        let pages = MappedPages::find(&dir.join("data.mdb"));
+        let pages = MappedPages::of(&dir.join("data.mdb"));
         Ok(Store {
             env,
             bans,
@@ -212,7 +212,7 @@ impl Store {
             }
         }
         wtxn.commit()?;
-        self.release_pages();
+        self.pages.release();
         Ok(())
     }
 
@@ -233,7 +233,7 @@ impl Store {
         }
         self.meta.put(&mut wtxn, META_ADDR_KEY, &key)?;
         wtxn.commit()?;
-        self.release_pages();
+        self.pages.release();
         Ok(n)
     }
 
@@ -263,7 +263,7 @@ impl Store {
             self.headers.put(&mut wtxn, &key, raw)?;
         }
         wtxn.commit()?;
-        self.release_pages();
+        self.pages.release();
         Ok(())
     }
 
@@ -290,11 +290,11 @@ impl Store {
             if count.is_multiple_of(RELEASE_EVERY_HEADERS) {
                 // The cursor's pages stay valid: a read transaction's snapshot is never
                 // overwritten, and released pages map again from the page cache.
-                self.release_pages();
+                self.pages.release();
             }
         }
         drop(rtxn);
-        self.release_pages();
+        self.pages.release();
         Ok(count)
     }
 
@@ -310,20 +310,13 @@ impl Store {
             out.push(serde_json::from_slice(v).map_err(|e| StoreError::Record(format!("address: {e}")))?);
         }
         drop(rtxn);
-        self.release_pages();
+        self.pages.release();
         Ok(Some((key, out)))
-    }
-
-    /// Takes the map's pages out of the RSS (they stay in the page cache; see `lmdb_pages`).
-    fn release_pages(&self) {
-        if let Some(pages) = &self.pages {
-            pages.release();
-        }
     }
 
     /// Bytes of the store's map resident in this process (`None` where the map is not tracked).
     pub fn mapped_resident_bytes(&self) -> Option<u64> {
-        self.pages.as_ref()?.resident_bytes()
+        self.pages.resident_bytes()
     }
 }
 

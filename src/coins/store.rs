@@ -35,6 +35,9 @@ const META_BEST: &str = "best";
 /// 67 MB every 4 at the same wall and CPU time (the peak counts each release's high).
 const RELEASE_EVERY_OPS: usize = 4;
 const META_GENESIS: &str = "genesis";
+/// `resident_before_release_max` while no test samples it.
+#[cfg(test)]
+const PROBE_OFF: u64 = u64::MAX;
 
 /// How the store is opened.
 #[derive(Clone, Debug)]
@@ -144,8 +147,10 @@ pub struct CoinStore {
     /// The environment's map, released after each commit and every [`RELEASE_EVERY_OPS`] key
     /// operations inside one: every block touches pages all over the file (outpoints are random
     /// keys), which would otherwise all stay in the RSS.
-    pages: Option<Arc<MappedPages>>,
-    /// Largest map residency seen just before a release inside a transaction (tests).
+    pages: MappedPages,
+    /// Largest map residency seen just before a release inside a transaction, sampled only once a
+    /// test has set it below [`PROBE_OFF`] (reading smaps every few operations would slow every
+    /// other test of the store).
     #[cfg(test)]
     pub(crate) resident_before_release_max: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -194,8 +199,8 @@ impl CoinStore {
             None => meta.put(&mut wtxn, META_GENESIS, genesis.as_byte_array())?,
         }
         wtxn.commit()?;
-        let pages = MappedPages::find(&dir.join("data.mdb")).map(Arc::new);
-        if pages.is_none() {
+        let pages = MappedPages::of(&dir.join("data.mdb"));
+        if pages.is_empty() {
             tracing::debug!(dir = %dir.display(), "coin store map not found; its pages stay mapped");
         }
         Ok(CoinStore {
@@ -208,7 +213,7 @@ impl CoinStore {
             undo_keep_blocks: options.undo_keep_blocks.max(1),
             write_faults: Arc::default(),
             #[cfg(test)]
-            resident_before_release_max: Arc::default(),
+            resident_before_release_max: Arc::new(PROBE_OFF.into()),
         })
     }
 
@@ -380,7 +385,7 @@ impl CoinStore {
         let point = ChainPoint { hash, height };
         self.set_best(&mut wtxn, point)?;
         wtxn.commit()?;
-        self.release_pages();
+        self.pages.release();
         Ok(point)
     }
 
@@ -413,7 +418,7 @@ impl CoinStore {
         self.undo.delete(&mut wtxn, &key)?;
         self.set_best(&mut wtxn, ChainPoint { hash: undo.prev, height: best.height - 1 })?;
         wtxn.commit()?;
-        self.release_pages();
+        self.pages.release();
         Ok(undo)
     }
 
@@ -424,7 +429,7 @@ impl CoinStore {
         self.undo.clear(&mut wtxn)?;
         self.meta.delete(&mut wtxn, META_BEST)?;
         wtxn.commit()?;
-        self.release_pages();
+        self.pages.release();
         Ok(())
     }
 
@@ -435,24 +440,18 @@ impl CoinStore {
         *ops += 1;
         if ops.is_multiple_of(RELEASE_EVERY_OPS) {
             #[cfg(test)]
-            if let Some(now) = self.mapped_resident_bytes() {
+            if self.resident_before_release_max.load(Ordering::Relaxed) != PROBE_OFF {
+                let now = self.mapped_resident_bytes().unwrap_or(0);
                 self.resident_before_release_max.fetch_max(now, Ordering::Relaxed);
             }
-            self.release_pages();
-        }
-    }
-
-    /// Takes the map's pages out of the RSS (they stay in the page cache; see `lmdb_pages`).
-    fn release_pages(&self) {
-        if let Some(pages) = &self.pages {
-            pages.release();
+            self.pages.release();
         }
     }
 
     /// Bytes of the store's map resident in this process (`None` where the map is not tracked):
     /// what releasing after each commit keeps small.
     pub fn mapped_resident_bytes(&self) -> Option<u64> {
-        self.pages.as_ref()?.resident_bytes()
+        self.pages.resident_bytes()
     }
 
     fn set_best(&self, wtxn: &mut RwTxn, point: ChainPoint) -> Result<(), CoinsError> {
