@@ -5,8 +5,11 @@
 //! truncated file, so its meta pages are checked against the file's size before it is mapped.
 
 use crate::lmdb_pages::MappedPages;
+use bitcoin::hashes::Hash as _;
+use bitcoin::BlockHash;
 use heed::types::{Bytes, Str};
 use heed::{Database, Env, EnvOpenOptions};
+use oni_systems::chain::tree::HeaderArchive;
 use oni_systems::resources::{AddrInfo, BanChange, BanEntry, Subnet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -298,6 +301,24 @@ impl Store {
         Ok(count)
     }
 
+    /// The headers stored at `keys` (height, hash), in order, appended to `out`, in one read
+    /// transaction; stops at the first one missing. The pages read are released after.
+    pub fn read_headers(&self, keys: &[(u32, [u8; 32])], out: &mut Vec<[u8; 80]>) -> Result<(), StoreError> {
+        let rtxn = self.env.read_txn()?;
+        for (height, hash) in keys {
+            let mut key = [0u8; 36];
+            key[..4].copy_from_slice(&height.to_be_bytes());
+            key[4..].copy_from_slice(hash);
+            let Some(v) = self.headers.get(&rtxn, &key)? else { break };
+            let raw: &[u8; 80] =
+                v.try_into().map_err(|_| StoreError::Record("a stored header is not 80 bytes".into()))?;
+            out.push(*raw);
+        }
+        drop(rtxn);
+        self.pages.release();
+        Ok(())
+    }
+
     /// The stored address book and its key, if one was saved.
     pub fn load_addrs(&self) -> Result<Option<SavedBook>, StoreError> {
         let rtxn = self.env.read_txn()?;
@@ -317,6 +338,16 @@ impl Store {
     /// Bytes of the store's map resident in this process (`None` where the map is not tracked).
     pub fn mapped_resident_bytes(&self) -> Option<u64> {
         self.pages.resident_bytes()
+    }
+}
+
+/// The header tree reads the version, merkle root and nonce of the headers it archived here.
+impl HeaderArchive for Store {
+    fn read(&self, keys: &[(u32, BlockHash)], out: &mut Vec<[u8; 80]>) {
+        let keys: Vec<(u32, [u8; 32])> = keys.iter().map(|(h, hash)| (*h, hash.to_byte_array())).collect();
+        if let Err(e) = self.read_headers(&keys, out) {
+            tracing::error!(wanted = keys.len(), "cannot read stored headers back: {e}");
+        }
     }
 }
 

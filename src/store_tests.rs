@@ -88,6 +88,28 @@ fn headers_come_back_parents_first() {
     assert_eq!(s.load_headers().unwrap(), vec![h(1), h(2), h(3)]);
 }
 
+#[test]
+fn headers_are_read_back_by_height_and_hash_up_to_the_first_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let h = |n: u8| [n; 80];
+    s.save_headers(&[(1, [1; 32], h(1)), (2, [2; 32], h(2)), (2, [3; 32], h(3)), (3, [4; 32], h(4))]).unwrap();
+    let mut out = Vec::new();
+    s.read_headers(&[(2, [3; 32]), (1, [1; 32]), (3, [4; 32])], &mut out).unwrap();
+    assert_eq!(out, vec![h(3), h(1), h(4)], "in the order asked, side branches too");
+    // The hash must match at that height: a wrong one (or height) ends the read there.
+    out.clear();
+    s.read_headers(&[(2, [2; 32]), (3, [2; 32]), (1, [1; 32])], &mut out).unwrap();
+    assert_eq!(out, vec![h(2)]);
+    // Through the archive trait the tree uses.
+    out.clear();
+    let hash = |b: u8| bitcoin::BlockHash::from_byte_array([b; 32]);
+    HeaderArchive::read(&s, &[(1, hash(1)), (2, hash(3))], &mut out);
+    assert_eq!(out, vec![h(1), h(3)]);
+    #[cfg(target_os = "linux")]
+    assert_eq!(s.mapped_resident_bytes(), Some(0), "nothing left mapped after a read");
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn loading_and_saving_headers_leaves_none_of_the_store_mapped() {

@@ -33,7 +33,7 @@ fn validated_tip(node: &NodeHandle) -> (u32, String, String) {
     node.with_world(|w| {
         let tree = w.resource::<HeaderTree>();
         let e = tree.entry(tree.validated_tip());
-        let work: String = e.chainwork.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let work: String = e.chainwork().to_be_bytes().iter().map(|b| format!("{b:02x}")).collect();
         (e.height, e.hash.to_string(), work)
     })
     .unwrap()

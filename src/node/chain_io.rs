@@ -17,8 +17,8 @@ use bevy_ecs::world::World;
 use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 use oni_systems::chain::{
-    BlockData, BlockIdx, BlockReadInbox, BlockReads, ChainParams, HeaderTree, ValidateBlock, ValidationEvent,
-    ValidationInbox, ValidationQueue,
+    BlockData, BlockReadInbox, BlockReads, ChainParams, HeaderTree, ValidateBlock, ValidationEvent, ValidationInbox,
+    ValidationQueue,
 };
 use oni_systems::mempool::{BlockTxInbox, ChainCoins, Scripts};
 use oni_systems::resources::{Clock, Metrics};
@@ -47,12 +47,6 @@ pub(super) struct ChainIo {
     follower: CoinFollower,
     /// Where a failing header save (and the follower) shows itself to RPC.
     warnings: NodeWarnings,
-    /// Accepted headers not yet saved (their save failed), by their place in the header tree,
-    /// oldest first. Bound: one `u32` per header of the tree at most (the tree, itself bounded by
-    /// headers sync's anti-DoS rules, spends well over 100 bytes on each), so even all of
-    /// mainnet's ~900,000 headers held through a lasting fault cost ~3.6 MB here; the rows are
-    /// rebuilt from the tree when saved.
-    unsaved_headers: Vec<BlockIdx>,
     /// Pacing of the header save retries.
     header_backoff: Backoff,
     /// No header save is tried before this (set after a failure).
@@ -121,7 +115,6 @@ impl ChainIo {
             coins,
             follower,
             warnings,
-            unsaved_headers: Vec::new(),
             header_backoff: Backoff::default(),
             header_retry_at: None,
         })
@@ -161,7 +154,7 @@ impl ChainIo {
             let mut tree = world.resource_mut::<HeaderTree>();
             let streamed = store.for_each_header(|raw| {
                 let hash = BlockHash::from_byte_array(sha256d(raw));
-                if tree.accept(raw, hash, &params, now_s).is_ok() {
+                if tree.accept_archived(raw, hash, &params, now_s).is_ok() {
                     loaded += 1;
                 }
             });
@@ -228,20 +221,18 @@ impl ChainIo {
     }
 
     /// After a tick: new headers to the store (first, so the tree can always be rebuilt up to what
-    /// the validator holds; while saves fail they are held and retried, see `unsaved_headers`),
+    /// the validator holds; while saves fail the tree holds them whole and they are retried),
     /// blocks to validate with the headers they need ahead of them, block reads to start.
     pub(super) fn after_tick(&mut self, world: &mut World, store: Option<&Store>) {
-        let (headers, blocks) = {
+        let blocks = {
             let mut q = world.resource_mut::<ValidationQueue>();
-            (std::mem::take(&mut q.headers), std::mem::take(&mut q.to_validate))
+            // The tree lists what it has not archived; the queue's copy is the simulator's.
+            q.headers.clear();
+            std::mem::take(&mut q.to_validate)
         };
         if let Some(store) = store {
-            if !headers.is_empty() {
-                let tree = world.resource::<HeaderTree>();
-                let new = headers.iter().filter_map(|raw| tree.get(&BlockHash::from_byte_array(sha256d(raw))));
-                self.unsaved_headers.extend(new);
-            }
-            if self.header_retry_at.is_none_or(|at| Instant::now() >= at) {
+            let unsaved = world.resource::<HeaderTree>().unarchived_len() > 0;
+            if unsaved && self.header_retry_at.is_none_or(|at| Instant::now() >= at) {
                 self.save_headers(world, store);
             }
         }
@@ -272,22 +263,27 @@ impl ChainIo {
         }
     }
 
-    /// Writes the unsaved headers, oldest first, [`HEADER_SAVE_BATCH`] to a transaction. On a
-    /// failure the rest stay unsaved (retried after the backoff), counted in
-    /// `header_save_failures` and shown in RPC's warnings until they are all saved.
+    /// Writes the tree's unarchived headers, oldest first, [`HEADER_SAVE_BATCH`] to a
+    /// transaction; each saved batch is marked archived (the tree drops their version, merkle
+    /// root and nonce and reads them back from the store). On a failure the rest stay unsaved,
+    /// whole in the tree (40 bytes a header beyond its entry), retried after the backoff, counted
+    /// in `header_save_failures` and shown in RPC's warnings until they are all saved.
     fn save_headers(&mut self, world: &mut World, store: &Store) {
-        while !self.unsaved_headers.is_empty() {
-            let batch = self.unsaved_headers.len().min(HEADER_SAVE_BATCH);
-            let tree = world.resource::<HeaderTree>();
-            let rows: Vec<(u32, [u8; 32], [u8; 80])> = self.unsaved_headers[..batch]
-                .iter()
-                .map(|&idx| (tree.entry(idx).height, tree.entry(idx).hash.to_byte_array(), tree.raw_header(idx)))
+        loop {
+            let rows: Vec<(u32, [u8; 32], [u8; 80])> = world
+                .resource::<HeaderTree>()
+                .unarchived(HEADER_SAVE_BATCH)
+                .into_iter()
+                .map(|(height, hash, raw)| (height, hash.to_byte_array(), raw))
                 .collect();
+            if rows.is_empty() {
+                break;
+            }
             if let Err(e) = store.save_headers(&rows) {
                 let wait = self.header_backoff.failed();
                 self.header_retry_at = Some(Instant::now() + wait);
                 world.resource_mut::<Metrics>().header_save_failures += 1;
-                let unsaved = self.unsaved_headers.len();
+                let unsaved = world.resource::<HeaderTree>().unarchived_len();
                 tracing::error!(
                     unsaved,
                     attempt = self.header_backoff.failures,
@@ -303,7 +299,7 @@ impl ChainIo {
                 );
                 return;
             }
-            self.unsaved_headers.drain(..batch);
+            world.resource_mut::<HeaderTree>().mark_archived(rows.len());
         }
         self.header_retry_at = None;
         let failed = self.header_backoff.succeeded();

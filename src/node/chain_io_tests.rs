@@ -68,3 +68,50 @@ fn failed_header_saves_are_kept_counted_warned_and_retried_until_the_store_has_t
     assert_eq!(store.load_headers().unwrap().len(), 20);
     io.shutdown();
 }
+
+#[test]
+fn saved_headers_leave_the_tree_and_are_read_back_from_the_store_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Fixture::load(&Fixture::default_dir(Path::new(env!("CARGO_MANIFEST_DIR")))).unwrap();
+    let raws: Vec<[u8; 80]> = fixture.chain[..2000].iter().map(|b| b.raw[..80].try_into().unwrap()).collect();
+    let new_world = || {
+        oni_systems::schedule::build_world(oni_systems::schedule::WorldSettings::new(Config::new(Network::Regtest), 1))
+    };
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("store")).unwrap());
+    let served = |world: &World| {
+        let tree = world.resource::<HeaderTree>();
+        let idxs: Vec<_> = (1..tree.len() as u32).collect();
+        let mut out = Vec::new();
+        tree.raw_headers(&idxs, &mut out);
+        out
+    };
+
+    let mut world = new_world();
+    world.resource_mut::<HeaderTree>().attach_archive(store.clone());
+    let mut io = ChainIo::open(Network::Regtest, Some(&dir.path().join("data")), NodeWarnings::default()).unwrap();
+    let empty = world.resource::<HeaderTree>().heap_bytes();
+    accept(&mut world, &raws);
+    let whole = world.resource::<HeaderTree>().heap_bytes();
+    assert_eq!(world.resource::<HeaderTree>().unarchived_len(), 2000);
+    io.after_tick(&mut world, Some(&store));
+    let tree = world.resource::<HeaderTree>();
+    assert_eq!(tree.unarchived_len(), 0, "all saved");
+    assert!(whole - tree.heap_bytes() >= 2000 * 40, "{empty} / {whole} / {} bytes", tree.heap_bytes());
+    tree.check_invariants();
+    assert_eq!(served(&world), raws, "read back from the store");
+    assert_eq!(store.load_headers().unwrap(), raws);
+    io.shutdown();
+
+    // A restart streams them into a fresh tree that keeps none of their tails.
+    let mut world = new_world();
+    world.resource_mut::<oni_systems::resources::Clock>().now_ms = 2_000_000_000_000;
+    world.resource_mut::<HeaderTree>().attach_archive(store.clone());
+    let io = ChainIo::open(Network::Regtest, Some(&dir.path().join("data")), NodeWarnings::default()).unwrap();
+    io.restore(&mut world, Some(&store));
+    let tree = world.resource::<HeaderTree>();
+    assert_eq!((tree.len(), tree.unarchived_len()), (2001, 0));
+    assert!(tree.heap_bytes() < whole, "{} bytes, {whole} with tails", tree.heap_bytes());
+    tree.check_invariants();
+    assert_eq!(served(&world), raws);
+    io.shutdown();
+}

@@ -53,7 +53,7 @@ impl ChainSnapshot {
         ChainSnapshot {
             height: tip.height,
             headers: best.height,
-            work_share: work_share(tip.chainwork, best.chainwork),
+            work_share: work_share(tip.chainwork(), best.chainwork()),
             block_bytes,
             downloading,
             ibd: world.resource::<Ibd>().active,

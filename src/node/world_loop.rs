@@ -9,6 +9,7 @@ use super::StartError;
 use crate::bridge::Bridge;
 use crate::store::Store;
 use bevy_ecs::prelude::*;
+use oni_systems::chain::HeaderTree;
 use oni_systems::components::{ConnId, Direction, Disconnect, RecvBuffer, SendQueue};
 use oni_systems::resources::{AddrBook, BanList, Clock, Config, Inbox, NetEvent, Outbox};
 use oni_systems::schedule::{build_schedule, build_world, WorldSettings};
@@ -127,6 +128,10 @@ impl WorldLoop {
         world.insert_resource(warnings.clone());
         let chain = ChainIo::open(cfg.config.network, cfg.datadir.as_deref(), warnings)?;
         chain.install(&mut world);
+        if let Some(store) = &store {
+            // Before the headers stream in, so the tree keeps none of what the store holds.
+            world.resource_mut::<HeaderTree>().attach_archive(store.clone());
+        }
         chain.restore(&mut world, store.as_deref());
         let mempool_path = cfg.datadir.as_ref().map(|d| d.join(super::mempool_file::FILE_NAME));
         if let Some(path) = mempool_path.as_ref().filter(|p| p.exists()) {

@@ -81,32 +81,36 @@ pub async fn getblockheader(ctx: &Ctx, args: &Args) -> Result<Value, RpcError> {
     }
     let hash = BlockHash::from_str(&text).map_err(|e| RpcError::new(codes::INVALID_PARAMETER, e.to_string()))?;
     let verbose = args.bool(1).unwrap_or(true);
-    let answer = ctx.node.with_world_async(move |w| header_json(w, &hash, verbose)).await.map_err(gone)?;
-    answer.ok_or_else(|| RpcError::new(codes::INVALID_ADDRESS_OR_KEY, "Block not found"))
+    ctx.node.with_world_async(move |w| header_json(w, &hash, verbose)).await.map_err(gone)?
 }
 
-fn header_json(w: &World, hash: &BlockHash, verbose: bool) -> Option<Value> {
+fn header_json(w: &World, hash: &BlockHash, verbose: bool) -> Result<Value, RpcError> {
     let tree = w.resource::<HeaderTree>();
-    let idx = tree.get(hash)?;
+    let idx = tree.get(hash).ok_or_else(|| RpcError::new(codes::INVALID_ADDRESS_OR_KEY, "Block not found"))?;
+    // The version, merkle root and nonce of an archived header come back from the header store.
+    let header = tree
+        .header(idx)
+        .ok_or_else(|| RpcError::new(codes::MISC_ERROR, "Cannot read the block header back from the header store"))?;
     if !verbose {
-        return Some(json!(hex_be(&tree.raw_header(idx))));
+        return Ok(json!(hex_be(&bitcoin::consensus::serialize(&header))));
     }
     let e = tree.entry(idx);
+    let version = header.version.to_consensus();
     let tip = tree.entry(tree.validated_tip()).height;
     let on_chain = validated_at(tree, e.height) == Some(idx);
     let mut v = json!({
         "hash": e.hash.to_string(),
         "confirmations": if on_chain { i64::from(tip) - i64::from(e.height) + 1 } else { -1 },
         "height": e.height,
-        "version": e.version,
-        "versionHex": format!("{:08x}", e.version),
-        "merkleroot": BlockHash::from_byte_array(e.merkle_root).to_string(),
+        "version": version,
+        "versionHex": format!("{version:08x}"),
+        "merkleroot": header.merkle_root.to_string(),
         "time": e.time,
         "mediantime": tree.median_time_past(idx),
-        "nonce": e.nonce,
+        "nonce": header.nonce,
         "bits": format!("{:08x}", e.bits),
         "difficulty": difficulty(e.bits),
-        "chainwork": hex_be(&e.chainwork.to_be_bytes()),
+        "chainwork": hex_be(&e.chainwork().to_be_bytes()),
     });
     if e.height > 0 {
         v["previousblockhash"] = json!(tree.entry(e.parent).hash.to_string());
@@ -116,7 +120,7 @@ fn header_json(w: &World, hash: &BlockHash, verbose: bool) -> Option<Value> {
             v["nextblockhash"] = json!(tree.entry(next).hash.to_string());
         }
     }
-    Some(v)
+    Ok(v)
 }
 
 /// `getblockchaininfo`.
@@ -138,9 +142,9 @@ pub async fn getblockchaininfo(ctx: &Ctx) -> Result<Value, RpcError> {
                 "time": tip.time,
                 "mediantime": tree.median_time_past(tip_idx),
                 // The validated tip's share of the best header chain's work.
-                "verificationprogress": crate::node::progress::work_share(tip.chainwork, best.chainwork),
+                "verificationprogress": crate::node::progress::work_share(tip.chainwork(), best.chainwork()),
                 "initialblockdownload": w.resource::<Ibd>().active,
-                "chainwork": hex_be(&tip.chainwork.to_be_bytes()),
+                "chainwork": hex_be(&tip.chainwork().to_be_bytes()),
                 "pruned": false,
                 "warnings": node_warnings(w),
             })
@@ -148,8 +152,6 @@ pub async fn getblockchaininfo(ctx: &Ctx) -> Result<Value, RpcError> {
         .await
         .map_err(gone)
 }
-
-use bitcoin::hashes::Hash as _;
 
 #[cfg(test)]
 mod tests {

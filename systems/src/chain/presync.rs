@@ -140,7 +140,7 @@ impl HeadersPresync {
             start_hash: e.hash,
             start_height: e.height,
             start_bits: e.bits,
-            start_work: e.chainwork,
+            start_work: e.chainwork(),
             min_work,
             period,
             buffer_max: params.redownload_buffer,
@@ -152,12 +152,12 @@ impl HeadersPresync {
             last_hash: e.hash,
             last_bits: e.bits,
             height: e.height,
-            work: e.chainwork,
+            work: e.chainwork(),
             buffer: VecDeque::new(),
             rd_last_hash: e.hash,
             rd_last_bits: e.bits,
             rd_height: e.height,
-            rd_work: e.chainwork,
+            rd_work: e.chainwork(),
             process_all: false,
         }
     }

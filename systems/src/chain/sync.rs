@@ -183,7 +183,7 @@ impl PeerChain {
     /// It told us of `idx` (headers, inv, a getheaders locator, a block): its best known block
     /// moves there if that has more work.
     pub fn note_known(&mut self, tree: &super::HeaderTree, idx: BlockIdx) {
-        let better = self.best_known.is_none_or(|b| tree.entry(idx).chainwork > tree.entry(b).chainwork);
+        let better = self.best_known.is_none_or(|b| tree.entry(idx).chainwork() > tree.entry(b).chainwork());
         if better {
             self.best_known = Some(idx);
             self.common = None;

@@ -124,3 +124,27 @@ pub fn mine_chain(prev: bitcoin::BlockHash, time: u32, n: usize, salt: u32) -> V
     }
     out
 }
+
+/// An archive in memory, as the node's header store keeps them (height, hash → raw), with a way
+/// to lose one.
+#[derive(Default)]
+pub struct MemArchive(std::sync::Mutex<std::collections::HashMap<(u32, bitcoin::BlockHash), [u8; 80]>>);
+
+impl MemArchive {
+    /// Stores rows as the node's header store does.
+    pub fn save(&self, rows: &[(u32, bitcoin::BlockHash, [u8; 80])]) {
+        let mut m = self.0.lock().unwrap();
+        rows.iter().for_each(|(h, hash, raw)| _ = m.insert((*h, *hash), *raw));
+    }
+    /// Forgets every header at `height`.
+    pub fn lose(&self, height: u32) {
+        self.0.lock().unwrap().retain(|k, _| k.0 != height);
+    }
+}
+
+impl crate::chain::tree::HeaderArchive for MemArchive {
+    fn read(&self, keys: &[(u32, bitcoin::BlockHash)], out: &mut Vec<[u8; 80]>) {
+        let m = self.0.lock().unwrap();
+        out.extend(keys.iter().map_while(|k| m.get(k).copied()));
+    }
+}

@@ -160,11 +160,19 @@ fn encode(tree: &HeaderTree, network: Network, what: Announcement, tip: BlockIdx
     let msg = match what {
         Announcement::Headers { from } => {
             let (first, last) = (tree.entry(from).height, tree.entry(tip).height);
-            let mut list = HeaderList::default();
-            for h in first..=last {
-                list.push_raw(tree.raw_header(tree.ancestor(tip, h).unwrap_or(tip)));
+            let idxs: Vec<BlockIdx> = (first..=last).map(|h| tree.ancestor(tip, h).unwrap_or(tip)).collect();
+            let mut raws = Vec::with_capacity(idxs.len());
+            tree.raw_headers(&idxs, &mut raws);
+            if raws.len() == idxs.len() {
+                let mut list = HeaderList::default();
+                raws.into_iter().for_each(|raw| list.push_raw(raw));
+                Message::Headers(list)
+            } else {
+                // The header store failed us: the peer still hears of the tip, by hash.
+                let mut list = InvList::with_capacity(1);
+                list.push(InvType::BLOCK, tree.entry(tip).hash.to_byte_array());
+                Message::Inv(list)
             }
-            Message::Headers(list)
         }
         Announcement::Inv => {
             let mut list = InvList::with_capacity(1);

@@ -126,7 +126,7 @@ fn on_cmpctblock(ctx: &mut CompactCtx, peer: &mut Peer, cmpct: CmpctBlock) {
         return;
     }
     let tip = ctx.tree.entry(ctx.block_relay.served_tip(&ctx.tree));
-    if e.chainwork <= tip.chainwork {
+    if e.chainwork() <= tip.chainwork() {
         if requested_here {
             fetch_whole(ctx, peer, hash);
         }

@@ -279,7 +279,8 @@ fn update_ibd(ctx: &mut SyncCtx) {
         return;
     }
     let tip = ctx.tree.entry(ctx.tree.validated_tip());
-    if tip.time as i64 >= ctx.clock.unix_s() - ctx.sync.max_tip_age_s && tip.chainwork >= ctx.params.minimum_chain_work
+    if tip.time as i64 >= ctx.clock.unix_s() - ctx.sync.max_tip_age_s
+        && tip.chainwork() >= ctx.params.minimum_chain_work
     {
         ctx.ibd.active = false;
         tracing::info!(height = tip.height, "leaving initial block download");
@@ -343,7 +344,7 @@ fn anti_dos_threshold(ctx: &mut SyncCtx) -> Work {
     for _ in 0..ANTI_DOS_MARGIN_BLOCKS.min(tip.height as u64) {
         margin = margin + block;
     }
-    let near_tip = if tip.chainwork > margin { tip.chainwork - margin } else { Work::from_be_bytes([0; 32]) };
+    let near_tip = if tip.chainwork() > margin { tip.chainwork() - margin } else { Work::from_be_bytes([0; 32]) };
     near_tip.max(ctx.params.minimum_chain_work)
 }
 
@@ -422,7 +423,7 @@ fn on_headers(ctx: &mut SyncCtx, peer: &mut PeerCtx, list: &HeaderList) {
     peer.pc.last_getheaders_ms = 0;
     let last_hash = hashes[hashes.len() - 1].1;
     if ctx.tree.get(&last_hash).is_none() {
-        let mut work = ctx.tree.entry(parent).chainwork;
+        let mut work = ctx.tree.entry(parent).chainwork();
         for (raw, _) in &hashes {
             let bits = u32::from_le_bytes([raw[72], raw[73], raw[74], raw[75]]);
             work = work + ctx.tree.header_work(bits, &ctx.params);
@@ -485,7 +486,7 @@ fn continue_presync(ctx: &mut SyncCtx, peer: &mut PeerCtx, hashes: &[([u8; HEADE
 fn on_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, loc: &Locator) {
     let tree = &ctx.tree;
     let vt = ctx.relay.served_tip(tree);
-    if tree.entry(vt).chainwork < ctx.params.minimum_chain_work && !peer.noban {
+    if tree.entry(vt).chainwork() < ctx.params.minimum_chain_work && !peer.noban {
         peer.sq.push(ctx.config.network, &Message::Headers(HeaderList::default()));
         return;
     }
@@ -499,23 +500,34 @@ fn on_getheaders(ctx: &mut SyncCtx, peer: &mut PeerCtx, loc: &Locator) {
     if loc.hashes.is_empty() {
         // Just the stop header, if Core would serve its block (a stale one only if recent).
         if let Some(idx) = tree.get(&loc.stop).filter(|&i| crate::systems::block_request_allowed(tree, vt, i)) {
-            out.push_raw(tree.raw_header(idx));
-            last = Some(idx);
+            if let Some(raw) = tree.raw_header(idx) {
+                out.push_raw(raw);
+                last = Some(idx);
+            }
         }
     } else {
         last = Some(vt);
         let fork = loc.hashes.iter().find_map(|h| tree.get(h).filter(|&i| on_validated(i))).unwrap_or(0);
         let top = tree.entry(vt).height;
         let mut h = tree.entry(fork).height + 1;
+        let mut idxs = Vec::new();
         while h <= top {
             let Some(idx) = tree.ancestor(vt, h) else { break };
-            out.push_raw(tree.raw_header(idx));
-            if tree.entry(idx).hash == loc.stop || out.len() == MAX_HEADERS {
+            idxs.push(idx);
+            if tree.entry(idx).hash == loc.stop || idxs.len() == MAX_HEADERS {
                 last = Some(idx);
                 break;
             }
             h += 1;
         }
+        // Archived headers are read back in one batch; if the store fails part way the answer
+        // stops at the last header it has, and that is the last one sent.
+        let mut raws = Vec::with_capacity(idxs.len());
+        tree.raw_headers(&idxs, &mut raws);
+        if raws.len() < idxs.len() {
+            last = raws.len().checked_sub(1).map(|i| idxs[i]);
+        }
+        raws.into_iter().for_each(|raw| out.push_raw(raw));
     }
     // Reset, not raised (Core's rule): an answer that stops short of a tip we announced makes the
     // tip worth announcing again.

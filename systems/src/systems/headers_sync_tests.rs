@@ -325,6 +325,43 @@ fn getheaders_is_answered_after_the_locator_fork_point_and_in_ibd_once_the_minim
 }
 
 #[test]
+fn getheaders_is_served_from_the_header_archive_and_stops_short_at_a_header_it_lost() {
+    let (mut node, _) = synced_node();
+    let archive = std::sync::Arc::new(crate::chain::test_vectors::MemArchive::default());
+    {
+        let mut tree = node.world.resource_mut::<HeaderTree>();
+        tree.attach_archive(archive.clone());
+        let rows = tree.unarchived(usize::MAX);
+        archive.save(&rows);
+        tree.mark_archived(rows.len());
+        assert_eq!(tree.unarchived_len(), 0, "the tree holds no header whole");
+    }
+    let conn = node.ready_inbound("10.0.0.9:18444");
+    let genesis = node.world.resource::<ChainParams>().genesis.block_hash();
+    let ask = |node: &mut TestNode| {
+        node.receive(
+            conn,
+            &Message::GetHeaders(Locator { version: 70016, hashes: vec![genesis], stop: BlockHash::all_zeros() }),
+        );
+        node.sent_to(conn).into_iter().find_map(|m| match m {
+            Message::Headers(l) => Some(l),
+            _ => None,
+        })
+    };
+    let l = ask(&mut node).unwrap();
+    assert_eq!(l.len(), 2_000);
+    for i in [0, 999, 1_999] {
+        assert_eq!(l.raw()[i], header_of(&chain_blocks()[i]), "header {} as stored", i + 1);
+    }
+    // The store lost height 1,500: the answer ends at 1,499, and the peer is not told of more.
+    archive.lose(1_500);
+    let l = ask(&mut node).unwrap();
+    assert_eq!(l.len(), 1_499);
+    assert_eq!(l.block_hash(1_498), Some(block_hash(&header_of(&chain_blocks()[1_498]))));
+    assert_eq!(node.get::<PeerChain>(conn).unwrap().best_sent, node.world.resource::<HeaderTree>().active_at(1_499));
+}
+
+#[test]
 fn announced_fork_headers_reorg_the_best_header_chain() {
     let (mut node, _) = synced_node();
     let conn = node.ready_inbound("10.0.0.9:18444");
