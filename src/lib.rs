@@ -19,6 +19,7 @@
 // Every public item says why it exists, as in the core.
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod bridge;
 pub mod chaingen;
 pub mod cli;

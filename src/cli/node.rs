@@ -208,6 +208,9 @@ pub fn run_node(args: &NodeArgs) -> i32 {
         eprintln!("error: {e}");
         return EXIT_USAGE;
     }
+    if !crate::allocator::tune() {
+        tracing::debug!("the C library's allocator keeps its own settings");
+    }
     // Signal handlers first: a Ctrl-C that arrives while the node starts (after it says it is
     // listening) must stop it cleanly, not kill it with the default action.
     let signals = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
