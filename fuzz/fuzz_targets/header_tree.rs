@@ -5,20 +5,35 @@
 //! step `HeaderTree::check_invariants` (index and entries agree, heights and chainwork follow the
 //! parents, the best chain runs from genesis to the best header, no valid entry has more work
 //! than it, failures reach descendants), and against a walk over parents: `ancestor`, the
-//! fork point with the best chain, the locator, and each stored header hashing to its entry.
+//! fork point with the best chain, the locator, and each stored header hashing to its entry —
+//! also once it is archived (an archive in memory, as the node's header store) and the tree reads
+//! its version, merkle root and nonce back from there.
 
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use oni_systems::chain::pow::check_pow;
-use oni_systems::chain::tree::{status, BlockIdx, HeaderInvalid, NO_PARENT};
+use oni_systems::chain::tree::{status, BlockIdx, HeaderArchive, HeaderInvalid, NO_PARENT};
 use oni_systems::chain::{ChainParams, HeaderTree};
 use oni_systems::wire::headers::{block_hash, HEADER_BYTES};
 use oni_systems::wire::Network;
 
 use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The node's header store, in memory: (height, hash) → raw.
+#[derive(Default)]
+struct Archive(Mutex<HashMap<(u32, BlockHash), [u8; HEADER_BYTES]>>);
+
+impl HeaderArchive for Archive {
+    fn read(&self, keys: &[(u32, BlockHash)], out: &mut Vec<[u8; HEADER_BYTES]>) {
+        let m = self.0.lock().unwrap();
+        out.extend(keys.iter().map_while(|k| m.get(k).copied()));
+    }
+}
 
 /// Most steps per input and headers per step: keeps an input to a few milliseconds.
 const MAX_OPS: usize = 128;
@@ -42,6 +57,8 @@ enum Op {
     Disconnected { idx: u16 },
     /// Data handed over, or given back.
     HaveData { idx: u16, set: bool },
+    /// The shell saved the `n` oldest unarchived headers to the store.
+    Archive { n: u8 },
 }
 
 fn pick(tree: &HeaderTree, sel: u16) -> BlockIdx {
@@ -73,7 +90,7 @@ fn grind(
 fn accept(tree: &mut HeaderTree, params: &ChainParams, raw: &[u8; 80], now_s: i64) -> Option<BlockIdx> {
     let hash = block_hash(raw);
     let (len, best) = (tree.len(), tree.best());
-    let best_work = tree.best_entry().chainwork;
+    let best_work = tree.best_entry().chainwork();
     let known = tree.get(&hash);
     match tree.accept(raw, hash, params, now_s) {
         Ok((idx, new)) => {
@@ -84,8 +101,8 @@ fn accept(tree: &mut HeaderTree, params: &ChainParams, raw: &[u8; 80], now_s: i6
                 assert_eq!(tree.len(), len + 1);
                 let e = tree.entry(idx);
                 assert_eq!(&raw[4..36], tree.entry(e.parent).hash.as_byte_array(), "parent");
-                assert_eq!(tree.raw_header(idx), *raw, "stored header");
-                if e.chainwork > best_work {
+                assert_eq!(tree.raw_header(idx), Some(*raw), "stored header");
+                if e.chainwork() > best_work {
                     assert_eq!(tree.best(), idx, "more work than the best: the new best");
                 } else {
                     assert_eq!(tree.best(), best, "no more work: the best stays");
@@ -119,7 +136,8 @@ fn walk(tree: &HeaderTree, mut idx: BlockIdx, height: u32) -> Option<BlockIdx> {
 /// Checks the navigation of the tree around `idx` against parent walks.
 fn check_around(tree: &HeaderTree, idx: BlockIdx) {
     let e = tree.entry(idx);
-    assert_eq!(block_hash(&tree.raw_header(idx)), e.hash, "the stored header hashes to its entry");
+    let raw = tree.raw_header(idx).expect("every header can be read back");
+    assert_eq!(block_hash(&raw), e.hash, "the stored header hashes to its entry");
     for h in 0..=e.height + 1 {
         assert_eq!(tree.ancestor(idx, h), walk(tree, idx, h), "ancestor of {idx} at {h}");
     }
@@ -140,6 +158,8 @@ fn check_around(tree: &HeaderTree, idx: BlockIdx) {
 fuzz_target!(|ops: Vec<Op>| {
     let params = ChainParams::for_network(Network::Regtest);
     let mut tree = HeaderTree::new(&params);
+    let archive = Arc::new(Archive::default());
+    tree.attach_archive(archive.clone());
     let now_s = params.genesis.time as i64 + 24 * 60 * 60;
     for op in ops.into_iter().take(MAX_OPS) {
         let mut touched = 0;
@@ -168,7 +188,7 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Again { idx } => {
                 let idx = pick(&tree, idx);
                 if idx != 0 {
-                    let raw = tree.raw_header(idx);
+                    let raw = tree.raw_header(idx).expect("readable");
                     let got = accept(&mut tree, &params, &raw, now_s);
                     assert!(got == Some(idx) || tree.entry(idx).status & status::FAILED_ANY != 0);
                     touched = idx;
@@ -225,6 +245,22 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
                 assert_eq!(tree.entry(idx).status & status::HAVE_DATA != 0, set);
                 touched = idx;
+            }
+            Op::Archive { n } => {
+                let before = tree.unarchived_len();
+                let rows = tree.unarchived(n as usize);
+                assert_eq!(rows.len(), before.min(n as usize));
+                let mut m = archive.0.lock().unwrap();
+                for (height, hash, raw) in &rows {
+                    assert_eq!(block_hash(raw), *hash, "an unarchived header hashes to its entry");
+                    m.insert((*height, *hash), *raw);
+                }
+                drop(m);
+                tree.mark_archived(rows.len());
+                assert_eq!(tree.unarchived_len(), before - rows.len());
+                if let Some((_, hash, _)) = rows.last() {
+                    touched = tree.get(hash).expect("archived headers stay in the tree");
+                }
             }
         }
         tree.check_invariants();
