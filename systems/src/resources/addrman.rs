@@ -9,6 +9,7 @@ use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 
 /// Buckets for addresses heard of.
 pub const NEW_BUCKETS: usize = 1024;
@@ -156,7 +157,14 @@ impl AddrInfo {
     }
 }
 
-type Slot = Option<u32>;
+/// A table slot: the id of the entry in it. Ids are never 0, so an empty slot is all zero bytes and
+/// a fresh table is zeroed memory the system maps in only as slots fill (as `Option<u32>`, 8 bytes
+/// a slot written out, the 81,920 slots were 0.64 MB resident from the start).
+type Slot = Option<NonZeroU32>;
+
+fn slot_of(id: u32) -> Slot {
+    NonZeroU32::new(id)
+}
 
 /// The address book resource.
 #[derive(Resource, Debug)]
@@ -184,7 +192,7 @@ impl AddrBook {
             by_addr: AHashMap::new(),
             new_table: vec![None; NEW_BUCKETS * BUCKET_SIZE],
             tried_table: vec![None; TRIED_BUCKETS * BUCKET_SIZE],
-            next_id: 0,
+            next_id: 1,
             new_count: 0,
             tried_count: 0,
             new_list: Vec::new(),
@@ -303,7 +311,7 @@ impl AddrBook {
             return false;
         }
         let slot = self.new_slot(&addr, &source_group);
-        if let Some(old) = self.new_table[slot] {
+        if let Some(old) = self.new_table[slot].map(NonZeroU32::get) {
             let keep = self.entries.get(&old).is_some_and(|e| !e.is_terrible(now_s));
             if keep {
                 return false;
@@ -311,7 +319,7 @@ impl AddrBook {
             self.remove_id(old);
         }
         let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         let info = AddrInfo {
             addr,
             services,
@@ -324,7 +332,7 @@ impl AddrBook {
         };
         self.entries.insert(id, info);
         self.by_addr.insert(addr, id);
-        self.new_table[slot] = Some(id);
+        self.new_table[slot] = slot_of(id);
         self.new_count += 1;
         self.list_insert(id, false);
         true
@@ -352,11 +360,11 @@ impl AddrBook {
         }
         let source_group = info.source_group;
         let new_slot = self.new_slot(addr, &source_group);
-        if self.new_table[new_slot] == Some(id) {
+        if self.new_table[new_slot] == slot_of(id) {
             self.new_table[new_slot] = None;
         }
         let slot = self.tried_slot(addr);
-        if let Some(old) = self.tried_table[slot].take() {
+        if let Some(old) = self.tried_table[slot].take().map(NonZeroU32::get) {
             // Move the displaced entry back to new, if its new slot is free.
             if let Some(o) = self.entries.get_mut(&old) {
                 o.tried = false;
@@ -369,7 +377,7 @@ impl AddrBook {
             if let Some((oaddr, og)) = back {
                 let s = self.new_slot(&oaddr, &og);
                 if self.new_table[s].is_none() {
-                    self.new_table[s] = Some(old);
+                    self.new_table[s] = slot_of(old);
                 } else {
                     self.remove_id(old);
                 }
@@ -378,7 +386,7 @@ impl AddrBook {
         if let Some(info) = self.entries.get_mut(&id) {
             info.tried = true;
         }
-        self.tried_table[slot] = Some(id);
+        self.tried_table[slot] = slot_of(id);
         self.new_count -= 1;
         self.tried_count += 1;
         self.list_remove(id, false);
@@ -460,7 +468,7 @@ impl AddrBook {
         for id in &dead {
             if let Some(info) = self.entries.get(id) {
                 let slot = self.new_slot(&info.addr, &info.source_group);
-                if self.new_table[slot] == Some(*id) {
+                if self.new_table[slot] == slot_of(*id) {
                     self.new_table[slot] = None;
                 }
             }

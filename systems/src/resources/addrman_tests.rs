@@ -89,3 +89,18 @@ fn restore_puts_tried_entries_back_in_tried() {
     assert_eq!(again.counts(), (1, 1));
     assert!(again.get(&a).is_some_and(|i| i.tried && i.last_success_s == NOW));
 }
+
+#[test]
+fn a_slot_is_four_bytes_and_ids_start_at_one_so_empty_tables_are_zeroed_memory() {
+    // `vec![None; n]` of a type whose None is zero bytes is allocated zeroed, not written: the
+    // tables' pages stay unmapped until slots fill.
+    assert_eq!(std::mem::size_of::<Slot>(), 4);
+    assert_eq!(slot_of(0), None, "id 0 would read as an empty slot");
+    let mut book = AddrBook::new([3; 32]);
+    assert_eq!(book.next_id, 1);
+    book.next_id = u32::MAX;
+    assert!(book.add(v4(11, 1, 0, 1), 1, NOW, [1; 5], NOW));
+    assert!(book.add(v4(11, 2, 0, 1), 1, NOW, [2; 5], NOW));
+    assert_eq!(book.next_id, 2, "after u32::MAX the ids go on from 1, never 0");
+    assert_eq!(book.len(), 2);
+}
