@@ -209,7 +209,7 @@ def race(name, cmd, rpcport, target, chain_bytes, log, cookie=None):
         print(f"  {name}: at the tip, by mapping:")
     rss, cpu, split = proc_figures(proc.pid)
     print(f"{name}: {target} blocks in {wall:.1f} s, {target / wall:.0f} blocks/s, "
-          f"{chain_bytes / wall / 1e6:.2f} MB/s, peak RSS {rss:.0f} MB (at the tip: anonymous "
+          f"{chain_bytes / wall / 1e6:.2f} MB/s, peak RSS {rss:.1f} MB (at the tip: anonymous "
           f"{split.get('RssAnon', 0):.0f} MB, file-backed {split.get('RssFile', 0):.0f} MB), CPU {cpu:.1f} s", flush=True)
     return proc, dict(wall=wall, rss=rss, cpu=cpu)
 
@@ -282,7 +282,7 @@ def main():
     if len(results) == 2:
         o, c = results["oni"], results["core"]
         print(f"| {args.sources} ({args.slow} slow) | {o['wall']:.1f} s | {c['wall']:.1f} s | "
-              f"**{o['wall'] / c['wall']:.2f}×** | {o['rss']:.0f} / {c['rss']:.0f} MB | "
+              f"**{o['wall'] / c['wall']:.2f}×** | {o['rss']:.1f} / {c['rss']:.1f} MB | "
               f"{o['cpu']:.0f} / {c['cpu']:.0f} s |")
 
 
