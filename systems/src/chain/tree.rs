@@ -521,30 +521,6 @@ impl HeaderTree {
         params: &ChainParams,
         now_s: i64,
     ) -> Result<(BlockIdx, bool), HeaderInvalid> {
-        self.accept_inner(raw, hash, params, now_s, false)
-    }
-
-    /// [`HeaderTree::accept`] for a header read back from the archive (the node's start-up): it
-    /// is not listed to be archived again, and with the archive attached its tail is not held —
-    /// as long as every header before it is archived too.
-    pub fn accept_archived(
-        &mut self,
-        raw: &[u8; HEADER_BYTES],
-        hash: BlockHash,
-        params: &ChainParams,
-        now_s: i64,
-    ) -> Result<(BlockIdx, bool), HeaderInvalid> {
-        self.accept_inner(raw, hash, params, now_s, true)
-    }
-
-    fn accept_inner(
-        &mut self,
-        raw: &[u8; HEADER_BYTES],
-        hash: BlockHash,
-        params: &ChainParams,
-        now_s: i64,
-        archived: bool,
-    ) -> Result<(BlockIdx, bool), HeaderInvalid> {
         if let Some(idx) = self.get(&hash) {
             if self.entry(idx).status & status::FAILED_ANY != 0 {
                 return Err(HeaderInvalid::KnownInvalid);
@@ -566,15 +542,29 @@ impl HeaderTree {
         let idx = self.entries.len() as BlockIdx;
         self.entries.push(Entry { hash, parent, height, time, bits, chainwork_be: chainwork.to_be_bytes(), status: 0 });
         self.tails.push(HeaderTail::of(raw));
-        if archived && self.archived_upto == idx {
-            self.mark_archived(1);
-        }
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(hasher.hash_one(hash), idx, |&i| hasher.hash_one(entries[i as usize].hash));
         if chainwork > self.best_entry().chainwork() {
             self.set_best(idx);
         }
         Ok((idx, true))
+    }
+
+    /// [`HeaderTree::accept`] for a header read back from the archive (the node's start-up): it
+    /// is not listed to be archived again, and with the archive attached its tail is not held —
+    /// as long as every header before it is archived too.
+    pub fn accept_archived(
+        &mut self,
+        raw: &[u8; HEADER_BYTES],
+        hash: BlockHash,
+        params: &ChainParams,
+        now_s: i64,
+    ) -> Result<(BlockIdx, bool), HeaderInvalid> {
+        let (idx, new) = self.accept(raw, hash, params, now_s)?;
+        if new && self.archived_upto == idx {
+            self.mark_archived(1);
+        }
+        Ok((idx, new))
     }
 
     fn set_best(&mut self, idx: BlockIdx) {
