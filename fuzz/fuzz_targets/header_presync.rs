@@ -271,7 +271,7 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
     params.allow_min_difficulty = !setup.strict_bits;
     let tree = HeaderTree::new(&params);
     let min_work = work_of(params.pow_limit_bits, &params);
-    let mut min_work_total = tree.entry(0).chainwork;
+    let mut min_work_total = tree.entry(0).chainwork();
     for _ in 0..1 + setup.min_work_headers % 512 {
         min_work_total = min_work_total + min_work;
     }
@@ -280,7 +280,7 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
     let start = tree.entry(0);
     let mut run = Run {
         released_tip: start.hash,
-        released_work: start.chainwork,
+        released_work: start.chainwork(),
         params,
         tree,
         min_work: min_work_total,
