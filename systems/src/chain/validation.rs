@@ -41,8 +41,10 @@ pub struct ValidateBlock {
 /// Blocks handed to the validator and not yet processed, with the bound the scheduler respects.
 #[derive(Resource, Debug, Default)]
 pub struct ValidationQueue {
-    /// Headers accepted into the header tree this tick, parents first, for the shell's header
-    /// store. Cleared at the start of the next tick (bounded whether or not a shell takes them).
+    /// Headers accepted into the header tree this tick, parents first, for the simulated
+    /// validator (which counts them). The node's shell saves headers from the tree's own list
+    /// (`HeaderTree::unarchived`) and clears this. Cleared at the start of the next tick
+    /// (bounded whether or not anyone takes them).
     pub headers: Vec<[u8; crate::wire::headers::HEADER_BYTES]>,
     /// New blocks for the shell to take this tick.
     pub to_validate: Vec<ValidateBlock>,
